@@ -1,0 +1,1 @@
+//! NEO Legacy (2.x) wire codec.

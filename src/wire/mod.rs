@@ -1,0 +1,67 @@
+//! Sans-I/O codecs for both NEO wire generations: bytes in, typed messages out.
+//!
+//! Nothing in this module does I/O, spawns or waits. [`legacy`] speaks NEO 2.x
+//! (24-byte frames with magic and checksum), [`n3`] speaks Neo N3 (flags,
+//! command byte, var-bytes payload, optional LZ4). Both share the primitives
+//! defined here: [`Reader`] for decoding (zero-copy, every length checked
+//! before it is used), [`WriteExt`] for encoding into a [`bytes::BytesMut`],
+//! [`UInt160`]/[`UInt256`] and the hash functions.
+
+mod codec;
+mod error;
+mod hash;
+pub mod legacy;
+pub mod n3;
+
+pub use codec::{
+    Decode, Encode, MAX_ARRAY_DEFAULT, Reader, WriteExt, encode_vec, var_bytes_size, var_int_size,
+    vec_size,
+};
+pub use error::{DecodeError, FrameError};
+pub use hash::{
+    ADDRESS_VERSION_LEGACY, ADDRESS_VERSION_N3, AddressError, ParseHashError, UInt160, UInt256,
+    from_address, hash160, hash256, merkle_root, sha256, to_address,
+};
+
+use bytes::{Bytes, BytesMut};
+
+/// Largest payload either generation accepts in one message (`0x02000000`, 32 MiB),
+/// on the wire and, for N3, after decompression.
+pub const MAX_PAYLOAD: usize = 0x0200_0000;
+
+/// A witness: the invocation script (signatures) and the verification script.
+///
+/// Both generations encode it as two var-bytes; they differ only in the
+/// maximum script size, so the decoder takes it as an argument.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Witness {
+    /// Invocation script (pushes the signatures).
+    pub invocation: Bytes,
+    /// Verification script (checks them).
+    pub verification: Bytes,
+}
+
+impl Witness {
+    /// Reads a witness whose scripts are at most `max_script` bytes each.
+    pub fn decode_limited(r: &mut Reader, max_script: u64) -> Result<Self, DecodeError> {
+        Ok(Witness {
+            invocation: r.var_bytes(max_script, "witness.invocation")?,
+            verification: r.var_bytes(max_script, "witness.verification")?,
+        })
+    }
+
+    /// Script hash of the verification script (`Hash160`).
+    pub fn script_hash(&self) -> UInt160 {
+        hash160(&self.verification)
+    }
+}
+
+impl Encode for Witness {
+    fn encode(&self, out: &mut BytesMut) {
+        out.put_var_bytes(&self.invocation);
+        out.put_var_bytes(&self.verification);
+    }
+    fn size(&self) -> usize {
+        var_bytes_size(self.invocation.len()) + var_bytes_size(self.verification.len())
+    }
+}

@@ -1,0 +1,1 @@
+//! Neo N3 wire codec.
