@@ -28,4 +28,5 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod peer;
 pub mod wire;
