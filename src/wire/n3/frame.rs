@@ -1,0 +1,691 @@
+//! Framing (`flags ‖ command ‖ var-bytes payload`), LZ4 and the message enum.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::{
+    AddrPayload, Block, COMPRESSION_MIN_SIZE, COMPRESSION_THRESHOLD, ExtensiblePayload,
+    FLAG_COMPRESSED, FilterAddPayload, FilterLoadPayload, GetBlockByIndexPayload, GetBlocksPayload,
+    GetMptDataPayload, HeadersPayload, InvPayload, MerkleBlockPayload, MptDataPayload,
+    P2PNotaryRequest, PingPayload, Transaction, VersionPayload,
+};
+use crate::wire::{Decode, DecodeError, Encode, FrameError, MAX_PAYLOAD, WriteExt, var_int_size};
+
+/// Every command byte the protocol defines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Command {
+    /// `0x00`
+    Version = 0x00,
+    /// `0x01`
+    Verack = 0x01,
+    /// `0x10`
+    GetAddr = 0x10,
+    /// `0x11`
+    Addr = 0x11,
+    /// `0x18`
+    Ping = 0x18,
+    /// `0x19`
+    Pong = 0x19,
+    /// `0x20`
+    GetHeaders = 0x20,
+    /// `0x21`
+    Headers = 0x21,
+    /// `0x24`
+    GetBlocks = 0x24,
+    /// `0x25`
+    Mempool = 0x25,
+    /// `0x27`
+    Inv = 0x27,
+    /// `0x28`
+    GetData = 0x28,
+    /// `0x29`
+    GetBlockByIndex = 0x29,
+    /// `0x2A`
+    NotFound = 0x2A,
+    /// `0x2B`
+    Transaction = 0x2B,
+    /// `0x2C`
+    Block = 0x2C,
+    /// `0x2E`
+    Extensible = 0x2E,
+    /// `0x2F`
+    Reject = 0x2F,
+    /// `0x30`
+    FilterLoad = 0x30,
+    /// `0x31`
+    FilterAdd = 0x31,
+    /// `0x32`
+    FilterClear = 0x32,
+    /// `0x38`
+    MerkleBlock = 0x38,
+    /// `0x40`
+    Alert = 0x40,
+    /// `0x50` (neo-go extension)
+    P2PNotaryRequest = 0x50,
+    /// `0x51` (neo-go extension)
+    GetMptData = 0x51,
+    /// `0x52` (neo-go extension)
+    MptData = 0x52,
+}
+
+impl Command {
+    /// Every command, in byte order.
+    pub const ALL: [Command; 26] = [
+        Command::Version,
+        Command::Verack,
+        Command::GetAddr,
+        Command::Addr,
+        Command::Ping,
+        Command::Pong,
+        Command::GetHeaders,
+        Command::Headers,
+        Command::GetBlocks,
+        Command::Mempool,
+        Command::Inv,
+        Command::GetData,
+        Command::GetBlockByIndex,
+        Command::NotFound,
+        Command::Transaction,
+        Command::Block,
+        Command::Extensible,
+        Command::Reject,
+        Command::FilterLoad,
+        Command::FilterAdd,
+        Command::FilterClear,
+        Command::MerkleBlock,
+        Command::Alert,
+        Command::P2PNotaryRequest,
+        Command::GetMptData,
+        Command::MptData,
+    ];
+
+    /// The command for a byte, if it is defined.
+    pub fn from_u8(v: u8) -> Option<Command> {
+        use Command::*;
+        Some(match v {
+            0x00 => Version,
+            0x01 => Verack,
+            0x10 => GetAddr,
+            0x11 => Addr,
+            0x18 => Ping,
+            0x19 => Pong,
+            0x20 => GetHeaders,
+            0x21 => Headers,
+            0x24 => GetBlocks,
+            0x25 => Mempool,
+            0x27 => Inv,
+            0x28 => GetData,
+            0x29 => GetBlockByIndex,
+            0x2A => NotFound,
+            0x2B => Transaction,
+            0x2C => Block,
+            0x2E => Extensible,
+            0x2F => Reject,
+            0x30 => FilterLoad,
+            0x31 => FilterAdd,
+            0x32 => FilterClear,
+            0x38 => MerkleBlock,
+            0x40 => Alert,
+            0x50 => P2PNotaryRequest,
+            0x51 => GetMptData,
+            0x52 => MptData,
+            _ => return None,
+        })
+    }
+
+    /// The command byte.
+    pub fn as_u8(self) -> u8 {
+        self as u8
+    }
+
+    /// The name, lower case, as the reference node spells it (`"getblockbyindex"`).
+    pub fn name(self) -> &'static str {
+        use Command::*;
+        match self {
+            Version => "version",
+            Verack => "verack",
+            GetAddr => "getaddr",
+            Addr => "addr",
+            Ping => "ping",
+            Pong => "pong",
+            GetHeaders => "getheaders",
+            Headers => "headers",
+            GetBlocks => "getblocks",
+            Mempool => "mempool",
+            Inv => "inv",
+            GetData => "getdata",
+            GetBlockByIndex => "getblockbyindex",
+            NotFound => "notfound",
+            Transaction => "transaction",
+            Block => "block",
+            Extensible => "extensible",
+            Reject => "reject",
+            FilterLoad => "filterload",
+            FilterAdd => "filteradd",
+            FilterClear => "filterclear",
+            MerkleBlock => "merkleblock",
+            Alert => "alert",
+            P2PNotaryRequest => "p2pnotaryrequest",
+            GetMptData => "getmptdata",
+            MptData => "mptdata",
+        }
+    }
+
+    /// True for the commands whose payload is empty.
+    pub fn has_empty_payload(self) -> bool {
+        matches!(
+            self,
+            Command::Verack | Command::GetAddr | Command::Mempool | Command::FilterClear
+        )
+    }
+
+    /// True for the commands the reference node compresses when sending.
+    pub fn compressible(self) -> bool {
+        matches!(
+            self,
+            Command::Block
+                | Command::Extensible
+                | Command::Transaction
+                | Command::Headers
+                | Command::Addr
+                | Command::MerkleBlock
+                | Command::FilterLoad
+                | Command::FilterAdd
+        )
+    }
+}
+
+/// One decoded message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// `version`: opens the handshake.
+    Version(VersionPayload),
+    /// `verack`: accepts the peer's `version`.
+    Verack,
+    /// `getaddr`: asks for known addresses.
+    GetAddr,
+    /// `addr`: known addresses.
+    Addr(AddrPayload),
+    /// `ping`: keep-alive with the sender's height.
+    Ping(PingPayload),
+    /// `pong`: answer to `ping`.
+    Pong(PingPayload),
+    /// `getheaders`: asks for headers by height.
+    GetHeaders(GetBlockByIndexPayload),
+    /// `headers`: 1..=2000 headers.
+    Headers(HeadersPayload),
+    /// `getblocks`: asks for block hashes after a hash.
+    GetBlocks(GetBlocksPayload),
+    /// `mempool`: asks for the hashes of the memory pool.
+    Mempool,
+    /// `inv`: announces objects.
+    Inv(InvPayload),
+    /// `getdata`: asks for objects.
+    GetData(InvPayload),
+    /// `getblockbyindex`: asks for blocks by height.
+    GetBlockByIndex(GetBlockByIndexPayload),
+    /// `notfound`: objects asked for that the sender does not have.
+    NotFound(InvPayload),
+    /// `transaction`: one transaction.
+    Transaction(Transaction),
+    /// `block`: one block.
+    Block(Block),
+    /// `extensible`: one extensible payload (consensus, state service).
+    Extensible(ExtensiblePayload),
+    /// `reject`: no payload layout is defined; kept as received.
+    Reject(Bytes),
+    /// `filterload`: installs a bloom filter.
+    FilterLoad(FilterLoadPayload),
+    /// `filteradd`: adds to the bloom filter.
+    FilterAdd(FilterAddPayload),
+    /// `filterclear`: removes the bloom filter.
+    FilterClear,
+    /// `merkleblock`: header and partial Merkle tree.
+    MerkleBlock(MerkleBlockPayload),
+    /// `alert`: no payload layout is defined; kept as received.
+    Alert(Bytes),
+    /// `p2pnotaryrequest` (neo-go extension).
+    P2PNotaryRequest(P2PNotaryRequest),
+    /// `getmptdata` (neo-go extension).
+    GetMptData(GetMptDataPayload),
+    /// `mptdata` (neo-go extension).
+    MptData(MptDataPayload),
+    /// A command byte the protocol does not define, with its payload.
+    Unknown {
+        /// The command byte.
+        command: u8,
+        /// The payload (decompressed).
+        payload: Bytes,
+    },
+}
+
+fn decode_as<T: Decode>(payload: Bytes) -> Result<T, DecodeError> {
+    T::decode_exact(payload)
+}
+
+impl Message {
+    /// The command, or `None` for [`Message::Unknown`].
+    pub fn command(&self) -> Option<Command> {
+        use Message as M;
+        Some(match self {
+            M::Version(_) => Command::Version,
+            M::Verack => Command::Verack,
+            M::GetAddr => Command::GetAddr,
+            M::Addr(_) => Command::Addr,
+            M::Ping(_) => Command::Ping,
+            M::Pong(_) => Command::Pong,
+            M::GetHeaders(_) => Command::GetHeaders,
+            M::Headers(_) => Command::Headers,
+            M::GetBlocks(_) => Command::GetBlocks,
+            M::Mempool => Command::Mempool,
+            M::Inv(_) => Command::Inv,
+            M::GetData(_) => Command::GetData,
+            M::GetBlockByIndex(_) => Command::GetBlockByIndex,
+            M::NotFound(_) => Command::NotFound,
+            M::Transaction(_) => Command::Transaction,
+            M::Block(_) => Command::Block,
+            M::Extensible(_) => Command::Extensible,
+            M::Reject(_) => Command::Reject,
+            M::FilterLoad(_) => Command::FilterLoad,
+            M::FilterAdd(_) => Command::FilterAdd,
+            M::FilterClear => Command::FilterClear,
+            M::MerkleBlock(_) => Command::MerkleBlock,
+            M::Alert(_) => Command::Alert,
+            M::P2PNotaryRequest(_) => Command::P2PNotaryRequest,
+            M::GetMptData(_) => Command::GetMptData,
+            M::MptData(_) => Command::MptData,
+            M::Unknown { .. } => return None,
+        })
+    }
+
+    /// The command byte (also for unknown commands).
+    pub fn command_byte(&self) -> u8 {
+        match self {
+            Message::Unknown { command, .. } => *command,
+            m => m.command().map_or(0, Command::as_u8),
+        }
+    }
+
+    /// The command name (`"unknown"` for unknown commands; see
+    /// [`Message::command_byte`] for their byte).
+    pub fn command_name(&self) -> &'static str {
+        self.command().map_or("unknown", Command::name)
+    }
+
+    /// Decodes the payload of a command (already decompressed). The payload
+    /// must be consumed exactly; an empty payload is accepted only for the
+    /// commands that have none and for unknown commands.
+    pub fn decode_payload(command: u8, payload: Bytes) -> Result<Message, DecodeError> {
+        use Message as M;
+        let Some(cmd) = Command::from_u8(command) else {
+            return Ok(M::Unknown { command, payload });
+        };
+        if cmd.has_empty_payload() {
+            if !payload.is_empty() {
+                return Err(DecodeError::TrailingBytes {
+                    what: cmd.name(),
+                    count: payload.len(),
+                });
+            }
+        } else if payload.is_empty() {
+            return Err(DecodeError::Invalid {
+                what: cmd.name(),
+                reason: "empty payload",
+            });
+        }
+        Ok(match cmd {
+            Command::Version => M::Version(decode_as(payload)?),
+            Command::Verack => M::Verack,
+            Command::GetAddr => M::GetAddr,
+            Command::Addr => M::Addr(decode_as(payload)?),
+            Command::Ping => M::Ping(decode_as(payload)?),
+            Command::Pong => M::Pong(decode_as(payload)?),
+            Command::GetHeaders => M::GetHeaders(decode_as(payload)?),
+            Command::Headers => M::Headers(decode_as(payload)?),
+            Command::GetBlocks => M::GetBlocks(decode_as(payload)?),
+            Command::Mempool => M::Mempool,
+            Command::Inv => M::Inv(decode_as(payload)?),
+            Command::GetData => M::GetData(decode_as(payload)?),
+            Command::GetBlockByIndex => M::GetBlockByIndex(decode_as(payload)?),
+            Command::NotFound => M::NotFound(decode_as(payload)?),
+            Command::Transaction => M::Transaction(decode_as(payload)?),
+            Command::Block => M::Block(decode_as(payload)?),
+            Command::Extensible => M::Extensible(decode_as(payload)?),
+            Command::Reject => M::Reject(payload),
+            Command::FilterLoad => M::FilterLoad(decode_as(payload)?),
+            Command::FilterAdd => M::FilterAdd(decode_as(payload)?),
+            Command::FilterClear => M::FilterClear,
+            Command::MerkleBlock => M::MerkleBlock(decode_as(payload)?),
+            Command::Alert => M::Alert(payload),
+            Command::P2PNotaryRequest => M::P2PNotaryRequest(decode_as(payload)?),
+            Command::GetMptData => M::GetMptData(decode_as(payload)?),
+            Command::MptData => M::MptData(decode_as(payload)?),
+        })
+    }
+
+    /// Appends the (uncompressed) payload.
+    pub fn encode_payload(&self, out: &mut BytesMut) {
+        use Message as M;
+        match self {
+            M::Verack | M::GetAddr | M::Mempool | M::FilterClear => {}
+            M::Version(p) => p.encode(out),
+            M::Addr(p) => p.encode(out),
+            M::Ping(p) | M::Pong(p) => p.encode(out),
+            M::GetHeaders(p) | M::GetBlockByIndex(p) => p.encode(out),
+            M::Headers(p) => p.encode(out),
+            M::GetBlocks(p) => p.encode(out),
+            M::Inv(p) | M::GetData(p) | M::NotFound(p) => p.encode(out),
+            M::Transaction(p) => p.encode(out),
+            M::Block(p) => p.encode(out),
+            M::Extensible(p) => p.encode(out),
+            M::FilterLoad(p) => p.encode(out),
+            M::FilterAdd(p) => p.encode(out),
+            M::MerkleBlock(p) => p.encode(out),
+            M::P2PNotaryRequest(p) => p.encode(out),
+            M::GetMptData(p) => p.encode(out),
+            M::MptData(p) => p.encode(out),
+            M::Reject(raw) | M::Alert(raw) | M::Unknown { payload: raw, .. } => out.put_slice(raw),
+        }
+    }
+
+    /// Length of the (uncompressed) payload.
+    pub fn payload_size(&self) -> usize {
+        use Message as M;
+        match self {
+            M::Verack | M::GetAddr | M::Mempool | M::FilterClear => 0,
+            M::Version(p) => p.size(),
+            M::Addr(p) => p.size(),
+            M::Ping(p) | M::Pong(p) => p.size(),
+            M::GetHeaders(p) | M::GetBlockByIndex(p) => p.size(),
+            M::Headers(p) => p.size(),
+            M::GetBlocks(p) => p.size(),
+            M::Inv(p) | M::GetData(p) | M::NotFound(p) => p.size(),
+            M::Transaction(p) => p.size(),
+            M::Block(p) => p.size(),
+            M::Extensible(p) => p.size(),
+            M::FilterLoad(p) => p.size(),
+            M::FilterAdd(p) => p.size(),
+            M::MerkleBlock(p) => p.size(),
+            M::P2PNotaryRequest(p) => p.size(),
+            M::GetMptData(p) => p.size(),
+            M::MptData(p) => p.size(),
+            M::Reject(raw) | M::Alert(raw) | M::Unknown { payload: raw, .. } => raw.len(),
+        }
+    }
+
+    /// Checks that a receiver's decoder would accept the message: every
+    /// count and length within its limits, every cross-field rule kept.
+    pub fn validate(&self) -> Result<(), DecodeError> {
+        use Message as M;
+        match self {
+            M::Verack | M::GetAddr | M::Mempool | M::FilterClear | M::Ping(_) | M::Pong(_) => {
+                Ok(())
+            }
+            M::Unknown { .. } => Ok(()),
+            M::Version(p) => p.validate(),
+            M::Addr(p) => p.validate(),
+            M::GetHeaders(p) | M::GetBlockByIndex(p) => p.validate(),
+            M::Headers(p) => p.validate(),
+            M::GetBlocks(p) => p.validate(),
+            M::Inv(p) | M::GetData(p) | M::NotFound(p) => p.validate(),
+            M::Transaction(p) => p.validate(),
+            M::Block(p) => p.validate(),
+            M::Extensible(p) => p.validate(),
+            M::FilterLoad(p) => p.validate(),
+            M::FilterAdd(p) => {
+                super::tx::check_count("filteradd.data", p.data.len(), 0, super::MAX_FILTER_ADD)
+            }
+            M::MerkleBlock(p) => p.validate(),
+            M::P2PNotaryRequest(p) => p.validate(),
+            M::GetMptData(p) => p.validate(),
+            M::MptData(p) => p.validate(),
+            M::Reject(raw) | M::Alert(raw) => {
+                if raw.is_empty() {
+                    Err(DecodeError::Invalid {
+                        what: self.command_name(),
+                        reason: "empty payload",
+                    })
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+/// One frame taken off the stream, payload not yet decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawFrame {
+    /// The flags byte as received (bit 0: the payload was compressed).
+    pub flags: u8,
+    /// The command byte.
+    pub command: u8,
+    /// The payload, decompressed if it was compressed.
+    pub payload: Bytes,
+    /// Bytes the whole frame took on the wire (header and payload as sent).
+    pub wire_len: usize,
+}
+
+impl RawFrame {
+    /// True if the payload was compressed on the wire.
+    pub fn compressed(&self) -> bool {
+        self.flags & FLAG_COMPRESSED != 0
+    }
+
+    /// The command name (`"unknown"` for undefined command bytes).
+    pub fn command_name(&self) -> &'static str {
+        Command::from_u8(self.command).map_or("unknown", Command::name)
+    }
+
+    /// Decodes the payload.
+    pub fn decode_message(&self) -> Result<Message, FrameError> {
+        Message::decode_payload(self.command, self.payload.clone()).map_err(|source| {
+            FrameError::Payload {
+                command: self.command_name().to_string(),
+                source,
+            }
+        })
+    }
+}
+
+/// The sans-I/O N3 stream codec.
+///
+/// Decoding takes whole frames off the front of a [`BytesMut`] and leaves
+/// partial ones in place; the declared payload length is checked against the
+/// cap as soon as it is known, before anything is buffered for it. Encoding
+/// writes frames straight into the output buffer and refuses messages a
+/// receiver would reject.
+#[derive(Debug, Clone)]
+pub struct Codec {
+    max_payload: usize,
+    compression: bool,
+}
+
+impl Default for Codec {
+    fn default() -> Self {
+        Codec::new()
+    }
+}
+
+/// Ratio above which an LZ4 block cannot expand (each byte yields at most 255).
+const LZ4_MAX_RATIO: usize = 255;
+
+impl Codec {
+    /// A codec with the protocol's payload cap ([`MAX_PAYLOAD`]) and compression off.
+    pub fn new() -> Self {
+        Codec {
+            max_payload: MAX_PAYLOAD,
+            compression: false,
+        }
+    }
+
+    /// The payload cap in force.
+    pub fn max_payload(&self) -> usize {
+        self.max_payload
+    }
+
+    /// Sets the payload cap (for received payloads, compressed or not, and for
+    /// sent ones). Values above [`MAX_PAYLOAD`] are lowered to it.
+    pub fn set_max_payload(&mut self, max: usize) {
+        self.max_payload = max.min(MAX_PAYLOAD);
+    }
+
+    /// True if eligible outgoing payloads are compressed.
+    pub fn compression(&self) -> bool {
+        self.compression
+    }
+
+    /// Turns compression of outgoing payloads on or off. Keep it off until the
+    /// peer's `version` arrived, and toward peers with `DisableCompression`.
+    /// When on, the reference node's rules apply: only `block`, `extensible`,
+    /// `transaction`, `headers`, `addr`, `merkleblock`, `filterload` and
+    /// `filteradd` payloads longer than 128 bytes, and only if compression
+    /// saves more than 64 bytes.
+    pub fn set_compression(&mut self, on: bool) {
+        self.compression = on;
+    }
+
+    /// Takes one frame off the front of `buf`: `Ok(None)` (nothing consumed)
+    /// while it is incomplete.
+    pub fn decode_frame(&mut self, buf: &mut BytesMut) -> Result<Option<RawFrame>, FrameError> {
+        let Some(&first) = buf.get(2) else {
+            return Ok(None);
+        };
+        let prefix = match first {
+            0xFD => 3,
+            0xFE => 5,
+            0xFF => 9,
+            _ => 1,
+        };
+        let Some(len_bytes) = buf.get(3..2 + prefix) else {
+            return Ok(None);
+        };
+        let len = match *len_bytes {
+            [a, b] => u64::from(u16::from_le_bytes([a, b])),
+            [a, b, c, d] => u64::from(u32::from_le_bytes([a, b, c, d])),
+            [a, b, c, d, e, f, g, h] => u64::from_le_bytes([a, b, c, d, e, f, g, h]),
+            _ => u64::from(first),
+        };
+        if len > self.max_payload as u64 {
+            return Err(FrameError::PayloadTooLarge {
+                len,
+                max: self.max_payload as u64,
+            });
+        }
+        // `len <= max_payload`, so it fits in usize.
+        let header = 2 + prefix;
+        let total = header + len as usize;
+        if buf.len() < total {
+            return Ok(None);
+        }
+        let frame = buf.split_to(total).freeze();
+        let flags = frame[0];
+        let command = frame[1];
+        let body = frame.slice(header..);
+        let payload = if flags & FLAG_COMPRESSED != 0 {
+            decompress(&body, self.max_payload)?
+        } else {
+            body
+        };
+        Ok(Some(RawFrame {
+            flags,
+            command,
+            payload,
+            wire_len: total,
+        }))
+    }
+
+    /// Takes one message off the front of `buf`: `Ok(None)` (nothing
+    /// consumed) while the frame is incomplete.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, FrameError> {
+        match self.decode_frame(buf)? {
+            Some(frame) => frame.decode_message().map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Appends the frame of `msg` to `out`, compressed if compression is on
+    /// and worth it. Fails (writing nothing) if a receiver would reject the
+    /// message.
+    pub fn encode(&self, msg: &Message, out: &mut BytesMut) -> Result<(), FrameError> {
+        msg.validate().map_err(|source| FrameError::Payload {
+            command: msg.command_name().to_string(),
+            source,
+        })?;
+        let size = msg.payload_size();
+        if size > self.max_payload {
+            return Err(FrameError::PayloadTooLarge {
+                len: size as u64,
+                max: self.max_payload as u64,
+            });
+        }
+        let command = msg.command_byte();
+        let eligible = msg.command().is_some_and(Command::compressible);
+        if self.compression && eligible && size > COMPRESSION_MIN_SIZE {
+            let mut raw = BytesMut::with_capacity(size);
+            msg.encode_payload(&mut raw);
+            if let Some(compressed) = compress(&raw) {
+                put_frame(out, FLAG_COMPRESSED, command, &compressed);
+            } else {
+                put_frame(out, 0, command, &raw);
+            }
+            return Ok(());
+        }
+        out.reserve(2 + var_int_size(size as u64) + size);
+        out.put_u8(0);
+        out.put_u8(command);
+        out.put_var_int(size as u64);
+        msg.encode_payload(out);
+        Ok(())
+    }
+}
+
+fn put_frame(out: &mut BytesMut, flags: u8, command: u8, payload: &[u8]) {
+    out.reserve(2 + var_int_size(payload.len() as u64) + payload.len());
+    out.put_u8(flags);
+    out.put_u8(command);
+    out.put_var_bytes(payload);
+}
+
+/// The compressed form of `raw` (size prefix and LZ4 block), if it saves
+/// more than [`COMPRESSION_THRESHOLD`] bytes.
+fn compress(raw: &[u8]) -> Option<Vec<u8>> {
+    let n = u32::try_from(raw.len()).ok()?;
+    let mut buf = vec![0u8; 4 + lz4_flex::block::get_maximum_output_size(raw.len())];
+    buf[..4].copy_from_slice(&n.to_le_bytes());
+    let written = lz4_flex::block::compress_into(raw, &mut buf[4..]).ok()?;
+    buf.truncate(4 + written);
+    (buf.len() + COMPRESSION_THRESHOLD < raw.len()).then_some(buf)
+}
+
+/// Decompresses `u32 LE size ‖ LZ4 block` into exactly `size` bytes.
+fn decompress(body: &[u8], max_payload: usize) -> Result<Bytes, FrameError> {
+    let (Some(size), Some(block)) = (body.get(..4), body.get(4..)) else {
+        return Err(FrameError::Decompress(format!(
+            "compressed payload of {} bytes has no 4-byte size",
+            body.len()
+        )));
+    };
+    let n = u32::from_le_bytes([size[0], size[1], size[2], size[3]]) as usize;
+    if n > max_payload {
+        return Err(FrameError::PayloadTooLarge {
+            len: n as u64,
+            max: max_payload as u64,
+        });
+    }
+    if n > block.len().saturating_mul(LZ4_MAX_RATIO) + 16 {
+        return Err(FrameError::Decompress(format!(
+            "{} LZ4 bytes cannot expand to {n} bytes",
+            block.len()
+        )));
+    }
+    let mut out = vec![0u8; n];
+    let written = lz4_flex::block::decompress_into(block, &mut out)
+        .map_err(|e| FrameError::Decompress(e.to_string()))?;
+    if written != n {
+        return Err(FrameError::Decompress(format!(
+            "LZ4 block expands to {written} bytes, size says {n}"
+        )));
+    }
+    Ok(Bytes::from(out))
+}

@@ -1,0 +1,1 @@
+//! RPC-shaped JSON views of N3 objects.
