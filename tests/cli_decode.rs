@@ -48,7 +48,11 @@ fn decode_ok(args: &[&str], stdin: Option<&str>) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(text.trim_end().lines().count(), 1, "one JSON object: {text}");
+    assert_eq!(
+        text.trim_end().lines().count(),
+        1,
+        "one JSON object: {text}"
+    );
     serde_json::from_str(&text).unwrap()
 }
 
@@ -70,7 +74,13 @@ fn display(hash: &str) -> String {
 fn legacy_block_2000000_lists_its_18_transactions() {
     let v = vector("neo2.json", "mainnet block 2000000");
     let json = decode_ok(
-        &["--protocol", "legacy", "--kind", "block", v["hex"].as_str().unwrap()],
+        &[
+            "--protocol",
+            "legacy",
+            "--kind",
+            "block",
+            v["hex"].as_str().unwrap(),
+        ],
         None,
     );
     assert_eq!(json["index"], 2000000);
@@ -111,7 +121,13 @@ fn legacy_block_2000000_lists_its_18_transactions() {
 fn legacy_transaction_fields_follow_the_rpc() {
     let v = vector("neo2.json", "mainnet ClaimTransaction abf142fa");
     let json = decode_ok(
-        &["--protocol", "legacy", "--kind", "tx", v["hex"].as_str().unwrap()],
+        &[
+            "--protocol",
+            "legacy",
+            "--kind",
+            "tx",
+            v["hex"].as_str().unwrap(),
+        ],
         None,
     );
     assert_eq!(json["txid"], display(v["expect"]["hash"].as_str().unwrap()));
@@ -204,7 +220,10 @@ fn messages_of_both_generations() {
     );
     assert_eq!(json["command"], "headers");
     assert!(json["payload"].is_object() || json["payload"].is_array());
-    assert!(json.to_string().contains("0xf3c4ec44c07eccbda974f1ee34bc6654ab6d3f22cd89c2e5c593a16d6cc7e6e8"));
+    assert!(
+        json.to_string()
+            .contains("0xf3c4ec44c07eccbda974f1ee34bc6654ab6d3f22cd89c2e5c593a16d6cc7e6e8")
+    );
 }
 
 #[test]

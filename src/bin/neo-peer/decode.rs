@@ -24,8 +24,8 @@ pub fn decode(protocol: Protocol, kind: Kind, bytes: &[u8]) -> Result<Value, Str
             let mut buf = BytesMut::from(bytes);
             let mut codec = legacy::Codec::any_magic();
             let frame = whole_frame(codec.decode_frame(&mut buf), &buf)?;
-            let msg = legacy::Message::decode(&frame).map_err(|e| err(&e))?;
-            legacy::json::message(&msg)
+            let msg = frame.message().map_err(|e| err(&e))?;
+            legacy::json::frame_message(&frame, &msg)
         }
         (Protocol::N3, Kind::Block) => {
             n3::json::block(&n3::Block::decode_exact(data).map_err(|e| err(&e))?)
@@ -40,8 +40,8 @@ pub fn decode(protocol: Protocol, kind: Kind, bytes: &[u8]) -> Result<Value, Str
             let mut buf = BytesMut::from(bytes);
             let mut codec = n3::Codec::new();
             let frame = whole_frame(codec.decode_frame(&mut buf), &buf)?;
-            let msg = n3::Message::decode(&frame).map_err(|e| err(&e))?;
-            n3::json::message(&msg, frame.is_compressed())
+            let msg = frame.decode_message().map_err(|e| err(&e))?;
+            n3::json::message(&msg, frame.compressed())
         }
     })
 }
@@ -53,10 +53,9 @@ fn whole_frame<F, E: std::fmt::Display>(
 ) -> Result<F, String> {
     match decoded.map_err(|e| e.to_string())? {
         None => Err("truncated frame: the input ends before the frame does".into()),
-        Some(_) if !rest.is_empty() => Err(format!(
-            "{} trailing bytes after the frame",
-            rest.len()
-        )),
+        Some(_) if !rest.is_empty() => {
+            Err(format!("{} trailing bytes after the frame", rest.len()))
+        }
         Some(frame) => Ok(frame),
     }
 }
