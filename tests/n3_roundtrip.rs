@@ -153,7 +153,13 @@ fn transaction() -> impl Strategy<Value = Transaction> {
         prop::collection::vec(witness(), 3),
     )
         .prop_map(
-            |((nonce, system_fee, network_fee, valid_until_block), mut signers, attrs, script, ws)| {
+            |(
+                (nonce, system_fee, network_fee, valid_until_block),
+                mut signers,
+                attrs,
+                script,
+                ws,
+            )| {
                 for (i, s) in signers.iter_mut().enumerate() {
                     s.account.0[0] = i as u8;
                 }
@@ -222,8 +228,12 @@ fn capability() -> impl Strategy<Value = NodeCapability> {
         Just(NodeCapability::DisableCompression),
         any::<u32>().prop_map(|start_height| NodeCapability::FullNode { start_height }),
         Just(NodeCapability::ArchivalNode),
-        (0xF0u8..=0xFF, bytes(20)).prop_map(|(kind, data)| NodeCapability::Extension { kind, data }),
-        (prop::sample::select(vec![0x00u8, 0x04, 0x12, 0x42, 0xEF]), bytes(20))
+        (0xF0u8..=0xFF, bytes(20))
+            .prop_map(|(kind, data)| NodeCapability::Extension { kind, data }),
+        (
+            prop::sample::select(vec![0x00u8, 0x04, 0x12, 0x42, 0xEF]),
+            bytes(20)
+        )
             .prop_map(|(kind, data)| NodeCapability::Unknown { kind, data }),
     ]
 }
@@ -281,21 +291,26 @@ fn extensible() -> impl Strategy<Value = ExtensiblePayload> {
         bytes(100),
         witness(),
     )
-        .prop_map(|(category, start, span, sender, data, witness)| {
-            ExtensiblePayload {
+        .prop_map(
+            |(category, start, span, sender, data, witness)| ExtensiblePayload {
                 category,
                 valid_block_start: start.min(u32::MAX - span),
                 valid_block_end: start.min(u32::MAX - span) + span,
                 sender,
                 data,
                 witness,
-            }
-        })
+            },
+        )
 }
 
 fn merkle_block() -> impl Strategy<Value = MerkleBlockPayload> {
-    (header(), 0u32..300, prop::collection::vec(u256(), 0..=6), bytes(40)).prop_map(
-        |(header, tx_count, mut hashes, mut flags)| {
+    (
+        header(),
+        0u32..300,
+        prop::collection::vec(u256(), 0..=6),
+        bytes(40),
+    )
+        .prop_map(|(header, tx_count, mut hashes, mut flags)| {
             hashes.truncate(tx_count as usize);
             flags.truncate((tx_count.max(1) as usize).div_ceil(8));
             MerkleBlockPayload {
@@ -304,8 +319,7 @@ fn merkle_block() -> impl Strategy<Value = MerkleBlockPayload> {
                 hashes,
                 flags,
             }
-        },
-    )
+        })
 }
 
 fn message() -> impl Strategy<Value = Message> {
@@ -318,16 +332,18 @@ fn message() -> impl Strategy<Value = Message> {
             "\\PC{0,20}",
             capabilities(),
         )
-            .prop_map(|(network, version, timestamp, nonce, user_agent, capabilities)| {
-                Message::Version(VersionPayload {
-                    network,
-                    version,
-                    timestamp,
-                    nonce,
-                    user_agent,
-                    capabilities,
-                })
-            })
+            .prop_map(
+                |(network, version, timestamp, nonce, user_agent, capabilities)| {
+                    Message::Version(VersionPayload {
+                        network,
+                        version,
+                        timestamp,
+                        nonce,
+                        user_agent,
+                        capabilities,
+                    })
+                },
+            )
             .boxed(),
         Just(Message::Verack).boxed(),
         Just(Message::GetAddr).boxed(),

@@ -89,7 +89,9 @@ fn attribute(a: &TransactionAttribute) -> Value {
         TransactionAttribute::NotValidBefore { height } => {
             json!({"type": "NotValidBefore", "height": height})
         }
-        TransactionAttribute::Conflicts { hash } => json!({"type": "Conflicts", "hash": h256(hash)}),
+        TransactionAttribute::Conflicts { hash } => {
+            json!({"type": "Conflicts", "hash": h256(hash)})
+        }
         TransactionAttribute::NotaryAssisted { nkeys } => {
             json!({"type": "NotaryAssisted", "nkeys": nkeys})
         }
@@ -128,7 +130,11 @@ fn header_facts(h: &Header, f: &mut Facts) {
     put(f, "nonce", h.nonce);
     put(f, "index", h.index);
     put(f, "primary_index", h.primary_index);
-    put(f, "next_consensus", to_address(ADDRESS_VERSION_N3, &h.next_consensus));
+    put(
+        f,
+        "next_consensus",
+        to_address(ADDRESS_VERSION_N3, &h.next_consensus),
+    );
     put(f, "next_consensus_script_hash", h160(&h.next_consensus));
     put(f, "size", h.size());
 }
@@ -141,7 +147,11 @@ fn tx_facts(tx: &Transaction, f: &mut Facts) {
     put(f, "system_fee", tx.system_fee);
     put(f, "network_fee", tx.network_fee);
     put(f, "valid_until_block", tx.valid_until_block);
-    put(f, "signers", tx.signers.iter().map(signer).collect::<Value>());
+    put(
+        f,
+        "signers",
+        tx.signers.iter().map(signer).collect::<Value>(),
+    );
     put(f, "signers_count", tx.signers.len());
     put(
         f,
@@ -157,7 +167,11 @@ fn block_facts(b: &Block, f: &mut Facts) {
     header_facts(&b.header, f);
     put(f, "size", b.size());
     put(f, "tx_count", b.transactions.len());
-    put(f, "tx_hashes", b.tx_hashes().iter().map(h256).collect::<Value>());
+    put(
+        f,
+        "tx_hashes",
+        b.tx_hashes().iter().map(h256).collect::<Value>(),
+    );
     put(f, "next_block_prev_hash", h256(&b.hash()));
     put(f, "merkle_ok", b.merkle_root_ok());
     let txs = b
@@ -179,7 +193,11 @@ fn block_facts(b: &Block, f: &mut Facts) {
 fn roundtrip<T: Decode + Encode>(bytes: &[u8], name: &str) -> Result<T, String> {
     let v = T::from_slice(bytes).map_err(|e| e.to_string())?;
     let again = v.to_bytes();
-    assert_eq!(hex::encode(&again), hex::encode(bytes), "{name}: re-encoding");
+    assert_eq!(
+        hex::encode(&again),
+        hex::encode(bytes),
+        "{name}: re-encoding"
+    );
     assert_eq!(v.size(), bytes.len(), "{name}: size()");
     Ok(v)
 }
@@ -286,15 +304,16 @@ fn payload_facts(ty: &str, bytes: &[u8], name: &str, f: &mut Facts) -> Result<()
             f.extend(signer(&s).as_object().unwrap().clone());
         }
         "witness" => {
-            let w = Witness::decode_limited(
-                &mut neo_peer::wire::Reader::from_slice(bytes),
-                1024,
-            )
-            .map_err(|e| e.to_string())?;
+            let w = Witness::decode_limited(&mut neo_peer::wire::Reader::from_slice(bytes), 1024)
+                .map_err(|e| e.to_string())?;
             assert_eq!(w.to_bytes().as_ref(), bytes, "{name}");
             put(f, "invocation", hex::encode(&w.invocation));
             put(f, "verification", hex::encode(&w.verification));
-            put(f, "verification_script_hash", h160(&hash160(&w.verification)));
+            put(
+                f,
+                "verification_script_hash",
+                h160(&hash160(&w.verification)),
+            );
         }
         "witness_rule" => {
             let r: WitnessRule = roundtrip(bytes, name)?;
@@ -342,7 +361,11 @@ fn message_facts(ty: &str, bytes: &[u8], name: &str, f: &mut Facts) -> Result<()
     let mut payload = BytesMut::new();
     msg.encode_payload(&mut payload);
     assert_eq!(payload.as_ref(), frame.payload.as_ref(), "{name}: payload");
-    assert_eq!(msg.payload_size(), frame.payload.len(), "{name}: payload size");
+    assert_eq!(
+        msg.payload_size(),
+        frame.payload.len(),
+        "{name}: payload size"
+    );
     // The whole frame re-encodes to the same bytes when it was sent
     // uncompressed with a canonical length prefix.
     let mut out = BytesMut::new();
@@ -488,8 +511,14 @@ fn every_captured_frame() {
         let bytes = hex::decode(v["hex"].as_str().unwrap()).unwrap();
         let note = v["note"].as_str().unwrap();
         let frame = one_frame(&bytes).unwrap_or_else(|e| panic!("frame {i}: {e}"));
-        let msg = frame.decode_message().unwrap_or_else(|e| panic!("frame {i}: {e}"));
-        assert_eq!(msg.command_name(), v["command"].as_str().unwrap(), "frame {i}");
+        let msg = frame
+            .decode_message()
+            .unwrap_or_else(|e| panic!("frame {i}: {e}"));
+        assert_eq!(
+            msg.command_name(),
+            v["command"].as_str().unwrap(),
+            "frame {i}"
+        );
         if frame.compressed() {
             let mut p = BytesMut::new();
             msg.encode_payload(&mut p);
@@ -510,19 +539,28 @@ fn every_captured_frame() {
                     assert_eq!(p.start_height(), Some(36));
                     assert!(p.capabilities.contains(&NodeCapability::ArchivalNode));
                 } else {
-                    assert_eq!(p.capabilities, vec![NodeCapability::FullNode { start_height: 0 }]);
+                    assert_eq!(
+                        p.capabilities,
+                        vec![NodeCapability::FullNode { start_height: 0 }]
+                    );
                 }
                 checked_notes += 1;
             }
             Message::Ping(p) | Message::Pong(p) => {
-                assert_eq!(u64::from(p.last_block_index), note_num(note, "LastBlockIndex="));
+                assert_eq!(
+                    u64::from(p.last_block_index),
+                    note_num(note, "LastBlockIndex=")
+                );
                 assert_eq!(u64::from(p.timestamp), note_num(note, "Timestamp="));
                 assert_eq!(u64::from(p.nonce), note_num(note, "Nonce="));
                 checked_notes += 1;
             }
             Message::GetHeaders(p) => {
                 assert_eq!(u64::from(p.index_start), note_num(note, "IndexStart="));
-                assert_eq!(i64::from(p.count), note_field(note, "Count=").parse::<i64>().unwrap());
+                assert_eq!(
+                    i64::from(p.count),
+                    note_field(note, "Count=").parse::<i64>().unwrap()
+                );
                 checked_notes += 1;
             }
             Message::Headers(p) => {
@@ -546,8 +584,14 @@ fn every_captured_frame() {
             }
             Message::Extensible(p) => {
                 assert_eq!(p.category, note_field(note, "category="));
-                assert_eq!(u64::from(p.valid_block_start), note_num(note, "ValidBlockStart="));
-                assert_eq!(u64::from(p.valid_block_end), note_num(note, "ValidBlockEnd="));
+                assert_eq!(
+                    u64::from(p.valid_block_start),
+                    note_num(note, "ValidBlockStart=")
+                );
+                assert_eq!(
+                    u64::from(p.valid_block_end),
+                    note_num(note, "ValidBlockEnd=")
+                );
                 assert!(p.dbft().is_some());
                 checked_notes += 1;
             }
