@@ -620,3 +620,167 @@ fn every_captured_frame() {
     }
     assert_eq!(checked_notes, 23);
 }
+
+#[cfg(feature = "json")]
+mod json_views {
+    use super::*;
+    use neo_peer::wire::n3::json;
+
+    fn vector(name: &str) -> Vec<u8> {
+        let v = load("n3.json")
+            .into_iter()
+            .find(|v| v["name"] == name)
+            .unwrap();
+        hexv(&v)
+    }
+
+    fn hexv(v: &Value) -> Vec<u8> {
+        hex::decode(v["hex"].as_str().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn block_and_header_views() {
+        let b = Block::from_slice(&vector("mainnet block 1")).unwrap();
+        let j = json::block(&b);
+        assert_eq!(
+            j["hash"],
+            "0x5f3fbb43d1e516fe07771e2e873ebc9e2810662401acf603a775aace486220bd"
+        );
+        assert_eq!(
+            j["previousblockhash"],
+            "0x1f4d1defa46faa5e7b9b8d3f79a06bec777d7c26c4aa5f6f5899a291daa87c15"
+        );
+        assert_eq!(j["size"], 697);
+        assert_eq!(j["version"], 0);
+        assert_eq!(j["time"], 1627894840919u64);
+        assert_eq!(j["nonce"], "BA8E021F1AEEA3F6");
+        assert_eq!(j["index"], 1);
+        assert_eq!(j["primary"], 0);
+        assert_eq!(j["nextconsensus"], "NVg7LjGcUSrgxgjX3zEgqaksfMaiS8Z6e1");
+        assert_eq!(j["tx"], json!([]));
+        assert_eq!(j["witnesses"].as_array().unwrap().len(), 1);
+        let h = json::header(&b.header);
+        assert_eq!(h["hash"], j["hash"]);
+        assert_eq!(h["size"], b.header.size());
+        assert!(h.get("tx").is_none());
+
+        let g = Block::from_slice(&vector("mainnet genesis block (index 0)")).unwrap();
+        let j = json::block(&g);
+        assert_eq!(
+            j["witnesses"],
+            json!([{"invocation": "", "verification": "EQ=="}])
+        );
+        assert_eq!(j["nonce"], format!("{:016X}", 2083236893u64));
+    }
+
+    #[test]
+    fn transaction_views() {
+        let b = Block::from_slice(&vector("C# privnet block 1 (2 NEP-17 transfers)")).unwrap();
+        let j = json::block(&b);
+        let txs = j["tx"].as_array().unwrap();
+        assert_eq!(
+            txs.iter().map(|t| t["hash"].clone()).collect::<Vec<_>>(),
+            vec![
+                json!("0x5a30127b16a628de6aa6823418d76214b97a0fc6db865024d3d2c6e939ce3433"),
+                json!("0x25426643feed564cd3e57f346d6c68692f5622b3063da11c5572d99ee1a5b49a"),
+            ]
+        );
+        let t = &txs[1];
+        assert_eq!(t["size"], 492);
+        assert_eq!(t["sysfee"], "11000000");
+        assert_eq!(t["netfee"], "4500000");
+        assert_eq!(t["nonce"], 431760600);
+        assert_eq!(t["validuntilblock"], 1000);
+        assert_eq!(t["version"], 0);
+        assert_eq!(
+            t["signers"],
+            json!([{"account": "0xffc7a658923a0bb92e6abab09800f389c179eede", "scopes": "CalledByEntry"}])
+        );
+        let account =
+            UInt160::from_display_hex("ffc7a658923a0bb92e6abab09800f389c179eede").unwrap();
+        assert_eq!(t["sender"], to_address(ADDRESS_VERSION_N3, &account));
+        assert_eq!(t["attributes"], json!([]));
+        assert_eq!(t["witnesses"].as_array().unwrap().len(), 1);
+        let script = &b.transactions[1].script;
+        use base64::Engine;
+        assert_eq!(
+            t["script"],
+            base64::engine::general_purpose::STANDARD.encode(script)
+        );
+
+        let tx = Transaction::from_slice(&vector("tx with HighPriority attribute")).unwrap();
+        let j = json::transaction(&tx);
+        assert_eq!(j["attributes"], json!([{"type": "HighPriority"}]));
+        assert_eq!(j["signers"][0]["scopes"], "None");
+        assert_eq!(j["script"], "AQI=");
+    }
+
+    #[test]
+    fn signer_and_condition_views() {
+        let s = Signer::from_slice(&vector("signer (CustomContracts|CustomGroups)")).unwrap();
+        let j = json::signer(&s);
+        assert_eq!(j["scopes"], "CustomContracts, CustomGroups");
+        assert_eq!(
+            j["allowedcontracts"],
+            json!(["0x5b7074e873973a6ed3708862f219a6fbf4d1c411"])
+        );
+        assert_eq!(
+            j["allowedgroups"],
+            json!(["026241e7e26b38bb7154b8ad49458b97fb1c4797443dc921c5ca5774f511a2bbfc"])
+        );
+        let c = WitnessCondition::from_slice(&vector("witness condition And(true,false)")).unwrap();
+        assert_eq!(
+            json::condition(&c),
+            json!({"type": "And", "expressions": [
+                {"type": "Boolean", "expression": true}, {"type": "Boolean", "expression": false}]})
+        );
+        let r = WitnessRule::from_slice(&vector("witness rule Allow(Boolean true)")).unwrap();
+        assert_eq!(
+            json::rule(&r),
+            json!({"action": "Allow", "condition": {"type": "Boolean", "expression": true}})
+        );
+    }
+
+    #[test]
+    fn message_views() {
+        for v in load("n3.json")
+            .iter()
+            .chain(load("n3-captured.json").iter())
+        {
+            if v.get("kind").is_some_and(|k| k != "message") {
+                continue;
+            }
+            let frame = one_frame(&hexv(v)).unwrap();
+            let m = frame.decode_message().unwrap();
+            let j = json::message(&m, frame.compressed());
+            assert_eq!(j["command"], m.command_name());
+            assert_eq!(j["compressed"], frame.compressed());
+            assert!(j["payload"].is_object());
+        }
+        let ping = Message::Ping(PingPayload {
+            last_block_index: 7,
+            timestamp: 1,
+            nonce: 42,
+        });
+        assert_eq!(
+            json::message(&ping, false),
+            json!({"command": "ping", "compressed": false,
+                   "payload": {"lastblockindex": 7, "timestamp": 1, "nonce": 42}})
+        );
+        let ext = ExtensiblePayload::from_slice(&vector(
+            "extensible payload carrying a dBFT Commit (privnet)",
+        ))
+        .unwrap();
+        let j = json::message(&Message::Extensible(ext), false);
+        assert_eq!(
+            j["payload"]["hash"],
+            "0x6dd075326ae0d2f22f3fd42bd2a844640c514751aa47ee7423bbd3503a2dfe6a"
+        );
+        assert_eq!(j["payload"]["dbft"]["type"], "Commit");
+        assert_eq!(j["payload"]["dbft"]["validatorindex"], 3);
+        let inv = InvPayload::from_slice(&vector("inv payload (block, 2 hashes)")).unwrap();
+        let j = json::message(&Message::Inv(inv), true);
+        assert_eq!(j["payload"]["type"], "Block");
+        assert_eq!(j["payload"]["hashes"].as_array().unwrap().len(), 2);
+    }
+}
