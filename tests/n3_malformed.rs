@@ -648,6 +648,13 @@ fn payload_rules() {
             .is_err()
     );
     assert!(InvPayload::from_slice(&[0x2D, 0]).is_err());
+    // Empty inventories decode (the reference accepts them) but are never sent.
+    let empty = InvPayload::from_slice(&[0x2C, 0]).unwrap();
+    assert!(
+        Codec::new()
+            .encode(&Message::GetData(empty), &mut BytesMut::new())
+            .is_err()
+    );
     // addr: 0 / 201 entries.
     let entry = NetworkAddressWithTime {
         timestamp: 0,

@@ -262,7 +262,7 @@ fn inv() -> impl Strategy<Value = InvPayload> {
             InventoryType::Extensible,
             InventoryType::P2PNotaryRequest,
         ]),
-        prop::collection::vec(u256(), 0..=8),
+        prop::collection::vec(u256(), 1..=8),
     )
         .prop_map(|(kind, hashes)| InvPayload { kind, hashes })
 }
@@ -398,11 +398,11 @@ fn message() -> impl Strategy<Value = Message> {
             .boxed(),
         (transaction(), transaction(), witness())
             .prop_map(|(main_tx, fallback_tx, witness)| {
-                Message::P2PNotaryRequest(P2PNotaryRequest {
+                Message::P2PNotaryRequest(Box::new(P2PNotaryRequest {
                     main_tx,
                     fallback_tx,
                     witness,
-                })
+                }))
             })
             .boxed(),
         prop::collection::vec(u256(), 0..=32)

@@ -219,3 +219,34 @@ impl Encode for Block {
         self.header.size() + vec_size(&self.transactions)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::n3::{MAINNET_GENESIS_HASH, mainnet_genesis_hash};
+
+    #[test]
+    fn genesis_constant_matches_its_text() {
+        assert_eq!(mainnet_genesis_hash().to_string(), MAINNET_GENESIS_HASH);
+    }
+
+    #[test]
+    fn unsigned_part_is_109_bytes_of_the_encoding() {
+        let h = Header {
+            version: 0,
+            prev_hash: UInt256([1; 32]),
+            merkle_root: UInt256([2; 32]),
+            timestamp: 3,
+            nonce: 4,
+            index: 5,
+            primary_index: 6,
+            next_consensus: UInt160([7; 20]),
+            witness: Witness::default(),
+        };
+        let enc = h.to_bytes();
+        assert_eq!(enc.len(), HEADER_UNSIGNED_SIZE + 3);
+        assert_eq!(&enc[..HEADER_UNSIGNED_SIZE], &h.unsigned_bytes()[..]);
+        assert_eq!(h.hash().0, sha256(&enc[..HEADER_UNSIGNED_SIZE]));
+        assert_eq!(Header::decode_exact(enc).unwrap(), h);
+    }
+}

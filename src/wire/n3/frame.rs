@@ -244,8 +244,8 @@ pub enum Message {
     MerkleBlock(MerkleBlockPayload),
     /// `alert`: no payload layout is defined; kept as received.
     Alert(Bytes),
-    /// `p2pnotaryrequest` (neo-go extension).
-    P2PNotaryRequest(P2PNotaryRequest),
+    /// `p2pnotaryrequest` (neo-go extension; boxed, it holds two transactions).
+    P2PNotaryRequest(Box<P2PNotaryRequest>),
     /// `getmptdata` (neo-go extension).
     GetMptData(GetMptDataPayload),
     /// `mptdata` (neo-go extension).
@@ -357,7 +357,7 @@ impl Message {
             Command::FilterClear => M::FilterClear,
             Command::MerkleBlock => M::MerkleBlock(decode_as(payload)?),
             Command::Alert => M::Alert(payload),
-            Command::P2PNotaryRequest => M::P2PNotaryRequest(decode_as(payload)?),
+            Command::P2PNotaryRequest => M::P2PNotaryRequest(Box::new(decode_as(payload)?)),
             Command::GetMptData => M::GetMptData(decode_as(payload)?),
             Command::MptData => M::MptData(decode_as(payload)?),
         })
@@ -413,8 +413,10 @@ impl Message {
         }
     }
 
-    /// Checks that a receiver's decoder would accept the message: every
-    /// count and length within its limits, every cross-field rule kept.
+    /// Checks that receivers would accept the message: every count and
+    /// length within its limits, every cross-field rule kept. Inventories
+    /// must also be non-empty (decoders accept empty ones, but neo-go
+    /// disconnects), so the encoder never sends one.
     pub fn validate(&self) -> Result<(), DecodeError> {
         use Message as M;
         match self {
@@ -427,7 +429,10 @@ impl Message {
             M::GetHeaders(p) | M::GetBlockByIndex(p) => p.validate(),
             M::Headers(p) => p.validate(),
             M::GetBlocks(p) => p.validate(),
-            M::Inv(p) | M::GetData(p) | M::NotFound(p) => p.validate(),
+            M::Inv(p) | M::GetData(p) | M::NotFound(p) => {
+                // Legal for the reference decoder, but neo-go disconnects.
+                super::tx::check_count("inv.hashes", p.hashes.len(), 1, super::MAX_INV_HASHES)
+            }
             M::Transaction(p) => p.validate(),
             M::Block(p) => p.validate(),
             M::Extensible(p) => p.validate(),
@@ -688,4 +693,50 @@ fn decompress(body: &[u8], max_payload: usize) -> Result<Bytes, FrameError> {
         )));
     }
     Ok(Bytes::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_bytes_and_names_are_consistent() {
+        for cmd in Command::ALL {
+            assert_eq!(Command::from_u8(cmd.as_u8()), Some(cmd));
+            assert_eq!(cmd.name(), cmd.name().to_lowercase());
+        }
+        let defined = (0..=255u8)
+            .filter(|b| Command::from_u8(*b).is_some())
+            .count();
+        assert_eq!(defined, Command::ALL.len());
+        assert_eq!(Command::GetBlockByIndex.name(), "getblockbyindex");
+        assert_eq!(Command::Transaction.name(), "transaction");
+    }
+
+    #[test]
+    fn verack_is_three_bytes() {
+        let mut out = BytesMut::new();
+        Codec::new().encode(&Message::Verack, &mut out).unwrap();
+        assert_eq!(&out[..], &[0x00, 0x01, 0x00]);
+    }
+
+    #[test]
+    fn message_stays_small() {
+        assert!(
+            std::mem::size_of::<Message>() <= 256,
+            "{}",
+            std::mem::size_of::<Message>()
+        );
+    }
+
+    #[test]
+    fn lz4_expansion_bound() {
+        // A block of 4 bytes can never yield 2000 bytes.
+        let e = decompress(&[0xD0, 0x07, 0, 0, 0x1F, 0, 1, 0], MAX_PAYLOAD).unwrap_err();
+        assert!(matches!(e, FrameError::Decompress(_)), "{e}");
+        let raw = vec![0u8; 5000];
+        let c = compress(&raw).unwrap();
+        assert_eq!(decompress(&c, MAX_PAYLOAD).unwrap(), raw);
+        assert!(compress(&[1, 2, 3]).is_none());
+    }
 }

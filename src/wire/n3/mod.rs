@@ -16,6 +16,19 @@
 //! too, before anything is allocated, and the encoder refuses to produce what
 //! a receiver would reject. Hashes are never computed while decoding: call
 //! [`Header::hash`], [`Transaction::hash`], [`Block::check`] when needed.
+//!
+//! Where the two reference implementations differ, decoding follows the
+//! stricter one for chain objects and the more lenient one for framing:
+//!
+//! - var-ints are accepted in any of their four forms, as everybody does;
+//!   encoding (and therefore hashing) always uses the canonical form;
+//! - public keys are checked for their prefix and length only, and kept in
+//!   the form received (33 or 65 bytes);
+//! - transaction attribute types `0xE0..=0xFF`, which neo-go reserves for
+//!   private networks, are rejected like every undefined type;
+//! - two capabilities of the same defined type are rejected; extension and
+//!   unknown capabilities may repeat and are kept as received;
+//! - inventories may be empty when received, but are never sent empty.
 
 mod block;
 mod capability;

@@ -1034,3 +1034,36 @@ impl Encode for Transaction {
         self.unsigned_size() + vec_size(&self.witnesses)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_print_as_rpc_does() {
+        let s = |b| WitnessScope::from_bits(b).unwrap().to_string();
+        assert_eq!(s(0x00), "None");
+        assert_eq!(s(0x01), "CalledByEntry");
+        assert_eq!(s(0x11), "CalledByEntry, CustomContracts");
+        assert_eq!(s(0x70), "CustomContracts, CustomGroups, WitnessRules");
+        assert_eq!(s(0x80), "Global");
+        assert!(WitnessScope::from_bits(0x81).is_err());
+        assert!(WitnessScope::from_bits(0x02).is_err());
+        assert_eq!(
+            WitnessScope::CALLED_BY_ENTRY | WitnessScope::CUSTOM_GROUPS,
+            WitnessScope::from_bits(0x21).unwrap()
+        );
+    }
+
+    #[test]
+    fn ecpoint_prefixes() {
+        let mut b = [0u8; 33];
+        for (prefix, ok) in [(2u8, true), (3, true), (0, false), (4, false), (5, false)] {
+            b[0] = prefix;
+            assert_eq!(ECPoint::from_slice(&b).is_ok(), ok, "{prefix}");
+        }
+        let mut u = [0u8; 65];
+        u[0] = 4;
+        assert_eq!(ECPoint::from_slice(&u).unwrap().size(), 65);
+    }
+}
