@@ -233,3 +233,56 @@ impl Codec {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::legacy::{EMPTY_CHECKSUM, PingPayload};
+
+    #[test]
+    fn command_field_parsing() {
+        let mut f = [0u8; COMMAND_SIZE];
+        f[..6].copy_from_slice(b"verack");
+        assert_eq!(parse_command(&f).unwrap(), "verack");
+        f[8] = b'x';
+        assert!(parse_command(&f).is_err());
+        assert!(parse_command(&[0; COMMAND_SIZE]).is_err());
+        assert_eq!(parse_command(b"filterclear\0").unwrap(), "filterclear");
+        assert_eq!(parse_command(b"abcdefghijkl").unwrap(), "abcdefghijkl");
+        assert!(parse_command(b"tab\tcommand\0").is_err());
+    }
+
+    #[test]
+    fn encoding_patches_length_and_checksum_in_place() {
+        let codec = Codec::new(MAINNET_MAGIC);
+        let mut out = BytesMut::from(&b"prefix"[..]);
+        codec.encode(&Message::Verack, &mut out).unwrap();
+        assert_eq!(
+            hex::encode(&out[6..]),
+            format!(
+                "416e7400{}00000000{}",
+                hex::encode(b"verack\0\0\0\0\0\0"),
+                "5df6e0e2"
+            )
+        );
+        assert_eq!(&out[6 + 20..], &EMPTY_CHECKSUM);
+        let ping = Message::Ping(PingPayload {
+            last_block_index: 2_000_000,
+            timestamp: 1_527_894_405,
+            nonce: 42,
+        });
+        let mut out = BytesMut::new();
+        codec.encode(&ping, &mut out).unwrap();
+        // the mainnet ping vector
+        assert_eq!(&out[16..24], &hex::decode("0c0000003e2f2b53").unwrap()[..]);
+    }
+
+    #[test]
+    fn any_magic_codec_reports_no_magic() {
+        assert_eq!(Codec::any_magic().magic(), None);
+        assert_eq!(Codec::new(7).magic(), Some(7));
+        let mut c = Codec::new(7);
+        c.set_max_payload(usize::MAX);
+        assert_eq!(c.max_payload(), MAX_PAYLOAD);
+    }
+}
