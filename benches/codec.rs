@@ -143,6 +143,13 @@ fn headers(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
+    g.bench_function("decode", |b| {
+        b.iter_batched(
+            || frame.clone(),
+            |buf| assert_eq!(n3_decode_all(buf), 1),
+            BatchSize::LargeInput,
+        )
+    });
     g.bench_function("encode", |b| {
         let codec = n3::Codec::new();
         let mut out = BytesMut::with_capacity(frame.len());
@@ -188,6 +195,13 @@ fn headers(c: &mut Criterion) {
                 }
                 p
             },
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("decode", |b| {
+        b.iter_batched(
+            || frame.clone(),
+            |buf| assert_eq!(legacy_decode_all(buf), 1),
             BatchSize::LargeInput,
         )
     });
@@ -387,7 +401,7 @@ fn small_messages(c: &mut Criterion) {
                 })
             } else {
                 legacy::Message::Inv(legacy::InvPayload {
-                    inv_type: legacy::InventoryType::Block,
+                    kind: legacy::InventoryType::Block,
                     hashes: vec![fake_hash(i, 2)],
                 })
             }

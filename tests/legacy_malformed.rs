@@ -756,7 +756,7 @@ fn inventory_types_and_addr_counts() {
         .unwrap_err();
     assert_eq!(err.to_string(), "getdata: inv.hashes: 501 > 500");
     let ok = Message::Inv(InvPayload {
-        inv_type: InventoryType::Tx,
+        kind: InventoryType::Tx,
         hashes: vec![UInt256::ZERO; 500],
     });
     Codec::new(MAINNET_MAGIC)

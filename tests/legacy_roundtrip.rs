@@ -269,7 +269,7 @@ fn inv() -> impl Strategy<Value = InvPayload> {
         ]),
         prop::collection::vec(uint256(), 0..20),
     )
-        .prop_map(|(inv_type, hashes)| InvPayload { inv_type, hashes })
+        .prop_map(|(kind, hashes)| InvPayload { kind, hashes })
 }
 
 fn ping() -> impl Strategy<Value = PingPayload> {

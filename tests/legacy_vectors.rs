@@ -306,7 +306,7 @@ fn check_payload(name: &str, v: &Value, bytes: &Bytes, expect: &Map<String, Valu
             for (key, want) in expect {
                 let ctx = format!("{name}: {key}");
                 match key.as_str() {
-                    "type" => assert_eq!(p.inv_type as u64, int(want), "{ctx}"),
+                    "type" => assert_eq!(p.kind as u64, int(want), "{ctx}"),
                     "count" => assert_eq!(p.hashes.len() as u64, int(want), "{ctx}"),
                     "hash0_wire_hex" => assert_eq!(hex::encode(p.hashes[0].0), text(want)),
                     _ => panic!("{ctx}: expectation key not checked by this test"),
@@ -536,7 +536,7 @@ fn check_capture_note(
         }
         Message::Inv(p) | Message::GetData(p) => {
             let t = kv(note, "type").unwrap();
-            assert_eq!(t[..4], format!("0x{:02x}", p.inv_type as u8), "{ctx}");
+            assert_eq!(t[..4], format!("0x{:02x}", p.kind as u8), "{ctx}");
             let typed = &note[note.rfind("type=0x").unwrap()..];
             let after = &typed[typed.find(") ").unwrap() + 2..];
             let count: usize = after.split(' ').next().unwrap().parse().unwrap();
@@ -813,7 +813,7 @@ mod json_views {
             assert_eq!(jf["payload"], j["payload"]);
             match &msg {
                 Message::Inv(p) => {
-                    assert_eq!(j["payload"]["type"], p.inv_type.name());
+                    assert_eq!(j["payload"]["type"], p.kind.name());
                     assert_eq!(
                         j["payload"]["hashes"].as_array().unwrap().len(),
                         p.hashes.len()

@@ -6,7 +6,7 @@ use std::net::Ipv6Addr;
 
 use bytes::{Bytes, BytesMut};
 use neo_peer::wire::n3::{
-    AddrPayload, Block, Codec, Command, ECPoint, ExtensiblePayload, FilterAddPayload,
+    AddrPayload, Block, Codec, Command, EcPoint, ExtensiblePayload, FilterAddPayload,
     FilterLoadPayload, GetBlockByIndexPayload, GetBlocksPayload, GetMptDataPayload, Header,
     HeadersPayload, InvPayload, InventoryType, MerkleBlockPayload, Message, MptDataPayload,
     NetworkAddressWithTime, NodeCapability, OracleResponseCode, P2PNotaryRequest, PingPayload,
@@ -29,19 +29,19 @@ fn u160() -> impl Strategy<Value = UInt160> {
     any::<[u8; 20]>().prop_map(UInt160)
 }
 
-fn ecpoint() -> impl Strategy<Value = ECPoint> {
+fn ecpoint() -> impl Strategy<Value = EcPoint> {
     prop_oneof![
         (2u8..=3, any::<[u8; 32]>()).prop_map(|(p, x)| {
             let mut b = [0u8; 33];
             b[0] = p;
             b[1..].copy_from_slice(&x);
-            ECPoint::Compressed(b)
+            EcPoint::Compressed(b)
         }),
         (any::<[u8; 32]>(), any::<[u8; 32]>()).prop_map(|(x, y)| {
             let mut b = [4u8; 65];
             b[1..33].copy_from_slice(&x);
             b[33..].copy_from_slice(&y);
-            ECPoint::Uncompressed(b)
+            EcPoint::Uncompressed(b)
         }),
     ]
 }

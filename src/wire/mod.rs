@@ -29,6 +29,44 @@ use bytes::{Bytes, BytesMut};
 /// on the wire and, for N3, after decompression.
 pub const MAX_PAYLOAD: usize = 0x0200_0000;
 
+/// Payload of `ping` and `pong` (12 bytes), the same in both generations.
+///
+/// A node answers `ping` with `pong` carrying its own height; the nonce is
+/// not checked by anyone (the C# nodes copy the ping's, neo-go puts its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct PingPayload {
+    /// Height of the sender's chain.
+    pub last_block_index: u32,
+    /// Unix time in seconds.
+    pub timestamp: u32,
+    /// A random number.
+    pub nonce: u32,
+}
+
+impl Decode for PingPayload {
+    const NAME: &'static str = "ping";
+
+    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(PingPayload {
+            last_block_index: r.u32("ping.last_block_index")?,
+            timestamp: r.u32("ping.timestamp")?,
+            nonce: r.u32("ping.nonce")?,
+        })
+    }
+}
+
+impl Encode for PingPayload {
+    fn encode(&self, out: &mut BytesMut) {
+        use bytes::BufMut;
+        out.put_u32_le(self.last_block_index);
+        out.put_u32_le(self.timestamp);
+        out.put_u32_le(self.nonce);
+    }
+    fn size(&self) -> usize {
+        12
+    }
+}
+
 /// A witness: the invocation script (signatures) and the verification script.
 ///
 /// Both generations encode it as two var-bytes; they differ only in the

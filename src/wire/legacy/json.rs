@@ -226,7 +226,7 @@ fn get_blocks(p: &GetBlocksPayload) -> Value {
 
 fn inv(p: &InvPayload) -> Value {
     json!({
-        "type": p.inv_type.name(),
+        "type": p.kind.name(),
         "hashes": p.hashes.iter().map(h256).collect::<Vec<_>>(),
     })
 }

@@ -5,12 +5,12 @@ use bytes::{Bytes, BytesMut};
 use super::block::{Block, HeadersPayload};
 use super::payload::{
     AddrPayload, ConsensusPayload, FilterAddPayload, FilterLoadPayload, GetBlocksPayload,
-    GetStateRootsPayload, InvPayload, MerkleBlockPayload, PingPayload, StateRoot,
-    StateRootsPayload, VersionPayload,
+    GetStateRootsPayload, InvPayload, MerkleBlockPayload, StateRoot, StateRootsPayload,
+    VersionPayload,
 };
 use super::tx::Transaction;
 use super::{MAX_FILTER_ADD, MAX_FILTER_SIZE, MAX_INV_HASHES, MAX_USER_AGENT};
-use crate::wire::{Decode, DecodeError, Encode};
+use crate::wire::{Decode, DecodeError, Encode, PingPayload};
 
 /// A Legacy message: a command and its decoded payload.
 ///

@@ -37,13 +37,14 @@ mod message;
 mod payload;
 mod tx;
 
+pub use super::{MAX_PAYLOAD, PingPayload, Witness};
 pub use block::{BLOCK_BASE_UNSIGNED_SIZE, Block, BlockBase, Header, HeadersPayload};
 pub use frame::{COMMAND_SIZE, Codec, HEADER_SIZE, RawFrame, checksum, parse_command};
 pub use message::{COMMANDS, Message};
 pub use payload::{
     AddrPayload, ConsensusPayload, FilterAddPayload, FilterLoadPayload, GetBlocksPayload,
     GetStateRootsPayload, InvPayload, InventoryType, MerkleBlockPayload, NetworkAddressWithTime,
-    PingPayload, StateRoot, StateRootsPayload, VersionPayload,
+    StateRoot, StateRootsPayload, VersionPayload,
 };
 pub use tx::{
     AssetType, AttributeData, AttributeUsage, CoinReference, EcPoint, PublishData, RegisterData,

@@ -244,7 +244,7 @@ impl InventoryType {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvPayload {
     /// What the hashes identify.
-    pub inv_type: InventoryType,
+    pub kind: InventoryType,
     /// The hashes (may be empty).
     pub hashes: Vec<UInt256>,
 }
@@ -254,58 +254,24 @@ impl Decode for InvPayload {
 
     fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
         let b = r.u8("inv.type")?;
-        let inv_type = InventoryType::from_byte(b).ok_or(DecodeError::InvalidValue {
+        let kind = InventoryType::from_byte(b).ok_or(DecodeError::InvalidValue {
             what: "inv.type",
             value: b.into(),
         })?;
         let hashes = r.vec(MAX_INV_HASHES_RECEIVE, 32, "inv.hashes", |r| {
             r.uint256("inv.hashes")
         })?;
-        Ok(InvPayload { inv_type, hashes })
+        Ok(InvPayload { kind, hashes })
     }
 }
 
 impl Encode for InvPayload {
     fn encode(&self, out: &mut BytesMut) {
-        out.put_u8(self.inv_type as u8);
+        out.put_u8(self.kind as u8);
         encode_vec(&self.hashes, out);
     }
     fn size(&self) -> usize {
         1 + vec_size(&self.hashes)
-    }
-}
-
-/// Payload of `ping` and `pong` (12 bytes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct PingPayload {
-    /// Height of the sender's chain.
-    pub last_block_index: u32,
-    /// Unix time in seconds.
-    pub timestamp: u32,
-    /// Random number (a `pong` copies the `ping`'s, by the reference node).
-    pub nonce: u32,
-}
-
-impl Decode for PingPayload {
-    const NAME: &'static str = "ping";
-
-    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
-        Ok(PingPayload {
-            last_block_index: r.u32("ping.last_block_index")?,
-            timestamp: r.u32("ping.timestamp")?,
-            nonce: r.u32("ping.nonce")?,
-        })
-    }
-}
-
-impl Encode for PingPayload {
-    fn encode(&self, out: &mut BytesMut) {
-        out.put_u32_le(self.last_block_index);
-        out.put_u32_le(self.timestamp);
-        out.put_u32_le(self.nonce);
-    }
-    fn size(&self) -> usize {
-        12
     }
 }
 

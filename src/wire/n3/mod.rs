@@ -45,14 +45,14 @@ pub use payload::{
     AddrPayload, DbftMessageHeader, ExtensiblePayload, FilterAddPayload, FilterLoadPayload,
     GetBlockByIndexPayload, GetBlocksPayload, GetMptDataPayload, HeadersPayload, InvPayload,
     InventoryType, MerkleBlockPayload, MptDataPayload, NetworkAddressWithTime, P2PNotaryRequest,
-    PingPayload, VersionPayload,
+    VersionPayload,
 };
 pub use tx::{
-    ECPoint, OracleResponseCode, Signer, Transaction, TransactionAttribute, WitnessCondition,
+    EcPoint, OracleResponseCode, Signer, Transaction, TransactionAttribute, WitnessCondition,
     WitnessRule, WitnessRuleAction, WitnessScope,
 };
 
-pub use super::{MAX_PAYLOAD, Witness};
+pub use super::{MAX_PAYLOAD, PingPayload, Witness};
 
 use super::UInt256;
 

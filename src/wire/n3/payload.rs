@@ -215,40 +215,6 @@ impl Encode for AddrPayload {
     }
 }
 
-/// `ping` (0x18) / `pong` (0x19): keep-alive carrying the sender's height.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PingPayload {
-    /// Height of the sender's last block.
-    pub last_block_index: u32,
-    /// Unix time in seconds.
-    pub timestamp: u32,
-    /// A nonce (nobody checks it).
-    pub nonce: u32,
-}
-
-impl Decode for PingPayload {
-    const NAME: &'static str = "ping";
-
-    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
-        Ok(PingPayload {
-            last_block_index: r.u32("ping.last_block_index")?,
-            timestamp: r.u32("ping.timestamp")?,
-            nonce: r.u32("ping.nonce")?,
-        })
-    }
-}
-
-impl Encode for PingPayload {
-    fn encode(&self, out: &mut BytesMut) {
-        out.put_u32_le(self.last_block_index);
-        out.put_u32_le(self.timestamp);
-        out.put_u32_le(self.nonce);
-    }
-    fn size(&self) -> usize {
-        12
-    }
-}
-
 /// `getheaders` (0x20) / `getblockbyindex` (0x29): a range of heights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GetBlockByIndexPayload {

@@ -69,31 +69,31 @@ pub(crate) fn validate_witness(w: &Witness) -> Result<(), DecodeError> {
 /// verification. The received form is kept so that re-encoding gives the
 /// same bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ECPoint {
+pub enum EcPoint {
     /// Compressed form: `0x02`/`0x03` and the X coordinate.
     Compressed([u8; 33]),
     /// Uncompressed form: `0x04`, X and Y.
     Uncompressed([u8; 65]),
 }
 
-impl ECPoint {
+impl EcPoint {
     /// The encoded bytes, prefix included.
     pub fn as_bytes(&self) -> &[u8] {
         match self {
-            ECPoint::Compressed(b) => b,
-            ECPoint::Uncompressed(b) => b,
+            EcPoint::Compressed(b) => b,
+            EcPoint::Uncompressed(b) => b,
         }
     }
 
     /// Parses an encoded point (33 or 65 bytes with a valid prefix).
     pub fn from_slice(bytes: &[u8]) -> Result<Self, DecodeError> {
-        ECPoint::decode_exact(Bytes::copy_from_slice(bytes))
+        EcPoint::decode_exact(Bytes::copy_from_slice(bytes))
     }
 
     fn validate(&self) -> Result<(), DecodeError> {
         let ok = match self {
-            ECPoint::Compressed(b) => matches!(b[0], 0x02 | 0x03),
-            ECPoint::Uncompressed(b) => b[0] == 0x04,
+            EcPoint::Compressed(b) => matches!(b[0], 0x02 | 0x03),
+            EcPoint::Uncompressed(b) => b[0] == 0x04,
         };
         if ok {
             Ok(())
@@ -106,19 +106,19 @@ impl ECPoint {
     }
 }
 
-impl fmt::Debug for ECPoint {
+impl fmt::Debug for EcPoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ECPoint({})", hex::encode(self.as_bytes()))
+        write!(f, "EcPoint({})", hex::encode(self.as_bytes()))
     }
 }
 
-impl fmt::Display for ECPoint {
+impl fmt::Display for EcPoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&hex::encode(self.as_bytes()))
     }
 }
 
-impl Decode for ECPoint {
+impl Decode for EcPoint {
     const NAME: &'static str = "ecpoint";
 
     fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
@@ -128,13 +128,13 @@ impl Decode for ECPoint {
                 let mut b = [0u8; 33];
                 b[0] = prefix;
                 b[1..].copy_from_slice(&r.array::<32>("ecpoint")?);
-                Ok(ECPoint::Compressed(b))
+                Ok(EcPoint::Compressed(b))
             }
             0x04 => {
                 let mut b = [0u8; 65];
                 b[0] = prefix;
                 b[1..].copy_from_slice(&r.array::<64>("ecpoint")?);
-                Ok(ECPoint::Uncompressed(b))
+                Ok(EcPoint::Uncompressed(b))
             }
             v => Err(DecodeError::InvalidValue {
                 what: "ecpoint",
@@ -144,7 +144,7 @@ impl Decode for ECPoint {
     }
 }
 
-impl Encode for ECPoint {
+impl Encode for EcPoint {
     fn encode(&self, out: &mut BytesMut) {
         out.put_slice(self.as_bytes());
     }
@@ -258,13 +258,13 @@ pub enum WitnessCondition {
     /// `0x18`: the current script hash is this one.
     ScriptHash(UInt160),
     /// `0x19`: the current contract belongs to this group.
-    Group(ECPoint),
+    Group(EcPoint),
     /// `0x20`: called by the entry script.
     CalledByEntry,
     /// `0x28`: called by this contract.
     CalledByContract(UInt160),
     /// `0x29`: called by a contract of this group.
-    CalledByGroup(ECPoint),
+    CalledByGroup(EcPoint),
 }
 
 impl WitnessCondition {
@@ -352,12 +352,12 @@ impl WitnessCondition {
                 }
             }
             Self::SCRIPT_HASH => WitnessCondition::ScriptHash(r.uint160("witness_condition.hash")?),
-            Self::GROUP => WitnessCondition::Group(ECPoint::decode(r)?),
+            Self::GROUP => WitnessCondition::Group(EcPoint::decode(r)?),
             Self::CALLED_BY_ENTRY => WitnessCondition::CalledByEntry,
             Self::CALLED_BY_CONTRACT => {
                 WitnessCondition::CalledByContract(r.uint160("witness_condition.hash")?)
             }
-            Self::CALLED_BY_GROUP => WitnessCondition::CalledByGroup(ECPoint::decode(r)?),
+            Self::CALLED_BY_GROUP => WitnessCondition::CalledByGroup(EcPoint::decode(r)?),
             v => {
                 return Err(DecodeError::InvalidValue {
                     what: "witness_condition.type",
@@ -502,7 +502,7 @@ pub struct Signer {
     /// Contracts allowed by `CustomContracts` (at most 16).
     pub allowed_contracts: Vec<UInt160>,
     /// Groups allowed by `CustomGroups` (at most 16).
-    pub allowed_groups: Vec<ECPoint>,
+    pub allowed_groups: Vec<EcPoint>,
     /// Rules of `WitnessRules` (at most 16).
     pub rules: Vec<WitnessRule>,
 }
@@ -547,7 +547,7 @@ impl Signer {
             };
             check_count(what, len, 0, max)?;
         }
-        self.allowed_groups.iter().try_for_each(ECPoint::validate)?;
+        self.allowed_groups.iter().try_for_each(EcPoint::validate)?;
         self.rules
             .iter()
             .try_for_each(|rule| rule.condition.validate_nested(MAX_CONDITION_NESTING))
@@ -568,7 +568,7 @@ impl Decode for Signer {
             })?;
         }
         if scopes.contains(WitnessScope::CUSTOM_GROUPS) {
-            signer.allowed_groups = r.vec(max, 33, "signer.allowed_groups", ECPoint::decode)?;
+            signer.allowed_groups = r.vec(max, 33, "signer.allowed_groups", EcPoint::decode)?;
         }
         if scopes.contains(WitnessScope::WITNESS_RULES) {
             signer.rules = r.vec(max, 2, "signer.rules", WitnessRule::decode)?;
@@ -1060,10 +1060,10 @@ mod tests {
         let mut b = [0u8; 33];
         for (prefix, ok) in [(2u8, true), (3, true), (0, false), (4, false), (5, false)] {
             b[0] = prefix;
-            assert_eq!(ECPoint::from_slice(&b).is_ok(), ok, "{prefix}");
+            assert_eq!(EcPoint::from_slice(&b).is_ok(), ok, "{prefix}");
         }
         let mut u = [0u8; 65];
         u[0] = 4;
-        assert_eq!(ECPoint::from_slice(&u).unwrap().size(), 65);
+        assert_eq!(EcPoint::from_slice(&u).unwrap().size(), 65);
     }
 }
