@@ -1,8 +1,9 @@
 //! One remote NEO node as seen by the local one.
 //!
-//! The pieces here are the sans-I/O building blocks of the peer engine:
-//! [`handshake`] runs version/verack, [`stall`] tracks outstanding requests and their deadlines with no clock of
-//! its own, and [`stats`] counts traffic per command.
+//! The pieces here are the sans-I/O building blocks of the peer engine, each
+//! a plain state machine with no sockets and no clock of its own:
+//! [`handshake`] runs version/verack, [`stall`] tracks outstanding requests
+//! and their deadlines, and [`stats`] counts traffic per command.
 
 pub mod handshake;
 pub mod stall;
