@@ -30,3 +30,8 @@
 
 pub mod peer;
 pub mod wire;
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
