@@ -258,9 +258,12 @@ fn huge_declared_length_is_refused_before_buffering() {
         "{err}"
     );
     assert_eq!(buf.capacity(), cap, "nothing was reserved");
-    // exactly the cap is accepted and waited for
+    // exactly the cap is accepted and waited for, without reserving room for it
     let mut buf = header_bytes(MAINNET_MAGIC, b"block", 0x0200_0000, [0; 4]);
+    let cap = buf.capacity();
     assert_eq!(Codec::new(MAINNET_MAGIC).decode(&mut buf).unwrap(), None);
+    assert_eq!(buf.capacity(), cap, "a declared length buys no memory");
+    assert_eq!(buf.len(), 24, "nothing consumed");
     let mut buf = header_bytes(MAINNET_MAGIC, b"block", 0x0200_0001, [0; 4]);
     assert!(Codec::new(MAINNET_MAGIC).decode(&mut buf).is_err());
 }

@@ -195,6 +195,13 @@ fn oversized_lengths_are_rejected_before_the_payload() {
     let mut buf = BytesMut::from(&[0x00, 0x2C, 0xFD, 0x00, 0x04][..]);
     assert_eq!(codec.decode_frame(&mut buf), Ok(None));
     codec.set_max_payload(usize::MAX);
+    // Exactly the cap is waited for, without reserving room for it.
+    let cap = (MAX_PAYLOAD as u32).to_le_bytes();
+    let mut buf = BytesMut::from(&[0x00, 0x2C, 0xFE, cap[0], cap[1], cap[2], cap[3]][..]);
+    let room = buf.capacity();
+    assert_eq!(codec.decode_frame(&mut buf), Ok(None));
+    assert_eq!(buf.capacity(), room, "a declared length buys no memory");
+    assert_eq!(buf.len(), 7, "nothing consumed");
     assert_eq!(codec.max_payload(), MAX_PAYLOAD);
 }
 

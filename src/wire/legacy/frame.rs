@@ -170,7 +170,8 @@ impl Codec {
         // `len <= max_payload`, a usize
         let total = HEADER_SIZE + len as usize;
         if buf.len() < total {
-            buf.reserve(total - buf.len());
+            // Nothing is reserved for the rest: a declared length buys no
+            // memory until the bytes actually arrive.
             return Ok(None);
         }
         let expected = &header[20..24];
