@@ -28,7 +28,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod executor;
 pub mod peer;
+pub mod protocol;
 pub mod wire;
 
 /// The README's Rust examples, compiled and run as doctests.

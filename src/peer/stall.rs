@@ -20,11 +20,16 @@ use std::time::{Duration, Instant};
 #[error("too many outstanding requests ({0})")]
 pub struct TooManyPending(pub usize);
 
+/// Identifies one armed request (unique per detector).
+pub type RequestId = u64;
+
 /// What an answer did to the request it answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Answered<K> {
     /// The request kind that was answered.
     pub kind: K,
+    /// The request that was answered.
+    pub id: RequestId,
     /// Time from sending the request to this answer (paused time excluded).
     pub latency: Duration,
     /// True when this was the last answer the request expected.
@@ -33,6 +38,7 @@ pub struct Answered<K> {
 
 #[derive(Debug, Clone)]
 struct Pending<K> {
+    id: RequestId,
     kind: K,
     remaining: u32,
     sent: Instant,
@@ -46,6 +52,7 @@ pub struct StallDetector<K> {
     capacity: usize,
     pending: VecDeque<Pending<K>>,
     paused_since: Option<Instant>,
+    next_id: RequestId,
 }
 
 impl<K: Copy + Eq + Debug> StallDetector<K> {
@@ -56,6 +63,7 @@ impl<K: Copy + Eq + Debug> StallDetector<K> {
             capacity,
             pending: VecDeque::new(),
             paused_since: None,
+            next_id: 0,
         }
     }
 
@@ -80,18 +88,26 @@ impl<K: Copy + Eq + Debug> StallDetector<K> {
     }
 
     /// Records a request sent at `now` that expects `answers` answers (at least one).
-    pub fn arm(&mut self, kind: K, answers: u32, now: Instant) -> Result<(), TooManyPending> {
+    pub fn arm(
+        &mut self,
+        kind: K,
+        answers: u32,
+        now: Instant,
+    ) -> Result<RequestId, TooManyPending> {
         if self.pending.len() >= self.capacity {
             return Err(TooManyPending(self.capacity));
         }
         let now = self.effective(now);
+        let id = self.next_id;
+        self.next_id += 1;
         self.pending.push_back(Pending {
+            id,
             kind,
             remaining: answers.max(1),
             sent: now,
             deadline: now + self.timeout,
         });
-        Ok(())
+        Ok(id)
     }
 
     /// Counts one answer to the oldest outstanding request of `kind`.
@@ -111,6 +127,7 @@ impl<K: Copy + Eq + Debug> StallDetector<K> {
         p.deadline = now + timeout;
         let answered = Answered {
             kind,
+            id: p.id,
             latency: now.saturating_duration_since(p.sent),
             complete: p.remaining == 0,
         };
@@ -124,6 +141,17 @@ impl<K: Copy + Eq + Debug> StallDetector<K> {
     /// (the caller learnt that silence is legitimate). Returns whether one was found.
     pub fn cancel(&mut self, kind: K) -> bool {
         match self.pending.iter().position(|p| p.kind == kind) {
+            Some(i) => {
+                self.pending.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Forgets the request `id`, answered or not. Returns whether it was outstanding.
+    pub fn remove(&mut self, id: RequestId) -> bool {
+        match self.pending.iter().position(|p| p.id == id) {
             Some(i) => {
                 self.pending.remove(i);
                 true
@@ -277,6 +305,9 @@ mod tests {
         d.arm(Req::Data, 1, t0).unwrap();
         d.arm(Req::Data, 1, t0).unwrap();
         assert_eq!(d.arm(Req::Data, 1, t0), Err(TooManyPending(2)));
+        assert!(d.remove(1));
+        assert!(!d.remove(1));
+        assert_eq!(d.arm(Req::Data, 1, t0), Ok(2), "ids are never reused");
         d.clear();
         assert!(d.is_empty());
     }

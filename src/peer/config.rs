@@ -1,0 +1,233 @@
+//! Who we are to a remote node, and how patient we are with it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::wire::n3::NodeCapability;
+
+/// Time allowed for the whole version/verack exchange.
+///
+/// The C# nodes want the first bytes within 10 s of connecting; NEO•ONE waits
+/// 30 s for `version`. A node that has not said who it is within 10 s is not
+/// worth a connection slot.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Silence after which a peer is dropped: no complete message for this long.
+///
+/// C# nodes drop a peer after 60 s without data and ping about once a
+/// minute; 120 s leaves room for that cadence while still dropping dead
+/// connections far sooner than neo-go (never) or the 5 minutes of the first
+/// Go peer package.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Time an outstanding request may go without an answer (or, for a request
+/// with several answers, without progress) before the peer counts as stalled
+/// and is dropped. The C# task manager gives a task 60 s.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often deadlines are checked at the latest (they are also checked at
+/// the exact next deadline).
+pub const STALL_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Ping a peer after this much silence on our side, so that no remote sees
+/// 60 s of silence from us (the C# idle rule); both reference nodes use 30 s.
+pub const PING_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Time one write may block (a peer that stops reading) before the peer is dropped.
+/// neo-go allows one block time (15 s on the public networks) per write.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Largest payload accepted before the handshake completes. A `version` is
+/// under 100 bytes in practice; nobody has business sending megabytes before
+/// saying who they are.
+pub const HANDSHAKE_MAX_PAYLOAD: usize = 4096;
+
+/// Messages a peer's mailbox holds (requests from callers waiting to be written).
+pub const MAILBOX_CAPACITY: usize = 64;
+
+/// Received messages waiting for the handler. When it is full the peer stops
+/// reading from the socket, so a slow handler pushes back on the remote
+/// instead of growing memory.
+pub const HANDLER_QUEUE_CAPACITY: usize = 32;
+
+/// Most requests outstanding at once per peer.
+pub const MAX_PENDING_REQUESTS: usize = 128;
+
+// The defaults keep their relations, checked when the crate compiles.
+const _: () = {
+    // We ping well before anyone's idle rule (ours, or C#'s 60 s) fires.
+    assert!(PING_INTERVAL.as_nanos() * 2 <= Duration::from_secs(60).as_nanos());
+    assert!(PING_INTERVAL.as_nanos() < IDLE_TIMEOUT.as_nanos());
+    // Deadlines are checked several times within one stall timeout.
+    assert!(STALL_CHECK_INTERVAL.as_nanos() * 4 <= STALL_TIMEOUT.as_nanos());
+    // A handshake ends long before a peer could count as idle.
+    assert!(HANDSHAKE_TIMEOUT.as_nanos() < IDLE_TIMEOUT.as_nanos());
+    // A `version` with a 1024-byte user agent fits before the handshake.
+    assert!(HANDSHAKE_MAX_PAYLOAD >= 1024 + 64);
+    // A full mailbox of requests can all be outstanding at once.
+    assert!(MAX_PENDING_REQUESTS >= MAILBOX_CAPACITY);
+};
+
+/// Timeouts of a peer; see the constants of this module for the defaults and
+/// why they were chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// [`HANDSHAKE_TIMEOUT`].
+    pub handshake: Duration,
+    /// [`IDLE_TIMEOUT`].
+    pub idle: Duration,
+    /// [`STALL_TIMEOUT`].
+    pub stall: Duration,
+    /// [`STALL_CHECK_INTERVAL`].
+    pub stall_check_interval: Duration,
+    /// [`PING_INTERVAL`].
+    pub ping_interval: Duration,
+    /// [`WRITE_TIMEOUT`].
+    pub write: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            handshake: HANDSHAKE_TIMEOUT,
+            idle: IDLE_TIMEOUT,
+            stall: STALL_TIMEOUT,
+            stall_check_interval: STALL_CHECK_INTERVAL,
+            ping_interval: PING_INTERVAL,
+            write: WRITE_TIMEOUT,
+        }
+    }
+}
+
+/// Queue sizes of a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Queues {
+    /// [`MAILBOX_CAPACITY`].
+    pub mailbox: usize,
+    /// [`HANDLER_QUEUE_CAPACITY`].
+    pub handler: usize,
+    /// [`MAX_PENDING_REQUESTS`].
+    pub pending_requests: usize,
+}
+
+impl Default for Queues {
+    fn default() -> Self {
+        Queues {
+            mailbox: MAILBOX_CAPACITY,
+            handler: HANDLER_QUEUE_CAPACITY,
+            pending_requests: MAX_PENDING_REQUESTS,
+        }
+    }
+}
+
+/// Returns the local chain height whenever a `version`, `ping` or `pong` needs it.
+pub type StartHeight = Arc<dyn Fn() -> u32 + Send + Sync>;
+
+/// Everything a peer needs to know about the local node, so that it depends
+/// on no other part of a node.
+#[derive(Clone)]
+pub struct LocalConfig {
+    /// Network magic (Legacy: in every frame; N3: in `version`).
+    pub network: u32,
+    /// User agent sent in `version`.
+    pub user_agent: String,
+    /// Legacy: the `services` bit field of `version` (1 = NODE_NETWORK).
+    pub services: u64,
+    /// N3: capabilities sent in `version` besides `TcpServer(port)` (when
+    /// `port` is non-zero) and `FullNode(start height)`, which are added
+    /// automatically; e.g. `ArchivalNode`.
+    pub capabilities: Vec<NodeCapability>,
+    /// Random number identifying this node (detects connections to ourselves).
+    pub nonce: u32,
+    /// Protocol version sent in `version` (0 on every network).
+    pub protocol_version: u32,
+    /// Whether we want relayed inventories (Legacy `relay`).
+    pub relay: bool,
+    /// TCP port we listen on (0: not listening).
+    pub port: u16,
+    /// Current local height.
+    pub start_height: StartHeight,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+    /// Queue sizes.
+    pub queues: Queues,
+    /// [`HANDSHAKE_MAX_PAYLOAD`].
+    pub handshake_max_payload: usize,
+}
+
+impl LocalConfig {
+    /// A configuration for `network` with every default: user agent
+    /// `/neo-peer:<version>/`, services 1, no extra capabilities, a random
+    /// nonce, protocol version 0, relay on, not listening, height 0.
+    pub fn new(network: u32) -> Self {
+        LocalConfig {
+            network,
+            user_agent: format!("/neo-peer:{}/", env!("CARGO_PKG_VERSION")),
+            services: 1,
+            capabilities: Vec::new(),
+            nonce: random_nonce(),
+            protocol_version: 0,
+            relay: true,
+            port: 0,
+            start_height: Arc::new(|| 0),
+            timeouts: Timeouts::default(),
+            queues: Queues::default(),
+            handshake_max_payload: HANDSHAKE_MAX_PAYLOAD,
+        }
+    }
+
+    /// The local height now.
+    pub fn height(&self) -> u32 {
+        (self.start_height)()
+    }
+}
+
+impl fmt::Debug for LocalConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalConfig")
+            .field("network", &self.network)
+            .field("user_agent", &self.user_agent)
+            .field("services", &self.services)
+            .field("capabilities", &self.capabilities)
+            .field("nonce", &self.nonce)
+            .field("protocol_version", &self.protocol_version)
+            .field("relay", &self.relay)
+            .field("port", &self.port)
+            .field("start_height", &self.height())
+            .field("timeouts", &self.timeouts)
+            .field("queues", &self.queues)
+            .field("handshake_max_payload", &self.handshake_max_payload)
+            .finish()
+    }
+}
+
+/// A nonce that differs between processes and calls, without a random-number
+/// dependency: the standard library's per-process random hash keys, mixed
+/// with the time.
+pub fn random_nonce() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    let x = h.finish();
+    (x ^ (x >> 32)) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonces_vary() {
+        let a = random_nonce();
+        assert!((0..8).any(|_| random_nonce() != a));
+        let c = LocalConfig::new(56753);
+        assert!(c.user_agent.starts_with("/neo-peer:"));
+        assert_eq!(c.height(), 0);
+        assert!(format!("{c:?}").contains("56753"));
+    }
+}

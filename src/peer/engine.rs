@@ -1,0 +1,528 @@
+//! The tasks of one connected peer: handshake, reader, writer, handler.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use async_io::Timer;
+use bytes::BytesMut;
+use futures_lite::FutureExt;
+use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+
+use super::handshake::{Handshake, Received, Step};
+use super::{
+    Connection, DisconnectReason, Handler, LocalConfig, Peer, PeerError, RequestId, StallDetector,
+    Stats, Violation,
+};
+use crate::executor::Executor;
+use crate::protocol::{Decoded, Protocol, RequestKind, Role, VersionFacts};
+use crate::wire::{MAX_PAYLOAD, PingPayload};
+
+/// Bytes asked of the socket per read.
+const READ_CHUNK: usize = 4096;
+
+/// State shared by a peer's tasks and handles.
+pub(super) struct Shared<P: Protocol> {
+    pub(super) config: LocalConfig,
+    pub(super) stats: Stats,
+    pub(super) created_at: SystemTime,
+    pub(super) state: Mutex<State<P>>,
+    /// Closed (never sent on) when the peer disconnects: wakes every waiter.
+    closed_tx: async_channel::Sender<()>,
+    pub(super) closed_rx: async_channel::Receiver<()>,
+}
+
+/// Mutable facts about the remote and the requests in flight.
+pub(super) struct State<P: Protocol> {
+    pub(super) version: Option<P::Version>,
+    pub(super) facts: Option<VersionFacts>,
+    pub(super) height: u32,
+    pub(super) rtt: Option<Duration>,
+    pub(super) handshaked: bool,
+    pub(super) reason: Option<DisconnectReason>,
+    pub(super) stall: StallDetector<RequestKind>,
+    pub(super) waiters: HashMap<RequestId, async_channel::Sender<P::Message>>,
+}
+
+impl<P: Protocol> Shared<P> {
+    pub(super) fn new(config: LocalConfig) -> Self {
+        let (closed_tx, closed_rx) = async_channel::bounded(1);
+        let stall = StallDetector::new(config.timeouts.stall, config.queues.pending_requests);
+        Shared {
+            config,
+            stats: Stats::new(),
+            created_at: SystemTime::now(),
+            state: Mutex::new(State {
+                version: None,
+                facts: None,
+                height: 0,
+                rtt: None,
+                handshaked: false,
+                reason: None,
+                stall,
+                waiters: HashMap::new(),
+            }),
+            closed_tx,
+            closed_rx,
+        }
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, State<P>> {
+        // Critical sections never panic halfway through an update that
+        // matters; a poisoned lock is taken over.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Ends the peer with `reason` (the first reason wins). Every task and
+    /// every waiting caller notices.
+    pub(super) fn close(&self, reason: DisconnectReason) {
+        let mut st = self.lock();
+        if st.reason.is_none() {
+            tracing::debug!(%reason, "peer disconnected");
+            st.reason = Some(reason);
+        }
+        st.waiters.clear();
+        st.stall.clear();
+        drop(st);
+        self.closed_tx.close();
+    }
+
+    pub(super) fn reason(&self) -> Option<DisconnectReason> {
+        self.lock().reason.clone()
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
+        self.closed_tx.is_closed()
+    }
+
+    /// Resolves when the peer has disconnected.
+    pub(super) async fn wait_closed(&self) {
+        let _ = self.closed_rx.recv().await;
+    }
+}
+
+/// A message for the writer.
+pub(super) struct Outgoing<P: Protocol> {
+    pub(super) msg: P::Message,
+    /// Receives the answer instead of the handler (single-answer requests).
+    pub(super) waiter: Option<async_channel::Sender<P::Message>>,
+    /// Told whether the message was written.
+    pub(super) written: Option<async_channel::Sender<Result<(), PeerError>>>,
+}
+
+fn io_reason(e: &std::io::Error) -> DisconnectReason {
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => DisconnectReason::RemoteClosed,
+        _ => DisconnectReason::Io(e.to_string()),
+    }
+}
+
+/// Races `fut` against a deadline and the peer's end.
+async fn bounded<T>(
+    shared: &Shared<impl Protocol>,
+    fut: impl std::future::Future<Output = T>,
+    deadline: Instant,
+) -> Option<Result<T, ()>> {
+    let fut = async { Some(Ok(fut.await)) };
+    let timer = async {
+        Timer::at(deadline).await;
+        Some(Err(()))
+    };
+    let closed = async {
+        shared.wait_closed().await;
+        None
+    };
+    fut.or(timer).or(closed).await
+}
+
+/// Runs the handshake, then spawns the peer's tasks. The future `Peer::run` awaits.
+pub(super) async fn start<P, C, H, E>(
+    peer: Peer<P>,
+    conn: C,
+    handler: H,
+    executor: E,
+) -> Result<(), PeerError>
+where
+    P: Protocol,
+    C: Connection,
+    H: Handler<P>,
+    E: Executor,
+{
+    let shared = peer.shared.clone();
+    let mut conn = conn;
+    let deadline = Instant::now() + shared.config.timeouts.handshake;
+    let outcome = bounded(&shared, handshake(&shared, &mut conn), deadline).await;
+    let leftover = match outcome {
+        Some(Ok(Ok(buf))) => buf,
+        Some(Ok(Err(reason))) => {
+            shared.close(reason);
+            return Err(peer.disconnected());
+        }
+        Some(Err(())) => {
+            shared.close(DisconnectReason::HandshakeTimeout);
+            return Err(peer.disconnected());
+        }
+        None => return Err(peer.disconnected()),
+    };
+    let (reader, writer) = futures_lite::io::split(conn);
+    let (handler_tx, handler_rx) = async_channel::bounded(shared.config.queues.handler.max(1));
+    let mailbox = peer.take_mailbox().ok_or(PeerError::AlreadyStarted)?;
+    executor.spawn(Box::pin(write_loop(peer.clone(), writer, mailbox)));
+    executor.spawn(Box::pin(read_loop(
+        peer.clone(),
+        reader,
+        leftover,
+        handler_tx,
+    )));
+    executor.spawn(Box::pin(handler_loop(peer, handler, handler_rx)));
+    Ok(())
+}
+
+async fn write_frame<P: Protocol>(
+    shared: &Shared<P>,
+    conn: &mut (impl AsyncWrite + Unpin),
+    codec: &P::Codec,
+    msg: &P::Message,
+    out: &mut BytesMut,
+) -> Result<(), DisconnectReason> {
+    out.clear();
+    P::encode(codec, msg, out).map_err(DisconnectReason::Encode)?;
+    conn.write_all(out).await.map_err(|e| io_reason(&e))?;
+    conn.flush().await.map_err(|e| io_reason(&e))?;
+    shared.stats.sent(P::command_name(msg), out.len());
+    Ok(())
+}
+
+/// Version/verack. Returns the bytes read past the handshake.
+async fn handshake<P: Protocol>(
+    shared: &Shared<P>,
+    conn: &mut (impl AsyncRead + AsyncWrite + Unpin),
+) -> Result<BytesMut, DisconnectReason> {
+    let config = &shared.config;
+    let mut codec = P::codec(config.network);
+    P::set_max_payload(&mut codec, config.handshake_max_payload);
+    let mut hs = Handshake::new(config.nonce, config.network);
+    let mut out = BytesMut::new();
+    write_frame(shared, conn, &codec, &P::version(config), &mut out).await?;
+    hs.version_sent();
+    let mut buf = BytesMut::new();
+    loop {
+        while let Some(Decoded { message, wire_len }) =
+            P::decode(&mut codec, &mut buf).map_err(DisconnectReason::Frame)?
+        {
+            shared.stats.received(P::command_name(&message), wire_len);
+            let step = match P::role(&message) {
+                Role::Version(v) => {
+                    let facts = P::version_facts(v);
+                    let step = hs.received(Received::Version {
+                        nonce: facts.nonce,
+                        network: facts.network,
+                    });
+                    if step.is_ok() {
+                        let mut st = shared.lock();
+                        st.height = facts.start_height;
+                        st.version = Some(v.clone());
+                        st.facts = Some(facts);
+                    }
+                    step
+                }
+                Role::Verack => hs.received(Received::Verack),
+                _ => hs.received(Received::Other(P::command_name(&message))),
+            }
+            .map_err(DisconnectReason::Handshake)?;
+            if step == Step::SendVerack {
+                write_frame(shared, conn, &codec, &P::verack(), &mut out).await?;
+                hs.verack_sent();
+                if !P::PAUSE_AFTER_VERACK.is_zero() {
+                    Timer::after(P::PAUSE_AFTER_VERACK).await;
+                }
+            }
+            if hs.is_complete() {
+                shared.lock().handshaked = true;
+                return Ok(buf);
+            }
+        }
+        if read_some(conn, &mut buf).await? == 0 {
+            return Err(DisconnectReason::RemoteClosed);
+        }
+    }
+}
+
+/// Appends what one read returns to `buf`.
+async fn read_some(
+    conn: &mut (impl AsyncRead + Unpin),
+    buf: &mut BytesMut,
+) -> Result<usize, DisconnectReason> {
+    let start = buf.len();
+    buf.resize(start + READ_CHUNK, 0);
+    let n = conn.read(&mut buf[start..]).await;
+    buf.truncate(start + *n.as_ref().unwrap_or(&0));
+    n.map_err(|e| io_reason(&e))
+}
+
+async fn read_loop<P: Protocol, C: Connection>(
+    peer: Peer<P>,
+    mut conn: ReadHalf<C>,
+    mut buf: BytesMut,
+    handler_tx: async_channel::Sender<P::Message>,
+) {
+    let shared = &peer.shared;
+    let mut codec = P::codec(shared.config.network);
+    P::set_max_payload(&mut codec, MAX_PAYLOAD);
+    let idle = shared.config.timeouts.idle;
+    let mut last_message = Instant::now();
+    let reason = loop {
+        let decoded = match P::decode(&mut codec, &mut buf) {
+            Ok(d) => d,
+            Err(e) => break DisconnectReason::Frame(e),
+        };
+        if let Some(Decoded { message, wire_len }) = decoded {
+            last_message = Instant::now();
+            if let Err(reason) = on_message(&peer, message, wire_len, &handler_tx).await {
+                break reason;
+            }
+            continue;
+        }
+        if buf.is_empty() && buf.capacity() > 4 * READ_CHUNK {
+            // Give back the room a large frame took.
+            buf = BytesMut::new();
+        }
+        match bounded(shared, read_some(&mut conn, &mut buf), last_message + idle).await {
+            Some(Ok(Ok(0))) => break DisconnectReason::RemoteClosed,
+            Some(Ok(Ok(_))) => {}
+            Some(Ok(Err(reason))) => break reason,
+            Some(Err(())) => break DisconnectReason::IdleTimeout(idle),
+            None => return,
+        }
+    };
+    shared.close(reason);
+}
+
+/// Everything the engine does with one received message after the handshake.
+async fn on_message<P: Protocol>(
+    peer: &Peer<P>,
+    msg: P::Message,
+    wire_len: usize,
+    handler_tx: &async_channel::Sender<P::Message>,
+) -> Result<(), DisconnectReason> {
+    let shared = &peer.shared;
+    let command = P::command_name(&msg);
+    shared.stats.received(command, wire_len);
+    match P::role(&msg) {
+        Role::Version(_) => return Err(DisconnectReason::Protocol(Violation::DuplicateVersion)),
+        Role::Verack => return Err(DisconnectReason::Protocol(Violation::DuplicateVerack)),
+        Role::Ping(p) => {
+            raise_height(shared, p.last_block_index);
+            let pong = PingPayload {
+                last_block_index: shared.config.height(),
+                timestamp: unix_seconds(),
+                nonce: p.nonce,
+            };
+            // Through the mailbox, so the writer stays the only writer.
+            peer.enqueue(P::ping(pong, true), None).await;
+            return Ok(());
+        }
+        Role::Pong(p) => raise_height(shared, p.last_block_index),
+        Role::Other => {}
+    }
+    if let Some(h) = P::height_hint(&msg) {
+        raise_height(shared, h);
+    }
+    let mut waiter = None;
+    if let Some((kinds, n)) = P::answers(&msg) {
+        let now = Instant::now();
+        let mut st = shared.lock();
+        for &kind in kinds {
+            if let Some(a) = st.stall.answer_many(kind, n, now) {
+                shared.stats.round_trip(command, a.latency);
+                if kind == RequestKind::Ping {
+                    st.rtt = Some(a.latency);
+                }
+                waiter = if a.complete {
+                    st.waiters.remove(&a.id)
+                } else {
+                    st.waiters.get(&a.id).cloned()
+                };
+                break;
+            }
+        }
+    }
+    if let Some(w) = waiter {
+        // The caller asked for this answer: it goes to the caller.
+        let _ = w.try_send(msg);
+        return Ok(());
+    }
+    if matches!(P::role(&msg), Role::Pong(_)) {
+        return Ok(());
+    }
+    match handler_tx.try_send(msg) {
+        Ok(()) => Ok(()),
+        Err(async_channel::TrySendError::Full(msg)) => {
+            // The handler is behind: stop reading (the remote is pushed back
+            // by TCP) and stop the stall clocks until there is room again.
+            shared.lock().stall.pause(Instant::now());
+            let sent = handler_tx.send(msg).await;
+            shared.lock().stall.resume(Instant::now());
+            sent.map_err(|_| DisconnectReason::HandlerGone)
+        }
+        Err(async_channel::TrySendError::Closed(_)) => Err(DisconnectReason::HandlerGone),
+    }
+}
+
+fn raise_height<P: Protocol>(shared: &Shared<P>, h: u32) {
+    let mut st = shared.lock();
+    st.height = st.height.max(h);
+}
+
+pub(super) fn unix_seconds() -> u32 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
+}
+
+async fn write_loop<P: Protocol, C: Connection>(
+    peer: Peer<P>,
+    mut conn: WriteHalf<C>,
+    mailbox: async_channel::Receiver<Outgoing<P>>,
+) {
+    let shared = &peer.shared;
+    let timeouts = shared.config.timeouts;
+    let mut codec = P::codec(shared.config.network);
+    P::set_max_payload(&mut codec, MAX_PAYLOAD);
+    let compress = shared
+        .lock()
+        .facts
+        .as_ref()
+        .is_some_and(|f| f.allows_compression);
+    P::set_compression(&mut codec, compress);
+    let mut out = BytesMut::new();
+    let mut last_write = Instant::now();
+    let mut ping_nonce = shared.config.nonce;
+    let reason = loop {
+        let now = Instant::now();
+        let next_deadline = shared.lock().stall.next_deadline();
+        let wake = [
+            Some(last_write + timeouts.ping_interval),
+            Some(now + timeouts.stall_check_interval),
+            next_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(now + timeouts.stall_check_interval);
+        let next = async { mailbox.recv().await.ok().map(Some) };
+        let tick = async {
+            Timer::at(wake).await;
+            Some(None)
+        };
+        let closed = async {
+            shared.wait_closed().await;
+            None
+        };
+        let outgoing = match next.or(tick).or(closed).await {
+            None => break None,
+            Some(o) => o,
+        };
+        let now = Instant::now();
+        if let Some(kind) = shared.lock().stall.expired(now) {
+            break Some(DisconnectReason::Stalled(kind));
+        }
+        let (msg, waiter, written) = match outgoing {
+            Some(o) => (o.msg, o.waiter, o.written),
+            None if now >= last_write + timeouts.ping_interval => {
+                ping_nonce = ping_nonce.wrapping_add(1);
+                let ping = PingPayload {
+                    last_block_index: shared.config.height(),
+                    timestamp: unix_seconds(),
+                    nonce: ping_nonce,
+                };
+                (P::ping(ping, false), None, None)
+            }
+            None => continue,
+        };
+        // Arm before writing, so that an answer racing the write finds it.
+        let armed = {
+            let mut st = shared.lock();
+            let height = st.height;
+            match P::expects(&msg, height) {
+                Some((RequestKind::Ping, _)) if !P::PONG_EXPECTED => Ok(None),
+                Some((kind, n)) => match st.stall.arm(kind, n, now) {
+                    Ok(id) => {
+                        if let Some(w) = waiter {
+                            st.waiters.insert(id, w);
+                        }
+                        Ok(Some(id))
+                    }
+                    Err(e) => Err(PeerError::TooManyPending(e.0)),
+                },
+                None => Ok(None),
+            }
+        };
+        if let Err(e) = armed {
+            if let Some(w) = written {
+                let _ = w.try_send(Err(e));
+            }
+            continue;
+        }
+        let write = write_frame(shared, &mut conn, &codec, &msg, &mut out);
+        let result = match bounded(shared, write, Instant::now() + timeouts.write).await {
+            Some(Ok(r)) => r,
+            Some(Err(())) => Err(DisconnectReason::WriteTimeout(timeouts.write)),
+            None => break None,
+        };
+        last_write = Instant::now();
+        match result {
+            Ok(()) => {
+                if let Some(w) = written {
+                    let _ = w.try_send(Ok(()));
+                }
+            }
+            Err(DisconnectReason::Encode(e)) => {
+                // Nothing was written: the caller learns why, the peer lives on.
+                if let Ok(Some(id)) = armed {
+                    let mut st = shared.lock();
+                    st.stall.remove(id);
+                    st.waiters.remove(&id);
+                }
+                if let Some(w) = written {
+                    let _ = w.try_send(Err(PeerError::Encode(e)));
+                }
+            }
+            Err(reason) => break Some(reason),
+        }
+    };
+    if let Some(reason) = reason {
+        shared.close(reason);
+    }
+    // Refuse new messages, then fail the ones already queued: their callers
+    // learn of the disconnect now rather than never.
+    mailbox.close();
+    let failed = PeerError::Disconnected(shared.reason().unwrap_or(DisconnectReason::Requested));
+    while let Ok(o) = mailbox.try_recv() {
+        if let Some(w) = o.written {
+            let _ = w.try_send(Err(failed.clone()));
+        }
+    }
+    let _ = conn.close().await;
+}
+
+async fn handler_loop<P: Protocol, H: Handler<P>>(
+    peer: Peer<P>,
+    handler: H,
+    queue: async_channel::Receiver<P::Message>,
+) {
+    // Messages already received are handled even after a disconnect: nothing
+    // read from the wire is dropped silently.
+    while let Ok(msg) = queue.recv().await {
+        let command = P::command_name(&msg);
+        let started = Instant::now();
+        let run = AssertUnwindSafe(handler.handle(&peer, msg)).catch_unwind();
+        if run.await.is_err() {
+            peer.shared
+                .close(DisconnectReason::HandlerPanicked(command));
+            queue.close();
+        }
+        peer.shared.stats.handled(command, started.elapsed());
+    }
+}

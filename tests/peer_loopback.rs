@@ -1,0 +1,581 @@
+//! The peer engine over loopback TCP, against a scripted remote, on smol and
+//! on async-std, for both wire generations.
+
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_io::{Async, Timer};
+use bytes::BytesMut;
+use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+use neo_peer::executor::Executor;
+use neo_peer::peer::{
+    Connection, Direction, DisconnectReason, Handler, IgnoreAll, LocalConfig, Peer, PeerError,
+    Violation,
+};
+use neo_peer::protocol::{Legacy, N3, Protocol, RequestKind, Role};
+use neo_peer::wire::{UInt160, UInt256, Witness, legacy, n3};
+
+const NET: u32 = 56753;
+
+/// One async runtime: its executor and its TCP stream type.
+trait Rt: Copy + Send + Sync + 'static {
+    type Ex: Executor + Clone;
+    fn ex(self) -> Self::Ex;
+    fn stream(self, s: TcpStream) -> impl Connection;
+}
+
+#[derive(Clone, Copy)]
+struct SmolRt;
+impl Rt for SmolRt {
+    type Ex = neo_peer::executor::SmolGlobal;
+    fn ex(self) -> Self::Ex {
+        neo_peer::executor::SmolGlobal
+    }
+    fn stream(self, s: TcpStream) -> impl Connection {
+        smol::net::TcpStream::try_from(s).unwrap()
+    }
+}
+
+#[derive(Clone, Copy)]
+struct AsyncStdRt;
+impl Rt for AsyncStdRt {
+    type Ex = neo_peer::executor::AsyncStd;
+    fn ex(self) -> Self::Ex {
+        neo_peer::executor::AsyncStd
+    }
+    fn stream(self, s: TcpStream) -> impl Connection {
+        async_std::net::TcpStream::from(s)
+    }
+}
+
+/// What the tests need from each generation beyond the engine's trait.
+trait TestProto: Protocol<Message: PartialEq> {
+    fn get_headers() -> Self::Message;
+    fn headers(n: usize) -> Self::Message;
+    fn inv(i: u32) -> Self::Message;
+    fn is_headers(m: &Self::Message) -> bool;
+}
+
+fn witness() -> Witness {
+    Witness {
+        invocation: vec![0x0C; 66].into(),
+        verification: vec![0x41; 40].into(),
+    }
+}
+
+impl TestProto for N3 {
+    fn get_headers() -> n3::Message {
+        n3::Message::GetHeaders(n3::GetBlockByIndexPayload {
+            index_start: 0,
+            count: -1,
+        })
+    }
+    fn headers(n: usize) -> n3::Message {
+        let headers = (0..n as u32)
+            .map(|i| n3::Header {
+                version: 0,
+                prev_hash: UInt256::ZERO,
+                merkle_root: UInt256::ZERO,
+                timestamp: u64::from(i),
+                nonce: 0,
+                index: i,
+                primary_index: 0,
+                next_consensus: UInt160::ZERO,
+                witness: witness(),
+            })
+            .collect();
+        n3::Message::Headers(n3::HeadersPayload { headers })
+    }
+    fn inv(i: u32) -> n3::Message {
+        let mut h = [0u8; 32];
+        h[..4].copy_from_slice(&i.to_le_bytes());
+        n3::Message::Inv(n3::InvPayload {
+            kind: n3::InventoryType::Transaction,
+            hashes: vec![UInt256(h)],
+        })
+    }
+    fn is_headers(m: &n3::Message) -> bool {
+        matches!(m, n3::Message::Headers(_))
+    }
+}
+
+impl TestProto for Legacy {
+    fn get_headers() -> legacy::Message {
+        legacy::Message::GetHeaders(legacy::GetBlocksPayload {
+            hash_start: vec![UInt256::ZERO],
+            hash_stop: UInt256::ZERO,
+        })
+    }
+    fn headers(n: usize) -> legacy::Message {
+        let headers = (0..n as u32)
+            .map(|i| legacy::Header {
+                base: legacy::BlockBase {
+                    version: 0,
+                    prev_hash: UInt256::ZERO,
+                    merkle_root: UInt256::ZERO,
+                    timestamp: i,
+                    index: i,
+                    consensus_data: 0,
+                    next_consensus: UInt160::ZERO,
+                    witness: witness(),
+                },
+            })
+            .collect();
+        legacy::Message::Headers(legacy::HeadersPayload { headers })
+    }
+    fn inv(i: u32) -> legacy::Message {
+        let mut h = [0u8; 32];
+        h[..4].copy_from_slice(&i.to_le_bytes());
+        legacy::Message::Inv(legacy::InvPayload {
+            kind: legacy::InventoryType::Tx,
+            hashes: vec![UInt256(h)],
+        })
+    }
+    fn is_headers(m: &legacy::Message) -> bool {
+        matches!(m, legacy::Message::Headers(_))
+    }
+}
+
+fn config(nonce: u32) -> LocalConfig {
+    let mut c = LocalConfig::new(NET);
+    c.nonce = nonce;
+    c.user_agent = format!("/test:{nonce}/");
+    c.timeouts.handshake = Duration::from_millis(500);
+    c.timeouts.idle = Duration::from_secs(5);
+    c.timeouts.stall = Duration::from_secs(5);
+    c.timeouts.stall_check_interval = Duration::from_millis(50);
+    c.timeouts.ping_interval = Duration::from_secs(3);
+    c
+}
+
+/// A connected TCP pair: (ours, remote's).
+fn tcp_pair() -> (TcpStream, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (b, _) = l.accept().unwrap();
+    (a, b)
+}
+
+/// A scripted remote speaking raw frames.
+struct Remote<P: Protocol> {
+    conn: Async<TcpStream>,
+    codec: P::Codec,
+    buf: BytesMut,
+    config: LocalConfig,
+}
+
+impl<P: Protocol> Remote<P> {
+    fn new(s: TcpStream, nonce: u32) -> Self {
+        Remote {
+            conn: Async::new(s).unwrap(),
+            codec: P::codec(NET),
+            buf: BytesMut::new(),
+            config: config(nonce),
+        }
+    }
+
+    async fn send(&mut self, m: &P::Message) {
+        let mut out = BytesMut::new();
+        P::encode(&self.codec, m, &mut out).unwrap();
+        self.conn.write_all(&out).await.unwrap();
+    }
+
+    /// Next message, or `None` when the connection closed.
+    async fn recv(&mut self) -> Option<P::Message> {
+        loop {
+            if let Some(d) = P::decode(&mut self.codec, &mut self.buf).unwrap() {
+                return Some(d.message);
+            }
+            let mut chunk = [0u8; 4096];
+            match self.conn.read(&mut chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    /// Reads until the connection closes (skipping messages); true if it did within `d`.
+    async fn closes_within(&mut self, d: Duration) -> bool {
+        let wait = async {
+            while self.recv().await.is_some() {}
+            true
+        };
+        futures_lite::future::or(wait, async {
+            Timer::after(d).await;
+            false
+        })
+        .await
+    }
+
+    /// Plays the remote side of a handshake; returns our peer's version.
+    async fn handshake(&mut self) -> P::Version {
+        let v = P::version(&self.config);
+        self.send(&v).await;
+        let first = self.recv().await.expect("our version");
+        let Role::Version(ours) = P::role(&first) else {
+            panic!("first message must be version, got {first:?}")
+        };
+        let ours = ours.clone();
+        self.send(&P::verack()).await;
+        let second = self.recv().await.expect("our verack");
+        assert!(matches!(P::role(&second), Role::Verack), "{second:?}");
+        ours
+    }
+}
+
+fn peer<P: Protocol, R: Rt>(
+    rt: R,
+    s: TcpStream,
+    dir: Direction,
+    cfg: LocalConfig,
+    h: impl Handler<P>,
+) -> Peer<P> {
+    Peer::new(rt.stream(s), dir, cfg, h, rt.ex())
+}
+
+async fn handshake_crosses_the_wire<P: TestProto, R: Rt>(rt: R) {
+    for dir in [Direction::Outbound, Direction::Inbound] {
+        let (a, b) = tcp_pair();
+        let p: Peer<P> = peer(rt, a, dir, config(1), IgnoreAll);
+        let mut remote = Remote::<P>::new(b, 2);
+        let (ran, ours) = futures_lite::future::zip(p.run(), remote.handshake()).await;
+        ran.unwrap();
+        let facts = P::version_facts(&ours);
+        assert_eq!(facts.nonce, 1);
+        assert_eq!(facts.user_agent, "/test:1/");
+        if let Some(net) = facts.network {
+            assert_eq!(net, NET);
+        }
+        let info = p.info();
+        assert!(info.handshaked);
+        assert_eq!(info.nonce, Some(2));
+        assert_eq!(info.user_agent.as_deref(), Some("/test:2/"));
+        assert_eq!(info.direction, dir);
+        let stats = p.stats();
+        assert_eq!(stats.get("version").messages_out, 1);
+        assert_eq!(stats.get("version").messages_in, 1);
+        assert_eq!(stats.get("verack").messages_in, 1);
+        assert_eq!(stats.get("verack").messages_out, 1);
+        p.disconnect();
+        assert_eq!(p.closed().await, DisconnectReason::Requested);
+        assert!(remote.closes_within(Duration::from_secs(2)).await);
+    }
+}
+
+async fn two_engines_handshake_each_other<P: TestProto, R: Rt>(rt: R) {
+    let (a, b) = tcp_pair();
+    let x: Peer<P> = peer(rt, a, Direction::Outbound, config(1), IgnoreAll);
+    let y: Peer<P> = peer(rt, b, Direction::Inbound, config(2), IgnoreAll);
+    let (rx, ry) = futures_lite::future::zip(x.run(), y.run()).await;
+    rx.unwrap();
+    ry.unwrap();
+    assert_eq!(x.info().nonce, Some(2));
+    assert_eq!(y.info().nonce, Some(1));
+    assert!(matches!(x.run().await, Err(PeerError::AlreadyStarted)));
+    x.disconnect();
+    assert_eq!(y.closed().await, DisconnectReason::RemoteClosed);
+}
+
+async fn duplicate_handshake_messages_disconnect<P: TestProto, R: Rt>(rt: R) {
+    for again in [P::verack(), P::version(&config(2))] {
+        let (a, b) = tcp_pair();
+        let p: Peer<P> = peer(rt, a, Direction::Outbound, config(1), IgnoreAll);
+        let mut remote = Remote::<P>::new(b, 2);
+        let (ran, _) = futures_lite::future::zip(p.run(), remote.handshake()).await;
+        ran.unwrap();
+        remote.send(&again).await;
+        let want = match P::role(&again) {
+            Role::Verack => Violation::DuplicateVerack,
+            _ => Violation::DuplicateVersion,
+        };
+        assert_eq!(p.closed().await, DisconnectReason::Protocol(want));
+        assert!(remote.closes_within(Duration::from_secs(2)).await);
+    }
+}
+
+async fn handshake_refusals<P: TestProto, R: Rt>(rt: R) {
+    // our own nonce
+    let (a, b) = tcp_pair();
+    let p: Peer<P> = peer(rt, a, Direction::Outbound, config(7), IgnoreAll);
+    let mut remote = Remote::<P>::new(b, 7);
+    let v = P::version(&remote.config);
+    remote.send(&v).await;
+    let err = p.run().await.unwrap_err();
+    assert_eq!(
+        err,
+        PeerError::Disconnected(DisconnectReason::Handshake(Violation::SelfConnection(7)))
+    );
+    assert!(remote.closes_within(Duration::from_secs(2)).await);
+
+    // something else before the handshake
+    let (a, b) = tcp_pair();
+    let p: Peer<P> = peer(rt, a, Direction::Inbound, config(1), IgnoreAll);
+    let mut remote = Remote::<P>::new(b, 2);
+    remote.send(&P::inv(1)).await;
+    let err = p.run().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PeerError::Disconnected(DisconnectReason::Handshake(Violation::Unexpected(_)))
+        ),
+        "{err}"
+    );
+
+    // silence: handshake timeout
+    let (a, _b) = tcp_pair();
+    let p: Peer<P> = peer(rt, a, Direction::Inbound, config(1), IgnoreAll);
+    let started = std::time::Instant::now();
+    let err = p.run().await.unwrap_err();
+    assert_eq!(
+        err,
+        PeerError::Disconnected(DisconnectReason::HandshakeTimeout)
+    );
+    assert!(started.elapsed() >= Duration::from_millis(500));
+
+    // a big frame before the handshake
+    let (a, b) = tcp_pair();
+    let p: Peer<P> = peer(rt, a, Direction::Inbound, config(1), IgnoreAll);
+    let mut remote = Remote::<P>::new(b, 2);
+    remote.send(&P::headers(20)).await;
+    let err = p.run().await.unwrap_err();
+    assert!(
+        matches!(err, PeerError::Disconnected(DisconnectReason::Frame(_))),
+        "{err}"
+    );
+}
+
+async fn wrong_network_is_refused<R: Rt>(rt: R) {
+    let (a, b) = tcp_pair();
+    let p: Peer<N3> = peer(rt, a, Direction::Outbound, config(1), IgnoreAll);
+    let mut remote = Remote::<N3>::new(b, 2);
+    remote.config.network = 42;
+    let v = N3::version(&remote.config);
+    remote.send(&v).await;
+    let err = p.run().await.unwrap_err();
+    assert_eq!(
+        err,
+        PeerError::Disconnected(DisconnectReason::Handshake(Violation::WrongNetwork {
+            expected: NET,
+            got: 42
+        }))
+    );
+    // Legacy: the magic is in every frame
+    let (a, b) = tcp_pair();
+    let p: Peer<Legacy> = peer(rt, a, Direction::Outbound, config(1), IgnoreAll);
+    let mut remote = Remote::<Legacy>::new(b, 2);
+    remote.codec = legacy::Codec::new(legacy::MAINNET_MAGIC);
+    let v = Legacy::version(&remote.config);
+    remote.send(&v).await;
+    let err = p.run().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PeerError::Disconnected(DisconnectReason::Frame(
+                neo_peer::wire::FrameError::WrongMagic { .. }
+            ))
+        ),
+        "{err}"
+    );
+}
+
+async fn idle_peer_is_dropped<P: TestProto, R: Rt>(rt: R) {
+    let (a, b) = tcp_pair();
+    let mut cfg = config(1);
+    cfg.timeouts.idle = Duration::from_millis(300);
+    cfg.timeouts.ping_interval = Duration::from_secs(60);
+    let p: Peer<P> = peer(rt, a, Direction::Outbound, cfg, IgnoreAll);
+    let mut remote = Remote::<P>::new(b, 2);
+    let (ran, _) = futures_lite::future::zip(p.run(), remote.handshake()).await;
+    ran.unwrap();
+    // A frame trickled in byte by byte, more slowly than the idle timeout allows.
+    let mut out = BytesMut::new();
+    P::encode(&remote.codec, &P::inv(1), &mut out).unwrap();
+    let trickle = async {
+        for b in out.iter() {
+            if remote.conn.write_all(&[*b]).await.is_err() {
+                break;
+            }
+            Timer::after(Duration::from_millis(60)).await;
+        }
+    };
+    let (reason, ()) = futures_lite::future::zip(p.closed(), trickle).await;
+    assert_eq!(
+        reason,
+        DisconnectReason::IdleTimeout(Duration::from_millis(300))
+    );
+}
+
+async fn unanswered_request_stalls<P: TestProto, R: Rt>(rt: R) {
+    let (a, b) = tcp_pair();
+    let mut cfg = config(1);
+    cfg.timeouts.stall = Duration::from_millis(300);
+    let p: Peer<P> = peer(rt, a, Direction::Outbound, cfg, IgnoreAll);
+    let mut remote = Remote::<P>::new(b, 2);
+    let (ran, _) = futures_lite::future::zip(p.run(), remote.handshake()).await;
+    ran.unwrap();
+    let err = p.request(P::get_headers()).await.unwrap_err();
+    assert_eq!(
+        err,
+        PeerError::Disconnected(DisconnectReason::Stalled(RequestKind::Headers))
+    );
+    // and the request did cross the wire
+    let got = remote.recv().await;
+    assert!(got.is_some_and(|m| P::command_name(&m) == "getheaders"));
+    // once gone, requests fail at once
+    let err = p.send(P::get_headers()).await.unwrap_err();
+    assert!(matches!(err, PeerError::Disconnected(_)), "{err}");
+}
+
+/// Answers every getheaders with `n` headers.
+struct Server<P: TestProto>(usize, std::marker::PhantomData<P>);
+
+impl<P: TestProto> Handler<P> for Server<P> {
+    async fn handle(&self, peer: &Peer<P>, msg: P::Message) {
+        if P::command_name(&msg) == "getheaders" {
+            let _ = peer.send(P::headers(self.0)).await;
+        }
+    }
+}
+
+async fn concurrent_requests_resolve_once<P: TestProto, R: Rt>(rt: R) {
+    let (a, b) = tcp_pair();
+    let client: Peer<P> = peer(rt, a, Direction::Outbound, config(1), IgnoreAll);
+    let server: Peer<P> = peer(
+        rt,
+        b,
+        Direction::Inbound,
+        config(2),
+        Server::<P>(3, Default::default()),
+    );
+    let (r1, r2) = futures_lite::future::zip(client.run(), server.run()).await;
+    r1.unwrap();
+    r2.unwrap();
+    let answered = Arc::new(AtomicUsize::new(0));
+    let (done_tx, done_rx) = async_channel::unbounded();
+    for _ in 0..100 {
+        let c = client.clone();
+        let answered = answered.clone();
+        let done = done_tx.clone();
+        rt.ex().spawn(Box::pin(async move {
+            let r = c.request(P::get_headers()).await;
+            assert!(r.as_ref().is_ok_and(|m| P::is_headers(m)), "{r:?}");
+            answered.fetch_add(1, Ordering::SeqCst);
+            let _ = done.send(()).await;
+        }));
+    }
+    drop(done_tx);
+    let mut n = 0;
+    while done_rx.recv().await.is_ok() {
+        n += 1;
+    }
+    assert_eq!(n, 100);
+    assert_eq!(answered.load(Ordering::SeqCst), 100);
+    assert_eq!(client.pending_requests(), 0);
+    let stats = client.stats();
+    assert_eq!(stats.get("getheaders").messages_out, 100);
+    assert_eq!(stats.get("headers").messages_in, 100);
+    assert_eq!(stats.get("headers").latency.count, 100);
+    let server_stats = server.stats();
+    assert_eq!(
+        server_stats.get("headers").bytes_out,
+        stats.get("headers").bytes_in
+    );
+    assert_eq!(server_stats.get("getheaders").handled, 100);
+}
+
+/// Slow on purpose: 2 ms per message.
+struct Slow<P>(Arc<AtomicUsize>, std::marker::PhantomData<P>);
+
+impl<P: Protocol> Handler<P> for Slow<P> {
+    async fn handle(&self, _peer: &Peer<P>, _msg: P::Message) {
+        Timer::after(Duration::from_millis(2)).await;
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+async fn slow_handler_pushes_back_and_loses_nothing<P: TestProto, R: Rt>(rt: R) {
+    const N: u32 = 300;
+    let (a, b) = tcp_pair();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let mut cfg = config(1);
+    cfg.queues.handler = 4;
+    let p: Peer<P> = peer(
+        rt,
+        a,
+        Direction::Outbound,
+        cfg,
+        Slow::<P>(seen.clone(), Default::default()),
+    );
+    let mut remote = Remote::<P>::new(b, 2);
+    let (ran, _) = futures_lite::future::zip(p.run(), remote.handshake()).await;
+    ran.unwrap();
+    let mut out = BytesMut::new();
+    for i in 0..N {
+        P::encode(&remote.codec, &P::inv(i), &mut out).unwrap();
+    }
+    remote.conn.write_all(&out).await.unwrap();
+    while seen.load(Ordering::SeqCst) < N as usize {
+        Timer::after(Duration::from_millis(20)).await;
+        assert!(!p.is_closed(), "{:?}", p.info().disconnect_reason);
+    }
+    let s = p.stats().get("inv");
+    assert_eq!((s.messages_in, s.handled), (u64::from(N), u64::from(N)));
+    assert_eq!(s.bytes_in, out.len() as u64);
+    assert!(s.handler_time >= Duration::from_millis(2 * u64::from(N)));
+}
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod smol_rt {
+            $(
+                mod $name {
+                    #[test]
+                    fn n3() {
+                        smol::block_on(super::super::$name::<neo_peer::protocol::N3, _>(super::super::SmolRt));
+                    }
+                    #[test]
+                    fn legacy() {
+                        smol::block_on(super::super::$name::<neo_peer::protocol::Legacy, _>(super::super::SmolRt));
+                    }
+                }
+            )*
+        }
+        mod async_std_rt {
+            $(
+                mod $name {
+                    #[test]
+                    fn n3() {
+                        async_std::task::block_on(super::super::$name::<neo_peer::protocol::N3, _>(super::super::AsyncStdRt));
+                    }
+                    #[test]
+                    fn legacy() {
+                        async_std::task::block_on(super::super::$name::<neo_peer::protocol::Legacy, _>(super::super::AsyncStdRt));
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both!(
+    handshake_crosses_the_wire,
+    two_engines_handshake_each_other,
+    duplicate_handshake_messages_disconnect,
+    handshake_refusals,
+    idle_peer_is_dropped,
+    unanswered_request_stalls,
+    concurrent_requests_resolve_once,
+    slow_handler_pushes_back_and_loses_nothing,
+);
+
+#[test]
+fn wrong_network_smol() {
+    smol::block_on(wrong_network_is_refused(SmolRt));
+}
+
+#[test]
+fn wrong_network_async_std() {
+    async_std::task::block_on(wrong_network_is_refused(AsyncStdRt));
+}
