@@ -38,7 +38,7 @@ use std::fmt;
 
 use thiserror::Error;
 
-use crate::wire::{DecodeError, Encode, MAX_PAYLOAD, UInt256, legacy, n3};
+use crate::wire::{DecodeError, Encode, MAX_PAYLOAD, UInt256, Witness, legacy, n3};
 
 mod serve;
 mod synthetic;
@@ -142,6 +142,23 @@ impl Generation for N3 {
     }
 }
 
+/// The script sizes a Legacy receiver accepts in a block witness.
+fn legacy_witness_limits(witness: &Witness) -> Result<(), DecodeError> {
+    for (what, len) in [
+        ("witness.invocation", witness.invocation.len()),
+        ("witness.verification", witness.verification.len()),
+    ] {
+        if len as u64 > legacy::MAX_WITNESS_SCRIPT {
+            return Err(DecodeError::TooMany {
+                what,
+                count: len as u64,
+                max: legacy::MAX_WITNESS_SCRIPT,
+            });
+        }
+    }
+    Ok(())
+}
+
 impl Generation for Legacy {
     type Header = legacy::Header;
     type Block = legacy::Block;
@@ -157,20 +174,7 @@ impl Generation for Legacy {
         header.base.prev_hash
     }
     fn check_header(header: &legacy::Header) -> Result<(), DecodeError> {
-        let witness = &header.base.witness;
-        for (what, len) in [
-            ("witness.invocation", witness.invocation.len()),
-            ("witness.verification", witness.verification.len()),
-        ] {
-            if len as u64 > legacy::MAX_WITNESS_SCRIPT {
-                return Err(DecodeError::TooMany {
-                    what,
-                    count: len as u64,
-                    max: legacy::MAX_WITNESS_SCRIPT,
-                });
-            }
-        }
-        Ok(())
+        legacy_witness_limits(&header.base.witness)
     }
     fn block_header(block: &legacy::Block) -> legacy::Header {
         block.header()
@@ -179,8 +183,20 @@ impl Generation for Legacy {
         &block.transactions
     }
     fn check_block(block: &legacy::Block) -> Result<(), DecodeError> {
-        Self::check_header(&block.header())?;
-        legacy::Message::Block(Box::new(block.clone())).check_limits()?;
+        legacy_witness_limits(&block.base.witness)?;
+        let count = block.transactions.len() as u64;
+        if count > legacy::MAX_BLOCK_TXS {
+            return Err(DecodeError::TooMany {
+                what: "block.transactions",
+                count,
+                max: legacy::MAX_BLOCK_TXS,
+            });
+        }
+        block
+            .transactions
+            .iter()
+            .try_for_each(legacy::Transaction::check_limits)?;
+        // Also refuses an empty block: the first transaction must be the miner's.
         block.check()?;
         fits_one_message(block.size())
     }

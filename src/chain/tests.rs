@@ -349,3 +349,32 @@ fn ten_thousand_headers() {
     let chain = LegacyChain::synthetic(&n3_spec(10_000, 0, 3, false));
     assert_eq!(chain.height(), 10_000);
 }
+
+#[test]
+fn legacy_push_header_refuses_oversized_witnesses() {
+    let source = LegacyChain::synthetic(&n3_spec(1, 0, 1, false));
+    let mut chain = LegacyChain::new(source.header(0).unwrap().clone()).unwrap();
+    let mut h = source.header(1).unwrap().clone();
+    h.base.witness.verification = Bytes::from(vec![0u8; 65537]);
+    assert!(matches!(
+        chain.push_header(h),
+        Err(ChainError::InvalidHeader { index: 1, .. })
+    ));
+}
+
+#[test]
+fn errors_say_what_was_expected() {
+    let e = ChainError::PrevHash {
+        index: 3,
+        expected: UInt256([1; 32]),
+        got: UInt256([2; 32]),
+    };
+    let text = e.to_string();
+    assert!(text.contains(&UInt256([1; 32]).to_string()), "{text}");
+    assert!(text.contains(&UInt256([2; 32]).to_string()), "{text}");
+    let e = ChainError::Index {
+        expected: 4,
+        got: 9,
+    };
+    assert_eq!(e.to_string(), "index 9 does not follow the tip: expected 4");
+}
