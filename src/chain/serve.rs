@@ -1,0 +1,283 @@
+//! The server side of the synchronisation requests: which messages a node
+//! holding a [`Chain`] sends back for `getheaders`, `getblocks`,
+//! `getblockbyindex` and `getdata`.
+//!
+//! The answers follow the C# reference node of each generation. They are
+//! pure: no per-peer state is kept, so the C# habit of serving each hash
+//! at most once per peer, and `merkleblock` answers to peers with a bloom
+//! filter, are left to the caller. Requests come from strangers: every
+//! count, index and hash is taken as it comes (including values the decoder
+//! would refuse), and every answer respects the send-side limits of the codec
+//! (at most 2000 headers and 500 hashes per message, never an empty list,
+//! never a payload over [`MAX_PAYLOAD`]).
+
+use std::collections::HashSet;
+
+use super::{Chain, Legacy, N3};
+use crate::wire::{Encode, MAX_PAYLOAD, UInt256, legacy, n3};
+
+/// The number of items a `count` field asks for: `-1` means `max`, a
+/// positive count is capped at `max`, anything else asks for nothing.
+fn requested(count: i16, max: usize) -> usize {
+    match count {
+        -1 => max,
+        c if c > 0 => (c as usize).min(max),
+        _ => 0,
+    }
+}
+
+/// The heights `first..=last`, at most `count` of them (empty if
+/// `first > last`); no overflow at `u32::MAX`.
+fn heights(first: u64, count: usize, last: Option<u32>) -> impl Iterator<Item = u32> {
+    let end = match last {
+        Some(last) => (first + count as u64).min(u64::from(last) + 1),
+        None => first,
+    };
+    (first..end.max(first)).map(|h| h as u32)
+}
+
+/// Clones items in order while their encodings, after a 3-byte count,
+/// fit one payload.
+fn within_payload<'a, T: Encode + Clone + 'a>(items: impl Iterator<Item = &'a T>) -> Vec<T> {
+    let mut size = 3;
+    let mut out = Vec::new();
+    for item in items {
+        size += item.size();
+        if size > MAX_PAYLOAD {
+            break;
+        }
+        out.push(item.clone());
+    }
+    out
+}
+
+/// The distinct hashes of a request, first occurrence first.
+fn distinct(hashes: &[UInt256]) -> Vec<UInt256> {
+    let mut seen = HashSet::with_capacity(hashes.len());
+    hashes.iter().copied().filter(|h| seen.insert(*h)).collect()
+}
+
+impl Chain<N3> {
+    /// The messages answering `msg`, in the order to send them; an empty
+    /// vector means silence. Only the requests below are answered; anything
+    /// else (`ping`, `getaddr`, `mempool`, …) gives an empty vector and is
+    /// the caller's.
+    ///
+    /// - `getheaders(index_start, count)`: one `headers` with the headers of
+    ///   heights `index_start…` (inclusive), `count` of them (2000 for `-1`,
+    ///   at most 2000), stopping at the tip; silence if `index_start` is above
+    ///   the tip.
+    /// - `getblockbyindex(index_start, count)`: one `block` per full block of
+    ///   heights `index_start…`, `count` of them (500 for `-1`, at most 500),
+    ///   stopping at the first height without a body; silence if there is
+    ///   none (always, for a chain of headers only).
+    /// - `getblocks(hash_start, count)`: one `inv(Block)` with the hashes of
+    ///   the full blocks after `hash_start` (500 for `-1`, at most 500);
+    ///   silence if `hash_start` is unknown or no newer block is held. Like
+    ///   C#, only blocks whose body is held are announced.
+    /// - `getdata(type, hashes)`: a `block` or `transaction` per distinct
+    ///   known hash (transactions are looked up in the blocks held; there is
+    ///   no memory pool here), then `notfound` messages of the same type,
+    ///   500 hashes at most each, listing the missing ones. Extensible and
+    ///   notary-request hashes are skipped silently (none is held).
+    ///
+    /// Counts the decoder refuses (0, below -1, above 2000) ask for nothing.
+    pub fn answer(&self, msg: &n3::Message) -> Vec<n3::Message> {
+        match msg {
+            n3::Message::GetHeaders(p) => self.n3_headers(p),
+            n3::Message::GetBlockByIndex(p) => self.n3_blocks_by_index(p),
+            n3::Message::GetBlocks(p) => self.n3_block_hashes(p),
+            n3::Message::GetData(p) => self.n3_objects(p),
+            _ => Vec::new(),
+        }
+    }
+
+    fn n3_headers(&self, p: &n3::GetBlockByIndexPayload) -> Vec<n3::Message> {
+        let count = requested(p.count, n3::MAX_HEADERS);
+        let range = heights(p.index_start.into(), count, Some(self.height()));
+        let headers = within_payload(range.filter_map(|h| self.header(h)));
+        if headers.is_empty() {
+            return Vec::new();
+        }
+        vec![n3::Message::Headers(n3::HeadersPayload { headers })]
+    }
+
+    fn n3_blocks_by_index(&self, p: &n3::GetBlockByIndexPayload) -> Vec<n3::Message> {
+        let count = requested(p.count, n3::MAX_BLOCKS_PER_REQUEST);
+        heights(p.index_start.into(), count, self.block_height())
+            .map_while(|h| self.block(h))
+            .map(|b| n3::Message::Block(b.clone()))
+            .collect()
+    }
+
+    fn n3_block_hashes(&self, p: &n3::GetBlocksPayload) -> Vec<n3::Message> {
+        let Some(start) = self.index_of(&p.hash_start) else {
+            return Vec::new();
+        };
+        let count = requested(p.count, n3::MAX_GETBLOCKS_HASHES);
+        let hashes: Vec<UInt256> = heights(u64::from(start) + 1, count, self.block_height())
+            .filter_map(|h| self.hash(h))
+            .collect();
+        if hashes.is_empty() {
+            return Vec::new();
+        }
+        vec![n3::Message::Inv(n3::InvPayload {
+            kind: n3::InventoryType::Block,
+            hashes,
+        })]
+    }
+
+    fn n3_objects(&self, p: &n3::InvPayload) -> Vec<n3::Message> {
+        let mut out = Vec::new();
+        let mut missing = Vec::new();
+        for hash in distinct(&p.hashes) {
+            let found = match p.kind {
+                n3::InventoryType::Block => self
+                    .block_by_hash(&hash)
+                    .map(|b| n3::Message::Block(b.clone())),
+                n3::InventoryType::Transaction => self
+                    .transaction(&hash)
+                    .map(|tx| n3::Message::Transaction(tx.clone())),
+                n3::InventoryType::Extensible | n3::InventoryType::P2PNotaryRequest => continue,
+            };
+            match found {
+                Some(m) => out.push(m),
+                None => missing.push(hash),
+            }
+        }
+        out.extend(missing.chunks(n3::MAX_INV_HASHES).map(|chunk| {
+            n3::Message::NotFound(n3::InvPayload {
+                kind: p.kind,
+                hashes: chunk.to_vec(),
+            })
+        }));
+        out
+    }
+}
+
+impl Chain<Legacy> {
+    /// The messages answering `msg`, in the order to send them; an empty
+    /// vector means silence. Only the requests below are answered; anything
+    /// else (`ping`, `getaddr`, `mempool`, …) gives an empty vector and is
+    /// the caller's.
+    ///
+    /// Only `hash_start[0]` of `getheaders` and `getblocks` is used, as the
+    /// C# node does (NEO•ONE picks the lowest known entry instead); an
+    /// all-zero `hash_stop` never matches a block, so it means "no stop".
+    ///
+    /// - `getheaders`: one `headers` with the headers of the heights after
+    ///   `hash_start[0]`, up to 2000, stopping at the tip or before the
+    ///   header whose hash is `hash_stop`; silence if `hash_start[0]` is
+    ///   unknown or equal to `hash_stop`, or if there is no newer header.
+    /// - `getblocks`: one `inv(Block)` with the hashes of the full blocks
+    ///   after `hash_start[0]`, up to 500, stopping before `hash_stop`;
+    ///   silence in the same cases as `getheaders`. Only blocks whose body is
+    ///   held are announced.
+    /// - `getdata`: a `block` or `tx` per distinct known hash (transactions
+    ///   are looked up in the blocks held); unknown hashes, and state-root and
+    ///   consensus hashes, are skipped silently (NEO 2 has no `notfound`).
+    pub fn answer(&self, msg: &legacy::Message) -> Vec<legacy::Message> {
+        match msg {
+            legacy::Message::GetHeaders(p) => self.legacy_headers(p),
+            legacy::Message::GetBlocks(p) => self.legacy_block_hashes(p),
+            legacy::Message::GetData(p) => self.legacy_objects(p),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The heights after `hash_start[0]`, at most `count`, up to `last`,
+    /// stopping before `hash_stop`.
+    fn after_start(
+        &self,
+        p: &legacy::GetBlocksPayload,
+        count: usize,
+        last: Option<u32>,
+    ) -> impl Iterator<Item = u32> + '_ {
+        let start = p
+            .hash_start
+            .first()
+            .filter(|&&h| h != p.hash_stop)
+            .and_then(|h| self.index_of(h));
+        let range = match start {
+            Some(start) => heights(u64::from(start) + 1, count, last),
+            None => heights(0, 0, None),
+        };
+        let stop = p.hash_stop;
+        range.take_while(move |&h| self.hash(h).is_some_and(|hash| hash != stop))
+    }
+
+    fn legacy_headers(&self, p: &legacy::GetBlocksPayload) -> Vec<legacy::Message> {
+        let range = self.after_start(p, legacy::MAX_HEADERS as usize, Some(self.height()));
+        let headers = within_payload(range.filter_map(|h| self.header(h)));
+        if headers.is_empty() {
+            return Vec::new();
+        }
+        vec![legacy::Message::Headers(legacy::HeadersPayload { headers })]
+    }
+
+    fn legacy_block_hashes(&self, p: &legacy::GetBlocksPayload) -> Vec<legacy::Message> {
+        let range = self.after_start(p, legacy::MAX_INV_HASHES as usize, self.block_height());
+        let hashes: Vec<UInt256> = range.filter_map(|h| self.hash(h)).collect();
+        if hashes.is_empty() {
+            return Vec::new();
+        }
+        vec![legacy::Message::Inv(legacy::InvPayload {
+            kind: legacy::InventoryType::Block,
+            hashes,
+        })]
+    }
+
+    fn legacy_objects(&self, p: &legacy::InvPayload) -> Vec<legacy::Message> {
+        distinct(&p.hashes)
+            .into_iter()
+            .filter_map(|hash| match p.kind {
+                legacy::InventoryType::Block => self
+                    .block_by_hash(&hash)
+                    .map(|b| legacy::Message::Block(Box::new(b.clone()))),
+                legacy::InventoryType::Tx => self
+                    .transaction(&hash)
+                    .map(|tx| legacy::Message::Tx(Box::new(tx.clone()))),
+                legacy::InventoryType::StateRoot | legacy::InventoryType::Consensus => None,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requested_counts() {
+        assert_eq!(requested(-1, 2000), 2000);
+        assert_eq!(requested(1, 2000), 1);
+        assert_eq!(requested(2000, 2000), 2000);
+        assert_eq!(requested(2001, 500), 500);
+        assert_eq!(requested(i16::MAX, 500), 500);
+        assert_eq!(requested(0, 500), 0);
+        assert_eq!(requested(-2, 500), 0);
+        assert_eq!(requested(i16::MIN, 500), 0);
+    }
+
+    #[test]
+    fn height_ranges_never_overflow() {
+        let all = |first, count, last| heights(first, count, last).collect::<Vec<_>>();
+        assert_eq!(all(0, 3, Some(10)), [0, 1, 2]);
+        assert_eq!(all(9, 3, Some(10)), [9, 10]);
+        assert_eq!(all(11, 3, Some(10)), Vec::<u32>::new());
+        assert_eq!(all(0, 3, None), Vec::<u32>::new());
+        assert_eq!(all(5, 0, Some(10)), Vec::<u32>::new());
+        assert_eq!(all(u32::MAX.into(), 2000, Some(u32::MAX)), [u32::MAX]);
+        assert_eq!(
+            all(u64::from(u32::MAX) + 1, 500, Some(u32::MAX)),
+            Vec::<u32>::new()
+        );
+    }
+
+    #[test]
+    fn duplicates_are_dropped_in_order() {
+        let a = UInt256([1; 32]);
+        let b = UInt256([2; 32]);
+        assert_eq!(distinct(&[a, b, a, a, b]), [a, b]);
+    }
+}
