@@ -41,8 +41,10 @@ use thiserror::Error;
 use crate::wire::{DecodeError, Encode, MAX_PAYLOAD, UInt256, Witness, legacy, n3};
 
 mod serve;
+mod server;
 mod synthetic;
 
+pub use server::{ChainServer, Serve};
 pub use synthetic::Synthetic;
 
 /// One wire generation as seen by a [`Chain`]: its header, block and

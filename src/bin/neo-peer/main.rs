@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod decode;
+mod net;
 
 /// The peer-to-peer layer of a NEO node, as a tool.
 #[derive(Debug, Parser)]
@@ -19,6 +20,10 @@ struct Cli {
 enum Cmd {
     /// Decode hex into the JSON a NEO node's RPC would show.
     Decode(DecodeArgs),
+    /// Serve a synthetic chain to any number of peers.
+    Serve(net::ServeArgs),
+    /// Fetch and check the headers of one peer.
+    Sync(net::SyncArgs),
 }
 
 /// Which NEO wire generation.
@@ -59,6 +64,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Decode(args) => run_decode(args),
+        Cmd::Serve(args) => net::serve(args),
+        Cmd::Sync(args) => net::sync(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

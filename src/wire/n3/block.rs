@@ -223,11 +223,14 @@ impl Encode for Block {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::n3::{MAINNET_GENESIS_HASH, mainnet_genesis_hash};
+    use crate::wire::n3::MAINNET_GENESIS_HASH;
 
     #[test]
     fn genesis_constant_matches_its_text() {
-        assert_eq!(mainnet_genesis_hash().to_string(), MAINNET_GENESIS_HASH);
+        assert_eq!(
+            MAINNET_GENESIS_HASH.to_string(),
+            "0x1f4d1defa46faa5e7b9b8d3f79a06bec777d7c26c4aa5f6f5899a291daa87c15"
+        );
     }
 
     #[test]

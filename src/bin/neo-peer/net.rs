@@ -1,0 +1,374 @@
+//! `neo-peer serve` and `neo-peer sync`.
+
+use std::io::{IsTerminal, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use async_io::Async;
+use neo_peer::chain::{Chain, ChainServer, Serve, Synthetic};
+use neo_peer::executor::SmolGlobal;
+use neo_peer::peer::{Direction, IgnoreAll, LocalConfig, Peer, StatsSnapshot};
+use neo_peer::protocol::{Legacy, N3};
+use neo_peer::wire::{UInt256, legacy, n3};
+
+use crate::Protocol;
+
+/// Timeouts given on the command line, in seconds.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct TimeoutArgs {
+    /// Handshake timeout in seconds (fractions allowed).
+    #[arg(long, value_name = "S")]
+    handshake_timeout: Option<f64>,
+    /// Idle timeout in seconds.
+    #[arg(long, value_name = "S")]
+    idle_timeout: Option<f64>,
+    /// Stall (response) timeout in seconds.
+    #[arg(long, value_name = "S")]
+    stall_timeout: Option<f64>,
+    /// Ping interval in seconds.
+    #[arg(long, value_name = "S")]
+    ping_interval: Option<f64>,
+}
+
+fn seconds(s: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(s).map_err(|e| format!("invalid duration {s}: {e}"))
+}
+
+/// The magic of a network name or number for `protocol`.
+pub fn network(protocol: Protocol, name: &str) -> Result<u32, String> {
+    let known = match (protocol, name) {
+        (Protocol::Legacy, "mainnet") => Some(legacy::MAINNET_MAGIC),
+        (Protocol::Legacy, "testnet") => Some(legacy::TESTNET_MAGIC),
+        (Protocol::Legacy, "privnet") => Some(legacy::PRIVNET_MAGIC),
+        (Protocol::N3, "mainnet") => Some(n3::MAINNET_MAGIC),
+        (Protocol::N3, "testnet") => Some(n3::TESTNET_MAGIC),
+        (Protocol::N3, "privnet") => Some(n3::PRIVNET_MAGIC),
+        _ => None,
+    };
+    if let Some(m) = known {
+        return Ok(m);
+    }
+    let parsed = match name.strip_prefix("0x") {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => name.parse(),
+    };
+    parsed.map_err(|_| {
+        format!("unknown network {name:?}: use mainnet, testnet, privnet or a magic number")
+    })
+}
+
+fn config(magic: u32, t: &TimeoutArgs, height: u32, port: u16) -> Result<LocalConfig, String> {
+    let mut c = LocalConfig::new(magic);
+    c.port = port;
+    c.start_height = Arc::new(move || height);
+    if let Some(s) = t.handshake_timeout {
+        c.timeouts.handshake = seconds(s)?;
+    }
+    if let Some(s) = t.idle_timeout {
+        c.timeouts.idle = seconds(s)?;
+    }
+    if let Some(s) = t.stall_timeout {
+        c.timeouts.stall = seconds(s)?;
+    }
+    if let Some(s) = t.ping_interval {
+        c.timeouts.ping_interval = seconds(s)?;
+    }
+    Ok(c)
+}
+
+/// `neo-peer serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Wire generation.
+    #[arg(long, value_enum, default_value = "n3")]
+    protocol: Protocol,
+    /// mainnet, testnet, privnet or a magic number.
+    #[arg(long, default_value = "privnet")]
+    network: String,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:20333")]
+    listen: SocketAddr,
+    /// Serve a synthetic chain of this many blocks after genesis.
+    #[arg(long, value_name = "N")]
+    synthetic: u32,
+    /// Most peers served at once.
+    #[arg(long, default_value_t = 4096)]
+    max_peers: usize,
+    #[command(flatten)]
+    timeouts: TimeoutArgs,
+}
+
+pub fn serve(args: ServeArgs) -> Result<(), String> {
+    let magic = network(args.protocol, &args.network)?;
+    let synthetic = Synthetic {
+        blocks: args.synthetic,
+        txs_per_block: 1,
+        seed: 0,
+        with_bodies: true,
+    };
+    match args.protocol {
+        Protocol::N3 => serve_chain::<N3>(Chain::<N3>::synthetic(&synthetic), magic, &args),
+        Protocol::Legacy => {
+            serve_chain::<Legacy>(Chain::<Legacy>::synthetic(&synthetic), magic, &args)
+        }
+    }
+}
+
+fn serve_chain<P: Serve>(chain: Chain<P>, magic: u32, args: &ServeArgs) -> Result<(), String>
+where
+    Chain<P>: Send + Sync,
+{
+    let listener = TcpListener::bind(args.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let listener = Async::new(listener).map_err(|e| e.to_string())?;
+    let config = config(magic, &args.timeouts, chain.height(), local.port())?;
+    println!(
+        "listening on {local}, genesis {}, height {}",
+        chain.genesis_hash(),
+        chain.height()
+    );
+    let _ = std::io::stdout().flush();
+    let server = ChainServer::new(Arc::new(chain));
+    let active = Arc::new(AtomicUsize::new(0));
+    smol::block_on(async {
+        loop {
+            let (stream, addr) = match listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("accept failed: {e}");
+                    continue;
+                }
+            };
+            if active.load(Ordering::SeqCst) >= args.max_peers {
+                eprintln!("refused {addr}: {} peers already", args.max_peers);
+                continue;
+            }
+            active.fetch_add(1, Ordering::SeqCst);
+            let peer: Peer<P> = Peer::new(
+                stream,
+                Direction::Inbound,
+                config.clone(),
+                server.clone(),
+                SmolGlobal,
+            )
+            .with_remote_addr(addr);
+            let active = active.clone();
+            smol::spawn(async move {
+                match peer.run().await {
+                    Ok(()) => {
+                        let info = peer.info();
+                        eprintln!(
+                            "connected {addr} {} height {}",
+                            info.user_agent.unwrap_or_default(),
+                            info.start_height
+                        );
+                        let reason = peer.closed().await;
+                        eprintln!("disconnected {addr}: {reason}");
+                    }
+                    Err(e) => eprintln!("disconnected {addr}: {e}"),
+                }
+                active.fetch_sub(1, Ordering::SeqCst);
+            })
+            .detach();
+        }
+    })
+}
+
+/// `neo-peer sync`.
+#[derive(Debug, clap::Args)]
+pub struct SyncArgs {
+    /// Wire generation.
+    #[arg(long, value_enum, default_value = "n3")]
+    protocol: Protocol,
+    /// mainnet, testnet, privnet or a magic number.
+    #[arg(long, default_value = "privnet")]
+    network: String,
+    /// The node to sync from.
+    #[arg(long)]
+    connect: SocketAddr,
+    /// Stop after this many headers (genesis included).
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// Legacy: the genesis hash to start from (built in for mainnet and testnet).
+    #[arg(long, value_name = "0xHASH")]
+    genesis: Option<UInt256>,
+    #[command(flatten)]
+    timeouts: TimeoutArgs,
+}
+
+/// Progress on standard error when it is a terminal.
+struct Progress {
+    on: bool,
+    started: Instant,
+    last: Instant,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress {
+            on: std::io::stderr().is_terminal(),
+            started: Instant::now(),
+            last: Instant::now(),
+        }
+    }
+
+    fn show(&mut self, have: u64, target: u64) {
+        if !self.on || self.last.elapsed() < Duration::from_millis(100) {
+            return;
+        }
+        self.last = Instant::now();
+        let width = 40usize;
+        let done = if target == 0 {
+            width
+        } else {
+            ((have.min(target) * width as u64) / target) as usize
+        };
+        let rate = have as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        eprint!(
+            "\r[{}{}] {have}/{target} headers, {rate:.0}/s ",
+            "#".repeat(done),
+            "-".repeat(width - done)
+        );
+    }
+
+    fn finish(&self) {
+        if self.on {
+            eprintln!();
+        }
+    }
+}
+
+fn connect(addr: SocketAddr) -> Result<Async<TcpStream>, String> {
+    smol::block_on(Async::<TcpStream>::connect(addr))
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))
+}
+
+pub fn sync(args: SyncArgs) -> Result<(), String> {
+    let magic = network(args.protocol, &args.network)?;
+    let config = config(magic, &args.timeouts, 0, 0)?;
+    let conn = connect(args.connect)?;
+    let (count, tip, hash, stats) = match args.protocol {
+        Protocol::N3 => sync_n3(conn, config, args.connect, args.count)?,
+        Protocol::Legacy => {
+            let genesis = match (args.genesis, magic) {
+                (Some(g), _) => g,
+                (None, legacy::MAINNET_MAGIC) => legacy::MAINNET_GENESIS_HASH,
+                (None, legacy::TESTNET_MAGIC) => legacy::TESTNET_GENESIS_HASH,
+                (None, _) => {
+                    return Err("Legacy sync needs --genesis 0x<hash> on this network".into());
+                }
+            };
+            sync_legacy(conn, config, args.connect, args.count, genesis)?
+        }
+    };
+    println!("synced {count} headers, tip {tip} {hash}");
+    print!("{stats}");
+    Ok(())
+}
+
+type SyncOutcome = (u64, u32, UInt256, StatsSnapshot);
+
+fn sync_n3(
+    conn: Async<TcpStream>,
+    config: LocalConfig,
+    addr: SocketAddr,
+    count: Option<u64>,
+) -> Result<SyncOutcome, String> {
+    let peer: Peer<N3> =
+        Peer::new(conn, Direction::Outbound, config, IgnoreAll, SmolGlobal).with_remote_addr(addr);
+    smol::block_on(async {
+        peer.run()
+            .await
+            .map_err(|e| format!("handshake with {addr}: {e}"))?;
+        let target = count.unwrap_or(u64::from(peer.height()) + 1);
+        let mut progress = Progress::new();
+        let mut have = 0u64;
+        let mut last: Option<(u32, UInt256)> = None;
+        while have < target {
+            let next = last.map_or(0, |(i, _)| i + 1);
+            if next > peer.height() {
+                break;
+            }
+            let want = (target - have).min(2000) as i16;
+            let headers = peer
+                .get_headers(next, want)
+                .await
+                .map_err(|e| format!("getheaders {next}: {e}"))?;
+            if headers.is_empty() {
+                break;
+            }
+            for h in headers.iter().take((target - have) as usize) {
+                let hash = h.hash();
+                match last {
+                    None if h.index != 0 => {
+                        return Err(format!("first header has index {}", h.index));
+                    }
+                    Some((i, prev)) if h.index != i + 1 || h.prev_hash != prev => {
+                        return Err(format!(
+                            "header {} does not link: prev {} after {i} {prev}",
+                            h.index, h.prev_hash
+                        ));
+                    }
+                    _ => {}
+                }
+                last = Some((h.index, hash));
+                have += 1;
+            }
+            progress.show(have, target);
+        }
+        progress.finish();
+        let (tip, hash) = last.ok_or("the peer sent no headers")?;
+        let stats = peer.stats();
+        peer.disconnect();
+        Ok((have, tip, hash, stats))
+    })
+}
+
+fn sync_legacy(
+    conn: Async<TcpStream>,
+    config: LocalConfig,
+    addr: SocketAddr,
+    count: Option<u64>,
+    genesis: UInt256,
+) -> Result<SyncOutcome, String> {
+    let peer: Peer<Legacy> =
+        Peer::new(conn, Direction::Outbound, config, IgnoreAll, SmolGlobal).with_remote_addr(addr);
+    smol::block_on(async {
+        peer.run()
+            .await
+            .map_err(|e| format!("handshake with {addr}: {e}"))?;
+        let target = count.unwrap_or(u64::from(peer.height()) + 1);
+        let mut progress = Progress::new();
+        // Genesis is known by its hash; headers come after it.
+        let mut have = 1u64;
+        let (mut tip, mut tip_hash) = (0u32, genesis);
+        while have < target && tip < peer.height() {
+            let headers = peer
+                .get_headers(tip_hash, UInt256::ZERO)
+                .await
+                .map_err(|e| format!("getheaders after {tip_hash}: {e}"))?;
+            if headers.is_empty() {
+                break;
+            }
+            for h in headers.iter().take((target - have) as usize) {
+                if h.base.index != tip + 1 || h.base.prev_hash != tip_hash {
+                    return Err(format!(
+                        "header {} does not link: prev {} after {tip} {tip_hash}",
+                        h.base.index, h.base.prev_hash
+                    ));
+                }
+                tip = h.base.index;
+                tip_hash = h.hash();
+                have += 1;
+            }
+            progress.show(have, target);
+        }
+        progress.finish();
+        let stats = peer.stats();
+        peer.disconnect();
+        Ok((have, tip, tip_hash, stats))
+    })
+}
