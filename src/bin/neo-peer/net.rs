@@ -221,11 +221,9 @@ impl Progress {
         }
         self.last = Instant::now();
         let width = 40usize;
-        let done = if target == 0 {
-            width
-        } else {
-            ((have.min(target) * width as u64) / target) as usize
-        };
+        let done = (have.min(target) * width as u64)
+            .checked_div(target)
+            .map_or(width, |d| d as usize);
         let rate = have as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
         eprint!(
             "\r[{}{}] {have}/{target} headers, {rate:.0}/s ",
