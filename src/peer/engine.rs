@@ -249,13 +249,21 @@ async fn handshake<P: Protocol>(
     }
 }
 
+/// Most bytes asked of the socket per read.
+const MAX_READ_CHUNK: usize = 1 << 20;
+
 /// Appends what one read returns to `buf`.
+///
+/// While a frame is incomplete the read size doubles with what is already
+/// buffered, so a large frame takes few reads; memory still only grows with
+/// bytes that actually arrived, never with a length the remote declared.
 async fn read_some(
     conn: &mut (impl AsyncRead + Unpin),
     buf: &mut BytesMut,
 ) -> Result<usize, DisconnectReason> {
     let start = buf.len();
-    buf.resize(start + READ_CHUNK, 0);
+    let chunk = start.clamp(READ_CHUNK, MAX_READ_CHUNK);
+    buf.resize(start + chunk, 0);
     let n = conn.read(&mut buf[start..]).await;
     buf.truncate(start + *n.as_ref().unwrap_or(&0));
     n.map_err(|e| io_reason(&e))
