@@ -570,6 +570,51 @@ on_both!(
     slow_handler_pushes_back_and_loses_nothing,
 );
 
+async fn requests_fail_once_the_peer_is_gone<R: Rt>(rt: R) {
+    let (a, b) = tcp_pair();
+    let x: Peer<N3> = peer(rt, a, Direction::Outbound, config(1), IgnoreAll);
+    let y: Peer<N3> = peer(rt, b, Direction::Inbound, config(2), IgnoreAll);
+    let (rx, ry) = futures_lite::future::zip(x.run(), y.run()).await;
+    rx.unwrap();
+    ry.unwrap();
+    // ping answers with a round trip, kept in the info
+    let rtt = x.ping().await.unwrap();
+    assert!(rtt > Duration::ZERO);
+    assert!(x.info().rtt.is_some());
+    assert_eq!(x.stats().get("pong").messages_in, 1);
+    assert_eq!(y.stats().get("ping").messages_in, 1);
+    y.disconnect();
+    assert_eq!(x.closed().await, DisconnectReason::RemoteClosed);
+    let err = x.request_headers(0, -1).await.unwrap_err();
+    assert_eq!(err, PeerError::Disconnected(DisconnectReason::RemoteClosed));
+    assert!(x.get_headers(0, 1).await.is_err());
+
+    let (a, b) = tcp_pair();
+    let x: Peer<Legacy> = peer(rt, a, Direction::Outbound, config(1), IgnoreAll);
+    let y: Peer<Legacy> = peer(rt, b, Direction::Inbound, config(2), IgnoreAll);
+    let (rx, ry) = futures_lite::future::zip(x.run(), y.run()).await;
+    rx.unwrap();
+    ry.unwrap();
+    // Legacy nodes need not answer pings: the ping is only sent
+    assert_eq!(x.ping().await.unwrap(), Duration::ZERO);
+    x.disconnect();
+    let err = x
+        .request_headers(UInt256::ZERO, UInt256::ZERO)
+        .await
+        .unwrap_err();
+    assert_eq!(err, PeerError::Disconnected(DisconnectReason::Requested));
+}
+
+#[test]
+fn gone_peers_smol() {
+    smol::block_on(requests_fail_once_the_peer_is_gone(SmolRt));
+}
+
+#[test]
+fn gone_peers_async_std() {
+    async_std::task::block_on(requests_fail_once_the_peer_is_gone(AsyncStdRt));
+}
+
 #[test]
 fn wrong_network_smol() {
     smol::block_on(wrong_network_is_refused(SmolRt));

@@ -432,6 +432,18 @@ async fn write_loop<P: Protocol, C: Connection>(
             None => break None,
             Some(o) => o,
         };
+        if shared.is_closed() {
+            // The message lost the race against the disconnect: it is failed
+            // with the others still queued.
+            if let Some(Outgoing {
+                written: Some(w), ..
+            }) = outgoing
+            {
+                let reason = shared.reason().unwrap_or(DisconnectReason::Requested);
+                let _ = w.try_send(Err(PeerError::Disconnected(reason)));
+            }
+            break None;
+        }
         let now = Instant::now();
         if let Some(kind) = shared.lock().stall.expired(now) {
             break Some(DisconnectReason::Stalled(kind));

@@ -266,11 +266,7 @@ impl<P: Protocol> Peer<P> {
     }
 
     fn disconnected(&self) -> PeerError {
-        PeerError::Disconnected(
-            self.shared
-                .reason()
-                .unwrap_or(DisconnectReason::HandlerGone),
-        )
+        PeerError::Disconnected(self.shared.reason().unwrap_or(DisconnectReason::Requested))
     }
 
     /// Puts `msg` in the mailbox (waiting for room) without waiting for the write.
@@ -291,6 +287,9 @@ impl<P: Protocol> Peer<P> {
     /// request, its answer is awaited by the stall detector and delivered to
     /// the handler.
     pub async fn send(&self, msg: P::Message) -> Result<(), PeerError> {
+        if self.is_closed() {
+            return Err(self.disconnected());
+        }
         let (tx, rx) = async_channel::bounded(1);
         let out = Outgoing {
             msg,
@@ -306,6 +305,9 @@ impl<P: Protocol> Peer<P> {
     /// Sends a request that expects exactly one answer and returns the answer
     /// (which then does not reach the handler).
     pub async fn request(&self, msg: P::Message) -> Result<P::Message, PeerError> {
+        if self.is_closed() {
+            return Err(self.disconnected());
+        }
         let (written_tx, written_rx) = async_channel::bounded(1);
         let (answer_tx, answer_rx) = async_channel::bounded(1);
         let out = Outgoing {
