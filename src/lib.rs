@@ -1,15 +1,93 @@
 //! `neo-peer` is the peer-to-peer layer of a NEO node.
 //!
-//! It speaks both NEO wire generations:
+//! It speaks both NEO wire generations through one engine:
 //! - **NEO Legacy (2.x)**: 24-byte frames carrying the network magic, a
 //!   12-byte command name, the payload length and a double-SHA-256 checksum;
 //! - **Neo N3**: a flags byte, a command byte and a var-bytes payload that may
 //!   be LZ4-compressed.
 //!
-//! The [`wire`] module holds the sans-I/O codecs: every message, block, header
-//! and transaction of both generations, decoded from and encoded into
-//! [`bytes`] buffers, with every limit of the protocol enforced before any
-//! allocation.
+//! # How it fits together
+//!
+//! - [`wire`]: sans-I/O codecs. Every message, block, header and transaction
+//!   of both generations, decoded from and encoded into [`bytes`] buffers,
+//!   with every limit of the protocol enforced before anything is allocated.
+//! - [`protocol`]: the [`Protocol`](protocol::Protocol) trait that binds one
+//!   generation to the engine, and its two implementations,
+//!   [`Legacy`](protocol::Legacy) and [`N3`](protocol::N3).
+//! - [`peer`]: the engine. A [`Peer`](peer::Peer) takes any connection
+//!   (`AsyncRead + AsyncWrite`), runs the version/verack handshake, then lives
+//!   as an actor on three tasks: it answers `ping`, drops a remote that goes
+//!   idle or leaves a request unanswered, hands every other message to your
+//!   [`Handler`](peer::Handler), and keeps per-command statistics. It is
+//!   configured by a [`LocalConfig`](peer::LocalConfig) and depends on no
+//!   other part of a node.
+//! - [`executor`]: the engine starts its tasks through the
+//!   [`Executor`](executor::Executor) trait; adapters exist for smol,
+//!   async-std and tokio. Timers and sockets come from `async-io`.
+//! - [`chain`]: an in-memory chain, a synthetic chain generator, and
+//!   [`ChainServer`](chain::ChainServer), a handler that serves headers and
+//!   blocks from it.
+//!
+//! # Quick start (smol)
+//!
+//! Connect to an N3 node, handshake, fetch the first headers:
+//!
+//! ```no_run
+//! use neo_peer::executor::SmolGlobal;
+//! use neo_peer::peer::{Direction, IgnoreAll, LocalConfig, Peer};
+//! use neo_peer::protocol::N3;
+//! use neo_peer::wire::n3::PRIVNET_MAGIC;
+//!
+//! smol::block_on(async {
+//!     let conn = smol::net::TcpStream::connect("127.0.0.1:20333").await?;
+//!     let config = LocalConfig::new(PRIVNET_MAGIC);
+//!     let peer: Peer<N3> = Peer::new(conn, Direction::Outbound, config, IgnoreAll, SmolGlobal);
+//!     peer.run().await?; // the handshake
+//!     let headers = peer.get_headers(0, 2000).await?;
+//!     println!("{} headers, the peer is at {}", headers.len(), peer.height());
+//!     print!("{}", peer.stats());
+//!     Ok::<_, Box<dyn std::error::Error>>(())
+//! })?;
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Quick start (async-std), with a handler
+//!
+//! The seed's way: `request_headers` returns once the request is written,
+//! and the headers arrive at the handler.
+//!
+//! ```no_run
+//! # #[cfg(feature = "async-std")]
+//! # {
+//! use neo_peer::executor::AsyncStd;
+//! use neo_peer::peer::{Direction, LegacyHandler, LocalConfig, Peer};
+//! use neo_peer::protocol::Legacy;
+//! use neo_peer::wire::legacy::{HeadersPayload, MAINNET_GENESIS_HASH, MAINNET_MAGIC};
+//! use neo_peer::wire::UInt256;
+//!
+//! struct OnHeaders;
+//!
+//! impl LegacyHandler for OnHeaders {
+//!     async fn on_headers(&self, _peer: &Peer<Legacy>, msg: HeadersPayload) {
+//!         println!("{} headers", msg.headers.len());
+//!     }
+//! }
+//!
+//! async_std::task::block_on(async {
+//!     let conn = async_std::net::TcpStream::connect("127.0.0.1:10333").await?;
+//!     let config = LocalConfig::new(MAINNET_MAGIC);
+//!     let peer: Peer<Legacy> = Peer::new(conn, Direction::Outbound, config, OnHeaders, AsyncStd);
+//!     peer.run().await?;
+//!     peer.request_headers(MAINNET_GENESIS_HASH, UInt256::ZERO).await?;
+//!     let reason = peer.closed().await;
+//!     println!("gone: {reason}");
+//!     Ok::<_, Box<dyn std::error::Error>>(())
+//! })?;
+//! # }
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The codec alone
 //!
 //! ```
 //! use bytes::BytesMut;
