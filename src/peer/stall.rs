@@ -140,22 +140,17 @@ impl<K: Copy + Eq + Debug> StallDetector<K> {
     /// Forgets the oldest outstanding request of `kind` without an answer
     /// (the caller learnt that silence is legitimate). Returns whether one was found.
     pub fn cancel(&mut self, kind: K) -> bool {
-        match self.pending.iter().position(|p| p.kind == kind) {
-            Some(i) => {
-                self.pending.remove(i);
-                true
-            }
-            None => false,
-        }
+        self.remove_first(|p| p.kind == kind)
     }
 
     /// Forgets the request `id`, answered or not. Returns whether it was outstanding.
     pub fn remove(&mut self, id: RequestId) -> bool {
-        match self.pending.iter().position(|p| p.id == id) {
-            Some(i) => {
-                self.pending.remove(i);
-                true
-            }
+        self.remove_first(|p| p.id == id)
+    }
+
+    fn remove_first(&mut self, which: impl Fn(&Pending<K>) -> bool) -> bool {
+        match self.pending.iter().position(which) {
+            Some(i) => self.pending.remove(i).is_some(),
             None => false,
         }
     }

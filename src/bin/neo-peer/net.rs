@@ -269,18 +269,28 @@ pub fn sync(args: SyncArgs) -> Result<(), String> {
 
 type SyncOutcome = (u64, u32, UInt256, StatsSnapshot);
 
+/// An outbound peer over `conn`, handshaken.
+async fn handshaken<P: neo_peer::protocol::Protocol>(
+    conn: Async<TcpStream>,
+    config: LocalConfig,
+    addr: SocketAddr,
+) -> Result<Peer<P>, String> {
+    let peer: Peer<P> =
+        Peer::new(conn, Direction::Outbound, config, IgnoreAll, SmolGlobal).with_remote_addr(addr);
+    peer.run()
+        .await
+        .map_err(|e| format!("handshake with {addr}: {e}"))?;
+    Ok(peer)
+}
+
 fn sync_n3(
     conn: Async<TcpStream>,
     config: LocalConfig,
     addr: SocketAddr,
     count: Option<u64>,
 ) -> Result<SyncOutcome, String> {
-    let peer: Peer<N3> =
-        Peer::new(conn, Direction::Outbound, config, IgnoreAll, SmolGlobal).with_remote_addr(addr);
     smol::block_on(async {
-        peer.run()
-            .await
-            .map_err(|e| format!("handshake with {addr}: {e}"))?;
+        let peer = handshaken::<N3>(conn, config, addr).await?;
         let target = count.unwrap_or(u64::from(peer.height()) + 1);
         let mut progress = Progress::new();
         let mut have = 0u64;
@@ -332,12 +342,8 @@ fn sync_legacy(
     count: Option<u64>,
     genesis: UInt256,
 ) -> Result<SyncOutcome, String> {
-    let peer: Peer<Legacy> =
-        Peer::new(conn, Direction::Outbound, config, IgnoreAll, SmolGlobal).with_remote_addr(addr);
     smol::block_on(async {
-        peer.run()
-            .await
-            .map_err(|e| format!("handshake with {addr}: {e}"))?;
+        let peer = handshaken::<Legacy>(conn, config, addr).await?;
         let target = count.unwrap_or(u64::from(peer.height()) + 1);
         let mut progress = Progress::new();
         // Genesis is known by its hash; headers come after it.
