@@ -615,6 +615,43 @@ fn gone_peers_async_std() {
     async_std::task::block_on(requests_fail_once_the_peer_is_gone(AsyncStdRt));
 }
 
+/// Panics on the first message it gets.
+struct Panics;
+
+impl<P: Protocol> Handler<P> for Panics {
+    async fn handle(&self, _peer: &Peer<P>, msg: P::Message) {
+        panic!("handler fails on {}", P::command_name(&msg));
+    }
+}
+
+async fn a_panicking_handler_takes_down_only_its_peer<R: Rt>(rt: R) {
+    let (a, b) = tcp_pair();
+    let bad: Peer<N3> = peer(rt, a, Direction::Outbound, config(1), Panics);
+    let mut remote = Remote::<N3>::new(b, 2);
+    let (ran, _) = futures_lite::future::zip(bad.run(), remote.handshake()).await;
+    ran.unwrap();
+    let (c, d) = tcp_pair();
+    let good: Peer<N3> = peer(rt, c, Direction::Outbound, config(3), IgnoreAll);
+    let other: Peer<N3> = peer(rt, d, Direction::Inbound, config(4), IgnoreAll);
+    let (r1, r2) = futures_lite::future::zip(good.run(), other.run()).await;
+    r1.unwrap();
+    r2.unwrap();
+    remote.send(&N3::inv(1)).await;
+    assert_eq!(bad.closed().await, DisconnectReason::HandlerPanicked("inv"));
+    assert!(remote.closes_within(Duration::from_secs(2)).await);
+    assert!(good.ping().await.is_ok(), "the other peer lives on");
+}
+
+#[test]
+fn handler_panic_smol() {
+    smol::block_on(a_panicking_handler_takes_down_only_its_peer(SmolRt));
+}
+
+#[test]
+fn handler_panic_async_std() {
+    async_std::task::block_on(a_panicking_handler_takes_down_only_its_peer(AsyncStdRt));
+}
+
 #[test]
 fn wrong_network_smol() {
     smol::block_on(wrong_network_is_refused(SmolRt));

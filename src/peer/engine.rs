@@ -9,6 +9,7 @@ use async_io::Timer;
 use bytes::BytesMut;
 use futures_lite::FutureExt;
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tracing::Instrument;
 
 use super::handshake::{Handshake, Received, Step};
 use super::{
@@ -168,14 +169,19 @@ where
     let (reader, writer) = futures_lite::io::split(conn);
     let (handler_tx, handler_rx) = async_channel::bounded(shared.config.queues.handler.max(1));
     let mailbox = peer.take_mailbox().ok_or(PeerError::AlreadyStarted)?;
-    executor.spawn(Box::pin(write_loop(peer.clone(), writer, mailbox)));
-    executor.spawn(Box::pin(read_loop(
-        peer.clone(),
-        reader,
-        leftover,
-        handler_tx,
-    )));
-    executor.spawn(Box::pin(handler_loop(peer, handler, handler_rx)));
+    let span = tracing::debug_span!(
+        "peer",
+        protocol = P::NAME,
+        remote = ?peer.remote_addr,
+        direction = ?peer.direction
+    );
+    tracing::debug!(parent: &span, user_agent = ?peer.info().user_agent, "handshake complete");
+    let writing = write_loop(peer.clone(), writer, mailbox);
+    let reading = read_loop(peer.clone(), reader, leftover, handler_tx);
+    let handling = handler_loop(peer, handler, handler_rx);
+    executor.spawn(Box::pin(writing.instrument(span.clone())));
+    executor.spawn(Box::pin(reading.instrument(span.clone())));
+    executor.spawn(Box::pin(handling.instrument(span)));
     Ok(())
 }
 
@@ -538,11 +544,13 @@ async fn handler_loop<P: Protocol, H: Handler<P>>(
         let command = P::command_name(&msg);
         let started = Instant::now();
         let run = AssertUnwindSafe(handler.handle(&peer, msg)).catch_unwind();
-        if run.await.is_err() {
+        let panicked = run.await.is_err();
+        peer.shared.stats.handled(command, started.elapsed());
+        if panicked {
+            // Only this peer goes down; the handler is not trusted with more.
             peer.shared
                 .close(DisconnectReason::HandlerPanicked(command));
-            queue.close();
+            break;
         }
-        peer.shared.stats.handled(command, started.elapsed());
     }
 }
