@@ -652,6 +652,73 @@ fn handler_panic_async_std() {
     async_std::task::block_on(a_panicking_handler_takes_down_only_its_peer(AsyncStdRt));
 }
 
+/// Two chains of 50 blocks and a headers request each can answer.
+fn for_both_chains(
+    f: impl FnOnce(neo_peer::chain::N3Chain, n3::Message, neo_peer::chain::LegacyChain, legacy::Message),
+) {
+    use neo_peer::chain::{LegacyChain, N3Chain, Synthetic};
+    let s = Synthetic {
+        blocks: 50,
+        ..Default::default()
+    };
+    let legacy = LegacyChain::synthetic(&s);
+    let legacy_ask = legacy::Message::GetHeaders(legacy::GetBlocksPayload {
+        hash_start: vec![legacy.genesis_hash()],
+        hash_stop: UInt256::ZERO,
+    });
+    f(
+        N3Chain::synthetic(&s),
+        N3::get_headers(),
+        legacy,
+        legacy_ask,
+    );
+}
+
+async fn chain_server_answers_requests<P: TestProto + neo_peer::chain::Serve, R: Rt>(
+    rt: R,
+    chain: neo_peer::chain::Chain<P>,
+    ask: P::Message,
+) where
+    neo_peer::chain::Chain<P>: Send + Sync,
+{
+    use neo_peer::chain::ChainServer;
+    let chain = Arc::new(chain);
+    let listed: std::net::SocketAddr = "10.1.2.3:20333".parse().unwrap();
+    let server = ChainServer::new(chain.clone()).with_addresses(vec![listed]);
+    let (a, b) = tcp_pair();
+    let mut scfg = config(2);
+    scfg.start_height = Arc::new(|| 50);
+    let x: Peer<P> = peer(rt, a, Direction::Outbound, config(1), IgnoreAll);
+    let y: Peer<P> = peer(rt, b, Direction::Inbound, scfg, server);
+    let (rx, ry) = futures_lite::future::zip(x.run(), y.run()).await;
+    rx.unwrap();
+    ry.unwrap();
+    assert_eq!(x.height(), 50);
+    let addr = x.request(P::get_addr()).await.unwrap();
+    assert_eq!(P::command_name(&addr), "addr");
+    assert!(format!("{addr:?}").contains("10.1.2.3"), "{addr:?}");
+    let headers = x.request(ask).await.unwrap();
+    assert!(P::is_headers(&headers), "{headers:?}");
+}
+
+#[test]
+fn chain_server_smol() {
+    for_both_chains(|n3, n3_ask, legacy, legacy_ask| {
+        smol::block_on(chain_server_answers_requests(SmolRt, n3, n3_ask));
+        smol::block_on(chain_server_answers_requests(SmolRt, legacy, legacy_ask));
+    });
+}
+
+#[test]
+fn chain_server_async_std() {
+    for_both_chains(|n3, n3_ask, legacy, legacy_ask| {
+        async_std::task::block_on(chain_server_answers_requests(AsyncStdRt, n3, n3_ask));
+        async_std::task::block_on(chain_server_answers_requests(
+            AsyncStdRt, legacy, legacy_ask,
+        ));
+    });
+}
+
 #[test]
 fn wrong_network_smol() {
     smol::block_on(wrong_network_is_refused(SmolRt));

@@ -131,7 +131,8 @@ where
         chain.height()
     );
     let _ = std::io::stdout().flush();
-    let server = ChainServer::new(Arc::new(chain));
+    // `getaddr` is answered with this node's own address.
+    let server = ChainServer::new(Arc::new(chain)).with_addresses(vec![local]);
     let active = Arc::new(AtomicUsize::new(0));
     smol::block_on(async {
         loop {
