@@ -719,6 +719,72 @@ fn chain_server_async_std() {
     });
 }
 
+/// Counts what reaches it.
+struct Counts(Arc<AtomicUsize>);
+
+impl<P: Protocol> Handler<P> for Counts {
+    async fn handle(&self, _peer: &Peer<P>, _msg: P::Message) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+async fn unknown_commands_are_kept<R: Rt>(rt: R) {
+    // N3: command byte 0x99; Legacy: command "foo"
+    let n3_frame = vec![0x00, 0x99, 0x02, 0xAB, 0xCD];
+    let mut legacy_frame = BytesMut::new();
+    legacy::Codec::new(NET)
+        .encode(
+            &legacy::Message::Unknown {
+                command: "foo".into(),
+                payload: bytes::Bytes::from_static(&[1, 2, 3]),
+            },
+            &mut legacy_frame,
+        )
+        .unwrap();
+    for (n3_side, frame) in [(true, n3_frame), (false, legacy_frame.to_vec())] {
+        let (a, b) = tcp_pair();
+        let seen = Arc::new(AtomicUsize::new(0));
+        let stats = if n3_side {
+            let p: Peer<N3> = peer(rt, a, Direction::Outbound, config(1), Counts(seen.clone()));
+            let mut remote = Remote::<N3>::new(b, 2);
+            let (ran, _) = futures_lite::future::zip(p.run(), remote.handshake()).await;
+            ran.unwrap();
+            remote.conn.write_all(&frame).await.unwrap();
+            remote.send(&N3::inv(1)).await;
+            while seen.load(Ordering::SeqCst) < 2 {
+                Timer::after(Duration::from_millis(10)).await;
+            }
+            assert!(!p.is_closed());
+            p.stats()
+        } else {
+            let p: Peer<Legacy> = peer(rt, a, Direction::Outbound, config(1), Counts(seen.clone()));
+            let mut remote = Remote::<Legacy>::new(b, 2);
+            let (ran, _) = futures_lite::future::zip(p.run(), remote.handshake()).await;
+            ran.unwrap();
+            remote.conn.write_all(&frame).await.unwrap();
+            remote.send(&Legacy::inv(1)).await;
+            while seen.load(Ordering::SeqCst) < 2 {
+                Timer::after(Duration::from_millis(10)).await;
+            }
+            assert!(!p.is_closed());
+            p.stats()
+        };
+        assert_eq!(stats.get("unknown").messages_in, 1);
+        assert_eq!(stats.get("unknown").bytes_in, frame.len() as u64);
+        assert_eq!(stats.get("inv").messages_in, 1);
+    }
+}
+
+#[test]
+fn unknown_commands_smol() {
+    smol::block_on(unknown_commands_are_kept(SmolRt));
+}
+
+#[test]
+fn unknown_commands_async_std() {
+    async_std::task::block_on(unknown_commands_are_kept(AsyncStdRt));
+}
+
 #[test]
 fn wrong_network_smol() {
     smol::block_on(wrong_network_is_refused(SmolRt));

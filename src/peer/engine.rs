@@ -323,6 +323,10 @@ async fn on_message<P: Protocol>(
     let shared = &peer.shared;
     let command = P::command_name(&msg);
     shared.stats.received(command, wire_len);
+    if command == "unknown" {
+        // Counted and handed to the handler; never a reason to disconnect.
+        tracing::debug!(message = ?msg, "unknown command");
+    }
     match P::role(&msg) {
         Role::Version(_) => return Err(DisconnectReason::Protocol(Violation::DuplicateVersion)),
         Role::Verack => return Err(DisconnectReason::Protocol(Violation::DuplicateVerack)),

@@ -62,9 +62,11 @@ pub trait LegacyHandler: Send + Sync + 'static {
         on_get_blocks(legacy::GetBlocksPayload),
         /// `getdata`.
         on_get_data(legacy::InvPayload),
+        /// `getaddr`.
+        on_get_addr(()),
         /// `consensus`.
         on_consensus(legacy::ConsensusPayload),
-        /// Every other message (`getaddr`, `mempool`, filters, state roots, unknown commands...).
+        /// Every other message (`mempool`, filters, state roots, unknown commands...).
         on_other(legacy::Message),
     );
 }
@@ -81,6 +83,7 @@ impl<T: LegacyHandler> Handler<Legacy> for T {
             M::GetHeaders(m) => self.on_get_headers(peer, m).await,
             M::GetBlocks(m) => self.on_get_blocks(peer, m).await,
             M::GetData(m) => self.on_get_data(peer, m).await,
+            M::GetAddr => self.on_get_addr(peer, ()).await,
             M::Consensus(m) => self.on_consensus(peer, m).await,
             other => self.on_other(peer, other).await,
         }
