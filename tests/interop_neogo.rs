@@ -1,0 +1,234 @@
+//! Against a real neo-go 0.120 N3 node on loopback (started by `scripts/neogo`,
+//! which fetches neo-go from PyPI once).
+#![cfg(feature = "json")]
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use async_io::Timer;
+use base64::Engine;
+use neo_peer::executor::SmolGlobal;
+use neo_peer::peer::{Direction, Handler, IgnoreAll, LocalConfig, N3Handler, Peer};
+use neo_peer::protocol::N3;
+use neo_peer::wire::{Encode, UInt256, n3};
+use serde_json::{Value, json};
+
+/// Height the node reaches before the tests start.
+const HEIGHT: u32 = 10_000;
+
+struct Node {
+    p2p: SocketAddr,
+    rpc: u16,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One node for every test of this file; it stops by itself after 4 minutes.
+fn node() -> &'static Node {
+    static NODE: OnceLock<Node> = OnceLock::new();
+    NODE.get_or_init(|| {
+        let dir: PathBuf =
+            std::env::temp_dir().join(format!("neo-peer-neogo-{}", std::process::id()));
+        let (p2p, rpc) = (free_port(), free_port());
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/neogo");
+        let out = Command::new(script)
+            .arg("start")
+            .arg(&dir)
+            .args([
+                p2p.to_string(),
+                rpc.to_string(),
+                HEIGHT.to_string(),
+                "240".into(),
+            ])
+            .output()
+            .expect("scripts/neogo runs");
+        assert!(
+            out.status.success(),
+            "neo-go did not start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Node {
+            p2p: SocketAddr::from(([127, 0, 0, 1], p2p)),
+            rpc,
+        }
+    })
+}
+
+/// One JSON-RPC call (or a batch) to the node.
+fn rpc(body: &Value) -> Value {
+    let mut child = Command::new("curl")
+        .args([
+            "-s",
+            "-m",
+            "30",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            "@-",
+        ])
+        .arg(format!("http://127.0.0.1:{}", node().rpc))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("curl");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    serde_json::from_slice(&out.stdout).expect("JSON-RPC answer")
+}
+
+/// `getblockheader`/`getblockhash` hashes of heights `from..=to`, in order.
+fn rpc_hashes(from: u32, to: u32) -> Vec<String> {
+    let mut hashes = Vec::new();
+    let heights: Vec<u32> = (from..=to).collect();
+    for chunk in heights.chunks(100) {
+        let batch: Vec<Value> = chunk
+            .iter()
+            .map(|&i| json!({"jsonrpc": "2.0", "id": i, "method": "getblockhash", "params": [i]}))
+            .collect();
+        let mut answers = rpc(&Value::Array(batch)).as_array().unwrap().clone();
+        answers.sort_by_key(|a| a["id"].as_u64());
+        hashes.extend(
+            answers
+                .iter()
+                .map(|a| a["result"].as_str().unwrap().to_string()),
+        );
+    }
+    hashes
+}
+
+fn config(ping: Duration) -> LocalConfig {
+    let mut c = LocalConfig::new(n3::PRIVNET_MAGIC);
+    c.timeouts.ping_interval = ping;
+    c.timeouts.stall = Duration::from_secs(10);
+    c
+}
+
+async fn connect<H: Handler<N3>>(handler: H, ping: Duration) -> Peer<N3> {
+    let conn = smol::net::TcpStream::connect(node().p2p).await.unwrap();
+    let peer: Peer<N3> = Peer::new(conn, Direction::Outbound, config(ping), handler, SmolGlobal);
+    peer.run().await.expect("neo-go accepts our handshake");
+    peer
+}
+
+#[test]
+fn headers_from_genesis_match_the_rpc() {
+    smol::block_on(async {
+        let peer = connect(IgnoreAll, Duration::from_secs(30)).await;
+        let info = peer.info();
+        assert!(info.user_agent.unwrap().contains("NEO-GO"));
+        let top = peer.height();
+        assert!(top >= HEIGHT, "node at {top}");
+        let mut headers: Vec<n3::Header> = Vec::new();
+        while (headers.len() as u32) <= top {
+            let got = peer.get_headers(headers.len() as u32, -1).await.unwrap();
+            assert!(!got.is_empty());
+            headers.extend(got);
+        }
+        headers.truncate(top as usize + 1);
+        for (i, pair) in headers.windows(2).enumerate() {
+            assert_eq!(pair[1].index as usize, i + 1);
+            assert_eq!(pair[1].prev_hash, pair[0].hash(), "link at {}", i + 1);
+        }
+        let ours: Vec<String> = headers.iter().map(|h| h.hash().to_string()).collect();
+        assert_eq!(ours, rpc_hashes(0, top));
+        assert_eq!(peer.pending_requests(), 0);
+    });
+}
+
+/// Forwards blocks to the test.
+struct Blocks(async_channel::Sender<n3::Block>);
+
+impl N3Handler for Blocks {
+    async fn on_block(&self, _peer: &Peer<N3>, block: n3::Block) {
+        let _ = self.0.send(block).await;
+    }
+}
+
+#[test]
+fn blocks_reencode_to_the_bytes_the_rpc_returns() {
+    smol::block_on(async {
+        let (tx, rx) = async_channel::unbounded();
+        let peer = connect(Blocks(tx), Duration::from_secs(30)).await;
+        peer.request_blocks_by_index(1, 200).await.unwrap();
+        let mut blocks = Vec::new();
+        for _ in 0..200 {
+            blocks.push(rx.recv().await.unwrap());
+        }
+        // and by hash, through getdata
+        let wanted: Vec<UInt256> = rpc_hashes(300, 309)
+            .iter()
+            .map(|h| h.parse().unwrap())
+            .collect();
+        peer.request_data(n3::InvPayload {
+            kind: n3::InventoryType::Block,
+            hashes: wanted.clone(),
+        })
+        .await
+        .unwrap();
+        for want in &wanted {
+            let b = rx.recv().await.unwrap();
+            assert_eq!(&b.hash(), want);
+            blocks.push(b);
+        }
+        // neo-go answers batches of at most 100 calls
+        let mut answers = Vec::new();
+        for chunk in blocks.chunks(100) {
+            let batch: Vec<Value> = chunk
+                .iter()
+                .map(|b| {
+                    let i = b.header.index;
+                    json!({"jsonrpc": "2.0", "id": i, "method": "getblock", "params": [i, 0]})
+                })
+                .collect();
+            let mut got = rpc(&Value::Array(batch)).as_array().unwrap().clone();
+            got.sort_by_key(|a| a["id"].as_u64());
+            answers.extend(got);
+        }
+        blocks.sort_by_key(|b| b.header.index);
+        for (b, a) in blocks.iter().zip(&answers) {
+            assert_eq!(a["id"], b.header.index);
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(a["result"].as_str().unwrap())
+                .unwrap();
+            assert_eq!(
+                b.to_bytes().as_ref(),
+                raw.as_slice(),
+                "block {}",
+                b.header.index
+            );
+            assert!(b.check().is_ok());
+        }
+        assert_eq!(peer.stats().get("block").messages_in, 210);
+    });
+}
+
+#[test]
+fn neo_go_keeps_us_for_thirty_seconds() {
+    smol::block_on(async {
+        let peer = connect(IgnoreAll, Duration::from_secs(1)).await;
+        Timer::after(Duration::from_secs(30)).await;
+        assert!(!peer.is_closed(), "{:?}", peer.info().disconnect_reason);
+        let stats = peer.stats();
+        assert!(stats.get("pong").messages_in >= 20, "{stats}");
+        assert!(stats.get("inv").messages_in > 0, "{stats}");
+        assert!(peer.info().rtt.is_some());
+        let before = peer.height();
+        Timer::after(Duration::from_secs(1)).await;
+        assert!(peer.height() > before, "height follows pongs");
+    });
+}
