@@ -1,6 +1,6 @@
 //! Against a real neo-go 0.120 N3 node on loopback (started by `scripts/neogo`,
 //! which fetches neo-go from PyPI once).
-#![cfg(feature = "json")]
+#![cfg(feature = "cli")]
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
@@ -66,6 +66,11 @@ fn node() -> &'static Node {
 
 /// One JSON-RPC call (or a batch) to the node.
 fn rpc(body: &Value) -> Value {
+    rpc_at(node().rpc, body)
+}
+
+/// One JSON-RPC call (or a batch) to the node whose RPC listens on `port`.
+fn rpc_at(port: u16, body: &Value) -> Value {
     let mut child = Command::new("curl")
         .args([
             "-s",
@@ -76,7 +81,7 @@ fn rpc(body: &Value) -> Value {
             "-d",
             "@-",
         ])
-        .arg(format!("http://127.0.0.1:{}", node().rpc))
+        .arg(format!("http://127.0.0.1:{port}"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -231,4 +236,98 @@ fn neo_go_keeps_us_for_thirty_seconds() {
         Timer::after(Duration::from_secs(1)).await;
         assert!(peer.height() > before, "height follows pongs");
     });
+}
+
+/// Kills the child it holds when dropped.
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn block_count(port: u16) -> Option<u64> {
+    rpc_at(
+        port,
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "getblockcount", "params": []}),
+    )["result"]
+        .as_u64()
+}
+
+#[test]
+fn a_neo_go_follower_syncs_from_our_mirror() {
+    use std::io::BufRead;
+    let leader = node();
+    // `neo-peer serve --mirror` copies the leader's chain, then serves it.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_neo-peer"))
+        .args(["serve", "--protocol", "n3", "--network", "privnet"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--mirror",
+            &leader.p2p.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _server = Kill(child);
+    let rest = line.strip_prefix("listening on ").expect(&line);
+    let (addr, rest) = rest.split_once(", genesis ").expect(&line);
+    let height: u64 = rest
+        .split_once(", height ")
+        .unwrap()
+        .1
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(height >= u64::from(HEIGHT));
+
+    // A fresh neo-go whose only seed is our server.
+    let dir = std::env::temp_dir().join(format!("neo-peer-follower-{}", std::process::id()));
+    let (p2p, follower) = (free_port(), free_port());
+    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/neogo"))
+        .arg("follow")
+        .arg(&dir)
+        .args([
+            p2p.to_string(),
+            follower.to_string(),
+            addr.to_string(),
+            "240".into(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    while block_count(follower) != Some(height + 1) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "follower at {:?} of {}",
+            block_count(follower),
+            height + 1
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    for i in [0, height / 2, height] {
+        let ask = json!({"jsonrpc": "2.0", "id": 1, "method": "getblockhash", "params": [i]});
+        assert_eq!(
+            rpc_at(follower, &ask)["result"],
+            rpc(&ask)["result"],
+            "block {i}"
+        );
+    }
+    let _ = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/neogo"))
+        .arg("stop")
+        .arg(&dir)
+        .status();
 }

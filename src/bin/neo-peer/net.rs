@@ -91,8 +91,17 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:20333")]
     listen: SocketAddr,
     /// Serve a synthetic chain of this many blocks after genesis.
-    #[arg(long, value_name = "N")]
-    synthetic: u32,
+    #[arg(
+        long,
+        value_name = "N",
+        required_unless_present = "mirror",
+        conflicts_with = "mirror"
+    )]
+    synthetic: Option<u32>,
+    /// Serve a copy of the chain (headers and blocks) of the node at this
+    /// address, fetched before listening.
+    #[arg(long, value_name = "ADDR")]
+    mirror: Option<SocketAddr>,
     /// Most peers served at once.
     #[arg(long, default_value_t = 4096)]
     max_peers: usize,
@@ -102,8 +111,15 @@ pub struct ServeArgs {
 
 pub fn serve(args: ServeArgs) -> Result<(), String> {
     let magic = network(args.protocol, &args.network)?;
+    if let Some(source) = args.mirror {
+        let config = config(magic, &args.timeouts, 0, 0)?;
+        return match args.protocol {
+            Protocol::N3 => serve_chain(mirror_n3(source, config)?, magic, &args),
+            Protocol::Legacy => Err("--mirror speaks N3 only for now".into()),
+        };
+    }
     let synthetic = Synthetic {
-        blocks: args.synthetic,
+        blocks: args.synthetic.unwrap_or_default(),
         txs_per_block: 1,
         seed: 0,
         with_bodies: true,
@@ -114,6 +130,55 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
             serve_chain::<Legacy>(Chain::<Legacy>::synthetic(&synthetic), magic, &args)
         }
     }
+}
+
+/// Hands received blocks to the mirror.
+struct BlockSink(async_channel::Sender<n3::Block>);
+
+impl neo_peer::peer::N3Handler for BlockSink {
+    async fn on_block(&self, _peer: &Peer<N3>, block: n3::Block) {
+        let _ = self.0.send(block).await;
+    }
+}
+
+/// The whole chain of the N3 node at `source`: every block, checked and linked.
+fn mirror_n3(source: SocketAddr, config: LocalConfig) -> Result<Chain<N3>, String> {
+    let conn = connect(source)?;
+    smol::block_on(async {
+        let (tx, rx) = async_channel::unbounded();
+        let peer: Peer<N3> =
+            Peer::new(conn, Direction::Outbound, config, BlockSink(tx), SmolGlobal)
+                .with_remote_addr(source);
+        peer.run()
+            .await
+            .map_err(|e| format!("handshake with {source}: {e}"))?;
+        let top = peer.height();
+        let mut progress = Progress::new();
+        let mut blocks: Vec<n3::Block> = Vec::with_capacity(top as usize + 1);
+        while blocks.len() as u64 <= u64::from(top) {
+            let next = blocks.len() as u32;
+            let n = (top - next + 1).min(n3::MAX_BLOCKS_PER_REQUEST as u32);
+            peer.request_blocks_by_index(next, n as i16)
+                .await
+                .map_err(|e| format!("getblockbyindex {next}: {e}"))?;
+            for i in next..next + n {
+                let block = rx
+                    .recv()
+                    .await
+                    .map_err(|_| format!("{source} left while sending block {i}"))?;
+                if block.header.index != i {
+                    return Err(format!("asked for block {i}, got {}", block.header.index));
+                }
+                blocks.push(block);
+            }
+            progress.show(blocks.len() as u64, u64::from(top) + 1);
+        }
+        progress.finish();
+        peer.disconnect();
+        let chain = Chain::<N3>::from_blocks(blocks).map_err(|e| format!("mirrored chain: {e}"))?;
+        eprintln!("mirrored {} blocks from {source}", chain.len());
+        Ok(chain)
+    })
 }
 
 fn serve_chain<P: Serve>(chain: Chain<P>, magic: u32, args: &ServeArgs) -> Result<(), String>
