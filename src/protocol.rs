@@ -97,6 +97,10 @@ pub trait Protocol: Sized + Clone + Debug + Send + Sync + 'static {
     /// Pause after our `verack` before anything else is written (NEO•ONE
     /// processes frames that arrive together in reverse order).
     const PAUSE_AFTER_VERACK: Duration;
+    /// How long our `verack` waits for the remote's before it is sent anyway.
+    /// Waiting for it proves the remote has read our `version`, so the two
+    /// can never be read together (and, on NEO•ONE, processed backwards).
+    const VERACK_DELAY: Duration;
 
     /// A decoded message.
     type Message: Clone + Debug + Send + Sync + 'static;
@@ -162,7 +166,8 @@ pub struct Legacy;
 impl Protocol for Legacy {
     const NAME: &'static str = "legacy";
     const PONG_EXPECTED: bool = false;
-    const PAUSE_AFTER_VERACK: Duration = Duration::from_millis(30);
+    const PAUSE_AFTER_VERACK: Duration = Duration::from_millis(50);
+    const VERACK_DELAY: Duration = Duration::from_millis(100);
 
     type Message = legacy::Message;
     type Version = legacy::VersionPayload;
@@ -314,6 +319,7 @@ impl Protocol for N3 {
     const NAME: &'static str = "n3";
     const PONG_EXPECTED: bool = true;
     const PAUSE_AFTER_VERACK: Duration = Duration::ZERO;
+    const VERACK_DELAY: Duration = Duration::ZERO;
 
     type Message = n3::Message;
     type Version = n3::VersionPayload;

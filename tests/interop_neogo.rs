@@ -331,3 +331,26 @@ fn a_neo_go_follower_syncs_from_our_mirror() {
         .arg(&dir)
         .status();
 }
+
+#[test]
+fn neo_peer_sync_against_neo_go() {
+    let out = Command::new(env!("CARGO_BIN_EXE_neo-peer"))
+        .args(["sync", "--protocol", "n3", "--network", "privnet"])
+        .args(["--connect", &node().p2p.to_string()])
+        .args(["--count", &(HEIGHT + 1).to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let want =
+        rpc(&json!({"jsonrpc": "2.0", "id": 1, "method": "getblockheader", "params": [HEIGHT, 1]}));
+    let hash = want["result"]["hash"].as_str().unwrap();
+    assert_eq!(
+        text.lines().next().unwrap(),
+        format!("synced {} headers, tip {HEIGHT} {hash}", HEIGHT + 1)
+    );
+}

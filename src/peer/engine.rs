@@ -213,6 +213,7 @@ async fn handshake<P: Protocol>(
     write_frame(shared, conn, &codec, &P::version(config), &mut out).await?;
     hs.version_sent();
     let mut buf = BytesMut::new();
+    let mut verack_due: Option<Instant> = None;
     loop {
         while let Some(Decoded { message, wire_len }) =
             P::decode(&mut codec, &mut buf).map_err(DisconnectReason::Frame)?
@@ -238,21 +239,56 @@ async fn handshake<P: Protocol>(
             }
             .map_err(DisconnectReason::Handshake)?;
             if step == Step::SendVerack {
-                write_frame(shared, conn, &codec, &P::verack(), &mut out).await?;
-                hs.verack_sent();
-                if !P::PAUSE_AFTER_VERACK.is_zero() {
-                    Timer::after(P::PAUSE_AFTER_VERACK).await;
-                }
+                // Our verack waits for theirs (or a short while), so that it
+                // can never reach the remote in the same read as our version.
+                verack_due = Some(Instant::now() + P::VERACK_DELAY);
+            }
+            if verack_due.is_some_and(|due| hs.remote_verack() || Instant::now() >= due) {
+                verack_due = None;
+                send_verack(shared, conn, &codec, &mut hs, &mut out).await?;
             }
             if hs.is_complete() {
                 shared.lock().handshaked = true;
                 return Ok(buf);
             }
         }
-        if read_some(conn, &mut buf).await? == 0 {
+        let read = read_some(conn, &mut buf);
+        let n = match verack_due {
+            None => read.await?,
+            Some(due) => {
+                let timer = async {
+                    Timer::at(due).await;
+                    Ok(None)
+                };
+                match async { read.await.map(Some) }.or(timer).await? {
+                    Some(n) => n,
+                    None => {
+                        verack_due = None;
+                        send_verack(shared, conn, &codec, &mut hs, &mut out).await?;
+                        continue;
+                    }
+                }
+            }
+        };
+        if n == 0 {
             return Err(DisconnectReason::RemoteClosed);
         }
     }
+}
+
+async fn send_verack<P: Protocol>(
+    shared: &Shared<P>,
+    conn: &mut (impl AsyncWrite + Unpin),
+    codec: &P::Codec,
+    hs: &mut Handshake,
+    out: &mut BytesMut,
+) -> Result<(), DisconnectReason> {
+    write_frame(shared, conn, codec, &P::verack(), out).await?;
+    hs.verack_sent();
+    if !P::PAUSE_AFTER_VERACK.is_zero() {
+        Timer::after(P::PAUSE_AFTER_VERACK).await;
+    }
+    Ok(())
 }
 
 /// Most bytes asked of the socket per read.
@@ -267,12 +303,27 @@ async fn read_some(
     conn: &mut (impl AsyncRead + Unpin),
     buf: &mut BytesMut,
 ) -> Result<usize, DisconnectReason> {
+    /// Cuts `buf` back to what was really read, also when the read is
+    /// cancelled halfway (it races timers): the future is cancel-safe.
+    struct Keep<'a> {
+        buf: &'a mut BytesMut,
+        len: usize,
+    }
+    impl Drop for Keep<'_> {
+        fn drop(&mut self) {
+            self.buf.truncate(self.len);
+        }
+    }
     let start = buf.len();
     let chunk = start.clamp(READ_CHUNK, MAX_READ_CHUNK);
     buf.resize(start + chunk, 0);
-    let n = conn.read(&mut buf[start..]).await;
-    buf.truncate(start + *n.as_ref().unwrap_or(&0));
-    n.map_err(|e| io_reason(&e))
+    let mut keep = Keep { buf, len: start };
+    let n = conn
+        .read(&mut keep.buf[start..])
+        .await
+        .map_err(|e| io_reason(&e))?;
+    keep.len = start + n;
+    Ok(n)
 }
 
 async fn read_loop<P: Protocol, C: Connection>(

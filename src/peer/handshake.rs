@@ -106,6 +106,11 @@ impl Handshake {
         self.verack_sent = true;
     }
 
+    /// True once the remote's `verack` arrived.
+    pub fn remote_verack(&self) -> bool {
+        self.verack_received
+    }
+
     /// True once both sides sent and received `version` and `verack`.
     pub fn is_complete(&self) -> bool {
         self.version_sent && self.version_received && self.verack_sent && self.verack_received

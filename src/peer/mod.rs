@@ -3,8 +3,10 @@
 //! A [`Peer`] takes a connection to another node and makes it a peer:
 //!
 //! - **Handshake.** [`Peer::run`] sends our `version` at once, requires the
-//!   remote's `version` then `verack`, answers its `version` with `verack`,
-//!   and refuses a wrong network, our own nonce (a connection to ourselves),
+//!   remote's `version` then `verack`, answers its `version` with `verack`
+//!   (on NEO Legacy once the remote's `verack` arrived, or after 100 ms, so
+//!   that a node which handles frames read together in reverse order, as
+//!   NEO•ONE does, never sees our `verack` before our `version`), and refuses a wrong network, our own nonce (a connection to ourselves),
 //!   anything else before the handshake and any frame over a few KiB before
 //!   it. It must all happen within the handshake timeout.
 //! - **Actor.** After the handshake the peer lives in three tasks started on
