@@ -222,18 +222,59 @@ fn blocks_reencode_to_the_bytes_the_rpc_returns() {
     });
 }
 
+/// Answers neo-go's `getaddr` (only then may an `addr` be sent to it) and
+/// counts what reaches the handler.
+struct Answers(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl N3Handler for Answers {
+    async fn on_get_addr(&self, peer: &Peer<N3>, _: ()) {
+        let addr = n3::Message::Addr(n3::AddrPayload {
+            addresses: vec![n3::NetworkAddressWithTime {
+                timestamp: 0,
+                address: std::net::Ipv4Addr::LOCALHOST.to_ipv6_mapped(),
+                capabilities: vec![n3::NodeCapability::TcpServer { port: 1 }],
+            }],
+        });
+        let _ = peer.send(addr).await;
+    }
+
+    async fn on_inv(&self, _peer: &Peer<N3>, _inv: n3::InvPayload) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 #[test]
 fn neo_go_keeps_us_for_thirty_seconds() {
     smol::block_on(async {
-        let peer = connect(IgnoreAll, Duration::from_secs(1)).await;
+        let invs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let peer = connect(Answers(invs.clone()), Duration::from_secs(1)).await;
         Timer::after(Duration::from_secs(30)).await;
+        // Everything neo-go sent decoded (a bad frame would have disconnected),
+        // and nothing we sent made it drop us.
         assert!(!peer.is_closed(), "{:?}", peer.info().disconnect_reason);
         let stats = peer.stats();
-        assert!(stats.get("pong").messages_in >= 20, "{stats}");
         assert!(stats.get("inv").messages_in > 0, "{stats}");
+        assert!(stats.get("getaddr").messages_in >= 1, "{stats}");
+        assert_eq!(stats.get("addr").messages_out, stats.get("getaddr").handled);
+        assert_eq!(
+            invs.load(std::sync::atomic::Ordering::SeqCst) as u64,
+            stats.get("inv").handled
+        );
+    });
+}
+
+#[test]
+fn our_pings_are_answered_and_heights_follow() {
+    smol::block_on(async {
+        // Nothing else to write: we ping after each second of our own silence.
+        let peer = connect(IgnoreAll, Duration::from_secs(1)).await;
+        Timer::after(Duration::from_secs(8)).await;
+        assert!(!peer.is_closed(), "{:?}", peer.info().disconnect_reason);
+        let stats = peer.stats();
+        assert!(stats.get("pong").messages_in >= 5, "{stats}");
         assert!(peer.info().rtt.is_some());
         let before = peer.height();
-        Timer::after(Duration::from_secs(1)).await;
+        Timer::after(Duration::from_millis(1500)).await;
         assert!(peer.height() > before, "height follows pongs");
     });
 }
