@@ -42,6 +42,7 @@ fn node() -> &'static Node {
         let (p2p, rpc) = (free_port(), free_port());
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/neogo");
         let out = Command::new(script)
+            .env("NEO_PEER_WATCH_PID", std::process::id().to_string())
             .arg("start")
             .arg(&dir)
             .args([
@@ -334,6 +335,7 @@ fn a_neo_go_follower_syncs_from_our_mirror() {
     let dir = std::env::temp_dir().join(format!("neo-peer-follower-{}", std::process::id()));
     let (p2p, follower) = (free_port(), free_port());
     let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/neogo"))
+        .env("NEO_PEER_WATCH_PID", std::process::id().to_string())
         .arg("follow")
         .arg(&dir)
         .args([

@@ -38,6 +38,7 @@ fn node() -> &'static Node {
         let dir = std::env::temp_dir().join(format!("neo-peer-neoone-{}", std::process::id()));
         let (p2p, rpc) = (free_port(), free_port());
         let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/neoone"))
+            .env("NEO_PEER_WATCH_PID", std::process::id().to_string())
             .arg("start")
             .arg(&dir)
             .args([

@@ -71,6 +71,7 @@ fn start(script: &str, height: u32) -> (SocketAddr, u16, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("neo-peer-record-{script}-{}", std::process::id()));
     let (p2p, rpc) = (free_port(), free_port());
     let out = Command::new(format!("{}/scripts/{script}", env!("CARGO_MANIFEST_DIR")))
+        .env("NEO_PEER_WATCH_PID", std::process::id().to_string())
         .arg("start")
         .arg(&dir)
         .args([

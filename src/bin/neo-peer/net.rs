@@ -208,6 +208,9 @@ where
                     continue;
                 }
             };
+            if let Err(e) = stream.get_ref().set_nodelay(true) {
+                eprintln!("{addr}: cannot set TCP_NODELAY: {e}");
+            }
             if active.load(Ordering::SeqCst) >= args.max_peers {
                 eprintln!("refused {addr}: {} peers already", args.max_peers);
                 continue;
@@ -305,9 +308,15 @@ impl Progress {
     }
 }
 
+/// Dials `addr`. Small frames (handshake, requests) go out at once: no Nagle
+/// delay, which with delayed acknowledgements costs 40 ms a round trip.
 fn connect(addr: SocketAddr) -> Result<Async<TcpStream>, String> {
-    smol::block_on(Async::<TcpStream>::connect(addr))
-        .map_err(|e| format!("cannot connect to {addr}: {e}"))
+    let conn = smol::block_on(Async::<TcpStream>::connect(addr))
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    conn.get_ref()
+        .set_nodelay(true)
+        .map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
+    Ok(conn)
 }
 
 pub fn sync(args: SyncArgs) -> Result<(), String> {
