@@ -397,3 +397,50 @@ fn neo_peer_sync_against_neo_go() {
         format!("synced {} headers, tip {HEIGHT} {hash}", HEIGHT + 1)
     );
 }
+
+#[test]
+fn neo_go_pings_on_a_quiet_chain_and_we_answer() {
+    // neo-go pings only after a ping interval (1 s here) without a new block:
+    // a node of its own with 10-second blocks.
+    let dir = std::env::temp_dir().join(format!("neo-peer-quiet-{}", std::process::id()));
+    let (p2p, rpc) = (free_port(), free_port());
+    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/neogo"))
+        .env("NEO_PEER_WATCH_PID", std::process::id().to_string())
+        .env("NEO_PEER_BLOCK_MS", "10000")
+        .arg("start")
+        .arg(&dir)
+        .args([p2p.to_string(), rpc.to_string(), "0".into(), "120".into()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    smol::block_on(async {
+        let conn = smol::net::TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], p2p)))
+            .await
+            .unwrap();
+        // We ping rarely, so the pings seen are neo-go's own.
+        let peer: Peer<N3> = Peer::new(
+            conn,
+            Direction::Outbound,
+            config(Duration::from_secs(60)),
+            IgnoreAll,
+            SmolGlobal,
+        );
+        peer.run().await.unwrap();
+        Timer::after(Duration::from_secs(5)).await;
+        assert!(!peer.is_closed(), "{:?}", peer.info().disconnect_reason);
+        let stats = peer.stats();
+        assert!(stats.get("ping").messages_in >= 2, "{stats}");
+        assert_eq!(
+            stats.get("pong").messages_out,
+            stats.get("ping").messages_in
+        );
+    });
+    let _ = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/neogo"))
+        .arg("stop")
+        .arg(&dir)
+        .status();
+}
