@@ -20,8 +20,9 @@ use crate::executor::Executor;
 use crate::protocol::{Decoded, Protocol, RequestKind, Role, VersionFacts};
 use crate::wire::{MAX_PAYLOAD, PingPayload};
 
-/// Bytes asked of the socket per read.
-const READ_CHUNK: usize = 4096;
+/// Bytes asked of the socket per read while no frame is in progress (small:
+/// an idle peer holds this much; a large frame makes the reads grow).
+const READ_CHUNK: usize = 1024;
 
 /// State shared by a peer's tasks and handles.
 pub(super) struct Shared<P: Protocol> {
@@ -103,9 +104,11 @@ impl<P: Protocol> Shared<P> {
     }
 }
 
-/// A message for the writer.
+/// A message for the writer. Queues hold messages boxed: a bounded channel
+/// allocates all its slots up front, and a slot of a pointer keeps an idle
+/// peer's queues small whatever the size of the message type.
 pub(super) struct Outgoing<P: Protocol> {
-    pub(super) msg: P::Message,
+    pub(super) msg: Box<P::Message>,
     /// Receives the answer instead of the handler (single-answer requests).
     pub(super) waiter: Option<async_channel::Sender<P::Message>>,
     /// Told whether the message was written.
@@ -330,7 +333,7 @@ async fn read_loop<P: Protocol, C: Connection>(
     peer: Peer<P>,
     mut conn: ReadHalf<C>,
     mut buf: BytesMut,
-    handler_tx: async_channel::Sender<P::Message>,
+    handler_tx: async_channel::Sender<Box<P::Message>>,
 ) {
     let shared = &peer.shared;
     let mut codec = P::codec(shared.config.network);
@@ -369,7 +372,7 @@ async fn on_message<P: Protocol>(
     peer: &Peer<P>,
     msg: P::Message,
     wire_len: usize,
-    handler_tx: &async_channel::Sender<P::Message>,
+    handler_tx: &async_channel::Sender<Box<P::Message>>,
 ) -> Result<(), DisconnectReason> {
     let shared = &peer.shared;
     let command = P::command_name(&msg);
@@ -425,7 +428,7 @@ async fn on_message<P: Protocol>(
     if matches!(P::role(&msg), Role::Pong(_)) {
         return Ok(());
     }
-    match handler_tx.try_send(msg) {
+    match handler_tx.try_send(Box::new(msg)) {
         Ok(()) => Ok(()),
         Err(async_channel::TrySendError::Full(msg)) => {
             // The handler is behind: stop reading (the remote is pushed back
@@ -510,7 +513,7 @@ async fn write_loop<P: Protocol, C: Connection>(
             break Some(DisconnectReason::Stalled(kind));
         }
         let (msg, waiter, written) = match outgoing {
-            Some(o) => (o.msg, o.waiter, o.written),
+            Some(o) => (*o.msg, o.waiter, o.written),
             None if now >= last_write + timeouts.ping_interval => {
                 ping_nonce = ping_nonce.wrapping_add(1);
                 let ping = PingPayload {
@@ -591,14 +594,14 @@ async fn write_loop<P: Protocol, C: Connection>(
 async fn handler_loop<P: Protocol, H: Handler<P>>(
     peer: Peer<P>,
     handler: H,
-    queue: async_channel::Receiver<P::Message>,
+    queue: async_channel::Receiver<Box<P::Message>>,
 ) {
     // Messages already received are handled even after a disconnect: nothing
     // read from the wire is dropped silently.
     while let Ok(msg) = queue.recv().await {
         let command = P::command_name(&msg);
         let started = Instant::now();
-        let run = AssertUnwindSafe(handler.handle(&peer, msg)).catch_unwind();
+        let run = AssertUnwindSafe(handler.handle(&peer, *msg)).catch_unwind();
         let panicked = run.await.is_err();
         peer.shared.stats.handled(command, started.elapsed());
         if panicked {

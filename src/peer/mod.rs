@@ -278,7 +278,7 @@ impl<P: Protocol> Peer<P> {
         written: Option<async_channel::Sender<Result<(), PeerError>>>,
     ) -> bool {
         let out = Outgoing {
-            msg,
+            msg: Box::new(msg),
             waiter: None,
             written,
         };
@@ -294,7 +294,7 @@ impl<P: Protocol> Peer<P> {
         }
         let (tx, rx) = async_channel::bounded(1);
         let out = Outgoing {
-            msg,
+            msg: Box::new(msg),
             waiter: None,
             written: Some(tx),
         };
@@ -313,7 +313,7 @@ impl<P: Protocol> Peer<P> {
         let (written_tx, written_rx) = async_channel::bounded(1);
         let (answer_tx, answer_rx) = async_channel::bounded(1);
         let out = Outgoing {
-            msg,
+            msg: Box::new(msg),
             waiter: Some(answer_tx),
             written: Some(written_tx),
         };
