@@ -11,6 +11,8 @@ use std::str::FromStr;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use super::error::DecodeError;
+
 /// A 20-byte hash in wire order (script hashes).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct UInt160(pub [u8; 20]);
@@ -132,6 +134,29 @@ pub fn merkle_root(leaves: &[UInt256]) -> UInt256 {
         level.truncate(next_len);
     }
     UInt256(level[0])
+}
+
+/// The checks a block's transaction hashes must pass in both generations: no
+/// hash twice, and their Merkle root equal to the header's.
+pub fn check_tx_hashes(
+    hashes: &[UInt256],
+    header_merkle_root: &UInt256,
+) -> Result<(), DecodeError> {
+    let mut sorted = hashes.to_vec();
+    sorted.sort_unstable();
+    if sorted.windows(2).any(|w| w[0] == w[1]) {
+        return Err(DecodeError::Invalid {
+            what: "block.transactions",
+            reason: "duplicate transaction",
+        });
+    }
+    if merkle_root(hashes) != *header_merkle_root {
+        return Err(DecodeError::Invalid {
+            what: "block.merkle_root",
+            reason: "does not match the transactions",
+        });
+    }
+    Ok(())
 }
 
 /// Base58Check address version byte of NEO Legacy (addresses start with `A`).

@@ -20,7 +20,7 @@ pub use codec::{
 pub use error::{DecodeError, FrameError};
 pub use hash::{
     ADDRESS_VERSION_LEGACY, ADDRESS_VERSION_N3, AddressError, ParseHashError, UInt160, UInt256,
-    from_address, hash160, hash256, merkle_root, sha256, to_address,
+    check_tx_hashes, from_address, hash160, hash256, merkle_root, sha256, to_address,
 };
 
 use bytes::{Bytes, BytesMut};

@@ -5,8 +5,8 @@ use bytes::{BufMut, BytesMut};
 use super::tx::{Transaction, TransactionType};
 use super::{MAX_BLOCK_TXS, MAX_HEADERS, MAX_WITNESS_SCRIPT};
 use crate::wire::{
-    Decode, DecodeError, Encode, Reader, UInt160, UInt256, Witness, encode_vec, hash256,
-    merkle_root, vec_size,
+    Decode, DecodeError, Encode, Reader, UInt160, UInt256, Witness, check_tx_hashes, encode_vec,
+    hash256, merkle_root, vec_size,
 };
 
 /// Length of the hashed part of a block header.
@@ -209,22 +209,7 @@ impl Block {
                 reason: "more than one MinerTransaction",
             });
         }
-        let hashes = self.tx_hashes();
-        let mut sorted = hashes.clone();
-        sorted.sort_unstable();
-        if sorted.windows(2).any(|w| w[0] == w[1]) {
-            return Err(DecodeError::Invalid {
-                what: "block.transactions",
-                reason: "duplicate transaction",
-            });
-        }
-        if merkle_root(&hashes) != self.base.merkle_root {
-            return Err(DecodeError::Invalid {
-                what: "block.merkle_root",
-                reason: "does not match the transactions",
-            });
-        }
-        Ok(())
+        check_tx_hashes(&self.tx_hashes(), &self.base.merkle_root)
     }
 }
 

@@ -5,8 +5,8 @@ use bytes::{BufMut, BytesMut};
 use super::tx::{MIN_TX_SIZE, check_count, decode_witness, validate_witness};
 use super::{MAX_TRANSACTIONS_PER_BLOCK, Transaction};
 use crate::wire::{
-    Decode, DecodeError, Encode, Reader, UInt160, UInt256, Witness, encode_vec, merkle_root,
-    sha256, vec_size,
+    Decode, DecodeError, Encode, Reader, UInt160, UInt256, Witness, check_tx_hashes, encode_vec,
+    merkle_root, sha256, vec_size,
 };
 
 /// Length of the hashed (unsigned) part of a header.
@@ -160,22 +160,7 @@ impl Block {
     /// The checks the reference node makes while decoding a block: no two
     /// transactions with the same hash, and the Merkle root matches.
     pub fn check(&self) -> Result<(), DecodeError> {
-        let hashes = self.tx_hashes();
-        let mut sorted = hashes.clone();
-        sorted.sort_unstable();
-        if sorted.windows(2).any(|w| w[0] == w[1]) {
-            return Err(DecodeError::Invalid {
-                what: "block.transactions",
-                reason: "duplicate transaction",
-            });
-        }
-        if merkle_root(&hashes) != self.header.merkle_root {
-            return Err(DecodeError::Invalid {
-                what: "block.merkle_root",
-                reason: "does not match the transactions",
-            });
-        }
-        Ok(())
+        check_tx_hashes(&self.tx_hashes(), &self.header.merkle_root)
     }
 
     /// Checks what decoding checks, for a block built by hand.
