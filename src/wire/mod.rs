@@ -9,6 +9,7 @@
 
 mod codec;
 mod error;
+mod filter;
 mod hash;
 pub mod legacy;
 pub mod n3;
@@ -18,6 +19,9 @@ pub use codec::{
     vec_size,
 };
 pub use error::{DecodeError, FrameError};
+pub use filter::{
+    FilterAddPayload, FilterLoadPayload, MAX_FILTER_ADD, MAX_FILTER_HASH_FUNCTIONS, MAX_FILTER_SIZE,
+};
 pub use hash::{
     ADDRESS_VERSION_LEGACY, ADDRESS_VERSION_N3, AddressError, ParseHashError, UInt160, UInt256,
     check_tx_hashes, from_address, hash160, hash256, merkle_root, sha256, to_address,

@@ -4,12 +4,11 @@ use bytes::{Bytes, BytesMut};
 
 use super::block::{Block, HeadersPayload};
 use super::payload::{
-    AddrPayload, ConsensusPayload, FilterAddPayload, FilterLoadPayload, GetBlocksPayload,
-    GetStateRootsPayload, InvPayload, MerkleBlockPayload, StateRoot, StateRootsPayload,
-    VersionPayload,
+    AddrPayload, ConsensusPayload, GetBlocksPayload, GetStateRootsPayload, InvPayload,
+    MerkleBlockPayload, StateRoot, StateRootsPayload, VersionPayload,
 };
 use super::tx::Transaction;
-use super::{MAX_FILTER_ADD, MAX_FILTER_SIZE, MAX_INV_HASHES, MAX_USER_AGENT};
+use super::{FilterAddPayload, FilterLoadPayload, MAX_INV_HASHES, MAX_USER_AGENT};
 use crate::wire::{Decode, DecodeError, Encode, PingPayload};
 
 /// A Legacy message: a command and its decoded payload.
@@ -309,11 +308,8 @@ impl Message {
                     .try_for_each(Transaction::check_limits)
             }
             Message::Tx(t) => t.check_limits(),
-            Message::FilterLoad(p) => {
-                at_most("filterload.filter", p.filter.len(), MAX_FILTER_SIZE)?;
-                at_most("filterload.k", p.k.into(), super::MAX_FILTER_HASH_FUNCTIONS)
-            }
-            Message::FilterAdd(p) => at_most("filteradd.data", p.data.len(), MAX_FILTER_ADD),
+            Message::FilterLoad(p) => p.validate(),
+            Message::FilterAdd(p) => p.validate(),
             Message::GetRoots(p) if p.count == 0 => Err(DecodeError::TooFew {
                 what: "getroots.count",
                 count: 0,

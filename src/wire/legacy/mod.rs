@@ -37,14 +37,17 @@ mod message;
 mod payload;
 mod tx;
 
-pub use super::{MAX_PAYLOAD, PingPayload, Witness};
+pub use super::{
+    FilterAddPayload, FilterLoadPayload, MAX_FILTER_ADD, MAX_FILTER_HASH_FUNCTIONS,
+    MAX_FILTER_SIZE, MAX_PAYLOAD, PingPayload, Witness,
+};
 pub use block::{BLOCK_BASE_UNSIGNED_SIZE, Block, BlockBase, Header, HeadersPayload};
 pub use frame::{COMMAND_SIZE, Codec, HEADER_SIZE, RawFrame, checksum, parse_command};
 pub use message::{COMMANDS, Message};
 pub use payload::{
-    AddrPayload, ConsensusPayload, FilterAddPayload, FilterLoadPayload, GetBlocksPayload,
-    GetStateRootsPayload, InvPayload, InventoryType, MerkleBlockPayload, NetworkAddressWithTime,
-    StateRoot, StateRootsPayload, VersionPayload,
+    AddrPayload, ConsensusPayload, GetBlocksPayload, GetStateRootsPayload, InvPayload,
+    InventoryType, MerkleBlockPayload, NetworkAddressWithTime, StateRoot, StateRootsPayload,
+    VersionPayload,
 };
 pub use tx::{
     AssetType, AttributeData, AttributeUsage, CoinReference, EcPoint, PublishData, RegisterData,
@@ -120,12 +123,6 @@ pub const MAX_BLOCK_TXS: u64 = 65535;
 pub const MAX_WITNESS_SCRIPT: u64 = 65536;
 /// Longest `InvocationTransaction` script, in bytes (it must not be empty).
 pub const MAX_INVOCATION_SCRIPT: u64 = 65536;
-/// Longest bloom filter of `filterload`, in bytes.
-pub const MAX_FILTER_SIZE: u64 = 36000;
-/// Most hash functions of a bloom filter.
-pub const MAX_FILTER_HASH_FUNCTIONS: u64 = 50;
-/// Longest element of `filteradd`, in bytes.
-pub const MAX_FILTER_ADD: u64 = 520;
 /// Most state roots in one `roots` message.
 pub const MAX_STATE_ROOTS: u64 = 200;
 /// Longest consensus message inside a `consensus` payload (the default array maximum).

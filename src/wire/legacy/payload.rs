@@ -6,9 +6,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::block::BlockBase;
 use super::{
-    MAX_ADDRS, MAX_BLOCK_TXS, MAX_CONSENSUS_DATA, MAX_FILTER_ADD, MAX_FILTER_HASH_FUNCTIONS,
-    MAX_FILTER_SIZE, MAX_HASH_START, MAX_INV_HASHES_RECEIVE, MAX_STATE_ROOTS, MAX_USER_AGENT,
-    MAX_WITNESS_SCRIPT,
+    MAX_ADDRS, MAX_BLOCK_TXS, MAX_CONSENSUS_DATA, MAX_HASH_START, MAX_INV_HASHES_RECEIVE,
+    MAX_STATE_ROOTS, MAX_USER_AGENT, MAX_WITNESS_SCRIPT,
 };
 use crate::wire::{
     Decode, DecodeError, Encode, Reader, UInt256, Witness, WriteExt, encode_vec, hash256,
@@ -370,75 +369,6 @@ impl Encode for ConsensusPayload {
     }
     fn size(&self) -> usize {
         self.unsigned_size() + 1 + self.witness.size()
-    }
-}
-
-/// Payload of `filterload`: a bloom filter for SPV clients.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FilterLoadPayload {
-    /// Filter bits (at most 36000 bytes).
-    pub filter: Bytes,
-    /// Number of hash functions (at most 50).
-    pub k: u8,
-    /// Seed of the hash functions.
-    pub tweak: u32,
-}
-
-impl Decode for FilterLoadPayload {
-    const NAME: &'static str = "filterload";
-
-    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
-        let filter = r.var_bytes(MAX_FILTER_SIZE, "filterload.filter")?;
-        let k = r.u8("filterload.k")?;
-        if u64::from(k) > MAX_FILTER_HASH_FUNCTIONS {
-            return Err(DecodeError::TooMany {
-                what: "filterload.k",
-                count: k.into(),
-                max: MAX_FILTER_HASH_FUNCTIONS,
-            });
-        }
-        Ok(FilterLoadPayload {
-            filter,
-            k,
-            tweak: r.u32("filterload.tweak")?,
-        })
-    }
-}
-
-impl Encode for FilterLoadPayload {
-    fn encode(&self, out: &mut BytesMut) {
-        out.put_var_bytes(&self.filter);
-        out.put_u8(self.k);
-        out.put_u32_le(self.tweak);
-    }
-    fn size(&self) -> usize {
-        var_bytes_size(self.filter.len()) + 5
-    }
-}
-
-/// Payload of `filteradd`: an element to add to the filter.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FilterAddPayload {
-    /// The element (at most 520 bytes).
-    pub data: Bytes,
-}
-
-impl Decode for FilterAddPayload {
-    const NAME: &'static str = "filteradd";
-
-    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
-        Ok(FilterAddPayload {
-            data: r.var_bytes(MAX_FILTER_ADD, "filteradd.data")?,
-        })
-    }
-}
-
-impl Encode for FilterAddPayload {
-    fn encode(&self, out: &mut BytesMut) {
-        out.put_var_bytes(&self.data);
-    }
-    fn size(&self) -> usize {
-        var_bytes_size(self.data.len())
     }
 }
 

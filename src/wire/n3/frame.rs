@@ -437,9 +437,7 @@ impl Message {
             M::Block(p) => p.validate(),
             M::Extensible(p) => p.validate(),
             M::FilterLoad(p) => p.validate(),
-            M::FilterAdd(p) => {
-                super::tx::check_count("filteradd.data", p.data.len(), 0, super::MAX_FILTER_ADD)
-            }
+            M::FilterAdd(p) => p.validate(),
             M::MerkleBlock(p) => p.validate(),
             M::P2PNotaryRequest(p) => p.validate(),
             M::GetMptData(p) => p.validate(),

@@ -42,17 +42,19 @@ pub use block::{Block, HEADER_UNSIGNED_SIZE, Header};
 pub use capability::NodeCapability;
 pub use frame::{Codec, Command, Message, RawFrame};
 pub use payload::{
-    AddrPayload, DbftMessageHeader, ExtensiblePayload, FilterAddPayload, FilterLoadPayload,
-    GetBlockByIndexPayload, GetBlocksPayload, GetMptDataPayload, HeadersPayload, InvPayload,
-    InventoryType, MerkleBlockPayload, MptDataPayload, NetworkAddressWithTime, P2PNotaryRequest,
-    VersionPayload,
+    AddrPayload, DbftMessageHeader, ExtensiblePayload, GetBlockByIndexPayload, GetBlocksPayload,
+    GetMptDataPayload, HeadersPayload, InvPayload, InventoryType, MerkleBlockPayload,
+    MptDataPayload, NetworkAddressWithTime, P2PNotaryRequest, VersionPayload,
 };
 pub use tx::{
     EcPoint, OracleResponseCode, Signer, Transaction, TransactionAttribute, WitnessCondition,
     WitnessRule, WitnessRuleAction, WitnessScope,
 };
 
-pub use super::{MAX_PAYLOAD, PingPayload, Witness};
+pub use super::{
+    FilterAddPayload, FilterLoadPayload, MAX_FILTER_ADD, MAX_FILTER_HASH_FUNCTIONS,
+    MAX_FILTER_SIZE, MAX_PAYLOAD, PingPayload, Witness,
+};
 
 use super::UInt256;
 
@@ -130,12 +132,6 @@ pub const MAX_ORACLE_RESULT: usize = 65535;
 pub const MAX_CATEGORY: usize = 32;
 /// Longest extensible payload data, in bytes.
 pub const MAX_EXTENSIBLE_DATA: usize = 0x0100_0000;
-/// Largest bloom filter in a `filterload`, in bytes.
-pub const MAX_FILTER_SIZE: usize = 36_000;
-/// Most hash functions of a bloom filter.
-pub const MAX_FILTER_HASH_FUNCTIONS: u8 = 50;
-/// Longest element of a `filteradd`, in bytes.
-pub const MAX_FILTER_ADD: usize = 520;
 /// Most hashes remembered per peer as already known.
 pub const MAX_KNOWN_HASHES: usize = 1000;
 /// Most MPT node hashes in a `getmptdata` request.

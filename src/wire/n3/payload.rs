@@ -8,9 +8,9 @@ use super::block::MIN_HEADER_SIZE;
 use super::capability::{decode_capabilities, validate_capabilities};
 use super::tx::{check_count, decode_witness, validate_witness};
 use super::{
-    Header, MAX_ADDRESSES, MAX_CATEGORY, MAX_EXTENSIBLE_DATA, MAX_FILTER_ADD,
-    MAX_FILTER_HASH_FUNCTIONS, MAX_FILTER_SIZE, MAX_HEADERS, MAX_HEADERS_REQUEST, MAX_INV_HASHES,
-    MAX_MPT_HASHES, MAX_TRANSACTIONS_PER_BLOCK, MAX_USER_AGENT, NodeCapability, Transaction,
+    Header, MAX_ADDRESSES, MAX_CATEGORY, MAX_EXTENSIBLE_DATA, MAX_HEADERS, MAX_HEADERS_REQUEST,
+    MAX_INV_HASHES, MAX_MPT_HASHES, MAX_TRANSACTIONS_PER_BLOCK, MAX_USER_AGENT, NodeCapability,
+    Transaction,
 };
 use crate::wire::{
     Decode, DecodeError, Encode, MAX_ARRAY_DEFAULT, MAX_PAYLOAD, Reader, UInt160, UInt256, Witness,
@@ -568,81 +568,6 @@ impl Encode for ExtensiblePayload {
     }
     fn size(&self) -> usize {
         self.unsigned_size() + 1 + self.witness.size()
-    }
-}
-
-/// `filterload` (0x30): installs a bloom filter on the connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FilterLoadPayload {
-    /// The filter bits (at most 36000 bytes).
-    pub filter: Bytes,
-    /// Number of hash functions (at most 50).
-    pub k: u8,
-    /// Seed of the hash functions.
-    pub tweak: u32,
-}
-
-impl FilterLoadPayload {
-    /// Checks what decoding checks.
-    pub fn validate(&self) -> Result<(), DecodeError> {
-        check_count("filterload.filter", self.filter.len(), 0, MAX_FILTER_SIZE)?;
-        check_count(
-            "filterload.k",
-            self.k.into(),
-            0,
-            MAX_FILTER_HASH_FUNCTIONS.into(),
-        )
-    }
-}
-
-impl Decode for FilterLoadPayload {
-    const NAME: &'static str = "filterload";
-
-    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
-        let p = FilterLoadPayload {
-            filter: r.var_bytes(MAX_FILTER_SIZE as u64, "filterload.filter")?,
-            k: r.u8("filterload.k")?,
-            tweak: r.u32("filterload.tweak")?,
-        };
-        p.validate()?;
-        Ok(p)
-    }
-}
-
-impl Encode for FilterLoadPayload {
-    fn encode(&self, out: &mut BytesMut) {
-        out.put_var_bytes(&self.filter);
-        out.put_u8(self.k);
-        out.put_u32_le(self.tweak);
-    }
-    fn size(&self) -> usize {
-        var_bytes_size(self.filter.len()) + 5
-    }
-}
-
-/// `filteradd` (0x31): adds an element to the connection's bloom filter.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FilterAddPayload {
-    /// The element (at most 520 bytes).
-    pub data: Bytes,
-}
-
-impl Decode for FilterAddPayload {
-    const NAME: &'static str = "filteradd";
-
-    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
-        Ok(FilterAddPayload {
-            data: r.var_bytes(MAX_FILTER_ADD as u64, "filteradd.data")?,
-        })
-    }
-}
-
-impl Encode for FilterAddPayload {
-    fn encode(&self, out: &mut BytesMut) {
-        out.put_var_bytes(&self.data);
-    }
-    fn size(&self) -> usize {
-        var_bytes_size(self.data.len())
     }
 }
 
