@@ -381,7 +381,8 @@ async fn on_message<P: Protocol>(
         // Counted and handed to the handler; never a reason to disconnect.
         tracing::debug!(message = ?msg, "unknown command");
     }
-    match P::role(&msg) {
+    // A pong is the engine's business: it answers a ping (below) or nothing.
+    let is_pong = match P::role(&msg) {
         Role::Version(_) => return Err(DisconnectReason::Protocol(Violation::DuplicateVersion)),
         Role::Verack => return Err(DisconnectReason::Protocol(Violation::DuplicateVerack)),
         Role::Ping(p) => {
@@ -395,9 +396,12 @@ async fn on_message<P: Protocol>(
             peer.enqueue(P::ping(pong, true), None).await;
             return Ok(());
         }
-        Role::Pong(p) => raise_height(shared, p.last_block_index),
-        Role::Other => {}
-    }
+        Role::Pong(p) => {
+            raise_height(shared, p.last_block_index);
+            true
+        }
+        Role::Other => false,
+    };
     if let Some(h) = P::height_hint(&msg) {
         raise_height(shared, h);
     }
@@ -425,7 +429,7 @@ async fn on_message<P: Protocol>(
         let _ = w.try_send(msg);
         return Ok(());
     }
-    if matches!(P::role(&msg), Role::Pong(_)) {
+    if is_pong {
         return Ok(());
     }
     match handler_tx.try_send(Box::new(msg)) {

@@ -145,7 +145,8 @@ impl neo_peer::peer::N3Handler for BlockSink {
 fn mirror_n3(source: SocketAddr, config: LocalConfig) -> Result<Chain<N3>, String> {
     let conn = connect(source)?;
     smol::block_on(async {
-        let (tx, rx) = async_channel::unbounded();
+        // Bounded: blocks the remote sends faster than we take them wait in TCP.
+        let (tx, rx) = async_channel::bounded(n3::MAX_BLOCKS_PER_REQUEST);
         let peer: Peer<N3> =
             Peer::new(conn, Direction::Outbound, config, BlockSink(tx), SmolGlobal)
                 .with_remote_addr(source);
