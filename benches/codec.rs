@@ -11,6 +11,7 @@ use std::hint::black_box;
 
 use bytes::{Bytes, BytesMut};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use neo_peer::protocol::{Legacy, N3, Protocol};
 use neo_peer::wire::{self, Decode, UInt160, UInt256, Witness, legacy, n3};
 
 const HEADERS: usize = 2000;
@@ -96,21 +97,11 @@ fn legacy_frame(msg: &legacy::Message) -> BytesMut {
     out
 }
 
-/// Decodes every frame in `buf`; returns how many.
-fn n3_decode_all(mut buf: BytesMut) -> usize {
-    let mut codec = n3::Codec::new();
+/// Decodes every frame in `buf` with the codec of `P`; returns how many.
+fn decode_all<P: Protocol>(mut buf: BytesMut) -> usize {
+    let mut codec = P::codec(legacy::MAINNET_MAGIC);
     let mut n = 0;
-    while let Some(m) = codec.decode(&mut buf).unwrap() {
-        black_box(&m);
-        n += 1;
-    }
-    n
-}
-
-fn legacy_decode_all(mut buf: BytesMut) -> usize {
-    let mut codec = legacy::Codec::new(legacy::MAINNET_MAGIC);
-    let mut n = 0;
-    while let Some(m) = codec.decode(&mut buf).unwrap() {
+    while let Some(m) = P::decode(&mut codec, &mut buf).unwrap() {
         black_box(&m);
         n += 1;
     }
@@ -146,7 +137,7 @@ fn headers(c: &mut Criterion) {
     g.bench_function("decode", |b| {
         b.iter_batched(
             || frame.clone(),
-            |buf| assert_eq!(n3_decode_all(buf), 1),
+            |buf| assert_eq!(decode_all::<N3>(buf), 1),
             BatchSize::LargeInput,
         )
     });
@@ -201,7 +192,7 @@ fn headers(c: &mut Criterion) {
     g.bench_function("decode", |b| {
         b.iter_batched(
             || frame.clone(),
-            |buf| assert_eq!(legacy_decode_all(buf), 1),
+            |buf| assert_eq!(decode_all::<Legacy>(buf), 1),
             BatchSize::LargeInput,
         )
     });
@@ -296,7 +287,7 @@ fn blocks(c: &mut Criterion) {
     g.bench_function("decode", |b| {
         b.iter_batched(
             || frame.clone(),
-            |buf| assert_eq!(n3_decode_all(buf), 1),
+            |buf| assert_eq!(decode_all::<N3>(buf), 1),
             BatchSize::LargeInput,
         )
     });
@@ -332,7 +323,7 @@ fn blocks(c: &mut Criterion) {
     g.bench_function("decode", |b| {
         b.iter_batched(
             || frame.clone(),
-            |buf| assert_eq!(legacy_decode_all(buf), 1),
+            |buf| assert_eq!(decode_all::<Legacy>(buf), 1),
             BatchSize::LargeInput,
         )
     });
@@ -376,7 +367,7 @@ fn small_messages(c: &mut Criterion) {
     g.bench_function("decode", |b| {
         b.iter_batched(
             || stream.clone(),
-            |buf| assert_eq!(n3_decode_all(buf), N as usize),
+            |buf| assert_eq!(decode_all::<N3>(buf), N as usize),
             BatchSize::LargeInput,
         )
     });
@@ -417,7 +408,7 @@ fn small_messages(c: &mut Criterion) {
     g.bench_function("decode", |b| {
         b.iter_batched(
             || stream.clone(),
-            |buf| assert_eq!(legacy_decode_all(buf), N as usize),
+            |buf| assert_eq!(decode_all::<Legacy>(buf), N as usize),
             BatchSize::LargeInput,
         )
     });
