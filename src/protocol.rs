@@ -6,6 +6,7 @@
 //! detector). [`Legacy`] and [`N3`] are the two generations.
 
 use std::fmt::Debug;
+use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
@@ -76,6 +77,17 @@ pub struct VersionFacts {
     pub port: u16,
     /// Whether it accepts compressed messages.
     pub allows_compression: bool,
+}
+
+/// One address of an `addr` message, the same for both generations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GossipAddr {
+    /// Where the node listens.
+    pub addr: SocketAddr,
+    /// When it was last seen (Unix seconds), as the sender claims.
+    pub timestamp: u32,
+    /// Legacy service bits (N3: 0).
+    pub services: u64,
 }
 
 /// A frame taken off the stream.
@@ -151,9 +163,19 @@ pub trait Protocol: Sized + Clone + Debug + Send + Sync + 'static {
     fn answers(msg: &Self::Message) -> Option<(&'static [RequestKind], u32)>;
     /// A height the remote proved to have by sending `msg` (headers, blocks).
     fn height_hint(msg: &Self::Message) -> Option<u32>;
+
+    /// The dialable addresses of an `addr` message (`None` for any other
+    /// message). N3 entries without a `TcpServer` port are left out.
+    fn addresses(msg: &Self::Message) -> Option<Vec<GossipAddr>>;
+    /// An `addr` message carrying `addrs` (at most the protocol's limit are
+    /// taken); `None` when `addrs` is empty, which no `addr` may be.
+    fn addr(addrs: &[GossipAddr]) -> Option<Self::Message>;
+    /// Whether `msg` is a `getaddr`.
+    fn is_get_addr(msg: &Self::Message) -> bool;
 }
 
-fn unix_seconds() -> u32 {
+/// Now, in Unix seconds (saturating).
+pub(crate) fn unix_seconds() -> u32 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
@@ -295,6 +317,38 @@ impl Protocol for Legacy {
             legacy::Message::Block(b) => Some(b.base.index),
             _ => None,
         }
+    }
+
+    fn addresses(msg: &legacy::Message) -> Option<Vec<GossipAddr>> {
+        let legacy::Message::Addr(a) = msg else {
+            return None;
+        };
+        Some(
+            a.addresses
+                .iter()
+                .map(|e| GossipAddr {
+                    addr: e.socket_addr(),
+                    timestamp: e.timestamp,
+                    services: e.services,
+                })
+                .collect(),
+        )
+    }
+
+    fn addr(addrs: &[GossipAddr]) -> Option<legacy::Message> {
+        if addrs.is_empty() {
+            return None;
+        }
+        let addresses = addrs
+            .iter()
+            .take(legacy::MAX_ADDRS as usize)
+            .map(|g| legacy::NetworkAddressWithTime::new(g.timestamp, g.services, g.addr))
+            .collect();
+        Some(legacy::Message::Addr(legacy::AddrPayload { addresses }))
+    }
+
+    fn is_get_addr(msg: &legacy::Message) -> bool {
+        matches!(msg, legacy::Message::GetAddr)
     }
 }
 
@@ -472,6 +526,52 @@ impl Protocol for N3 {
             _ => None,
         }
     }
+
+    fn addresses(msg: &n3::Message) -> Option<Vec<GossipAddr>> {
+        let n3::Message::Addr(a) = msg else {
+            return None;
+        };
+        Some(
+            a.addresses
+                .iter()
+                .filter_map(|e| {
+                    Some(GossipAddr {
+                        addr: e.socket_addr()?,
+                        timestamp: e.timestamp,
+                        services: 0,
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    fn addr(addrs: &[GossipAddr]) -> Option<n3::Message> {
+        if addrs.is_empty() {
+            return None;
+        }
+        let addresses = addrs
+            .iter()
+            .take(n3::MAX_ADDRESSES)
+            .map(|g| {
+                let address = match g.addr.ip() {
+                    std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+                    std::net::IpAddr::V6(v6) => v6,
+                };
+                n3::NetworkAddressWithTime {
+                    timestamp: g.timestamp,
+                    address,
+                    capabilities: vec![n3::NodeCapability::TcpServer {
+                        port: g.addr.port(),
+                    }],
+                }
+            })
+            .collect();
+        Some(n3::Message::Addr(n3::AddrPayload { addresses }))
+    }
+
+    fn is_get_addr(msg: &n3::Message) -> bool {
+        matches!(msg, n3::Message::GetAddr)
+    }
 }
 
 #[cfg(test)]
@@ -522,5 +622,37 @@ mod tests {
         };
         assert_eq!(N3::expects(&ask(5), 4), None);
         assert_eq!(N3::expects(&ask(4), 4), Some((RequestKind::Headers, 1)));
+    }
+
+    #[test]
+    fn gossip_addresses_survive_both_generations() {
+        let addrs = [
+            GossipAddr {
+                addr: "10.1.2.3:20333".parse().unwrap(),
+                timestamp: 7,
+                services: 1,
+            },
+            GossipAddr {
+                addr: "[2001:db8::1]:10333".parse().unwrap(),
+                timestamp: 9,
+                services: 1,
+            },
+        ];
+        let msg = Legacy::addr(&addrs).unwrap();
+        assert!(!Legacy::is_get_addr(&msg));
+        assert_eq!(Legacy::addresses(&msg).unwrap(), addrs);
+        let msg = N3::addr(&addrs).unwrap();
+        let back = N3::addresses(&msg).unwrap();
+        assert_eq!(back.len(), 2);
+        assert!(
+            back.iter()
+                .zip(&addrs)
+                .all(|(b, a)| b.addr == a.addr && b.services == 0)
+        );
+        assert!(N3::addr(&[]).is_none() && Legacy::addr(&[]).is_none());
+        let many = vec![addrs[0]; 500];
+        assert_eq!(N3::addresses(&N3::addr(&many).unwrap()).unwrap().len(), 200);
+        assert!(N3::is_get_addr(&N3::get_addr()) && Legacy::is_get_addr(&Legacy::get_addr()));
+        assert_eq!(N3::addresses(&N3::get_addr()), None);
     }
 }

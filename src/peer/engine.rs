@@ -389,7 +389,7 @@ async fn on_message<P: Protocol>(
             raise_height(shared, p.last_block_index);
             let pong = PingPayload {
                 last_block_index: shared.config.height(),
-                timestamp: unix_seconds(),
+                timestamp: crate::protocol::unix_seconds(),
                 nonce: p.nonce,
             };
             // Through the mailbox, so the writer stays the only writer.
@@ -449,12 +449,6 @@ async fn on_message<P: Protocol>(
 fn raise_height<P: Protocol>(shared: &Shared<P>, h: u32) {
     let mut st = shared.lock();
     st.height = st.height.max(h);
-}
-
-pub(super) fn unix_seconds() -> u32 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
 }
 
 async fn write_loop<P: Protocol, C: Connection>(
@@ -522,7 +516,7 @@ async fn write_loop<P: Protocol, C: Connection>(
                 ping_nonce = ping_nonce.wrapping_add(1);
                 let ping = PingPayload {
                     last_block_index: shared.config.height(),
-                    timestamp: unix_seconds(),
+                    timestamp: crate::protocol::unix_seconds(),
                     nonce: ping_nonce,
                 };
                 (P::ping(ping, false), None, None)

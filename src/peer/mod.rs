@@ -124,6 +124,12 @@ pub enum DisconnectReason {
     /// The handler task is gone.
     #[error("handler gone")]
     HandlerGone,
+    /// The remote broke the local policy (floods, a ban); the text says how.
+    #[error("misbehaviour: {0}")]
+    Misbehaviour(String),
+    /// The local node is shutting down.
+    #[error("shutting down")]
+    Shutdown,
 }
 
 /// Why a call on a peer failed.
@@ -337,7 +343,7 @@ impl<P: Protocol> Peer<P> {
     pub async fn ping(&self) -> Result<Duration, PeerError> {
         let ping = PingPayload {
             last_block_index: self.shared.config.height(),
-            timestamp: engine::unix_seconds(),
+            timestamp: crate::protocol::unix_seconds(),
             nonce: random_nonce(),
         };
         if !P::PONG_EXPECTED {
@@ -353,6 +359,11 @@ impl<P: Protocol> Peer<P> {
     /// call fails with [`DisconnectReason::Requested`].
     pub fn disconnect(&self) {
         self.shared.close(DisconnectReason::Requested);
+    }
+
+    /// Ends the peer with `reason` (ignored if it has already ended).
+    pub fn disconnect_with(&self, reason: DisconnectReason) {
+        self.shared.close(reason);
     }
 
     /// Resolves once the peer has ended, with the reason.
