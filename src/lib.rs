@@ -24,6 +24,11 @@
 //! - [`executor`]: the engine starts its tasks through the
 //!   [`Executor`](executor::Executor) trait; adapters exist for smol,
 //!   async-std and tokio. Timers and sockets come from `async-io`.
+//! - [`book`]: the address book. Every node we have heard of (seeds file,
+//!   gossip, inbound, manual), how dials to it went, its height, round trip
+//!   and bans; picks whom to dial (backoff, spread over address groups) and
+//!   what to answer `getaddr` with; kept in one redb file, written in
+//!   transactions. The same book serves both generations.
 //! - [`chain`]: an in-memory chain, a synthetic chain generator, and
 //!   [`ChainServer`](chain::ChainServer), a handler that serves headers and
 //!   blocks from it.
@@ -106,6 +111,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod book;
 pub mod chain;
 pub mod executor;
 pub mod peer;

@@ -1,0 +1,720 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use super::store::{RECORDS, decode_record, encode_record};
+use super::*;
+
+const NOW: u64 = 1_700_000_000_000;
+
+fn sa(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn config() -> BookConfig {
+    let mut c = BookConfig::new("n3", 56_753);
+    c.backoff_base = Duration::from_secs(1);
+    c.backoff_max = Duration::from_secs(60);
+    c
+}
+
+/// A fresh path in the temporary directory, removed when dropped.
+struct TempDb(PathBuf);
+
+impl TempDb {
+    fn new(name: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "neo-peer-book-{}-{}-{n}-{name}.redb",
+            std::process::id(),
+            now_ms()
+        ));
+        TempDb(path)
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn full_record() -> AddrRecord {
+    AddrRecord {
+        addr: sa("[2001:db8::7]:20333"),
+        source: Source::Manual,
+        services: 1,
+        capabilities: vec!["TcpServer:20333".into(), "FullNode:1234".into()],
+        user_agent: Some("/Neo:3.8.2/".into()),
+        start_height: 1234,
+        last_height: 1300,
+        first_seen_ms: NOW - 5000,
+        last_seen_ms: NOW,
+        last_attempt_ms: Some(NOW - 100),
+        last_success_ms: Some(NOW - 50),
+        failures: 3,
+        rtt_ms: Some(42),
+        banned_until_ms: Some(NOW + 60_000),
+        ban_reason: Some("misbehaviour: bad block".into()),
+        last_disconnect: Some("idle timeout".into()),
+    }
+}
+
+// ---------------------------------------------------------------- seeds
+
+#[test]
+fn book_seeds_comments_blank_lines_ipv6_and_default_port() {
+    let text = "# seeds\n\n  seed1.neo.org:10333  # first\n10.0.0.7\n[2001:db8::1]:20333\n[::1]\n\
+                2001:db8::2\n\t\n1.2.3.4:1 #x\n";
+    let seeds = parse_seeds(text).unwrap();
+    let got: Vec<_> = seeds
+        .iter()
+        .map(|e| (e.line, e.host.as_str(), e.port))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (3, "seed1.neo.org", Some(10333)),
+            (4, "10.0.0.7", None),
+            (5, "2001:db8::1", Some(20333)),
+            (6, "::1", None),
+            (7, "2001:db8::2", None),
+            (9, "1.2.3.4", Some(1)),
+        ]
+    );
+    assert_eq!(seeds[0].ip(), None);
+    assert_eq!(seeds[2].ip(), Some("2001:db8::1".parse().unwrap()));
+    assert!(parse_seeds("# nothing\n\n").unwrap().is_empty());
+}
+
+#[test]
+fn book_seeds_garbage_names_its_line() {
+    for (text, line) in [
+        ("ok.example:1\nnot an address\n", 2),
+        ("1.2.3.4:0\n", 1),
+        ("\n\n1.2.3.4:70000\n", 3),
+        ("host:port\n", 1),
+        ("1.2.3.999\n", 1),
+        ("::1:20333:x\n", 1),
+        ("[::1\n", 1),
+        ("[::1]20333\n", 1),
+        ("[1.2.3.4]:5\n", 1),
+        (":20333\n", 1),
+        ("bad_-.\n", 1),
+        ("-bad.example\n", 1),
+    ] {
+        match parse_seeds(text) {
+            Err(BookError::SeedLine { line: l, reason }) => {
+                assert_eq!(l, line, "{text:?}: {reason}")
+            }
+            other => panic!("{text:?}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn book_load_seeds_adds_seeds_and_names_the_bad_line() {
+    let dir = std::env::temp_dir();
+    let good = dir.join(format!(
+        "neo-peer-seeds-{}-{}.txt",
+        std::process::id(),
+        now_ms()
+    ));
+    std::fs::write(
+        &good,
+        "10.0.0.1:1\n10.0.0.2\n[::1]:3\n10.0.0.1:1\nlocalhost:4\n",
+    )
+    .unwrap();
+    let book = AddressBook::in_memory(config());
+    let n = smol::block_on(book.load_seeds(&good, 20333)).unwrap();
+    // localhost resolves to at least one address; the duplicate is not new.
+    assert!(n >= 4, "{n}");
+    assert_eq!(book.get(sa("10.0.0.2:20333")).unwrap().source, Source::Seed);
+    assert!(book.get(sa("[::1]:3")).is_some());
+    assert!(book.records().iter().any(|r| r.addr.port() == 4));
+
+    std::fs::write(&good, "10.0.0.1:1\n\n10.0.0.2:x\n").unwrap();
+    let err = smol::block_on(book.load_seeds(&good, 20333)).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("{}:3: ", good.display())),
+        "{err}"
+    );
+    std::fs::remove_file(&good).unwrap();
+    let err = smol::block_on(book.load_seeds(&good, 20333)).unwrap_err();
+    assert!(matches!(err, BookError::ReadSeeds { .. }), "{err}");
+}
+
+// --------------------------------------------------------------- groups
+
+#[test]
+fn book_groups() {
+    let g = |s: &str| address_group(s.parse().unwrap());
+    assert_eq!(g("10.1.2.3"), AddrGroup::V4([10, 1]));
+    assert_eq!(g("10.1.255.255"), g("10.1.0.0"));
+    assert_ne!(g("10.1.2.3"), g("10.2.2.3"));
+    assert_eq!(
+        g("2001:db8:1234::1"),
+        AddrGroup::V6([0x20, 0x01, 0x0d, 0xb8])
+    );
+    assert_ne!(g("2001:db8::1"), g("2001:db9::1"));
+    assert_eq!(g("::ffff:10.1.2.3"), g("10.1.7.7"));
+    assert_eq!(g("2001:db8::1").to_string(), "2001:db8::/32");
+    assert_eq!(g("127.0.0.1").to_string(), "127.0.0.0/16");
+}
+
+// ------------------------------------------------------------ selection
+
+fn book_with(addrs: &[&str]) -> AddressBook {
+    let book = AddressBook::in_memory(config());
+    for a in addrs {
+        assert!(book.state().add(sa(a), Source::Gossip, NOW));
+    }
+    book
+}
+
+#[test]
+fn book_select_excludes_banned_and_connected() {
+    let book = book_with(&["10.0.0.1:1", "10.1.0.1:1", "10.2.0.1:1"]);
+    book.state()
+        .ban(sa("10.0.0.1:1"), Duration::from_secs(60), "test", NOW);
+    let picked = book.state().select_for_dial(8, &[sa("10.1.0.1:1")], NOW);
+    assert_eq!(picked, vec![sa("10.2.0.1:1")]);
+    // The ban ends.
+    let mut picked = book.state().select_for_dial(8, &[], NOW + 60_000);
+    picked.sort();
+    assert_eq!(picked.len(), 3);
+    assert_eq!(book.state().select_for_dial(0, &[], NOW), vec![]);
+}
+
+#[test]
+fn book_select_respects_backoff() {
+    let book = book_with(&["10.0.0.1:1"]);
+    let a = sa("10.0.0.1:1");
+    let pick = |t| book.state().select_for_dial(1, &[], t);
+    // A dial under way keeps the address out for the base wait.
+    book.state().attempt(a, NOW);
+    assert!(pick(NOW + 999).is_empty());
+    assert_eq!(pick(NOW + 1000), vec![a]);
+    // Three failures in a row: 1 s * 2^2 = 4 s.
+    for _ in 0..3 {
+        book.state().failure(a, NOW);
+    }
+    assert_eq!(book.get(a).unwrap().failures, 3);
+    assert!(pick(NOW + 3999).is_empty());
+    assert_eq!(pick(NOW + 4000), vec![a]);
+    // Many failures: capped at 60 s.
+    for _ in 0..40 {
+        book.state().failure(a, NOW);
+    }
+    assert!(pick(NOW + 59_999).is_empty());
+    assert_eq!(pick(NOW + 60_000), vec![a]);
+    // A success resets the count.
+    book.state().success(a, &Connected::default(), NOW);
+    assert_eq!(book.get(a).unwrap().failures, 0);
+    assert_eq!(pick(NOW + 1000), vec![a]);
+}
+
+#[test]
+fn book_select_spreads_over_groups() {
+    // Five in 10.0/16, one each in 10.1/16 and 10.2/16.
+    let book = book_with(&[
+        "10.0.0.1:1",
+        "10.0.0.2:1",
+        "10.0.0.3:1",
+        "10.0.1.4:1",
+        "10.0.2.5:1",
+        "10.1.0.1:1",
+        "10.2.0.1:1",
+    ]);
+    let groups = |v: &[SocketAddr]| {
+        let mut g: Vec<_> = v.iter().map(|a| address_group(a.ip())).collect();
+        g.sort();
+        g
+    };
+    for _ in 0..20 {
+        let picked = book.state().select_for_dial(3, &[], NOW);
+        assert_eq!(
+            groups(&picked),
+            vec![
+                AddrGroup::V4([10, 0]),
+                AddrGroup::V4([10, 1]),
+                AddrGroup::V4([10, 2])
+            ]
+        );
+    }
+    // A connected peer in 10.1/16 counts: 10.0 and 10.2 come first.
+    let picked = book.state().select_for_dial(2, &[sa("10.1.9.9:1")], NOW);
+    assert_eq!(
+        groups(&picked),
+        vec![AddrGroup::V4([10, 0]), AddrGroup::V4([10, 2])]
+    );
+    // Four slots: a second one from 10.0/16 only after every group has one.
+    let picked = book.state().select_for_dial(4, &[], NOW);
+    assert_eq!(
+        groups(&picked),
+        vec![
+            AddrGroup::V4([10, 0]),
+            AddrGroup::V4([10, 0]),
+            AddrGroup::V4([10, 1]),
+            AddrGroup::V4([10, 2])
+        ]
+    );
+}
+
+#[test]
+fn book_select_one_group_still_fills_the_slots() {
+    let book = book_with(&[
+        "127.0.0.1:20001",
+        "127.0.0.1:20002",
+        "127.0.0.1:20003",
+        "127.0.0.1:20004",
+    ]);
+    let picked = book
+        .state()
+        .select_for_dial(3, &[sa("127.0.0.1:20004")], NOW);
+    assert_eq!(picked.len(), 3);
+    assert!(!picked.contains(&sa("127.0.0.1:20004")));
+    assert_eq!(book.state().select_for_dial(10, &[], NOW).len(), 4);
+}
+
+#[test]
+fn book_select_prefers_successful_then_untried_then_failing() {
+    // All in one group, so that only the preference orders them.
+    let book = book_with(&["10.0.0.1:1", "10.0.0.2:1", "10.0.0.3:1", "10.0.0.4:1"]);
+    let (ok_old, ok_new, untried, failing) = (
+        sa("10.0.0.1:1"),
+        sa("10.0.0.2:1"),
+        sa("10.0.0.3:1"),
+        sa("10.0.0.4:1"),
+    );
+    let t = NOW - 100_000;
+    {
+        let mut st = book.state();
+        st.attempt(ok_old, t);
+        st.success(ok_old, &Connected::default(), t);
+        st.attempt(ok_new, t + 10);
+        st.success(ok_new, &Connected::default(), t + 10);
+        st.failure(failing, t);
+    }
+    for _ in 0..10 {
+        assert_eq!(
+            book.state().select_for_dial(4, &[], NOW),
+            vec![ok_new, ok_old, untried, failing]
+        );
+    }
+    assert_eq!(book.state().select_for_dial(1, &[], NOW), vec![ok_new]);
+}
+
+// ------------------------------------------------------------- eviction
+
+#[test]
+fn book_eviction_at_max_entries() {
+    let mut c = config();
+    c.max_entries = 4;
+    let book = AddressBook::in_memory(c);
+    let (manual, good, fresh, failing, banned) = (
+        sa("10.0.0.1:1"),
+        sa("10.0.0.2:1"),
+        sa("10.0.0.3:1"),
+        sa("10.0.0.4:1"),
+        sa("10.0.0.5:1"),
+    );
+    {
+        let mut st = book.state();
+        assert!(st.add(manual, Source::Manual, NOW - 10_000));
+        assert!(st.add(good, Source::Gossip, NOW - 10_000));
+        st.success(good, &Connected::default(), NOW - 10_000);
+        assert!(st.add(fresh, Source::Gossip, NOW - 5_000));
+        assert!(st.add(failing, Source::Gossip, NOW));
+        st.failure(failing, NOW);
+    }
+    book.flush().unwrap();
+    // A ban on a fifth address: the failing gossip that was never reached goes.
+    book.state()
+        .ban(banned, Duration::from_secs(600), "test", NOW);
+    assert_eq!(book.len(), 4);
+    assert!(book.get(failing).is_none());
+    // A new gossiped address: the older never-reached gossip goes.
+    let g = GossipAddr {
+        addr: sa("10.0.0.6:1"),
+        timestamp: (NOW / 1000) as u32,
+        services: 0,
+    };
+    assert_eq!(book.state().learn(None, &[g], NOW), 1);
+    assert_eq!(book.len(), 4);
+    assert!(book.get(fresh).is_none());
+    for a in [manual, good, banned, g.addr] {
+        assert!(book.get(a).is_some(), "{a}");
+    }
+    // The evicted ones are removed from the store at the next flush.
+    let store = MemoryStore::new();
+    let book = AddressBook::with_store(store.clone(), {
+        let mut c = config();
+        c.max_entries = 2;
+        c
+    })
+    .unwrap();
+    for i in 1..=3 {
+        book.state()
+            .add(sa(&format!("10.0.0.{i}:1")), Source::Gossip, NOW + i);
+        book.flush().unwrap();
+    }
+    let mut kept: Vec<_> = store
+        .clone()
+        .load()
+        .unwrap()
+        .iter()
+        .map(|r| r.addr)
+        .collect();
+    kept.sort();
+    assert_eq!(kept, vec![sa("10.0.0.2:1"), sa("10.0.0.3:1")]);
+}
+
+// ------------------------------------------------------------ getaddr
+
+#[test]
+fn book_for_getaddr_caps_and_filters() {
+    let book = AddressBook::in_memory(config());
+    let old = NOW - GETADDR_MAX_AGE.as_millis() as u64 - 1;
+    {
+        let mut st = book.state();
+        for i in 0..50 {
+            st.add(sa(&format!("10.{i}.0.1:1")), Source::Gossip, NOW);
+        }
+        st.add(sa("10.200.0.1:1"), Source::Gossip, old); // stale
+        st.add(sa("10.201.0.1:1"), Source::Gossip, NOW);
+        st.failure(sa("10.201.0.1:1"), NOW); // failing
+        st.add(sa("10.202.0.1:1"), Source::Gossip, NOW);
+        st.ban(sa("10.202.0.1:1"), Duration::from_secs(60), "x", NOW); // banned
+        st.add(sa("10.203.0.1:1"), Source::Inbound, NOW); // never reached
+        st.add(sa("10.204.0.1:1"), Source::Inbound, NOW);
+        st.success(sa("10.204.0.1:1"), &Connected::default(), NOW);
+    }
+    let all = book.state().for_getaddr(1000, NOW);
+    assert_eq!(all.len(), 51);
+    assert!(
+        all.iter()
+            .all(|g| g.addr.ip().to_string().split('.').nth(1).unwrap() != "200")
+    );
+    for bad in [
+        "10.200.0.1:1",
+        "10.201.0.1:1",
+        "10.202.0.1:1",
+        "10.203.0.1:1",
+    ] {
+        assert!(!all.iter().any(|g| g.addr == sa(bad)), "{bad}");
+    }
+    assert!(all.iter().any(|g| g.addr == sa("10.204.0.1:1")));
+    assert!(all.iter().all(|g| u64::from(g.timestamp) == NOW / 1000));
+    let some = book.state().for_getaddr(10, NOW);
+    assert_eq!(some.len(), 10);
+    // Shuffled: twenty draws of 10 out of 51 are not all the same.
+    let draws: HashSet<Vec<SocketAddr>> = (0..20)
+        .map(|_| {
+            book.state()
+                .for_getaddr(10, NOW)
+                .iter()
+                .map(|g| g.addr)
+                .collect()
+        })
+        .collect();
+    assert!(draws.len() > 1);
+}
+
+// -------------------------------------------------------------- learn
+
+#[test]
+fn book_learn_ignores_junk_and_keeps_better_info() {
+    let book = AddressBook::in_memory(config());
+    let g = |a: &str, ts: u64, services: u64| GossipAddr {
+        addr: sa(a),
+        timestamp: (ts / 1000) as u32,
+        services,
+    };
+    let junk = [
+        g("0.0.0.0:20333", NOW, 0),
+        g("[::]:20333", NOW, 0),
+        g("10.0.0.1:0", NOW, 0),
+        g("224.0.0.1:20333", NOW, 0),
+        g("255.255.255.255:20333", NOW, 0),
+        g("[ff02::1]:20333", NOW, 0),
+        g("[::ffff:0.0.0.0]:20333", NOW, 0),
+    ];
+    assert_eq!(book.state().learn(None, &junk, NOW), 0);
+    assert!(book.is_empty());
+    assert!(!book.add(sa("0.0.0.0:1"), Source::Manual));
+
+    // Seen by us: gossip changes neither source, services nor last_seen.
+    let seed = sa("10.0.0.1:20333");
+    {
+        let mut st = book.state();
+        st.add(seed, Source::Seed, NOW - 10_000);
+        let facts = Connected {
+            user_agent: "/x/".into(),
+            services: 1,
+            ..Default::default()
+        };
+        st.success(seed, &facts, NOW - 10_000);
+    }
+    let before = book.get(seed).unwrap();
+    let from = Some(sa("10.9.9.9:20333"));
+    let n = book.state().learn(
+        from,
+        &[
+            g("10.0.0.1:20333", NOW, 5),
+            g("10.0.0.2:20333", NOW - 1000, 7),
+            g("10.0.0.3:20333", NOW + 3_600_000, 0),
+        ],
+        NOW,
+    );
+    assert_eq!(n, 2);
+    assert_eq!(book.get(seed).unwrap(), before);
+    let r = book.get(sa("10.0.0.2:20333")).unwrap();
+    assert_eq!(
+        (r.source, r.services, r.last_seen_ms),
+        (Source::Gossip, 7, NOW - 1000)
+    );
+    // A claim from the future is taken as now.
+    assert_eq!(book.get(sa("10.0.0.3:20333")).unwrap().last_seen_ms, NOW);
+    // Gossip again: fills services, moves last_seen forward, never back.
+    book.state().learn(
+        from,
+        &[
+            g("10.0.0.3:20333", NOW - 5000, 9),
+            g("10.0.0.2:20333", NOW, 0),
+        ],
+        NOW + 1,
+    );
+    let r3 = book.get(sa("10.0.0.3:20333")).unwrap();
+    assert_eq!((r3.services, r3.last_seen_ms), (9, NOW));
+    let r2 = book.get(sa("10.0.0.2:20333")).unwrap();
+    assert_eq!((r2.services, r2.last_seen_ms), (7, NOW));
+    // A better source wins, a worse one does not.
+    assert!(!book.add(sa("10.0.0.2:20333"), Source::Manual));
+    assert!(!book.add(sa("10.0.0.2:20333"), Source::Gossip));
+    assert_eq!(
+        book.get(sa("10.0.0.2:20333")).unwrap().source,
+        Source::Manual
+    );
+}
+
+// ----------------------------------------------------------- persistence
+
+#[test]
+fn book_ban_persists_across_reopen() {
+    let db = TempDb::new("ban");
+    let a = sa("10.0.0.1:20333");
+    {
+        let book = AddressBook::open(&db.0, config()).unwrap();
+        book.ban(a, Duration::from_secs(3600), "sent garbage");
+        assert!(book.is_banned(a));
+        assert_eq!(book.flush().unwrap(), 1);
+    }
+    let book = AddressBook::open(&db.0, config()).unwrap();
+    assert!(book.is_banned(a));
+    let r = book.get(a).unwrap();
+    assert_eq!(r.ban_reason.as_deref(), Some("sent garbage"));
+    assert!(r.banned_until_ms.unwrap() > now_ms() + 3_500_000);
+    assert!(!book.state().is_banned(a, r.banned_until_ms.unwrap()));
+    // The tool's way in: protocol and network from the file.
+    drop(book);
+    let book = AddressBook::open_existing(&db.0).unwrap();
+    assert_eq!(book.config().protocol, "n3");
+    assert_eq!(book.config().network, 56_753);
+    assert!(book.is_banned(a));
+}
+
+#[test]
+fn book_open_for_another_protocol_or_network_is_an_error() {
+    let db = TempDb::new("mismatch");
+    drop(AddressBook::open(&db.0, config()).unwrap());
+    let err = AddressBook::open(&db.0, BookConfig::new("legacy", 56_753)).unwrap_err();
+    assert!(matches!(err, BookError::Mismatch { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains(&db.0.display().to_string()), "{msg}");
+    assert!(msg.contains("legacy") && msg.contains("n3"), "{msg}");
+    let err = AddressBook::open(&db.0, BookConfig::new("n3", 1)).unwrap_err();
+    assert!(matches!(
+        err,
+        BookError::Mismatch {
+            network: 1,
+            found_network: 56_753,
+            ..
+        }
+    ));
+    // The same with a memory store.
+    let store = MemoryStore::new();
+    drop(AddressBook::with_store(store.clone(), config()).unwrap());
+    assert!(AddressBook::with_store(store.clone(), BookConfig::new("legacy", 56_753)).is_err());
+    assert!(AddressBook::with_store(store, config()).is_ok());
+    // A file that is not there is not created by open_existing.
+    let missing = TempDb::new("missing");
+    let err = AddressBook::open_existing(&missing.0).unwrap_err();
+    assert!(matches!(err, BookError::NotFound { .. }), "{err}");
+    assert!(!missing.0.exists());
+}
+
+#[test]
+fn book_corrupt_value_is_an_error_not_a_panic() {
+    let db = TempDb::new("corrupt");
+    {
+        let book = AddressBook::open(&db.0, config()).unwrap();
+        book.add(sa("10.0.0.1:1"), Source::Seed);
+        book.flush().unwrap();
+    }
+    {
+        let db = redb::Database::create(&db.0).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(RECORDS)
+            .unwrap()
+            .insert("10.0.0.2:1", &[1u8, 0, 0][..])
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let err = AddressBook::open(&db.0, config()).unwrap_err();
+    match &err {
+        BookError::Corrupt { key, what, .. } => {
+            assert_eq!((key.as_str(), *what), ("10.0.0.2:1", "record"))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("10.0.0.2:1"), "{err}");
+    // A bad key is named too.
+    assert!(decode_record("nonsense", &[1]).is_err());
+}
+
+#[test]
+fn book_record_layout_roundtrips_and_refuses_every_truncation() {
+    let r = full_record();
+    let mut buf = Vec::new();
+    encode_record(&r, &mut buf);
+    let key = r.addr.to_string();
+    assert_eq!(decode_record(&key, &buf).unwrap(), r);
+    for cut in 0..buf.len() {
+        assert!(decode_record(&key, &buf[..cut]).is_err(), "cut at {cut}");
+    }
+    let mut long = buf.clone();
+    long.push(0);
+    assert!(decode_record(&key, &long).is_err());
+    let mut bad = buf.clone();
+    bad[0] = 2;
+    assert!(decode_record(&key, &bad).unwrap_err().contains("layout"));
+    // The bare record too.
+    let bare = AddrRecord::new(sa("1.2.3.4:5"), Source::Gossip, NOW);
+    buf.clear();
+    encode_record(&bare, &mut buf);
+    assert_eq!(decode_record("1.2.3.4:5", &buf).unwrap(), bare);
+}
+
+/// One body for every store: what is flushed comes back after a reopen,
+/// evictions are removed, unflushed changes are not there.
+fn store_contract<S: PeerStore>(mut open: impl FnMut() -> S) {
+    let full = full_record();
+    let a = sa("10.0.0.1:20333");
+    {
+        let book = AddressBook::with_store(open(), config()).unwrap();
+        assert!(book.is_empty());
+        book.add(a, Source::Seed);
+        book.state().records.insert(full.addr, full.clone());
+        book.state().touch(full.addr);
+        book.record_attempt(a);
+        book.record_success(
+            a,
+            &Connected {
+                user_agent: "/NEO-GO:0.120.0/".into(),
+                services: 0,
+                capabilities: vec!["TcpServer:20333".into()],
+                start_height: 77,
+            },
+        );
+        book.record_height(a, 80);
+        book.record_rtt(a, Duration::from_millis(12));
+        book.record_disconnect(a, "stall: getheaders");
+        assert_eq!(book.dirty(), 2);
+        assert_eq!(book.flush().unwrap(), 2);
+        assert_eq!(book.flush().unwrap(), 0);
+        // Not flushed: lost at the "restart".
+        book.add(sa("10.0.0.9:1"), Source::Gossip);
+    }
+    let book = AddressBook::with_store(open(), config()).unwrap();
+    assert_eq!(book.len(), 2);
+    assert_eq!(book.get(full.addr).unwrap(), full);
+    let r = book.get(a).unwrap();
+    assert_eq!(r.source, Source::Seed);
+    assert_eq!(r.user_agent.as_deref(), Some("/NEO-GO:0.120.0/"));
+    assert_eq!(r.capabilities, vec!["TcpServer:20333".to_string()]);
+    assert_eq!(
+        (r.start_height, r.last_height, r.rtt_ms),
+        (77, 80, Some(12))
+    );
+    assert_eq!(r.last_disconnect.as_deref(), Some("stall: getheaders"));
+    assert!(r.last_success_ms.is_some() && r.last_attempt_ms.is_some());
+    assert_eq!(book.records().iter().map(|r| r.addr).collect::<Vec<_>>(), {
+        let mut v = vec![a, full.addr];
+        v.sort();
+        v
+    });
+    // Eviction reaches the store.
+    {
+        let mut st = book.state();
+        st.config.max_entries = 1;
+        st.evict(NOW);
+    }
+    assert_eq!(book.len(), 1);
+    assert_eq!(book.flush().unwrap(), 1);
+    drop(book);
+    let book = AddressBook::with_store(open(), config()).unwrap();
+    assert_eq!(book.records(), vec![full]);
+}
+
+#[test]
+fn book_memory_and_redb_stores_behave_the_same() {
+    let memory = MemoryStore::new();
+    store_contract(|| memory.clone());
+    let db = TempDb::new("contract");
+    store_contract(|| RedbStore::open(&db.0).unwrap());
+}
+
+#[test]
+fn book_flush_error_keeps_records_dirty() {
+    struct Failing(bool);
+    impl PeerStore for Failing {
+        fn meta(&mut self) -> Result<Option<StoreMeta>, BookError> {
+            Ok(None)
+        }
+        fn set_meta(&mut self, _: &StoreMeta) -> Result<(), BookError> {
+            Ok(())
+        }
+        fn load(&mut self) -> Result<Vec<AddrRecord>, BookError> {
+            Ok(Vec::new())
+        }
+        fn save(&mut self, _: &[AddrRecord], _: &[SocketAddr]) -> Result<(), BookError> {
+            if std::mem::replace(&mut self.0, false) {
+                Err(BookError::NoMeta {
+                    path: self.location(),
+                })
+            } else {
+                Ok(())
+            }
+        }
+    }
+    let book = AddressBook::with_store(Failing(true), config()).unwrap();
+    book.add(sa("10.0.0.1:1"), Source::Seed);
+    assert!(book.flush().is_err());
+    assert_eq!(book.dirty(), 1);
+    assert_eq!(smol::block_on(book.flush_async()).unwrap(), 1);
+    assert_eq!(book.dirty(), 0);
+}
+
+#[test]
+fn book_source_names_roundtrip() {
+    for s in Source::ALL {
+        assert_eq!(s.to_string().parse::<Source>().unwrap(), s);
+        assert_eq!(Source::from_code(s.code()), Some(s));
+    }
+    assert!("Seed".parse::<Source>().is_err());
+    assert_eq!(Source::from_code(9), None);
+}
