@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod decode;
 mod net;
+mod peers;
 
 /// The peer-to-peer layer of a NEO node, as a tool.
 #[derive(Debug, Parser)]
@@ -24,6 +25,8 @@ enum Cmd {
     Serve(net::ServeArgs),
     /// Fetch and check the headers of one peer.
     Sync(net::SyncArgs),
+    /// List the addresses an address book holds.
+    Peers(peers::PeersArgs),
 }
 
 /// Which NEO wire generation.
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Cmd::Decode(args) => run_decode(args),
         Cmd::Serve(args) => net::serve(args),
         Cmd::Sync(args) => net::sync(args),
+        Cmd::Peers(args) => peers::peers(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
