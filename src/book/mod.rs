@@ -248,8 +248,10 @@ pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(600);
 /// what the book learned.
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(30);
 /// How recently an address must have been seen for
-/// [`AddressBook::for_getaddr`] to pass it on (the C# node and Bitcoin
-/// relay only addresses seen in the last hours, not the whole book).
+/// [`AddressBook::for_getaddr`] to pass it on. The C# node answers `getaddr`
+/// only with the nodes it is connected to at that moment; three hours keeps
+/// to that spirit (only nodes recently alive are passed on) while still
+/// answering when we are connected to few.
 pub const GETADDR_MAX_AGE: Duration = Duration::from_secs(3 * 3600);
 
 /// How a book behaves.

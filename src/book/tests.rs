@@ -718,3 +718,15 @@ fn book_source_names_roundtrip() {
     assert!("Seed".parse::<Source>().is_err());
     assert_eq!(Source::from_code(9), None);
 }
+
+#[test]
+fn book_is_send_sync_and_clones_share_one_book() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<AddressBook>();
+    let book = AddressBook::in_memory(config());
+    let other = book.clone();
+    std::thread::spawn(move || other.add(sa("10.0.0.1:1"), Source::Manual))
+        .join()
+        .unwrap();
+    assert_eq!(book.len(), 1);
+}
