@@ -730,3 +730,68 @@ fn book_is_send_sync_and_clones_share_one_book() {
         .unwrap();
     assert_eq!(book.len(), 1);
 }
+
+#[test]
+fn book_connected_from_either_version() {
+    use crate::wire::n3::NodeCapability;
+    use crate::wire::{legacy, n3};
+    let v = legacy::VersionPayload {
+        version: 0,
+        services: 1,
+        timestamp: 0,
+        port: 20333,
+        nonce: 1,
+        user_agent: "/NEO:2.12.2/".into(),
+        start_height: 99,
+        relay: true,
+    };
+    assert_eq!(
+        Connected::from(&v),
+        Connected {
+            user_agent: "/NEO:2.12.2/".into(),
+            services: 1,
+            capabilities: vec![],
+            start_height: 99
+        }
+    );
+    let v = n3::VersionPayload {
+        network: 56_753,
+        version: 0,
+        timestamp: 0,
+        nonce: 1,
+        user_agent: "/NEO-GO:0.120.0/".into(),
+        capabilities: vec![
+            NodeCapability::TcpServer { port: 20333 },
+            NodeCapability::WsServer { port: 20334 },
+            NodeCapability::DisableCompression,
+            NodeCapability::FullNode { start_height: 1234 },
+            NodeCapability::ArchivalNode,
+            NodeCapability::Extension {
+                kind: 0xF1,
+                data: bytes::Bytes::from_static(&[0xab]),
+            },
+            NodeCapability::Unknown {
+                kind: 0x42,
+                data: bytes::Bytes::new(),
+            },
+        ],
+    };
+    let c = Connected::from(&v);
+    assert_eq!((c.services, c.start_height), (0, 1234));
+    assert_eq!(
+        c.capabilities,
+        [
+            "TcpServer:20333",
+            "WsServer:20334",
+            "DisableCompression",
+            "FullNode:1234",
+            "ArchivalNode",
+            "Extension1:ab",
+            "Unknown(0x42)"
+        ]
+    );
+    let mut v = v;
+    v.capabilities
+        .retain(|c| !matches!(c, NodeCapability::FullNode { .. }));
+    assert_eq!(Connected::from(&v).start_height, 0);
+}
