@@ -742,6 +742,18 @@ impl AddressBook {
         self.state().is_banned(addr, now_ms())
     }
 
+    /// Whether any address on `ip` is banned now. An inbound connection
+    /// comes from a port of its own choosing, so the address it connects
+    /// from rarely matches a banned record: its IP does. (On a network
+    /// where many nodes share one IP, 127.0.0.1 say, this bans them all.)
+    pub fn is_ip_banned(&self, ip: IpAddr) -> bool {
+        let now = now_ms();
+        self.state()
+            .records
+            .values()
+            .any(|r| r.addr.ip() == ip && r.is_banned_at(now))
+    }
+
     /// Up to `n` addresses to dial, best first (see the [module docs](self)),
     /// none of them in `connected`. Group spreading counts the groups of
     /// `connected` too; when every candidate is in an already used group

@@ -519,6 +519,9 @@ fn book_ban_persists_across_reopen() {
     assert_eq!(r.ban_reason.as_deref(), Some("sent garbage"));
     assert!(r.banned_until_ms.unwrap() > now_ms() + 3_500_000);
     assert!(!book.state().is_banned(a, r.banned_until_ms.unwrap()));
+    assert!(book.is_ip_banned(a.ip()));
+    assert!(!book.is_banned(sa("10.0.0.1:20334")));
+    assert!(!book.is_ip_banned("10.0.0.2".parse().unwrap()));
     // The tool's way in: protocol and network from the file.
     drop(book);
     let book = AddressBook::open_existing(&db.0).unwrap();
