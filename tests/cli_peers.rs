@@ -168,6 +168,18 @@ fn peers_lists_a_book_as_a_table_and_as_json() {
     assert_eq!(all[2]["address"], "[2001:db8::3]:20333");
     assert_eq!(all[2]["failures"], 2);
     assert!(all[2]["user_agent"].is_null());
+
+    // While a node holds the book open, the file is locked.
+    let held = AddressBook::open_existing(&path).unwrap();
+    let out = run(&["--db", db]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.starts_with(&format!("error: address book {db}: cannot open: ")),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1);
+    drop(held);
     std::fs::remove_file(&path).unwrap();
 }
 
