@@ -114,6 +114,7 @@
 pub mod book;
 pub mod chain;
 pub mod executor;
+pub mod manager;
 pub mod peer;
 pub mod protocol;
 pub mod wire;

@@ -406,21 +406,28 @@ async fn on_message<P: Protocol>(
         raise_height(shared, h);
     }
     let mut waiter = None;
-    if let Some((kinds, n)) = P::answers(&msg) {
-        let now = Instant::now();
+    {
         let mut st = shared.lock();
-        for &kind in kinds {
-            if let Some(a) = st.stall.answer_many(kind, n, now) {
-                shared.stats.round_trip(command, a.latency);
-                if kind == RequestKind::Ping {
-                    st.rtt = Some(a.latency);
+        if st.reason.is_some() {
+            // The peer has ended: its callers were told so and may have
+            // asked another peer. A late answer must not reach anyone.
+            return Ok(());
+        }
+        if let Some((kinds, n)) = P::answers(&msg) {
+            let now = Instant::now();
+            for &kind in kinds {
+                if let Some(a) = st.stall.answer_many(kind, n, now) {
+                    shared.stats.round_trip(command, a.latency);
+                    if kind == RequestKind::Ping {
+                        st.rtt = Some(a.latency);
+                    }
+                    waiter = if a.complete {
+                        st.waiters.remove(&a.id)
+                    } else {
+                        st.waiters.get(&a.id).cloned()
+                    };
+                    break;
                 }
-                waiter = if a.complete {
-                    st.waiters.remove(&a.id)
-                } else {
-                    st.waiters.get(&a.id).cloned()
-                };
-                break;
             }
         }
     }
@@ -528,6 +535,11 @@ async fn write_loop<P: Protocol, C: Connection>(
             let mut st = shared.lock();
             let height = st.height;
             match P::expects(&msg, height) {
+                // Ended since the check above: `close` has already failed
+                // every waiter, so this one must not be armed after it.
+                _ if st.reason.is_some() => Err(PeerError::Disconnected(
+                    st.reason.clone().unwrap_or(DisconnectReason::Requested),
+                )),
                 Some((RequestKind::Ping, _)) if !P::PONG_EXPECTED => Ok(None),
                 Some((kind, n)) => match st.stall.arm(kind, n, now) {
                     Ok(id) => {

@@ -130,6 +130,9 @@ pub enum DisconnectReason {
     /// The local node is shutting down.
     #[error("shutting down")]
     Shutdown,
+    /// Another connection to the same node (same nonce) already exists.
+    #[error("duplicate connection (nonce {0:#010x})")]
+    Duplicate(u32),
 }
 
 /// Why a call on a peer failed.
@@ -313,11 +316,25 @@ impl<P: Protocol> Peer<P> {
     /// Sends a request that expects exactly one answer and returns the answer
     /// (which then does not reach the handler).
     pub async fn request(&self, msg: P::Message) -> Result<P::Message, PeerError> {
+        let answers = self.request_answers(msg, 1).await?;
+        answers.recv().await.map_err(|_| self.disconnected())
+    }
+
+    /// Sends a request and returns, once it is written, a receiver of its
+    /// answers (which then do not reach the handler): the receiver yields
+    /// each answer, then ends when the request is complete or the peer has
+    /// disconnected (then [`Peer::closed`] tells why). `max_answers` bounds
+    /// the answers kept; it must be at least the number the request expects.
+    pub async fn request_answers(
+        &self,
+        msg: P::Message,
+        max_answers: usize,
+    ) -> Result<async_channel::Receiver<P::Message>, PeerError> {
         if self.is_closed() {
             return Err(self.disconnected());
         }
         let (written_tx, written_rx) = async_channel::bounded(1);
-        let (answer_tx, answer_rx) = async_channel::bounded(1);
+        let (answer_tx, answer_rx) = async_channel::bounded(max_answers.max(1));
         let out = Outgoing {
             msg: Box::new(msg),
             waiter: Some(answer_tx),
@@ -330,7 +347,25 @@ impl<P: Protocol> Peer<P> {
             .recv()
             .await
             .unwrap_or_else(|_| Err(self.disconnected()))?;
-        answer_rx.recv().await.map_err(|_| self.disconnected())
+        Ok(answer_rx)
+    }
+
+    /// Sends a request that expects `expected` answers and returns them all;
+    /// fails if the peer disconnects before the last one.
+    pub async fn request_all(
+        &self,
+        msg: P::Message,
+        expected: usize,
+    ) -> Result<Vec<P::Message>, PeerError> {
+        let answers = self.request_answers(msg, expected).await?;
+        let mut all = Vec::with_capacity(expected.min(512));
+        while let Ok(answer) = answers.recv().await {
+            all.push(answer);
+        }
+        if all.len() < expected && self.is_closed() {
+            return Err(self.disconnected());
+        }
+        Ok(all)
     }
 
     /// Asks for addresses (`getaddr`); the `addr` answer reaches the handler.
@@ -513,6 +548,30 @@ impl Peer<N3> {
             count,
         }))
         .await
+    }
+
+    /// Like [`Peer::request_blocks_by_index`], but returns the blocks: as
+    /// many as the remote has from `index_start`, at most `count` (and at
+    /// most 500).
+    pub async fn get_blocks_by_index(
+        &self,
+        index_start: u32,
+        count: i16,
+    ) -> Result<Vec<n3::Block>, PeerError> {
+        let expected = usize::from(count.unsigned_abs()).clamp(1, n3::MAX_BLOCKS_PER_REQUEST);
+        let answers = self
+            .request_all(
+                n3::Message::GetBlockByIndex(n3::GetBlockByIndexPayload { index_start, count }),
+                expected,
+            )
+            .await?;
+        answers
+            .into_iter()
+            .map(|answer| match answer {
+                n3::Message::Block(b) => Ok(b),
+                other => Err(PeerError::UnexpectedAnswer(other.command_name())),
+            })
+            .collect()
     }
 
     /// Asks for objects (`getdata`); they reach the handler (missing blocks

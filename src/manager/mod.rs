@@ -1,0 +1,1438 @@
+//! Many peers, one network view.
+//!
+//! A [`PeerManager`] owns the live peers of one protocol:
+//!
+//! - **Registry.** Peers join through [`PeerManager::add_peer`] (any
+//!   connection), [`PeerManager::connect`], the listener
+//!   ([`PeerManager::listen`]) or the dialer ([`PeerManager::start_dialer`]),
+//!   and leave by themselves when they disconnect, their reason kept in
+//!   [`PeerManager::departed`] and reported as a [`ManagerEvent`].
+//! - **Routing.** A request goes to a peer that has no request of its kind
+//!   outstanding, is high enough, and among those is the least loaded, then
+//!   the fastest, then the one unused for longest. When every peer is busy
+//!   the request waits for one (up to the route timeout).
+//! - **Exactly once.** When the chosen peer disconnects or stalls before
+//!   answering, the request is tried on another peer, up to
+//!   [`ManagerConfig::max_attempts`]; the caller gets one result. A
+//!   request's answer goes either to the caller (`get_*`) or, for
+//!   `request_*`, to the handler, once.
+//! - **Limits and policy.** Inbound, outbound and per-IP limits, duplicate
+//!   connections (same nonce) refused, misbehaviour points per address
+//!   (bad frames, broken rules, stalls, unsolicited `addr`), bans kept in
+//!   the [`AddressBook`].
+//! - **Addresses.** Outbound peers are asked for addresses after the
+//!   handshake and every [`ManagerConfig::addr_interval`]; `addr` answers
+//!   feed the book, `getaddr` is answered from it. The book is flushed
+//!   every [`ManagerConfig::flush_interval`] and at shutdown.
+//!
+//! [`sync`] fetches a header chain through a manager, from many peers at once.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use neo_peer::book::{AddressBook, BookConfig};
+//! use neo_peer::executor::SmolGlobal;
+//! use neo_peer::manager::{ManagerConfig, PeerManager};
+//! use neo_peer::peer::{IgnoreAll, LocalConfig};
+//! use neo_peer::protocol::N3;
+//! use neo_peer::wire::n3::PRIVNET_MAGIC;
+//!
+//! smol::block_on(async {
+//!     let book = AddressBook::in_memory(BookConfig::default());
+//!     let config = ManagerConfig::new(LocalConfig::new(PRIVNET_MAGIC));
+//!     let manager = PeerManager::<N3>::new(config, book, IgnoreAll, SmolGlobal);
+//!     manager.connect("127.0.0.1:20333".parse()?).await?;
+//!     let headers = manager.get_headers(0, 2000).await?;
+//!     println!("{} headers", headers.len());
+//!     manager.shutdown().await;
+//!     Ok::<_, Box<dyn std::error::Error>>(())
+//! })?;
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! ```
+
+mod config;
+mod net;
+mod routing;
+pub mod sync;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant, SystemTime};
+
+use async_io::Timer;
+use event_listener::Event;
+use futures_lite::future;
+use thiserror::Error;
+
+pub use config::{
+    ADDR_INTERVAL, BAN_DURATION, BAN_THRESHOLD, DIAL_INTERVAL, DIAL_TIMEOUT, FLUSH_INTERVAL,
+    MAX_ATTEMPTS, MAX_IN_FLIGHT_PER_KIND, MAX_INBOUND, MAX_OUTBOUND, MAX_PER_IP, ManagerConfig,
+    Penalties, ROUTE_TIMEOUT, SHUTDOWN_GRACE, TARGET_OUTBOUND,
+};
+
+use crate::book::{AddressBook, BookError, Connected, Source};
+use crate::executor::{Executor, Task};
+use crate::peer::{
+    Connection, Direction, DisconnectReason, Handler, Peer, PeerError, PeerInfo, StatsSnapshot,
+};
+use crate::protocol::{Legacy, N3, Protocol, RequestKind};
+use crate::wire::{UInt256, legacy, n3};
+use routing::Candidate;
+
+/// A peer's number within its manager (never reused).
+pub type PeerId = u64;
+
+/// Why a manager call failed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ManagerError {
+    /// No live peer could take the request within the route timeout.
+    #[error("no available peers for {} (height >= {min_height})", .kind.command())]
+    NoAvailablePeers {
+        /// The request.
+        kind: RequestKind,
+        /// The height a peer needed.
+        min_height: u32,
+    },
+    /// Every attempt failed; the last error is given.
+    #[error("{} failed on {attempts} peers, last: {last}", .kind.command())]
+    Exhausted {
+        /// The request.
+        kind: RequestKind,
+        /// Peers tried.
+        attempts: u32,
+        /// The last peer's error.
+        last: PeerError,
+    },
+    /// The request itself is wrong (no other peer would do better).
+    #[error(transparent)]
+    Peer(PeerError),
+    /// The handshake failed.
+    #[error("handshake with {addr}: {error}")]
+    Handshake {
+        /// The remote (or `?` when unknown).
+        addr: String,
+        /// What went wrong.
+        error: PeerError,
+    },
+    /// A connection limit is reached.
+    #[error("limit reached: {0}")]
+    Limit(&'static str),
+    /// The address is banned.
+    #[error("{0} is banned")]
+    Banned(SocketAddr),
+    /// The connection could not be made.
+    #[error("cannot connect to {addr}: {error}")]
+    Connect {
+        /// Where to.
+        addr: SocketAddr,
+        /// Why not.
+        error: String,
+    },
+    /// The manager is shutting down.
+    #[error("the manager is shutting down")]
+    Shutdown,
+    /// The address book failed.
+    #[error("address book: {0}")]
+    Book(String),
+}
+
+impl From<BookError> for ManagerError {
+    fn from(e: BookError) -> Self {
+        ManagerError::Book(e.to_string())
+    }
+}
+
+/// Something that happened to a manager's peers, as
+/// [`PeerManager::events`] reports it. Events are kept in a bounded queue;
+/// when nobody reads it the oldest are dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ManagerEvent {
+    /// A peer completed its handshake and joined.
+    Connected {
+        /// Its number.
+        id: PeerId,
+        /// Its address (for an inbound peer: its IP and advertised port).
+        addr: Option<SocketAddr>,
+        /// Who dialed.
+        direction: Direction,
+        /// Its user agent.
+        user_agent: String,
+        /// Its height.
+        height: u32,
+    },
+    /// A peer left.
+    Disconnected {
+        /// Its number.
+        id: PeerId,
+        /// Its address.
+        addr: Option<SocketAddr>,
+        /// Why.
+        reason: DisconnectReason,
+    },
+    /// A dial failed.
+    DialFailed {
+        /// Where to.
+        addr: SocketAddr,
+        /// Why.
+        error: String,
+    },
+    /// An address was banned.
+    Banned {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+    /// An `addr` taught the book new addresses.
+    Learned {
+        /// Who sent it.
+        from: Option<SocketAddr>,
+        /// How many were new.
+        new: usize,
+    },
+    /// A `request_*` whose answer was to reach the handler failed on every
+    /// attempt.
+    RequestFailed {
+        /// The request.
+        kind: RequestKind,
+        /// The last error.
+        error: String,
+    },
+}
+
+/// A peer that left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Departed {
+    /// Its number.
+    pub id: PeerId,
+    /// Its address.
+    pub addr: Option<SocketAddr>,
+    /// Why it left.
+    pub reason: DisconnectReason,
+    /// When.
+    pub at: SystemTime,
+}
+
+/// A live peer as the manager sees it.
+#[derive(Debug, Clone)]
+pub struct PeerSummary<P: Protocol> {
+    /// Its number.
+    pub id: PeerId,
+    /// Its address (for an inbound peer: its IP and advertised port).
+    pub addr: Option<SocketAddr>,
+    /// The peer itself.
+    pub peer: Peer<P>,
+    /// What the peer knows about the remote.
+    pub info: PeerInfo<P>,
+    /// Its per-command statistics.
+    pub stats: StatsSnapshot,
+    /// Requests it answered through the manager.
+    pub served: u64,
+    /// Requests it is answering now through the manager.
+    pub in_flight: u32,
+    /// Smoothed round trip of its answers.
+    pub rtt: Option<Duration>,
+    /// Its address's misbehaviour points.
+    pub score: u32,
+}
+
+/// What [`PeerManager::shutdown`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Peers disconnected.
+    pub peers: usize,
+    /// Tasks still running when the grace period ended (0 after a clean shutdown).
+    pub tasks_left: usize,
+    /// Address book records written by the final flush (or its error).
+    pub flushed: Result<usize, String>,
+}
+
+const KINDS: usize = 6;
+const MAX_DEPARTED: usize = 256;
+const EVENT_CAPACITY: usize = 1024;
+
+fn kind_index(kind: RequestKind) -> usize {
+    match kind {
+        RequestKind::Headers => 0,
+        RequestKind::BlockHashes => 1,
+        RequestKind::BlocksByIndex => 2,
+        RequestKind::Data => 3,
+        RequestKind::Addr => 4,
+        RequestKind::Ping => 5,
+    }
+}
+
+struct Entry<P: Protocol> {
+    peer: Peer<P>,
+    addr: Option<SocketAddr>,
+    ip: Option<IpAddr>,
+    nonce: u32,
+    /// Our end of the connection, when known.
+    local: Option<SocketAddr>,
+    in_flight: [u32; KINDS],
+    served: u64,
+    rtt: Option<Duration>,
+    last_used: u64,
+    /// `getaddr` sent and not yet answered.
+    addr_asked: u32,
+}
+
+struct Registry<P: Protocol> {
+    peers: HashMap<PeerId, Entry<P>>,
+    departed: VecDeque<Departed>,
+    /// Addresses being dialed.
+    dialing: HashSet<SocketAddr>,
+    /// Connections per IP, handshaking ones included.
+    per_ip: HashMap<IpAddr, usize>,
+    /// Handshaking connections per direction (inbound, outbound).
+    handshaking: [usize; 2],
+    /// Misbehaviour points per address.
+    scores: HashMap<SocketAddr, u32>,
+    clock: u64,
+}
+
+type MakePeer<P> =
+    Box<dyn Fn(Box<dyn Connection>, Direction, Weak<Inner<P>>, PeerId) -> Peer<P> + Send + Sync>;
+type Deliver<P> = Box<dyn Fn(Peer<P>, <P as Protocol>::Message) -> Task + Send + Sync>;
+
+pub(crate) struct Inner<P: Protocol> {
+    config: ManagerConfig,
+    book: AddressBook,
+    executor: Counted,
+    make_peer: MakePeer<P>,
+    deliver: Deliver<P>,
+    registry: Mutex<Registry<P>>,
+    /// A peer joined, left or finished a request.
+    changed: Event,
+    shutting_down: AtomicBool,
+    stop: Event,
+    events: async_channel::Sender<ManagerEvent>,
+    events_rx: async_channel::Receiver<ManagerEvent>,
+    next_id: AtomicU64,
+    /// The port the listener is bound to (0: not listening).
+    listen_port: std::sync::atomic::AtomicU16,
+}
+
+/// The executor of the manager's and its peers' tasks, counting them.
+#[derive(Clone)]
+struct Counted {
+    inner: Arc<dyn Executor>,
+    live: Arc<AtomicUsize>,
+}
+
+struct LiveTask(Arc<AtomicUsize>);
+
+impl Drop for LiveTask {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Executor for Counted {
+    fn spawn(&self, task: Task) {
+        self.live.fetch_add(1, Ordering::AcqRel);
+        let guard = LiveTask(self.live.clone());
+        self.inner.spawn(Box::pin(async move {
+            let _guard = guard;
+            task.await;
+        }));
+    }
+}
+
+/// A manager of the peers of protocol `P`. Cheap to clone: every clone is
+/// the same manager.
+pub struct PeerManager<P: Protocol> {
+    inner: Arc<Inner<P>>,
+}
+
+impl<P: Protocol> Clone for PeerManager<P> {
+    fn clone(&self) -> Self {
+        PeerManager {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<P: Protocol> std::fmt::Debug for PeerManager<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerManager")
+            .field("protocol", &P::NAME)
+            .field("peers", &self.len())
+            .finish()
+    }
+}
+
+/// The handler every managed peer runs: the manager's own business
+/// (`getaddr`, `addr`) first, everything else to the caller's handler.
+struct Managed<P: Protocol, H> {
+    user: Arc<H>,
+    inner: Weak<Inner<P>>,
+    id: PeerId,
+}
+
+impl<P: Protocol, H: Handler<P>> Handler<P> for Managed<P, H> {
+    async fn handle(&self, peer: &Peer<P>, msg: P::Message) {
+        if let Some(inner) = self.inner.upgrade() {
+            if P::is_get_addr(&msg) {
+                let known = inner.addresses_for(self.id);
+                if let Some(answer) = P::addr(&known) {
+                    let _ = peer.send(answer).await;
+                }
+                return;
+            }
+            if let Some(addrs) = P::addresses(&msg) {
+                inner.on_addr(self.id, &addrs);
+            }
+        }
+        self.user.handle(peer, msg).await;
+    }
+}
+
+/// A request slot taken on one peer; given back when dropped.
+struct Lease<P: Protocol> {
+    inner: Arc<Inner<P>>,
+    id: PeerId,
+    kind: RequestKind,
+    peer: Peer<P>,
+    started: Instant,
+}
+
+impl<P: Protocol> Lease<P> {
+    /// The request was answered: the peer served it in this time.
+    fn answered(&self) {
+        let elapsed = self.started.elapsed();
+        let mut reg = self.inner.lock();
+        if let Some(e) = reg.peers.get_mut(&self.id) {
+            e.served += 1;
+            // A smoothed round trip, weighting the last answer by 1/4.
+            e.rtt = Some(e.rtt.map_or(elapsed, |r| (r * 3 + elapsed) / 4));
+        }
+    }
+}
+
+impl<P: Protocol> Drop for Lease<P> {
+    fn drop(&mut self) {
+        let mut reg = self.inner.lock();
+        if let Some(e) = reg.peers.get_mut(&self.id) {
+            let slot = &mut e.in_flight[kind_index(self.kind)];
+            *slot = slot.saturating_sub(1);
+        }
+        drop(reg);
+        self.inner.changed.notify(usize::MAX);
+    }
+}
+
+/// What to do after a failed attempt.
+enum Retry {
+    /// Try another peer (this one is excluded).
+    Elsewhere,
+    /// Give up: no other peer would do better.
+    Stop,
+}
+
+fn classify(error: &PeerError) -> Retry {
+    match error {
+        PeerError::Disconnected(_)
+        | PeerError::TooManyPending(_)
+        | PeerError::UnexpectedAnswer(_) => Retry::Elsewhere,
+        _ => Retry::Stop,
+    }
+}
+
+impl<P: Protocol> Inner<P> {
+    fn lock(&self) -> MutexGuard<'_, Registry<P>> {
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn emit(&self, event: ManagerEvent) {
+        let _ = self.events.force_send(event);
+    }
+
+    fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.executor.spawn(Box::pin(task));
+    }
+
+    /// Adds `points` to `addr`'s score; bans it past the threshold.
+    fn penalise(&self, addr: Option<SocketAddr>, points: u32, why: &str) {
+        let Some(addr) = addr.filter(|_| points > 0) else {
+            return;
+        };
+        let mut reg = self.lock();
+        let score = reg.scores.entry(addr).or_insert(0);
+        *score = score.saturating_add(points);
+        tracing::debug!(%addr, points, score = *score, why, "misbehaviour");
+        if *score < self.config.ban_threshold {
+            return;
+        }
+        reg.scores.remove(&addr);
+        let victims: Vec<Peer<P>> = reg
+            .peers
+            .values()
+            .filter(|e| e.addr == Some(addr))
+            .map(|e| e.peer.clone())
+            .collect();
+        drop(reg);
+        let reason = format!("banned: {why}");
+        self.book.ban(addr, self.config.ban_duration, why);
+        tracing::info!(%addr, why, "banned");
+        self.emit(ManagerEvent::Banned {
+            addr,
+            reason: why.to_string(),
+        });
+        for peer in victims {
+            peer.disconnect_with(DisconnectReason::Misbehaviour(reason.clone()));
+        }
+    }
+
+    /// What to answer peer `id`'s `getaddr` with: the book's best
+    /// addresses or, while it has none, the listening addresses of the live
+    /// peers; our own listener (as `id` reaches us) always, so that the
+    /// answer is never empty while we listen (an unanswered `getaddr`
+    /// stalls the asker).
+    fn addresses_for(&self, id: PeerId) -> Vec<crate::protocol::GossipAddr> {
+        const MOST: usize = 200;
+        let now = crate::protocol::unix_seconds();
+        let gossip = |addr| crate::protocol::GossipAddr {
+            addr,
+            timestamp: now,
+            services: self.config.local.services,
+        };
+        let mut known = self.book.for_getaddr(MOST - 1);
+        let reg = self.lock();
+        if known.is_empty() {
+            known.extend(
+                reg.peers
+                    .values()
+                    .filter_map(|e| e.addr)
+                    .filter(|a| a.port() != 0)
+                    .take(MOST - 1)
+                    .map(gossip),
+            );
+        }
+        let port = self.listen_port.load(Ordering::Relaxed);
+        let ours = reg.peers.get(&id).and_then(|e| e.local);
+        if let Some(local) = ours.filter(|_| port != 0) {
+            let me = SocketAddr::new(local.ip(), port);
+            if !known.iter().any(|g| g.addr == me) {
+                known.push(gossip(me));
+            }
+        }
+        known
+    }
+
+    fn addr_of(&self, id: PeerId) -> Option<SocketAddr> {
+        self.lock().peers.get(&id).and_then(|e| e.addr)
+    }
+
+    fn on_addr(&self, id: PeerId, addrs: &[crate::protocol::GossipAddr]) {
+        let (solicited, from) = {
+            let mut reg = self.lock();
+            match reg.peers.get_mut(&id) {
+                Some(e) if e.addr_asked > 0 => {
+                    e.addr_asked -= 1;
+                    (true, e.addr)
+                }
+                Some(e) => (false, e.addr),
+                None => return,
+            }
+        };
+        if !solicited {
+            self.penalise(
+                from,
+                self.config.penalties.unsolicited_addr,
+                "unsolicited addr",
+            );
+            return;
+        }
+        let new = self.book.learn(from, addrs);
+        if new > 0 {
+            self.emit(ManagerEvent::Learned { from, new });
+        }
+    }
+
+    /// Takes a request slot on the best peer for `kind`, waiting (up to the
+    /// route timeout) while every fitting peer is busy.
+    async fn acquire(
+        self: &Arc<Self>,
+        kind: RequestKind,
+        min_height: u32,
+        excluded: &[PeerId],
+    ) -> Result<Lease<P>, ManagerError> {
+        let deadline = Instant::now() + self.config.route_timeout;
+        loop {
+            if self.is_shutting_down() {
+                return Err(ManagerError::Shutdown);
+            }
+            let listener = self.changed.listen();
+            if let Some(lease) = self.try_acquire(kind, min_height, excluded) {
+                return Ok(lease);
+            }
+            let timed_out = future::or(
+                async {
+                    listener.await;
+                    false
+                },
+                async {
+                    Timer::at(deadline).await;
+                    true
+                },
+            )
+            .await;
+            if timed_out {
+                return Err(ManagerError::NoAvailablePeers { kind, min_height });
+            }
+        }
+    }
+
+    fn try_acquire(
+        self: &Arc<Self>,
+        kind: RequestKind,
+        min_height: u32,
+        excluded: &[PeerId],
+    ) -> Option<Lease<P>> {
+        let k = kind_index(kind);
+        let mut reg = self.lock();
+        let candidates = reg
+            .peers
+            .iter()
+            .filter(|(_, e)| !e.peer.is_closed())
+            .map(|(&id, e)| Candidate {
+                id,
+                height: e.peer.height(),
+                in_flight_kind: e.in_flight[k],
+                in_flight: e.in_flight.iter().sum(),
+                rtt: e.rtt,
+                last_used: e.last_used,
+            });
+        let id = routing::choose(
+            candidates,
+            min_height,
+            self.config.max_in_flight_per_kind,
+            excluded,
+        )?;
+        reg.clock += 1;
+        let clock = reg.clock;
+        let e = reg.peers.get_mut(&id)?;
+        e.in_flight[k] += 1;
+        e.last_used = clock;
+        Some(Lease {
+            inner: self.clone(),
+            id,
+            kind,
+            peer: e.peer.clone(),
+            started: Instant::now(),
+        })
+    }
+
+    /// A peer left: out of the registry, into the departed list and the book.
+    fn departure(&self, id: PeerId, reason: DisconnectReason) {
+        let mut reg = self.lock();
+        let Some(entry) = reg.peers.remove(&id) else {
+            return;
+        };
+        if let Some(ip) = entry.ip {
+            release_ip(&mut reg.per_ip, ip);
+        }
+        reg.departed.push_back(Departed {
+            id,
+            addr: entry.addr,
+            reason: reason.clone(),
+            at: SystemTime::now(),
+        });
+        if reg.departed.len() > MAX_DEPARTED {
+            reg.departed.pop_front();
+        }
+        drop(reg);
+        self.changed.notify(usize::MAX);
+        if let Some(addr) = entry.addr {
+            self.book.record_disconnect(addr, &reason.to_string());
+            self.book.record_height(addr, entry.peer.height());
+        }
+        let points = routing::penalty(&reason, &self.config.penalties);
+        self.penalise(entry.addr, points, &reason.to_string());
+        self.emit(ManagerEvent::Disconnected {
+            id,
+            addr: entry.addr,
+            reason,
+        });
+    }
+}
+
+fn release_ip(per_ip: &mut HashMap<IpAddr, usize>, ip: IpAddr) {
+    if let Some(n) = per_ip.get_mut(&ip) {
+        *n -= 1;
+        if *n == 0 {
+            per_ip.remove(&ip);
+        }
+    }
+}
+
+/// Undoes a connection's reservation (per-IP count, handshaking slot) unless
+/// it became a registered peer.
+struct Reservation<'a, P: Protocol> {
+    inner: &'a Inner<P>,
+    ip: Option<IpAddr>,
+    direction: Direction,
+    keep_ip: bool,
+}
+
+impl<P: Protocol> Drop for Reservation<'_, P> {
+    fn drop(&mut self) {
+        let mut reg = self.inner.lock();
+        reg.handshaking[direction_index(self.direction)] -= 1;
+        if !self.keep_ip {
+            if let Some(ip) = self.ip {
+                release_ip(&mut reg.per_ip, ip);
+            }
+        }
+    }
+}
+
+fn direction_index(d: Direction) -> usize {
+    match d {
+        Direction::Inbound => 0,
+        Direction::Outbound => 1,
+    }
+}
+
+impl<P: Protocol> PeerManager<P> {
+    /// A manager with no peers yet. `handler` receives every message the
+    /// manager does not handle itself (it handles `getaddr` and `addr`,
+    /// handing `addr` on too); `executor` runs the manager's and the peers'
+    /// tasks.
+    pub fn new<H: Handler<P>, E: Executor>(
+        config: ManagerConfig,
+        book: AddressBook,
+        handler: H,
+        executor: E,
+    ) -> Self {
+        let user = Arc::new(handler);
+        let executor = Counted {
+            inner: Arc::new(executor),
+            live: Arc::new(AtomicUsize::new(0)),
+        };
+        let local = config.local.clone();
+        let peer_executor = executor.clone();
+        let make_user = user.clone();
+        let make_peer: MakePeer<P> = Box::new(move |conn, direction, inner, id| {
+            let handler = Managed {
+                user: make_user.clone(),
+                inner,
+                id,
+            };
+            Peer::new(
+                conn,
+                direction,
+                local.clone(),
+                handler,
+                peer_executor.clone(),
+            )
+        });
+        let deliver: Deliver<P> = Box::new(move |peer, msg| {
+            let user = user.clone();
+            Box::pin(async move { user.handle(&peer, msg).await })
+        });
+        let (events, events_rx) = async_channel::bounded(EVENT_CAPACITY);
+        PeerManager {
+            inner: Arc::new(Inner {
+                config,
+                book,
+                executor,
+                make_peer,
+                deliver,
+                registry: Mutex::new(Registry {
+                    peers: HashMap::new(),
+                    departed: VecDeque::new(),
+                    dialing: HashSet::new(),
+                    per_ip: HashMap::new(),
+                    handshaking: [0, 0],
+                    scores: HashMap::new(),
+                    clock: 0,
+                }),
+                changed: Event::new(),
+                shutting_down: AtomicBool::new(false),
+                stop: Event::new(),
+                events,
+                events_rx,
+                next_id: AtomicU64::new(1),
+                listen_port: std::sync::atomic::AtomicU16::new(0),
+            }),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ManagerConfig {
+        &self.inner.config
+    }
+
+    /// The address book.
+    pub fn book(&self) -> &AddressBook {
+        &self.inner.book
+    }
+
+    /// Events about the peers (connections, departures, bans, failed
+    /// requests). Every receiver draws from the same queue.
+    pub fn events(&self) -> async_channel::Receiver<ManagerEvent> {
+        self.inner.events_rx.clone()
+    }
+
+    /// Live peers.
+    pub fn len(&self) -> usize {
+        self.inner.lock().peers.len()
+    }
+
+    /// True when no peer is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Tasks running on behalf of the manager and its peers.
+    pub fn live_tasks(&self) -> usize {
+        self.inner.executor.live.load(Ordering::Acquire)
+    }
+
+    /// The live peers, ordered by number.
+    pub fn peers(&self) -> Vec<PeerSummary<P>> {
+        let reg = self.inner.lock();
+        let mut all: Vec<_> = reg
+            .peers
+            .iter()
+            .map(|(&id, e)| PeerSummary {
+                id,
+                addr: e.addr,
+                peer: e.peer.clone(),
+                info: e.peer.info(),
+                stats: e.peer.stats(),
+                served: e.served,
+                in_flight: e.in_flight.iter().sum(),
+                rtt: e.rtt,
+                score: e
+                    .addr
+                    .and_then(|a| reg.scores.get(&a).copied())
+                    .unwrap_or(0),
+            })
+            .collect();
+        all.sort_by_key(|s| s.id);
+        all
+    }
+
+    /// The live peer with number `id`.
+    pub fn peer(&self, id: PeerId) -> Option<Peer<P>> {
+        self.inner.lock().peers.get(&id).map(|e| e.peer.clone())
+    }
+
+    /// The last peers that left (at most 256), oldest first.
+    pub fn departed(&self) -> Vec<Departed> {
+        self.inner.lock().departed.iter().cloned().collect()
+    }
+
+    /// The highest height any live peer has shown.
+    pub fn best_height(&self) -> u32 {
+        let reg = self.inner.lock();
+        reg.peers
+            .values()
+            .map(|e| e.peer.height())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Disconnects peer `id` (it then leaves the registry by itself).
+    pub fn remove(&self, id: PeerId) -> bool {
+        match self.peer(id) {
+            Some(peer) => {
+                peer.disconnect();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Adds misbehaviour points to the address of peer `id` (banned past the
+    /// threshold) and returns whether the peer was known.
+    pub fn report(&self, id: PeerId, points: u32, why: &str) -> bool {
+        let addr = self.inner.addr_of(id);
+        self.inner.penalise(addr, points, why);
+        addr.is_some()
+    }
+
+    /// Waits until at least `n` peers are live, or `timeout` passes; returns
+    /// how many are.
+    pub async fn wait_for_peers(&self, n: usize, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let listener = self.inner.changed.listen();
+            let live = self.len();
+            if live >= n || Instant::now() >= deadline || self.inner.is_shutting_down() {
+                return live;
+            }
+            future::or(listener, async {
+                Timer::at(deadline).await;
+            })
+            .await;
+        }
+    }
+
+    /// Runs the handshake over `conn` and adds the peer. `remote` is the
+    /// address it came from (for an outbound peer: the address dialed).
+    pub async fn add_peer<C: Connection>(
+        &self,
+        conn: C,
+        direction: Direction,
+        remote: Option<SocketAddr>,
+    ) -> Result<Peer<P>, ManagerError> {
+        self.add_connection(conn, direction, remote, None).await
+    }
+
+    /// [`PeerManager::add_peer`], knowing our end of the connection.
+    async fn add_connection<C: Connection>(
+        &self,
+        conn: C,
+        direction: Direction,
+        remote: Option<SocketAddr>,
+        local: Option<SocketAddr>,
+    ) -> Result<Peer<P>, ManagerError> {
+        let inner = &self.inner;
+        if inner.is_shutting_down() {
+            return Err(ManagerError::Shutdown);
+        }
+        let ip = remote.map(|a| a.ip());
+        if let Some(addr) = remote {
+            let banned =
+                inner.book.is_banned(addr) || inner.book.is_banned(SocketAddr::new(addr.ip(), 0));
+            if banned {
+                return Err(ManagerError::Banned(addr));
+            }
+        }
+        let mut reservation = self.reserve(direction, ip)?;
+        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut peer = (inner.make_peer)(Box::new(conn), direction, Arc::downgrade(inner), id);
+        if let Some(addr) = remote {
+            peer = peer.with_remote_addr(addr);
+        }
+        let shown = remote.map_or_else(|| "?".to_string(), |a| a.to_string());
+        if let Err(error) = peer.run().await {
+            if let (Direction::Outbound, Some(addr)) = (direction, remote) {
+                inner.book.record_failure(addr);
+            }
+            if let PeerError::Disconnected(reason) = &error {
+                let points = routing::penalty(reason, &inner.config.penalties);
+                inner.penalise(remote, points, &reason.to_string());
+            }
+            return Err(ManagerError::Handshake { addr: shown, error });
+        }
+        let info = peer.info();
+        let nonce = info.nonce.unwrap_or(0);
+        // The address that identifies the node: where it listens.
+        let addr = match (direction, remote) {
+            (Direction::Outbound, r) => r,
+            (Direction::Inbound, Some(r)) => Some(SocketAddr::new(r.ip(), info.port)),
+            (Direction::Inbound, None) => None,
+        };
+        if let Some(a) = addr.filter(|a| a.port() != 0 && inner.book.is_banned(*a)) {
+            peer.disconnect_with(DisconnectReason::Misbehaviour("banned".into()));
+            return Err(ManagerError::Banned(a));
+        }
+        {
+            let mut reg = inner.lock();
+            if inner.is_shutting_down() {
+                drop(reg);
+                peer.disconnect_with(DisconnectReason::Shutdown);
+                return Err(ManagerError::Shutdown);
+            }
+            if reg.peers.values().any(|e| e.nonce == nonce) {
+                drop(reg);
+                peer.disconnect_with(DisconnectReason::Duplicate(nonce));
+                return Err(ManagerError::Handshake {
+                    addr: shown,
+                    error: PeerError::Disconnected(DisconnectReason::Duplicate(nonce)),
+                });
+            }
+            reg.peers.insert(
+                id,
+                Entry {
+                    peer: peer.clone(),
+                    addr,
+                    ip,
+                    nonce,
+                    local,
+                    in_flight: [0; KINDS],
+                    served: 0,
+                    rtt: None,
+                    last_used: 0,
+                    addr_asked: 0,
+                },
+            );
+            reservation.keep_ip = true;
+        }
+        drop(reservation);
+        // The peer may have ended before it was registered: the watcher
+        // sees that at once and takes it out again.
+        let watcher = self.inner.clone();
+        let watched = peer.clone();
+        inner.spawn(async move {
+            let reason = watched.closed().await;
+            watcher.departure(id, reason);
+        });
+        let facts = Connected {
+            user_agent: info.user_agent.clone().unwrap_or_default(),
+            services: 0,
+            capabilities: Vec::new(),
+            start_height: info.start_height,
+        };
+        if let Some(a) = addr.filter(|a| a.port() != 0) {
+            if direction == Direction::Inbound {
+                inner.book.add(a, Source::Inbound);
+            }
+            inner.book.record_success(a, &facts);
+        }
+        inner.changed.notify(usize::MAX);
+        inner.emit(ManagerEvent::Connected {
+            id,
+            addr,
+            direction,
+            user_agent: facts.user_agent,
+            height: info.start_height,
+        });
+        if direction == Direction::Outbound {
+            self.ask_addresses(id).await;
+        }
+        Ok(peer)
+    }
+
+    /// Checks the limits for a new connection and holds its place.
+    fn reserve(
+        &self,
+        direction: Direction,
+        ip: Option<IpAddr>,
+    ) -> Result<Reservation<'_, P>, ManagerError> {
+        let inner = &self.inner;
+        let mut reg = inner.lock();
+        let d = direction_index(direction);
+        let live = reg
+            .peers
+            .values()
+            .filter(|e| e.peer.direction() == direction)
+            .count();
+        let (max, what) = match direction {
+            Direction::Inbound => (inner.config.max_inbound, "inbound peers"),
+            Direction::Outbound => (inner.config.max_outbound, "outbound peers"),
+        };
+        if live + reg.handshaking[d] >= max {
+            return Err(ManagerError::Limit(what));
+        }
+        if let Some(ip) = ip {
+            let n = reg.per_ip.entry(ip).or_insert(0);
+            if *n >= inner.config.max_per_ip {
+                return Err(ManagerError::Limit("connections per IP"));
+            }
+            *n += 1;
+        }
+        reg.handshaking[d] += 1;
+        Ok(Reservation {
+            inner,
+            ip,
+            direction,
+            keep_ip: false,
+        })
+    }
+
+    /// Sends `getaddr` to peer `id`; its `addr` answer feeds the book.
+    async fn ask_addresses(&self, id: PeerId) {
+        let Some(peer) = ({
+            let mut reg = self.inner.lock();
+            reg.peers.get_mut(&id).map(|e| {
+                e.addr_asked += 1;
+                e.peer.clone()
+            })
+        }) else {
+            return;
+        };
+        let _ = peer.request_addr().await;
+    }
+
+    /// Asks every live peer for addresses now.
+    pub async fn refresh_addresses(&self) {
+        let ids: Vec<PeerId> = self.inner.lock().peers.keys().copied().collect();
+        for id in ids {
+            self.ask_addresses(id).await;
+        }
+    }
+
+    /// Routes a request: `call` runs on the best peer for `kind` at least
+    /// `min_height` high, and again on another peer when that peer
+    /// disconnects, stalls, is too busy or answers wrongly, up to
+    /// [`ManagerConfig::max_attempts`] peers. Returns the first success or
+    /// one error: the caller always gets exactly one result.
+    pub async fn request<T, F, Fut>(
+        &self,
+        kind: RequestKind,
+        min_height: u32,
+        call: F,
+    ) -> Result<T, ManagerError>
+    where
+        F: FnMut(Peer<P>) -> Fut,
+        Fut: Future<Output = Result<T, PeerError>>,
+    {
+        let attempts = self.inner.config.max_attempts;
+        self.request_bounded(kind, min_height, attempts, call).await
+    }
+
+    async fn request_bounded<T, F, Fut>(
+        &self,
+        kind: RequestKind,
+        min_height: u32,
+        max_attempts: u32,
+        mut call: F,
+    ) -> Result<T, ManagerError>
+    where
+        F: FnMut(Peer<P>) -> Fut,
+        Fut: Future<Output = Result<T, PeerError>>,
+    {
+        let mut excluded = Vec::new();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let lease = self.inner.acquire(kind, min_height, &excluded).await?;
+            let result = call(lease.peer.clone()).await;
+            match result {
+                Ok(value) => {
+                    lease.answered();
+                    return Ok(value);
+                }
+                Err(error) => {
+                    if let PeerError::UnexpectedAnswer(what) = &error {
+                        let addr = self.inner.addr_of(lease.id);
+                        self.inner
+                            .penalise(addr, self.inner.config.penalties.bad_answer, what);
+                    }
+                    excluded.push(lease.id);
+                    drop(lease);
+                    match classify(&error) {
+                        Retry::Elsewhere if attempts < max_attempts => {}
+                        Retry::Elsewhere => {
+                            return Err(ManagerError::Exhausted {
+                                kind,
+                                attempts,
+                                last: error,
+                            });
+                        }
+                        Retry::Stop => return Err(ManagerError::Peer(error)),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends a request that has one answer and returns once it is written;
+    /// the answer reaches the handler. If the peer leaves before answering,
+    /// the request is retried on other peers in the background, and the
+    /// answer still reaches the handler exactly once; if every attempt
+    /// fails, a [`ManagerEvent::RequestFailed`] says so.
+    pub async fn dispatch(
+        &self,
+        kind: RequestKind,
+        min_height: u32,
+        msg: P::Message,
+    ) -> Result<(), ManagerError> {
+        let mut excluded = Vec::new();
+        let mut attempts = 0;
+        let (lease, answers) = loop {
+            attempts += 1;
+            let lease = self.inner.acquire(kind, min_height, &excluded).await?;
+            match lease.peer.request_answers(msg.clone(), 1).await {
+                Ok(answers) => break (lease, answers),
+                Err(error) => {
+                    excluded.push(lease.id);
+                    drop(lease);
+                    match classify(&error) {
+                        Retry::Elsewhere if attempts < self.inner.config.max_attempts => {}
+                        Retry::Elsewhere => {
+                            return Err(ManagerError::Exhausted {
+                                kind,
+                                attempts,
+                                last: error,
+                            });
+                        }
+                        Retry::Stop => return Err(ManagerError::Peer(error)),
+                    }
+                }
+            }
+        };
+        let manager = self.clone();
+        self.inner.spawn(async move {
+            let answered = match answers.recv().await {
+                Ok(answer) => {
+                    lease.answered();
+                    Ok((lease.peer.clone(), answer))
+                }
+                Err(_) => {
+                    drop(lease);
+                    let left = manager.inner.config.max_attempts.saturating_sub(attempts);
+                    manager.retry_detached(kind, min_height, msg, left).await
+                }
+            };
+            match answered {
+                Ok((peer, answer)) => (manager.inner.deliver)(peer, answer).await,
+                Err(error) => {
+                    tracing::warn!(request = kind.command(), %error, "request failed");
+                    manager.inner.emit(ManagerEvent::RequestFailed {
+                        kind,
+                        error: error.to_string(),
+                    });
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// The background part of [`PeerManager::dispatch`]: up to `left` more
+    /// attempts; the answer and the peer that gave it.
+    async fn retry_detached(
+        &self,
+        kind: RequestKind,
+        min_height: u32,
+        msg: P::Message,
+        left: u32,
+    ) -> Result<(Peer<P>, P::Message), ManagerError> {
+        if left == 0 {
+            return Err(ManagerError::Exhausted {
+                kind,
+                attempts: self.inner.config.max_attempts,
+                last: PeerError::Disconnected(DisconnectReason::RemoteClosed),
+            });
+        }
+        self.request_bounded(kind, min_height, left, |peer| {
+            let msg = msg.clone();
+            async move { peer.request(msg).await.map(|answer| (peer, answer)) }
+        })
+        .await
+    }
+
+    /// Disconnects every peer (reason [`DisconnectReason::Shutdown`]), stops
+    /// the listener, dialer and periodic tasks, waits for every task to end
+    /// (up to [`ManagerConfig::shutdown_grace`]) and flushes the book.
+    pub async fn shutdown(&self) -> ShutdownReport {
+        let inner = &self.inner;
+        inner.shutting_down.store(true, Ordering::Release);
+        inner.stop.notify(usize::MAX);
+        inner.changed.notify(usize::MAX);
+        let peers: Vec<Peer<P>> = inner
+            .lock()
+            .peers
+            .values()
+            .map(|e| e.peer.clone())
+            .collect();
+        for peer in &peers {
+            peer.disconnect_with(DisconnectReason::Shutdown);
+        }
+        let deadline = Instant::now() + inner.config.shutdown_grace;
+        while (self.live_tasks() > 0 || !self.is_empty()) && Instant::now() < deadline {
+            Timer::after(Duration::from_millis(2)).await;
+        }
+        let flushed = inner.book.flush_async().await.map_err(|e| e.to_string());
+        ShutdownReport {
+            peers: peers.len(),
+            tasks_left: self.live_tasks(),
+            flushed,
+        }
+    }
+
+    /// Resolves when [`PeerManager::shutdown`] has been called.
+    async fn stopped(&self) {
+        loop {
+            let listener = self.inner.stop.listen();
+            if self.inner.is_shutting_down() {
+                return;
+            }
+            listener.await;
+        }
+    }
+
+    /// Flushes the book every [`ManagerConfig::flush_interval`] and asks the
+    /// peers for addresses every [`ManagerConfig::addr_interval`], until
+    /// shutdown.
+    pub fn start_maintenance(&self) {
+        let manager = self.clone();
+        self.inner.spawn(async move {
+            let config = &manager.inner.config;
+            let mut next_flush = Instant::now() + config.flush_interval;
+            let mut next_addr = Instant::now() + config.addr_interval;
+            loop {
+                let wake = next_flush.min(next_addr);
+                let stop = future::or(
+                    async {
+                        manager.stopped().await;
+                        true
+                    },
+                    async {
+                        Timer::at(wake).await;
+                        false
+                    },
+                )
+                .await;
+                if stop {
+                    return;
+                }
+                let now = Instant::now();
+                if now >= next_flush {
+                    if let Err(e) = manager.inner.book.flush_async().await {
+                        tracing::warn!(error = %e, "address book flush failed");
+                    }
+                    next_flush = now + config.flush_interval;
+                }
+                if now >= next_addr {
+                    manager.refresh_addresses().await;
+                    next_addr = now + config.addr_interval;
+                }
+            }
+        });
+    }
+}
+
+impl PeerManager<N3> {
+    /// `count` headers from `index_start` (at most 2000) from the best peer
+    /// that has them, retried elsewhere when a peer fails. The headers are
+    /// checked to start at `index_start` and follow each other by index.
+    pub async fn get_headers(
+        &self,
+        index_start: u32,
+        count: i16,
+    ) -> Result<Vec<n3::Header>, ManagerError> {
+        self.request(RequestKind::Headers, index_start, |peer| async move {
+            let headers = peer.get_headers(index_start, count).await?;
+            let in_order = headers
+                .iter()
+                .enumerate()
+                .all(|(i, h)| u64::from(h.index) == u64::from(index_start) + i as u64);
+            if headers.is_empty() || !in_order {
+                return Err(PeerError::UnexpectedAnswer(
+                    "headers not from the index asked",
+                ));
+            }
+            Ok(headers)
+        })
+        .await
+    }
+
+    /// Asks the best peer that has them for `count` headers from
+    /// `index_start`; returns once the request is written. The headers
+    /// reach the handler's `on_headers` exactly once (see
+    /// [`PeerManager::dispatch`]).
+    pub async fn request_headers(&self, index_start: u32, count: i16) -> Result<(), ManagerError> {
+        let msg = n3::Message::GetHeaders(n3::GetBlockByIndexPayload { index_start, count });
+        self.dispatch(RequestKind::Headers, index_start, msg).await
+    }
+
+    /// Up to `count` blocks (at most 500) from `index_start`, from the best
+    /// peer that has them, retried elsewhere when a peer fails.
+    pub async fn get_blocks(
+        &self,
+        index_start: u32,
+        count: i16,
+    ) -> Result<Vec<n3::Block>, ManagerError> {
+        self.request(RequestKind::BlocksByIndex, index_start, |peer| async move {
+            let blocks = peer.get_blocks_by_index(index_start, count).await?;
+            if blocks.first().is_none_or(|b| b.header.index != index_start) {
+                return Err(PeerError::UnexpectedAnswer(
+                    "blocks not from the index asked",
+                ));
+            }
+            Ok(blocks)
+        })
+        .await
+    }
+
+    /// Asks the best peer that has them for `count` blocks from
+    /// `index_start` (`getblockbyindex`); returns once the request is
+    /// written. The blocks reach the handler's `on_block`.
+    pub async fn request_blocks(&self, index_start: u32, count: i16) -> Result<(), ManagerError> {
+        let msg = n3::Message::GetBlockByIndex(n3::GetBlockByIndexPayload { index_start, count });
+        let lease = self
+            .inner
+            .acquire(RequestKind::BlocksByIndex, index_start, &[])
+            .await?;
+        lease.peer.send(msg).await.map_err(ManagerError::Peer)
+    }
+}
+
+impl PeerManager<Legacy> {
+    /// The headers after `hash_start` up to `hash_stop` (zero: up to 2000),
+    /// from the best peer at least `min_height` high, retried elsewhere when
+    /// a peer fails.
+    pub async fn get_headers(
+        &self,
+        hash_start: UInt256,
+        hash_stop: UInt256,
+        min_height: u32,
+    ) -> Result<Vec<legacy::Header>, ManagerError> {
+        self.request(RequestKind::Headers, min_height, |peer| async move {
+            peer.get_headers(hash_start, hash_stop).await
+        })
+        .await
+    }
+
+    /// Asks the best peer at least `min_height` high for the headers after
+    /// `hash_start`; returns once the request is written. The headers reach
+    /// the handler's `on_headers` exactly once (see
+    /// [`PeerManager::dispatch`]).
+    pub async fn request_headers(
+        &self,
+        hash_start: UInt256,
+        hash_stop: UInt256,
+        min_height: u32,
+    ) -> Result<(), ManagerError> {
+        let msg = legacy::Message::GetHeaders(legacy::GetBlocksPayload {
+            hash_start: vec![hash_start],
+            hash_stop,
+        });
+        self.dispatch(RequestKind::Headers, min_height, msg).await
+    }
+
+    /// The block hashes after `hash_start` (`getblocks`, up to 500), from
+    /// the best peer at least `min_height` high.
+    pub async fn get_block_hashes(
+        &self,
+        hash_start: UInt256,
+        min_height: u32,
+    ) -> Result<Vec<UInt256>, ManagerError> {
+        self.request(RequestKind::BlockHashes, min_height, |peer| async move {
+            let answer = peer
+                .request(legacy::Message::GetBlocks(legacy::GetBlocksPayload {
+                    hash_start: vec![hash_start],
+                    hash_stop: UInt256::ZERO,
+                }))
+                .await?;
+            match answer {
+                legacy::Message::Inv(inv) => Ok(inv.hashes),
+                other => Err(PeerError::UnexpectedAnswer(other.command_name())),
+            }
+        })
+        .await
+    }
+
+    /// Asks the best peer for the blocks after `hash_start` (`getblocks`);
+    /// the `inv` reaches the handler.
+    pub async fn request_blocks(
+        &self,
+        hash_start: UInt256,
+        min_height: u32,
+    ) -> Result<(), ManagerError> {
+        let lease = self
+            .inner
+            .acquire(RequestKind::BlockHashes, min_height, &[])
+            .await?;
+        lease
+            .peer
+            .request_blocks(hash_start)
+            .await
+            .map_err(ManagerError::Peer)
+    }
+}

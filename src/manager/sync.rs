@@ -1,0 +1,368 @@
+//! Header sync through a [`PeerManager`]: many peers, ranges fetched in
+//! parallel, every header checked to link to the one before.
+//!
+//! - **N3** asks by index: the chain is cut into ranges of up to 2000
+//!   headers, each range goes to a free peer that has all of it, and the
+//!   answers are put back in order as they arrive.
+//! - **Legacy** asks by hash, so the driver first learns the hashes ahead
+//!   (`getblocks` returns up to 500 at a time, 32 bytes each), then asks
+//!   free peers for the headers between two known hashes (`getheaders` with
+//!   a stop hash), checking each header's hash against the list.
+//!
+//! A range whose answer fails is retried on another peer by the manager; a
+//! peer whose headers do not fit is penalised. At most `parallel` ranges are
+//! in flight, so memory stays bounded whatever the chain's length.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use super::{ManagerError, PeerManager};
+use crate::peer::PeerError;
+use crate::protocol::{Legacy, N3, Protocol, RequestKind};
+use crate::wire::{UInt256, legacy, n3};
+
+/// Why a sync stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// A range could not be fetched.
+    #[error("headers from {from}: {error}")]
+    Fetch {
+        /// Where the range starts (N3: index; Legacy: the height after the known hash).
+        from: u32,
+        /// What the manager said.
+        error: ManagerError,
+    },
+    /// Headers did not link to the chain so far.
+    #[error("header {index} does not link: {why}")]
+    Linkage {
+        /// The header's index.
+        index: u32,
+        /// How.
+        why: String,
+    },
+    /// No peer is connected.
+    #[error("no peers to sync from")]
+    NoPeers,
+}
+
+/// How a sync runs.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Ranges in flight at once (default 8).
+    pub parallel: usize,
+    /// Index of the last header wanted (default: the best height of the
+    /// live peers when the sync starts).
+    pub target: Option<u32>,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            parallel: 8,
+            target: None,
+        }
+    }
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncOutcome {
+    /// Headers fetched and checked (a Legacy sync counts the start header too).
+    pub count: u64,
+    /// Index of the last one.
+    pub tip_index: u32,
+    /// Its hash.
+    pub tip_hash: UInt256,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+/// Runs fetches on the manager's executor, `parallel` at a time, and hands
+/// their results to `consume` in the order the jobs were made.
+async fn in_order<P, J, T, Fut>(
+    manager: &PeerManager<P>,
+    parallel: usize,
+    mut next_job: impl AsyncFnMut() -> Result<Option<J>, SyncError>,
+    fetch: impl Fn(&J) -> Fut,
+    mut consume: impl FnMut(J, T) -> Result<(), SyncError>,
+) -> Result<(), SyncError>
+where
+    P: Protocol,
+    J: Send + 'static,
+    T: Send + 'static,
+    Fut: Future<Output = Result<T, SyncError>> + Send + 'static,
+{
+    let (done_tx, done_rx) = async_channel::unbounded::<(u64, Result<T, SyncError>)>();
+    let mut jobs: BTreeMap<u64, J> = BTreeMap::new();
+    let mut ready: BTreeMap<u64, T> = BTreeMap::new();
+    let (mut made, mut consumed) = (0u64, 0u64);
+    let mut exhausted = false;
+    loop {
+        while !exhausted && made - consumed < parallel.max(1) as u64 {
+            match next_job().await? {
+                Some(job) => {
+                    let seq = made;
+                    made += 1;
+                    let work = fetch(&job);
+                    jobs.insert(seq, job);
+                    let tx = done_tx.clone();
+                    manager.inner.spawn(async move {
+                        let _ = tx.send((seq, work.await)).await;
+                    });
+                }
+                None => exhausted = true,
+            }
+        }
+        if consumed == made {
+            return Ok(());
+        }
+        let Ok((seq, result)) = done_rx.recv().await else {
+            return Ok(());
+        };
+        ready.insert(seq, result?);
+        while let Some(value) = ready.remove(&consumed) {
+            let Some(job) = jobs.remove(&consumed) else {
+                break;
+            };
+            consume(job, value)?;
+            consumed += 1;
+        }
+    }
+}
+
+/// Most headers one N3 request returns.
+const N3_BATCH: u32 = n3::MAX_HEADERS as u32;
+
+/// Fetches the N3 headers from index `from` to the target through
+/// `manager`, in parallel ranges; `on_headers` gets them in order, checked;
+/// `progress` gets (headers so far, headers wanted).
+pub async fn sync_n3(
+    manager: &PeerManager<N3>,
+    from: u32,
+    options: &SyncOptions,
+    mut on_headers: impl FnMut(&[n3::Header]),
+    mut progress: impl FnMut(u64, u64),
+) -> Result<SyncOutcome, SyncError> {
+    let started = Instant::now();
+    if manager.is_empty() {
+        return Err(SyncError::NoPeers);
+    }
+    let target = options.target.unwrap_or_else(|| manager.best_height());
+    let wanted = u64::from(target.saturating_sub(from)) + 1;
+    let mut next_start = u64::from(from);
+    let mut last: Option<(u32, UInt256)> = None;
+    let mut have = 0u64;
+    in_order(
+        manager,
+        options.parallel,
+        async || {
+            if next_start > u64::from(target) {
+                return Ok(None);
+            }
+            let start = next_start as u32;
+            let count = (target - start + 1).min(N3_BATCH);
+            next_start += u64::from(count);
+            Ok(Some((start, count)))
+        },
+        |&(start, count)| {
+            let manager = manager.clone();
+            async move {
+                manager
+                    .request(RequestKind::Headers, start + count - 1, |peer| async move {
+                        let headers = peer.get_headers(start, count as i16).await?;
+                        check_n3_range(&headers, start, count)?;
+                        Ok(headers)
+                    })
+                    .await
+                    .map_err(|error| SyncError::Fetch { from: start, error })
+            }
+        },
+        |_, headers: Vec<n3::Header>| {
+            for h in &headers {
+                if let Some((index, hash)) = last {
+                    if h.prev_hash != hash {
+                        return Err(SyncError::Linkage {
+                            index: h.index,
+                            why: format!("previous hash {} is not {hash} of {index}", h.prev_hash),
+                        });
+                    }
+                }
+                last = Some((h.index, h.hash()));
+            }
+            have += headers.len() as u64;
+            on_headers(&headers);
+            progress(have, wanted);
+            Ok(())
+        },
+    )
+    .await?;
+    let (tip_index, tip_hash) = last.ok_or(SyncError::NoPeers)?;
+    Ok(SyncOutcome {
+        count: have,
+        tip_index,
+        tip_hash,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// The headers of one N3 range are exactly the ones asked, in order.
+fn check_n3_range(headers: &[n3::Header], start: u32, count: u32) -> Result<(), PeerError> {
+    if headers.len() != count as usize {
+        return Err(PeerError::UnexpectedAnswer("fewer headers than the range"));
+    }
+    let in_order = headers
+        .iter()
+        .zip(start..)
+        .all(|(h, index)| h.index == index);
+    if !in_order {
+        return Err(PeerError::UnexpectedAnswer(
+            "headers not of the range asked",
+        ));
+    }
+    Ok(())
+}
+
+/// One Legacy range: the headers after `after` whose hashes are `hashes`.
+struct LegacyRange {
+    after: UInt256,
+    /// The hash after the range (zero: unknown).
+    stop: UInt256,
+    first_index: u32,
+    hashes: Vec<UInt256>,
+}
+
+/// Fetches the Legacy headers after `start` (the hash of the header at
+/// `start_index`, e.g. genesis at 0) to the target through `manager`: hash
+/// lists from `getblocks`, then headers in parallel ranges between known
+/// hashes. `on_headers` gets them in order, checked.
+pub async fn sync_legacy(
+    manager: &PeerManager<Legacy>,
+    start: UInt256,
+    start_index: u32,
+    options: &SyncOptions,
+    mut on_headers: impl FnMut(&[legacy::Header]),
+    mut progress: impl FnMut(u64, u64),
+) -> Result<SyncOutcome, SyncError> {
+    let started = Instant::now();
+    if manager.is_empty() {
+        return Err(SyncError::NoPeers);
+    }
+    let target = options.target.unwrap_or_else(|| manager.best_height());
+    let wanted = u64::from(target.saturating_sub(start_index)) + 1;
+    // The skeleton: the last hash whose successors are not listed yet.
+    let mut cursor = (start_index, start);
+    let mut last = (start_index, start);
+    let mut have = 1u64;
+    in_order(
+        manager,
+        options.parallel,
+        async || {
+            let (index, hash) = cursor;
+            if index >= target {
+                return Ok(None);
+            }
+            let mut hashes = manager
+                .get_block_hashes(hash, index + 1)
+                .await
+                .map_err(|error| SyncError::Fetch {
+                    from: index + 1,
+                    error,
+                })?;
+            let listed = hashes.len();
+            hashes.truncate((target - index) as usize);
+            // Nodes differ on whether `hash_stop` itself is sent: stop at the
+            // hash after the range (known when the list was full) and keep
+            // only the range; without a next hash, ask without a stop.
+            let stop = if listed == legacy::MAX_INV_HASHES as usize && hashes.len() == listed {
+                hashes.pop().unwrap_or(UInt256::ZERO)
+            } else {
+                UInt256::ZERO
+            };
+            let Some(&tip) = hashes.last() else {
+                return Ok(None);
+            };
+            cursor = (index + hashes.len() as u32, tip);
+            Ok(Some(LegacyRange {
+                after: hash,
+                stop,
+                first_index: index + 1,
+                hashes,
+            }))
+        },
+        |range: &LegacyRange| {
+            let manager = manager.clone();
+            let (after, stop, first) = (range.after, range.stop, range.first_index);
+            let hashes = range.hashes.clone();
+            async move {
+                let top = first + hashes.len() as u32 - 1;
+                manager
+                    .request(RequestKind::Headers, top, |peer| {
+                        let hashes = &hashes;
+                        async move {
+                            let mut headers = peer.get_headers(after, stop).await?;
+                            headers.truncate(hashes.len());
+                            check_legacy_range(&headers, first, hashes)?;
+                            Ok(headers)
+                        }
+                    })
+                    .await
+                    .map_err(|error| SyncError::Fetch { from: first, error })
+            }
+        },
+        |range, headers: Vec<legacy::Header>| {
+            let (index, hash) = last;
+            match headers.first() {
+                Some(h) if h.base.prev_hash == hash && range.first_index == index + 1 => {}
+                _ => {
+                    return Err(SyncError::Linkage {
+                        index: index + 1,
+                        why: format!("range does not follow {hash}"),
+                    });
+                }
+            }
+            if let Some(&tip) = range.hashes.last() {
+                last = (index + headers.len() as u32, tip);
+            }
+            have += headers.len() as u64;
+            on_headers(&headers);
+            progress(have, wanted);
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(SyncOutcome {
+        count: have,
+        tip_index: last.0,
+        tip_hash: last.1,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// The headers of one Legacy range are exactly the listed ones, in order,
+/// each linking to the one before.
+fn check_legacy_range(
+    headers: &[legacy::Header],
+    first_index: u32,
+    hashes: &[UInt256],
+) -> Result<(), PeerError> {
+    if headers.len() != hashes.len() {
+        return Err(PeerError::UnexpectedAnswer(
+            "headers do not match the range",
+        ));
+    }
+    let mut prev: Option<UInt256> = None;
+    for ((h, want), index) in headers.iter().zip(hashes).zip(first_index..) {
+        let hash = h.hash();
+        let links = prev.is_none_or(|p| h.base.prev_hash == p);
+        if hash != *want || h.base.index != index || !links {
+            return Err(PeerError::UnexpectedAnswer(
+                "headers do not match the range",
+            ));
+        }
+        prev = Some(hash);
+    }
+    Ok(())
+}

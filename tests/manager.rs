@@ -1,0 +1,736 @@
+//! The peer manager over loopback TCP, on smol and on async-std: routing,
+//! exactly-once retries under churn, limits, bans, addresses, the dialer,
+//! parallel sync and shutdown. Every "node" is a manager too, serving a
+//! synthetic chain.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_io::Timer;
+use neo_peer::book::{AddressBook, BookConfig};
+use neo_peer::chain::Chain;
+use neo_peer::chain::{ChainServer, Serve, Synthetic};
+use neo_peer::executor::Executor;
+use neo_peer::manager::sync::{SyncOptions, sync_legacy, sync_n3};
+use neo_peer::manager::{ManagerConfig, ManagerError, ManagerEvent, PeerManager};
+use neo_peer::peer::{DisconnectReason, Handler, IgnoreAll, LocalConfig, N3Handler, Peer};
+use neo_peer::protocol::{Legacy, N3, Protocol, RequestKind};
+use neo_peer::wire::n3;
+
+const NET: u32 = 56753;
+
+/// One async runtime: its executor and how to block on a future.
+trait Rt: Copy + Send + Sync + 'static {
+    type Ex: Executor + Clone;
+    fn ex(self) -> Self::Ex;
+    fn block_on<T>(self, f: impl Future<Output = T>) -> T;
+    fn spawn<T: Send + 'static>(
+        self,
+        f: impl Future<Output = T> + Send + 'static,
+    ) -> impl Future<Output = T>;
+}
+
+#[derive(Clone, Copy)]
+struct SmolRt;
+impl Rt for SmolRt {
+    type Ex = neo_peer::executor::SmolGlobal;
+    fn ex(self) -> Self::Ex {
+        neo_peer::executor::SmolGlobal
+    }
+    fn block_on<T>(self, f: impl Future<Output = T>) -> T {
+        smol::block_on(f)
+    }
+    fn spawn<T: Send + 'static>(
+        self,
+        f: impl Future<Output = T> + Send + 'static,
+    ) -> impl Future<Output = T> {
+        smol::spawn(f)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct AsyncStdRt;
+impl Rt for AsyncStdRt {
+    type Ex = neo_peer::executor::AsyncStd;
+    fn ex(self) -> Self::Ex {
+        neo_peer::executor::AsyncStd
+    }
+    fn block_on<T>(self, f: impl Future<Output = T>) -> T {
+        async_std::task::block_on(f)
+    }
+    fn spawn<T: Send + 'static>(
+        self,
+        f: impl Future<Output = T> + Send + 'static,
+    ) -> impl Future<Output = T> {
+        async_std::task::spawn(f)
+    }
+}
+
+fn book<P: Protocol>() -> AddressBook {
+    AddressBook::in_memory(BookConfig {
+        protocol: P::NAME,
+        network: NET,
+        backoff_base: Duration::from_millis(20),
+        ..BookConfig::default()
+    })
+}
+
+fn local(height: u32) -> LocalConfig {
+    let mut c = LocalConfig::new(NET);
+    c.start_height = Arc::new(move || height);
+    c.timeouts.handshake = Duration::from_secs(5);
+    c.timeouts.stall = Duration::from_millis(300);
+    c.timeouts.stall_check_interval = Duration::from_millis(50);
+    c
+}
+
+fn manager_config(height: u32) -> ManagerConfig {
+    let mut c = ManagerConfig::new(local(height));
+    c.max_per_ip = 1000;
+    c.max_inbound = 1000;
+    c.max_outbound = 1000;
+    c.route_timeout = Duration::from_secs(5);
+    c.dial_interval = Duration::from_millis(20);
+    c.shutdown_grace = Duration::from_secs(5);
+    c
+}
+
+/// A node serving `chain` on a loopback port.
+struct Node<P: Protocol> {
+    manager: PeerManager<P>,
+    addr: SocketAddr,
+}
+
+async fn node<P: Serve, R: Rt>(rt: R, chain: Arc<Chain<P>>) -> Node<P>
+where
+    Chain<P>: Send + Sync,
+{
+    let config = manager_config(chain.height());
+    let manager = PeerManager::new(config, book::<P>(), ChainServer::new(chain), rt.ex());
+    let addr = manager
+        .listen("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    Node { manager, addr }
+}
+
+/// A node that completes the handshake and then never answers.
+async fn silent_node<P: Protocol, R: Rt>(rt: R, height: u32) -> Node<P> {
+    let manager = PeerManager::new(manager_config(height), book::<P>(), IgnoreAll, rt.ex());
+    let addr = manager
+        .listen("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    Node { manager, addr }
+}
+
+fn n3_chain(blocks: u32) -> Arc<Chain<N3>> {
+    Arc::new(Chain::<N3>::synthetic(&Synthetic {
+        blocks,
+        ..Synthetic::default()
+    }))
+}
+
+fn legacy_chain(blocks: u32) -> Arc<Chain<Legacy>> {
+    Arc::new(Chain::<Legacy>::synthetic(&Synthetic {
+        blocks,
+        ..Synthetic::default()
+    }))
+}
+
+fn client<P: Protocol, R: Rt, H: Handler<P>>(rt: R, handler: H) -> PeerManager<P> {
+    PeerManager::new(manager_config(0), book::<P>(), handler, rt.ex())
+}
+
+async fn shut<P: Protocol>(managers: &[&PeerManager<P>]) {
+    for m in managers {
+        let report = m.shutdown().await;
+        assert_eq!(
+            report.tasks_left, 0,
+            "tasks left after shutdown: {report:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+
+fn registry_routes_and_forgets<R: Rt>(rt: R) {
+    rt.block_on(async {
+        let chain = n3_chain(300);
+        let a = node(rt, chain.clone()).await;
+        let b = node(rt, chain.clone()).await;
+        let c = client::<N3, _, _>(rt, IgnoreAll);
+        c.connect(a.addr).await.unwrap();
+        let pb = c.connect(b.addr).await.unwrap();
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.best_height(), 300);
+        // Sequential requests go to the fastest peer; each is tried at
+        // least once (an unmeasured peer counts as fast).
+        for start in (0..300).step_by(30) {
+            let headers = c.get_headers(start, 30).await.unwrap();
+            assert_eq!(headers.len(), 30);
+            assert_eq!(headers[0].hash(), chain.header(start).unwrap().hash());
+        }
+        let served: Vec<u64> = c.peers().iter().map(|p| p.served).collect();
+        assert!(served.iter().all(|&s| s >= 1), "{served:?}");
+        assert_eq!(served.iter().sum::<u64>(), 10);
+        // Too high: nobody has it.
+        let err = c.get_headers(301, 10).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ManagerError::NoAvailablePeers {
+                    kind: RequestKind::Headers,
+                    min_height: 301
+                }
+            ),
+            "{err}"
+        );
+        // A peer that ends leaves by itself, its reason kept.
+        pb.disconnect();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while c.len() != 1 && Instant::now() < deadline {
+            Timer::after(Duration::from_millis(5)).await;
+        }
+        assert_eq!(c.len(), 1, "{:?}", c.departed());
+        let gone = c.departed();
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].addr, Some(b.addr));
+        assert_eq!(gone[0].reason, DisconnectReason::Requested);
+        // The book knows both nodes and what they said.
+        let rec = c.book().get(a.addr).unwrap();
+        assert!(rec.user_agent.unwrap().starts_with("/neo-peer:"));
+        shut(&[&c, &a.manager, &b.manager]).await;
+    });
+}
+
+#[test]
+fn registry_routes_and_forgets_smol() {
+    registry_routes_and_forgets(SmolRt);
+}
+
+#[test]
+fn registry_routes_and_forgets_async_std() {
+    registry_routes_and_forgets(AsyncStdRt);
+}
+
+// ---------------------------------------------------------------------------
+
+/// Counts the headers each start index delivered through the handler.
+#[derive(Clone, Default)]
+struct Deliveries(Arc<Mutex<HashMap<u32, usize>>>);
+
+impl N3Handler for Deliveries {
+    async fn on_headers(&self, _peer: &Peer<N3>, msg: n3::HeadersPayload) {
+        if let Some(first) = msg.headers.first() {
+            *self.0.lock().unwrap().entry(first.index).or_default() += 1;
+        }
+    }
+}
+
+/// Tens of thousands of requests while peers are killed at random from both
+/// sides and one node never answers: every request gets exactly one result,
+/// the right one.
+fn churn<R: Rt>(rt: R, requests: u32) {
+    rt.block_on(async {
+        let chain = n3_chain(1000);
+        let mut nodes = Vec::new();
+        for _ in 0..5 {
+            nodes.push(node(rt, chain.clone()).await);
+        }
+        let silent = silent_node::<N3, _>(rt, 1000).await;
+        let deliveries = Deliveries::default();
+        let mut config = manager_config(0);
+        config.max_attempts = 8;
+        let c: PeerManager<N3> =
+            PeerManager::new(config, book::<N3>(), deliveries.clone(), rt.ex());
+        for n in &nodes {
+            c.connect(n.addr).await.unwrap();
+        }
+        c.connect(silent.addr).await.unwrap();
+
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let kills = Arc::new(AtomicUsize::new(0));
+        // The killer: every few ms, one peer dies, from our side or theirs;
+        // dead ones are dialed again (the silent node too, until it is banned).
+        let killer = {
+            let c = c.clone();
+            let servers: Vec<PeerManager<N3>> = nodes.iter().map(|n| n.manager.clone()).collect();
+            let addrs: Vec<SocketAddr> =
+                nodes.iter().map(|n| n.addr).chain([silent.addr]).collect();
+            let stop = stop.clone();
+            let kills = kills.clone();
+            async move {
+                let mut i = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    Timer::after(Duration::from_millis(3)).await;
+                    i += 1;
+                    if i % 2 == 0 {
+                        let peers = c.peers();
+                        if let Some(p) = peers.get(i % peers.len().max(1)) {
+                            c.remove(p.id);
+                            kills.fetch_add(1, Ordering::Relaxed);
+                        }
+                    } else {
+                        let s = &servers[i % servers.len()];
+                        if let Some(p) = s.peers().first() {
+                            s.remove(p.id);
+                            kills.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    let live: Vec<SocketAddr> = c.peers().iter().filter_map(|p| p.addr).collect();
+                    for a in &addrs {
+                        if !live.contains(a) {
+                            let _ = c.connect(*a).await;
+                        }
+                    }
+                }
+            }
+        };
+        let killer = rt.spawn(killer);
+
+        // The awaited path: each answer checked against the chain.
+        let next = Arc::new(AtomicUsize::new(0));
+        let ok = Arc::new(AtomicUsize::new(0));
+        let mut workers = Vec::new();
+        for _ in 0..48 {
+            let c = c.clone();
+            let chain = chain.clone();
+            let next = next.clone();
+            let ok = ok.clone();
+            workers.push(rt.spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as u32;
+                    if i >= requests {
+                        return;
+                    }
+                    let start = i % 990;
+                    // A request that never resolves fails the test instead of hanging it.
+                    let answer = futures_lite::future::or(
+                        async { Some(c.get_headers(start, 5).await) },
+                        async {
+                            Timer::after(Duration::from_secs(30)).await;
+                            None
+                        },
+                    )
+                    .await;
+                    let headers = match answer {
+                        Some(Ok(headers)) => headers,
+                        Some(Err(e)) => panic!("request {i} lost: {e}"),
+                        None => panic!("request {i} never resolved"),
+                    };
+                    assert_eq!(headers.len(), 5);
+                    for (k, h) in headers.iter().enumerate() {
+                        assert_eq!(h.hash(), chain.header(start + k as u32).unwrap().hash());
+                    }
+                    ok.fetch_add(1, Ordering::Relaxed);
+                }
+            }));
+        }
+        for w in workers {
+            w.await;
+        }
+        assert_eq!(ok.load(Ordering::Relaxed), requests as usize);
+
+        // The handler path: every request's headers reach the handler once.
+        let dispatched = 2000u32.min(requests);
+        let events = c.events();
+        for start in 0..dispatched {
+            c.request_headers(start % 995, 1).await.unwrap();
+        }
+        let expected: usize = dispatched as usize;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut failed = 0;
+        loop {
+            while let Ok(e) = events.try_recv() {
+                if let ManagerEvent::RequestFailed { .. } = e {
+                    failed += 1;
+                }
+            }
+            let delivered: usize = deliveries.0.lock().unwrap().values().sum();
+            if delivered + failed >= expected || Instant::now() > deadline {
+                break;
+            }
+            Timer::after(Duration::from_millis(10)).await;
+        }
+        stop.store(true, Ordering::Relaxed);
+        killer.await;
+        let counts = deliveries.0.lock().unwrap().clone();
+        assert_eq!(failed, 0, "dispatched requests failed");
+        assert_eq!(counts.values().sum::<usize>(), expected);
+        for start in 0..dispatched {
+            // `start % 995` repeats only past 995.
+            let times = counts.get(&(start % 995)).copied().unwrap_or(0);
+            let asked = (0..dispatched).filter(|s| s % 995 == start % 995).count();
+            assert_eq!(
+                times,
+                asked,
+                "headers from {} delivered {times} times",
+                start % 995
+            );
+        }
+        assert!(
+            kills.load(Ordering::Relaxed) > 20,
+            "the churn killed too few"
+        );
+        let mut all: Vec<&PeerManager<N3>> = nodes.iter().map(|n| &n.manager).collect();
+        all.push(&c);
+        all.push(&silent.manager);
+        shut(&all).await;
+    });
+}
+
+#[test]
+fn churn_loses_nothing_and_answers_once_smol() {
+    churn(SmolRt, 20_000);
+}
+
+#[test]
+fn churn_loses_nothing_and_answers_once_async_std() {
+    churn(AsyncStdRt, 10_000);
+}
+
+// ---------------------------------------------------------------------------
+
+/// A node that never answers stalls every request sent to it; each stall
+/// costs its address points, the requests succeed elsewhere, and past the
+/// threshold the address is banned (in the book) and cannot be dialed.
+fn stalls_lead_to_a_ban<R: Rt>(rt: R) {
+    rt.block_on(async {
+        let chain = n3_chain(100);
+        let good = node(rt, chain.clone()).await;
+        let silent = silent_node::<N3, _>(rt, 100).await;
+        let c = client::<N3, _, _>(rt, IgnoreAll);
+        c.connect(good.addr).await.unwrap();
+        let mut stalls = 0;
+        while !c.book().is_banned(silent.addr) {
+            assert!(stalls < 10, "no ban after {stalls} stalls");
+            match c.connect(silent.addr).await {
+                Ok(_) => {}
+                Err(e) => panic!("dial of the silent node: {e}"),
+            }
+            // Both are free: one request goes to each (the good one is busy).
+            let (a, b) =
+                futures_lite::future::zip(c.get_headers(0, 10), c.get_headers(10, 10)).await;
+            assert_eq!(a.unwrap()[0].index, 0);
+            assert_eq!(b.unwrap()[0].index, 10);
+            stalls += 1;
+        }
+        assert_eq!(stalls, 3, "34 points a stall, banned at 100");
+        let err = c.connect(silent.addr).await.unwrap_err();
+        assert_eq!(err, ManagerError::Banned(silent.addr));
+        let stalled = c
+            .departed()
+            .iter()
+            .filter(|d| d.reason == DisconnectReason::Stalled(RequestKind::Headers))
+            .count();
+        assert_eq!(stalled, 3);
+        shut(&[&c, &good.manager, &silent.manager]).await;
+    });
+}
+
+#[test]
+fn stalls_lead_to_a_ban_smol() {
+    stalls_lead_to_a_ban(SmolRt);
+}
+
+#[test]
+fn stalls_lead_to_a_ban_async_std() {
+    stalls_lead_to_a_ban(AsyncStdRt);
+}
+
+// ---------------------------------------------------------------------------
+
+/// Per-IP, inbound and duplicate-nonce limits; `getaddr` is answered from
+/// what the node knows; shutdown ends every task and says why to every peer.
+fn limits_addresses_and_shutdown<R: Rt>(rt: R) {
+    rt.block_on(async {
+        let chain = n3_chain(10);
+        let mut config = manager_config(10);
+        config.max_per_ip = 2;
+        let server = PeerManager::<N3>::new(
+            config,
+            book::<N3>(),
+            ChainServer::new(chain.clone()),
+            rt.ex(),
+        );
+        let addr = server.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let clients: Vec<PeerManager<N3>> = (0..3).map(|_| client(rt, IgnoreAll)).collect();
+        let first = clients[0].connect(addr).await.unwrap();
+        // The same node twice: refused after the handshake (same nonce).
+        let dup = clients[0].connect(addr).await.unwrap_err();
+        assert!(
+            matches!(
+                &dup,
+                ManagerError::Handshake {
+                    error: neo_peer::peer::PeerError::Disconnected(DisconnectReason::Duplicate(_)),
+                    ..
+                }
+            ),
+            "{dup}"
+        );
+        clients[1].connect(addr).await.unwrap();
+        // A third connection from 127.0.0.1 is over the server's per-IP limit.
+        assert!(clients[2].connect(addr).await.is_err());
+        assert_eq!(server.wait_for_peers(2, Duration::from_secs(5)).await, 2);
+        assert_eq!(server.len(), 2);
+        // The server answered our getaddr with its own listener.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while clients[0]
+            .book()
+            .get(addr)
+            .is_none_or(|r| r.last_success_ms.is_none())
+            && Instant::now() < deadline
+        {
+            Timer::after(Duration::from_millis(5)).await;
+        }
+        let answer = first.request(<N3 as Protocol>::get_addr()).await.unwrap();
+        let listed = N3::addresses(&answer).unwrap();
+        assert!(listed.iter().any(|g| g.addr == addr), "{listed:?}");
+
+        let tasks_before = server.live_tasks();
+        assert!(tasks_before >= 2 * 3, "{tasks_before} tasks for two peers");
+        let report = server.shutdown().await;
+        assert_eq!(report.peers, 2);
+        assert_eq!(report.tasks_left, 0);
+        assert_eq!(server.live_tasks(), 0);
+        assert!(server.is_empty());
+        assert!(
+            server
+                .departed()
+                .iter()
+                .all(|d| d.reason == DisconnectReason::Shutdown)
+        );
+        // The clients see the connection end.
+        assert_eq!(first.closed().await, DisconnectReason::RemoteClosed);
+        // A manager that is shutting down takes no new peers.
+        let late = server.connect(addr).await.unwrap_err();
+        assert!(
+            matches!(late, ManagerError::Shutdown | ManagerError::Connect { .. }),
+            "{late}"
+        );
+        for c in &clients {
+            c.shutdown().await;
+        }
+    });
+}
+
+#[test]
+fn limits_addresses_and_shutdown_smol() {
+    limits_addresses_and_shutdown(SmolRt);
+}
+
+#[test]
+fn limits_addresses_and_shutdown_async_std() {
+    limits_addresses_and_shutdown(AsyncStdRt);
+}
+
+// ---------------------------------------------------------------------------
+
+/// A remote that sends `addr` nobody asked for is banned after a few.
+fn unsolicited_addr_is_misbehaviour<R: Rt>(rt: R) {
+    rt.block_on(async {
+        let chain = n3_chain(10);
+        let server = node(rt, chain).await;
+        let c = client::<N3, _, _>(rt, IgnoreAll);
+        // The server's side of the connection: it pushes addr after addr.
+        c.connect(server.addr).await.unwrap();
+        server.manager.wait_for_peers(1, Duration::from_secs(5)).await;
+        // Our getaddr is answered first: what follows is unsolicited.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while c.peers()[0].stats.get("addr").messages_in == 0 && Instant::now() < deadline {
+            Timer::after(Duration::from_millis(2)).await;
+        }
+        let pushed = server.manager.peers()[0].peer.clone();
+        let junk = neo_peer::protocol::GossipAddr {
+            addr: "10.9.9.9:20333".parse().unwrap(),
+            timestamp: 1,
+            services: 0,
+        };
+        for _ in 0..6 {
+            if pushed.send(N3::addr(&[junk]).unwrap()).await.is_err() {
+                break;
+            }
+            Timer::after(Duration::from_millis(20)).await;
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !c.book().is_banned(server.addr) && Instant::now() < deadline {
+            Timer::after(Duration::from_millis(5)).await;
+        }
+        assert!(c.book().is_banned(server.addr));
+        // The first addr answered our getaddr; the unsolicited ones taught nothing.
+        assert!(c.book().get(junk.addr).is_none());
+        let reason = &c.departed()[0].reason;
+        assert!(matches!(reason, DisconnectReason::Misbehaviour(why) if why.contains("unsolicited addr")), "{reason}");
+        shut(&[&c, &server.manager]).await;
+    });
+}
+
+#[test]
+fn unsolicited_addr_is_misbehaviour_smol() {
+    unsolicited_addr_is_misbehaviour(SmolRt);
+}
+
+#[test]
+fn unsolicited_addr_is_misbehaviour_async_std() {
+    unsolicited_addr_is_misbehaviour(AsyncStdRt);
+}
+
+// ---------------------------------------------------------------------------
+
+/// The dialer fills the outbound slots from the book, backs off addresses
+/// that refuse, and never dials a banned one.
+fn dialer_fills_slots_from_the_book<R: Rt>(rt: R) {
+    rt.block_on(async {
+        let chain = n3_chain(10);
+        let mut nodes = Vec::new();
+        for _ in 0..3 {
+            nodes.push(node(rt, chain.clone()).await);
+        }
+        // A port nobody listens on.
+        let dead = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let mut config = manager_config(0);
+        config.target_outbound = 2;
+        let c = PeerManager::<N3>::new(config, book::<N3>(), IgnoreAll, rt.ex());
+        let b = c.book();
+        for n in &nodes {
+            b.add(n.addr, neo_peer::book::Source::Seed);
+        }
+        b.add(dead, neo_peer::book::Source::Seed);
+        b.ban(nodes[2].addr, Duration::from_secs(60), "test");
+        c.start_dialer();
+        assert_eq!(c.wait_for_peers(2, Duration::from_secs(5)).await, 2);
+        Timer::after(Duration::from_millis(200)).await;
+        let dialed: Vec<SocketAddr> = c.peers().iter().filter_map(|p| p.addr).collect();
+        assert_eq!(c.len(), 2, "{dialed:?}");
+        assert!(dialed.contains(&nodes[0].addr) && dialed.contains(&nodes[1].addr));
+        // The dead address is tried, fails, and waits longer each time.
+        let rec = b.get(dead).unwrap();
+        assert!(rec.failures >= 1, "{rec:?}");
+        assert!(
+            rec.failures <= 5,
+            "no backoff: {} failures in 200 ms",
+            rec.failures
+        );
+        assert!(b.get(nodes[2].addr).unwrap().last_attempt_ms.is_none());
+        // A lost slot is filled again.
+        c.remove(c.peers()[0].id);
+        Timer::after(Duration::from_millis(50)).await;
+        assert_eq!(c.wait_for_peers(2, Duration::from_secs(5)).await, 2);
+        let mut all: Vec<&PeerManager<N3>> = nodes.iter().map(|n| &n.manager).collect();
+        all.push(&c);
+        shut(&all).await;
+    });
+}
+
+#[test]
+fn dialer_fills_slots_from_the_book_smol() {
+    dialer_fills_slots_from_the_book(SmolRt);
+}
+
+#[test]
+fn dialer_fills_slots_from_the_book_async_std() {
+    dialer_fills_slots_from_the_book(AsyncStdRt);
+}
+
+// ---------------------------------------------------------------------------
+
+/// Whole chains through the sync driver, from several peers at once, every
+/// peer taking a share; the tip is the chain's.
+fn parallel_sync<R: Rt>(rt: R) {
+    rt.block_on(async {
+        let n3c = n3_chain(9_000);
+        let legc = legacy_chain(3_000);
+        let mut n3_nodes = Vec::new();
+        let mut legacy_nodes = Vec::new();
+        for _ in 0..3 {
+            n3_nodes.push(node(rt, n3c.clone()).await);
+            legacy_nodes.push(node(rt, legc.clone()).await);
+        }
+        let c = client::<N3, _, _>(rt, IgnoreAll);
+        let l = client::<Legacy, _, _>(rt, IgnoreAll);
+        for n in &n3_nodes {
+            c.connect(n.addr).await.unwrap();
+        }
+        for n in &legacy_nodes {
+            l.connect(n.addr).await.unwrap();
+        }
+        let mut seen = 0u64;
+        let mut reports = 0;
+        let out = sync_n3(
+            &c,
+            0,
+            &SyncOptions::default(),
+            |h| seen += h.len() as u64,
+            |_, _| reports += 1,
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.count, 9_001);
+        assert_eq!(seen, 9_001);
+        assert!(reports >= 5);
+        assert_eq!((out.tip_index, out.tip_hash), (9_000, n3c.tip_hash()));
+        let shares: Vec<u64> = c.peers().iter().map(|p| p.served).collect();
+        assert!(shares.iter().filter(|&&s| s > 0).count() >= 2, "{shares:?}");
+
+        let out = sync_legacy(
+            &l,
+            legc.genesis_hash(),
+            0,
+            &SyncOptions::default(),
+            |_| {},
+            |_, _| {},
+        )
+        .await
+        .unwrap_or_else(|e| {
+            let peers: Vec<_> = l
+                .peers()
+                .iter()
+                .map(|p| (p.info.start_height, p.in_flight, p.info.handshaked))
+                .collect();
+            panic!("{e}: {peers:?} {:?}", l.departed())
+        });
+        assert_eq!(out.count, 3_001);
+        assert_eq!((out.tip_index, out.tip_hash), (3_000, legc.tip_hash()));
+        // A target below the tip stops there.
+        let out = sync_legacy(
+            &l,
+            legc.genesis_hash(),
+            0,
+            &SyncOptions {
+                target: Some(1_234),
+                ..SyncOptions::default()
+            },
+            |_| {},
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!((out.count, out.tip_index), (1_235, 1_234));
+        assert_eq!(out.tip_hash, legc.header(1_234).unwrap().hash());
+        c.shutdown().await;
+        l.shutdown().await;
+        for n in &n3_nodes {
+            n.manager.shutdown().await;
+        }
+        for n in &legacy_nodes {
+            n.manager.shutdown().await;
+        }
+    });
+}
+
+#[test]
+fn parallel_sync_smol() {
+    parallel_sync(SmolRt);
+}
+
+#[test]
+fn parallel_sync_async_std() {
+    parallel_sync(AsyncStdRt);
+}
