@@ -77,6 +77,11 @@ pub struct VersionFacts {
     pub port: u16,
     /// Whether it accepts compressed messages.
     pub allows_compression: bool,
+    /// Legacy service bits (N3: 0).
+    pub services: u64,
+    /// N3 capabilities as short text (`TcpServer:20333`, `FullNode:1234`;
+    /// Legacy: none).
+    pub capabilities: Vec<String>,
 }
 
 /// One address of an `addr` message, the same for both generations.
@@ -276,6 +281,8 @@ impl Protocol for Legacy {
             relay: v.relay,
             port: v.port,
             allows_compression: false,
+            services: v.services,
+            capabilities: Vec::new(),
         }
     }
 
@@ -477,6 +484,12 @@ impl Protocol for N3 {
             relay: v.is_full_node(),
             port: v.tcp_port().unwrap_or(0),
             allows_compression: v.allow_compression(),
+            services: 0,
+            capabilities: v
+                .capabilities
+                .iter()
+                .map(crate::book::capability_text)
+                .collect(),
         }
     }
 

@@ -655,6 +655,9 @@ impl<P: Protocol> Inner<P> {
         if let Some(addr) = entry.addr {
             self.book.record_disconnect(addr, &reason.to_string());
             self.book.record_height(addr, entry.peer.height());
+            if let Some(rtt) = entry.rtt.or(entry.peer.info().rtt) {
+                self.book.record_rtt(addr, rtt);
+            }
         }
         let points = routing::penalty(&reason, &self.config.penalties);
         self.penalise(entry.addr, points, &reason.to_string());
@@ -905,8 +908,9 @@ impl<P: Protocol> PeerManager<P> {
         }
         let ip = remote.map(|a| a.ip());
         if let Some(addr) = remote {
-            let banned =
-                inner.book.is_banned(addr) || inner.book.is_banned(SocketAddr::new(addr.ip(), 0));
+            // An inbound peer comes from a port of its own choosing: its IP decides.
+            let banned = inner.book.is_banned(addr)
+                || (direction == Direction::Inbound && inner.book.is_ip_banned(addr.ip()));
             if banned {
                 return Err(ManagerError::Banned(addr));
             }
@@ -981,10 +985,11 @@ impl<P: Protocol> PeerManager<P> {
             let reason = watched.closed().await;
             watcher.departure(id, reason);
         });
+        let version = info.version.as_ref().map(P::version_facts);
         let facts = Connected {
             user_agent: info.user_agent.clone().unwrap_or_default(),
-            services: 0,
-            capabilities: Vec::new(),
+            services: version.as_ref().map_or(0, |v| v.services),
+            capabilities: version.map(|v| v.capabilities).unwrap_or_default(),
             start_height: info.start_height,
         };
         if let Some(a) = addr.filter(|a| a.port() != 0) {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod decode;
+mod fleet;
 mod net;
 mod peers;
 
@@ -23,8 +24,14 @@ enum Cmd {
     Decode(DecodeArgs),
     /// Serve a synthetic chain to any number of peers.
     Serve(net::ServeArgs),
-    /// Fetch and check the headers of one peer.
-    Sync(net::SyncArgs),
+    /// Start nodes on loopback, sync their chain from all of them at once
+    /// through a peer manager and an address book, and show who served what.
+    Demo(fleet::DemoArgs),
+    /// Fetch and check the headers of a chain from one or many peers.
+    Sync(fleet::SyncArgs),
+    /// Connect to the network, ask every peer for addresses, try the new
+    /// ones and record what is learned in an address book.
+    Crawl(fleet::CrawlArgs),
     /// List the addresses an address book holds.
     Peers(peers::PeersArgs),
 }
@@ -68,7 +75,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Decode(args) => run_decode(args),
         Cmd::Serve(args) => net::serve(args),
-        Cmd::Sync(args) => net::sync(args),
+        Cmd::Demo(args) => fleet::demo(args),
+        Cmd::Sync(args) => fleet::sync(args),
+        Cmd::Crawl(args) => fleet::crawl(args),
         Cmd::Peers(args) => peers::peers(args),
     };
     match result {

@@ -1,4 +1,4 @@
-//! `neo-peer serve` and `neo-peer sync`.
+//! `neo-peer serve`, and what the networked commands share.
 
 use std::io::{IsTerminal, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use async_io::Async;
 use neo_peer::chain::{Chain, ChainServer, Serve, Synthetic};
 use neo_peer::executor::SmolGlobal;
-use neo_peer::peer::{Direction, IgnoreAll, LocalConfig, Peer, StatsSnapshot};
+use neo_peer::peer::{Direction, LocalConfig, Peer};
 use neo_peer::protocol::{Legacy, N3};
-use neo_peer::wire::{UInt256, legacy, n3};
+use neo_peer::wire::{legacy, n3};
 
 use crate::Protocol;
 
@@ -59,7 +59,7 @@ pub fn network(protocol: Protocol, name: &str) -> Result<u32, String> {
     })
 }
 
-fn config(magic: u32, t: &TimeoutArgs, height: u32, port: u16) -> Result<LocalConfig, String> {
+pub fn config(magic: u32, t: &TimeoutArgs, height: u32, port: u16) -> Result<LocalConfig, String> {
     let mut c = LocalConfig::new(magic);
     c.port = port;
     c.start_height = Arc::new(move || height);
@@ -247,37 +247,15 @@ where
     })
 }
 
-/// `neo-peer sync`.
-#[derive(Debug, clap::Args)]
-pub struct SyncArgs {
-    /// Wire generation.
-    #[arg(long, value_enum, default_value = "n3")]
-    protocol: Protocol,
-    /// mainnet, testnet, privnet or a magic number.
-    #[arg(long, default_value = "privnet")]
-    network: String,
-    /// The node to sync from.
-    #[arg(long)]
-    connect: SocketAddr,
-    /// Stop after this many headers (genesis included).
-    #[arg(long, value_name = "N")]
-    count: Option<u64>,
-    /// Legacy: the genesis hash to start from (built in for mainnet and testnet).
-    #[arg(long, value_name = "0xHASH")]
-    genesis: Option<UInt256>,
-    #[command(flatten)]
-    timeouts: TimeoutArgs,
-}
-
 /// Progress on standard error when it is a terminal.
-struct Progress {
+pub struct Progress {
     on: bool,
     started: Instant,
     last: Instant,
 }
 
 impl Progress {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Progress {
             on: std::io::stderr().is_terminal(),
             started: Instant::now(),
@@ -285,7 +263,7 @@ impl Progress {
         }
     }
 
-    fn show(&mut self, have: u64, target: u64) {
+    pub fn show(&mut self, have: u64, target: u64) {
         if !self.on || self.last.elapsed() < Duration::from_millis(100) {
             return;
         }
@@ -302,7 +280,7 @@ impl Progress {
         );
     }
 
-    fn finish(&self) {
+    pub fn finish(&self) {
         if self.on {
             eprintln!();
         }
@@ -318,137 +296,4 @@ fn connect(addr: SocketAddr) -> Result<Async<TcpStream>, String> {
         .set_nodelay(true)
         .map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
     Ok(conn)
-}
-
-pub fn sync(args: SyncArgs) -> Result<(), String> {
-    let magic = network(args.protocol, &args.network)?;
-    let config = config(magic, &args.timeouts, 0, 0)?;
-    let conn = connect(args.connect)?;
-    let (count, tip, hash, stats) = match args.protocol {
-        Protocol::N3 => sync_n3(conn, config, args.connect, args.count)?,
-        Protocol::Legacy => {
-            let genesis = match (args.genesis, magic) {
-                (Some(g), _) => g,
-                (None, legacy::MAINNET_MAGIC) => legacy::MAINNET_GENESIS_HASH,
-                (None, legacy::TESTNET_MAGIC) => legacy::TESTNET_GENESIS_HASH,
-                (None, _) => {
-                    return Err("Legacy sync needs --genesis 0x<hash> on this network".into());
-                }
-            };
-            sync_legacy(conn, config, args.connect, args.count, genesis)?
-        }
-    };
-    println!("synced {count} headers, tip {tip} {hash}");
-    print!("{stats}");
-    Ok(())
-}
-
-type SyncOutcome = (u64, u32, UInt256, StatsSnapshot);
-
-/// An outbound peer over `conn`, handshaken.
-async fn handshaken<P: neo_peer::protocol::Protocol>(
-    conn: Async<TcpStream>,
-    config: LocalConfig,
-    addr: SocketAddr,
-) -> Result<Peer<P>, String> {
-    let peer: Peer<P> =
-        Peer::new(conn, Direction::Outbound, config, IgnoreAll, SmolGlobal).with_remote_addr(addr);
-    peer.run()
-        .await
-        .map_err(|e| format!("handshake with {addr}: {e}"))?;
-    Ok(peer)
-}
-
-fn sync_n3(
-    conn: Async<TcpStream>,
-    config: LocalConfig,
-    addr: SocketAddr,
-    count: Option<u64>,
-) -> Result<SyncOutcome, String> {
-    smol::block_on(async {
-        let peer = handshaken::<N3>(conn, config, addr).await?;
-        let target = count.unwrap_or(u64::from(peer.height()) + 1);
-        let mut progress = Progress::new();
-        let mut have = 0u64;
-        let mut last: Option<(u32, UInt256)> = None;
-        while have < target {
-            let next = last.map_or(0, |(i, _)| i + 1);
-            if next > peer.height() {
-                break;
-            }
-            let want = (target - have).min(2000) as i16;
-            let headers = peer
-                .get_headers(next, want)
-                .await
-                .map_err(|e| format!("getheaders {next}: {e}"))?;
-            if headers.is_empty() {
-                break;
-            }
-            for h in headers.iter().take((target - have) as usize) {
-                let hash = h.hash();
-                match last {
-                    None if h.index != 0 => {
-                        return Err(format!("first header has index {}", h.index));
-                    }
-                    Some((i, prev)) if h.index != i + 1 || h.prev_hash != prev => {
-                        return Err(format!(
-                            "header {} does not link: prev {} after {i} {prev}",
-                            h.index, h.prev_hash
-                        ));
-                    }
-                    _ => {}
-                }
-                last = Some((h.index, hash));
-                have += 1;
-            }
-            progress.show(have, target);
-        }
-        progress.finish();
-        let (tip, hash) = last.ok_or("the peer sent no headers")?;
-        let stats = peer.stats();
-        peer.disconnect();
-        Ok((have, tip, hash, stats))
-    })
-}
-
-fn sync_legacy(
-    conn: Async<TcpStream>,
-    config: LocalConfig,
-    addr: SocketAddr,
-    count: Option<u64>,
-    genesis: UInt256,
-) -> Result<SyncOutcome, String> {
-    smol::block_on(async {
-        let peer = handshaken::<Legacy>(conn, config, addr).await?;
-        let target = count.unwrap_or(u64::from(peer.height()) + 1);
-        let mut progress = Progress::new();
-        // Genesis is known by its hash; headers come after it.
-        let mut have = 1u64;
-        let (mut tip, mut tip_hash) = (0u32, genesis);
-        while have < target && tip < peer.height() {
-            let headers = peer
-                .get_headers(tip_hash, UInt256::ZERO)
-                .await
-                .map_err(|e| format!("getheaders after {tip_hash}: {e}"))?;
-            if headers.is_empty() {
-                break;
-            }
-            for h in headers.iter().take((target - have) as usize) {
-                if h.base.index != tip + 1 || h.base.prev_hash != tip_hash {
-                    return Err(format!(
-                        "header {} does not link: prev {} after {tip} {tip_hash}",
-                        h.base.index, h.base.prev_hash
-                    ));
-                }
-                tip = h.base.index;
-                tip_hash = h.hash();
-                have += 1;
-            }
-            progress.show(have, target);
-        }
-        progress.finish();
-        let stats = peer.stats();
-        peer.disconnect();
-        Ok((have, tip, tip_hash, stats))
-    })
 }

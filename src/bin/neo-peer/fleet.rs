@@ -1,0 +1,594 @@
+//! `neo-peer sync`, `neo-peer demo` and `neo-peer crawl`: many peers through
+//! a peer manager and an address book.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use neo_peer::book::{AddressBook, BookConfig, now_ms};
+use neo_peer::chain::{Chain, ChainServer, Serve, Synthetic};
+use neo_peer::executor::SmolGlobal;
+use neo_peer::manager::sync::{SyncOptions, SyncOutcome, sync_legacy, sync_n3};
+use neo_peer::manager::{ManagerConfig, ManagerEvent, PeerManager};
+use neo_peer::peer::{IgnoreAll, LocalConfig};
+use neo_peer::protocol::{Legacy, N3, Protocol as Proto};
+use neo_peer::wire::{UInt256, legacy};
+
+use crate::Protocol;
+use crate::net::{Progress, TimeoutArgs, config, network};
+
+/// How long to wait for the first peers.
+const GATHER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `neo-peer sync`.
+#[derive(Debug, clap::Args)]
+pub struct SyncArgs {
+    /// Wire generation.
+    #[arg(long, value_enum, default_value = "n3")]
+    protocol: Protocol,
+    /// mainnet, testnet, privnet or a magic number.
+    #[arg(long, default_value = "privnet")]
+    network: String,
+    /// A node to sync from (may be repeated).
+    #[arg(long, value_name = "ADDR")]
+    connect: Vec<SocketAddr>,
+    /// A seeds file (`host:port` per line, `#` comments), read when the
+    /// address book is empty.
+    #[arg(long, value_name = "FILE")]
+    seeds: Option<PathBuf>,
+    /// The address book (created if missing; in memory without it).
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// Most peers to sync from at once.
+    #[arg(long, default_value_t = 8)]
+    max_peers: usize,
+    /// Stop after this many headers (genesis included).
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// Legacy: the genesis hash to start from (built in for mainnet and testnet).
+    #[arg(long, value_name = "0xHASH")]
+    genesis: Option<UInt256>,
+    #[command(flatten)]
+    timeouts: TimeoutArgs,
+}
+
+/// `neo-peer demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Wire generation.
+    #[arg(long, value_enum, default_value = "n3")]
+    protocol: Protocol,
+    /// Serving nodes started on loopback.
+    #[arg(long, default_value_t = 4, value_name = "K")]
+    nodes: usize,
+    /// Blocks of the synthetic chain after genesis.
+    #[arg(long, default_value_t = 50_000, value_name = "N")]
+    headers: u32,
+    /// Where the seeds file and the address book live (a temporary
+    /// directory, removed afterwards, by default). Run twice with the same
+    /// directory and the second run dials from the book.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+/// `neo-peer crawl`.
+#[derive(Debug, clap::Args)]
+pub struct CrawlArgs {
+    /// Wire generation.
+    #[arg(long, value_enum, default_value = "n3")]
+    protocol: Protocol,
+    /// mainnet, testnet, privnet or a magic number.
+    #[arg(long, default_value = "privnet")]
+    network: String,
+    /// The seeds file, read when the book is empty.
+    #[arg(long, value_name = "FILE")]
+    seeds: Option<PathBuf>,
+    /// The address book (created if missing).
+    #[arg(long, value_name = "PATH")]
+    db: PathBuf,
+    /// How long to crawl, in seconds.
+    #[arg(long, default_value_t = 30.0, value_name = "S")]
+    duration: f64,
+    /// Most peers connected at once.
+    #[arg(long, default_value_t = 32)]
+    max_peers: usize,
+    #[command(flatten)]
+    timeouts: TimeoutArgs,
+}
+
+/// What the command line needs from each generation.
+trait Cli: Serve + Sized
+where
+    Chain<Self>: Send + Sync,
+{
+    /// A synthetic chain.
+    fn synthetic(s: &Synthetic) -> Chain<Self>;
+    /// Syncs through `manager` up to index `target` (or the best height).
+    async fn sync(
+        manager: &PeerManager<Self>,
+        genesis: UInt256,
+        target: Option<u32>,
+        progress: impl FnMut(u64, u64),
+    ) -> Result<SyncOutcome, String>;
+}
+
+impl Cli for N3 {
+    fn synthetic(s: &Synthetic) -> Chain<N3> {
+        Chain::<N3>::synthetic(s)
+    }
+
+    async fn sync(
+        manager: &PeerManager<N3>,
+        _genesis: UInt256,
+        target: Option<u32>,
+        progress: impl FnMut(u64, u64),
+    ) -> Result<SyncOutcome, String> {
+        let options = SyncOptions {
+            target,
+            ..SyncOptions::default()
+        };
+        sync_n3(manager, 0, &options, |_| {}, progress)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl Cli for Legacy {
+    fn synthetic(s: &Synthetic) -> Chain<Legacy> {
+        Chain::<Legacy>::synthetic(s)
+    }
+
+    async fn sync(
+        manager: &PeerManager<Legacy>,
+        genesis: UInt256,
+        target: Option<u32>,
+        progress: impl FnMut(u64, u64),
+    ) -> Result<SyncOutcome, String> {
+        let options = SyncOptions {
+            target,
+            ..SyncOptions::default()
+        };
+        sync_legacy(manager, genesis, 0, &options, |_| {}, progress)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn book_for(protocol: Protocol, magic: u32, db: Option<&Path>) -> Result<AddressBook, String> {
+    let name = match protocol {
+        Protocol::N3 => N3::NAME,
+        Protocol::Legacy => Legacy::NAME,
+    };
+    let config = BookConfig::new(name, magic);
+    match db {
+        Some(path) => AddressBook::open(path, config).map_err(|e| e.to_string()),
+        None => Ok(AddressBook::in_memory(config)),
+    }
+}
+
+/// Fills the book from `seeds` when it is empty; says where addresses come from.
+async fn bootstrap(book: &AddressBook, seeds: Option<&Path>, port: u16) -> Result<(), String> {
+    match seeds {
+        Some(file) if book.is_empty() => {
+            let n = book
+                .load_seeds(file, port)
+                .await
+                .map_err(|e| e.to_string())?;
+            eprintln!("address book empty: {n} addresses from {}", file.display());
+        }
+        _ if !book.is_empty() => {
+            eprintln!("address book: {} addresses, seeds not read", book.len());
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Connects to `connect` and, from the book, up to `want` peers in all.
+async fn gather<P: Proto>(
+    manager: &PeerManager<P>,
+    connect: &[SocketAddr],
+    want: usize,
+) -> Result<(), String> {
+    let mut errors = Vec::new();
+    for &addr in connect {
+        if let Err(e) = manager.connect(addr).await {
+            errors.push(e.to_string());
+        }
+    }
+    if !manager.book().is_empty() {
+        manager.start_dialer();
+        manager
+            .wait_for_peers(want.max(1), GATHER_TIMEOUT.min(Duration::from_secs(3)))
+            .await;
+    }
+    if manager.is_empty() {
+        let why = if errors.is_empty() {
+            "no address to dial (give --connect or --seeds)".to_string()
+        } else {
+            errors.join("; ")
+        };
+        return Err(format!("no peers: {why}"));
+    }
+    Ok(())
+}
+
+fn manager_config(local: LocalConfig, max_peers: usize) -> ManagerConfig {
+    let mut c = ManagerConfig::new(local);
+    c.target_outbound = max_peers;
+    c.max_outbound = max_peers.max(1);
+    // Loopback nodes share one IP.
+    c.max_per_ip = max_peers.max(1);
+    c
+}
+
+pub fn sync(args: SyncArgs) -> Result<(), String> {
+    let magic = network(args.protocol, &args.network)?;
+    let local = config(magic, &args.timeouts, 0, 0)?;
+    let book = book_for(args.protocol, magic, args.db.as_deref())?;
+    let target = args
+        .count
+        .map(|n| u32::try_from(n.saturating_sub(1)).unwrap_or(u32::MAX));
+    let config = manager_config(local, args.max_peers);
+    match args.protocol {
+        Protocol::N3 => run_sync::<N3>(config, book, &args, UInt256::ZERO, target),
+        Protocol::Legacy => {
+            let genesis = match (args.genesis, magic) {
+                (Some(g), _) => g,
+                (None, legacy::MAINNET_MAGIC) => legacy::MAINNET_GENESIS_HASH,
+                (None, legacy::TESTNET_MAGIC) => legacy::TESTNET_GENESIS_HASH,
+                (None, _) => {
+                    return Err("Legacy sync needs --genesis 0x<hash> on this network".into());
+                }
+            };
+            run_sync::<Legacy>(config, book, &args, genesis, target)
+        }
+    }
+}
+
+fn default_port(protocol: Protocol, magic: u32) -> u16 {
+    match (protocol, magic) {
+        (Protocol::N3, neo_peer::wire::n3::TESTNET_MAGIC) => 20333,
+        (Protocol::N3, _) => 10333,
+        (Protocol::Legacy, legacy::TESTNET_MAGIC) => 20333,
+        (Protocol::Legacy, _) => 10333,
+    }
+}
+
+fn run_sync<P: Cli>(
+    config: ManagerConfig,
+    book: AddressBook,
+    args: &SyncArgs,
+    genesis: UInt256,
+    target: Option<u32>,
+) -> Result<(), String>
+where
+    Chain<P>: Send + Sync,
+{
+    let port = default_port(args.protocol, config.local.network);
+    let manager = PeerManager::<P>::new(config, book, IgnoreAll, SmolGlobal);
+    smol::block_on(async {
+        let result = async {
+            bootstrap(manager.book(), args.seeds.as_deref(), port).await?;
+            gather(&manager, &args.connect, args.max_peers).await?;
+            let mut progress = Progress::new();
+            let out = P::sync(&manager, genesis, target, |have, want| {
+                progress.show(have, want)
+            })
+            .await?;
+            progress.finish();
+            println!(
+                "synced {} headers, tip {} {}",
+                out.count, out.tip_index, out.tip_hash
+            );
+            print!("{}", peer_table(&manager));
+            Ok(())
+        }
+        .await;
+        manager.shutdown().await;
+        result
+    })
+}
+
+/// Per-peer share, round trip and traffic, then per-command totals.
+fn peer_table<P: Proto>(manager: &PeerManager<P>) -> String {
+    use std::fmt::Write;
+    let peers = manager.peers();
+    let total: u64 = peers.iter().map(|p| p.served).sum::<u64>().max(1);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<22} {:<24} {:>7} {:>9} {:>9} {:>12} {:>12}",
+        "peer", "user agent", "share", "requests", "rtt ms", "bytes in", "bytes out"
+    );
+    let mut commands: BTreeMap<String, neo_peer::peer::CommandStats> = BTreeMap::new();
+    for p in &peers {
+        let t = p.stats.total();
+        let rtt = p.rtt.or(p.info.rtt).map_or_else(
+            || "-".to_string(),
+            |r| format!("{:.2}", r.as_secs_f64() * 1e3),
+        );
+        let _ = writeln!(
+            out,
+            "{:<22} {:<24} {:>6.1}% {:>9} {:>9} {:>12} {:>12}",
+            p.addr.map_or_else(|| "?".into(), |a| a.to_string()),
+            p.info.user_agent.clone().unwrap_or_default(),
+            p.served as f64 * 100.0 / total as f64,
+            p.served,
+            rtt,
+            t.bytes_in,
+            t.bytes_out
+        );
+        for (name, c) in &p.stats.commands {
+            let sum = commands.entry(name.clone()).or_default();
+            sum.messages_in += c.messages_in;
+            sum.bytes_in += c.bytes_in;
+            sum.messages_out += c.messages_out;
+            sum.bytes_out += c.bytes_out;
+            sum.handled += c.handled;
+            sum.handler_time += c.handler_time;
+            sum.latency.count += c.latency.count;
+            sum.latency.total += c.latency.total;
+            sum.latency.max = sum.latency.max.max(c.latency.max);
+            if sum.latency.min.is_zero() || c.latency.min < sum.latency.min {
+                sum.latency.min = c.latency.min;
+            }
+        }
+    }
+    out.push('\n');
+    let all = neo_peer::peer::StatsSnapshot { commands };
+    let _ = write!(out, "{all}");
+    out
+}
+
+// ---------------------------------------------------------------------------
+
+/// A unique directory under the system's temporary directory.
+fn temp_dir() -> Result<PathBuf, String> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let dir = std::env::temp_dir().join(format!("neo-peer-demo-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+pub fn demo(args: DemoArgs) -> Result<(), String> {
+    if args.nodes == 0 {
+        return Err("--nodes must be at least 1".into());
+    }
+    let (dir, temporary) = match &args.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)
+                .map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+            (d.clone(), false)
+        }
+        None => (temp_dir()?, true),
+    };
+    let synthetic = Synthetic {
+        blocks: args.headers,
+        txs_per_block: 1,
+        seed: 0,
+        // Legacy sync learns the hashes ahead from `getblocks`, which only
+        // announces blocks whose bodies a node holds.
+        with_bodies: args.protocol == Protocol::Legacy,
+    };
+    let result = match args.protocol {
+        Protocol::N3 => run_demo::<N3>(&args, &dir, &synthetic),
+        Protocol::Legacy => run_demo::<Legacy>(&args, &dir, &synthetic),
+    };
+    if temporary {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+fn run_demo<P: Cli>(args: &DemoArgs, dir: &Path, synthetic: &Synthetic) -> Result<(), String>
+where
+    Chain<P>: Send + Sync,
+{
+    let magic = network(args.protocol, "privnet")?;
+    let started = Instant::now();
+    let chain = Arc::new(P::synthetic(synthetic));
+    let (genesis, height) = (chain.genesis_hash(), chain.height());
+    let db = dir.join("peers.db");
+    let seeds = dir.join("seeds.txt");
+    let book = book_for(args.protocol, magic, Some(&db))?;
+    // Nodes come back on the ports the book remembers, so that a second run
+    // finds them where the first left them.
+    let mut ports: Vec<u16> = book.records().iter().map(|r| r.addr.port()).collect();
+    ports.truncate(args.nodes);
+    smol::block_on(async {
+        let mut nodes = Vec::new();
+        for i in 0..args.nodes {
+            let mut local = LocalConfig::new(magic);
+            local.user_agent = format!("/neo-peer-demo:node{i}/");
+            local.start_height = Arc::new(move || height);
+            let config = manager_config(local, 1024);
+            let node = PeerManager::<P>::new(
+                config,
+                AddressBook::in_memory(BookConfig::new(P::NAME, magic)),
+                ChainServer::new(chain.clone()),
+                SmolGlobal,
+            );
+            let port = ports.get(i).copied().unwrap_or(0);
+            let addr = match node.listen(([127, 0, 0, 1], port).into()).await {
+                Ok(a) => a,
+                Err(_) => node
+                    .listen(([127, 0, 0, 1], 0).into())
+                    .await
+                    .map_err(|e| e.to_string())?,
+            };
+            nodes.push((node, addr));
+        }
+        let list: String = nodes.iter().map(|(_, a)| format!("{a}\n")).collect();
+        std::fs::write(&seeds, format!("# neo-peer demo nodes\n{list}"))
+            .map_err(|e| format!("cannot write {}: {e}", seeds.display()))?;
+        eprintln!(
+            "{} {} nodes on 127.0.0.1 serving {} headers (made in {:.1?})",
+            args.nodes,
+            P::NAME,
+            height + 1,
+            started.elapsed()
+        );
+        let mut local = LocalConfig::new(magic);
+        local.user_agent = "/neo-peer-demo:client/".into();
+        let manager = PeerManager::<P>::new(
+            manager_config(local, args.nodes),
+            book,
+            IgnoreAll,
+            SmolGlobal,
+        );
+        let result = async {
+            bootstrap(manager.book(), Some(&seeds), 0).await?;
+            gather(&manager, &[], args.nodes).await?;
+            eprintln!("connected to {} peers", manager.len());
+            let mut progress = Progress::new();
+            let out = P::sync(&manager, genesis, None, |have, want| {
+                progress.show(have, want)
+            })
+            .await?;
+            progress.finish();
+            if out.tip_hash != chain.tip_hash() {
+                return Err(format!("synced tip {} is not the chain's", out.tip_hash));
+            }
+            println!(
+                "synced {} headers, tip {} {} in {:.2?} ({:.0} headers/s)",
+                out.count,
+                out.tip_index,
+                out.tip_hash,
+                out.elapsed,
+                out.count as f64 / out.elapsed.as_secs_f64().max(1e-9)
+            );
+            print!("{}", peer_table(&manager));
+            Ok(())
+        }
+        .await;
+        let report = manager.shutdown().await;
+        for (node, _) in &nodes {
+            node.shutdown().await;
+        }
+        let flushed = report.flushed.map_err(|e| format!("address book: {e}"))?;
+        eprintln!(
+            "address book {}: {} addresses ({} written at shutdown)",
+            db.display(),
+            manager.book().len(),
+            flushed
+        );
+        result
+    })
+}
+
+// ---------------------------------------------------------------------------
+
+pub fn crawl(args: CrawlArgs) -> Result<(), String> {
+    let magic = network(args.protocol, &args.network)?;
+    let local = config(magic, &args.timeouts, 0, 0)?;
+    let book = book_for(args.protocol, magic, Some(&args.db))?;
+    let mut config = manager_config(local, args.max_peers);
+    config.addr_interval = Duration::from_secs(5);
+    config.flush_interval = Duration::from_secs(2);
+    config.dial_interval = Duration::from_millis(200);
+    let duration = Duration::try_from_secs_f64(args.duration)
+        .map_err(|e| format!("invalid --duration {}: {e}", args.duration))?;
+    let port = default_port(args.protocol, magic);
+    match args.protocol {
+        Protocol::N3 => run_crawl::<N3>(config, book, &args, duration, port),
+        Protocol::Legacy => run_crawl::<Legacy>(config, book, &args, duration, port),
+    }
+}
+
+fn run_crawl<P: Proto>(
+    config: ManagerConfig,
+    book: AddressBook,
+    args: &CrawlArgs,
+    duration: Duration,
+    port: u16,
+) -> Result<(), String> {
+    let manager = PeerManager::<P>::new(config, book, IgnoreAll, SmolGlobal);
+    let events = manager.events();
+    smol::block_on(async {
+        bootstrap(manager.book(), args.seeds.as_deref(), port).await?;
+        if manager.book().is_empty() {
+            return Err("the address book is empty: give --seeds".into());
+        }
+        manager.start_dialer();
+        manager.start_maintenance();
+        let deadline = Instant::now() + duration;
+        let mut connected = 0usize;
+        let mut failed = 0usize;
+        let mut learned = 0usize;
+        let mut last_report = Instant::now();
+        while Instant::now() < deadline {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            let next = futures_lite::future::or(async { events.recv().await.ok() }, async {
+                async_io::Timer::after(wait.min(Duration::from_millis(500))).await;
+                None
+            })
+            .await;
+            match next {
+                Some(ManagerEvent::Connected { .. }) => connected += 1,
+                Some(ManagerEvent::DialFailed { .. }) => failed += 1,
+                Some(ManagerEvent::Learned { new, .. }) => learned += new,
+                _ => {}
+            }
+            if last_report.elapsed() >= Duration::from_secs(1) {
+                last_report = Instant::now();
+                eprintln!(
+                    "crawling: {} live, {connected} handshakes, {failed} failed dials, {learned} addresses learned, {} known",
+                    manager.len(),
+                    manager.book().len()
+                );
+            }
+        }
+        manager.shutdown().await;
+        print!("{}", crawl_summary(manager.book()));
+        Ok(())
+    })
+}
+
+/// Reachable, unreachable and banned addresses, user agents and heights.
+fn crawl_summary(book: &AddressBook) -> String {
+    use std::fmt::Write;
+    let now = now_ms();
+    let records = book.records();
+    let reachable: Vec<_> = records
+        .iter()
+        .filter(|r| r.last_success_ms.is_some() && r.failures == 0)
+        .collect();
+    let banned = records.iter().filter(|r| r.is_banned_at(now)).count();
+    let unreachable = records
+        .iter()
+        .filter(|r| r.failures > 0 && !r.is_banned_at(now))
+        .count();
+    let untried = records
+        .iter()
+        .filter(|r| r.last_attempt_ms.is_none())
+        .count();
+    let mut agents: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in &reachable {
+        *agents
+            .entry(r.user_agent.as_deref().unwrap_or("?"))
+            .or_default() += 1;
+    }
+    let best = reachable
+        .iter()
+        .map(|r| r.start_height.max(r.last_height))
+        .max();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "addresses {}: reachable {}, unreachable {unreachable}, banned {banned}, not tried {untried}",
+        records.len(),
+        reachable.len()
+    );
+    for (agent, n) in agents {
+        let _ = writeln!(out, "  {n:>5}  {agent}");
+    }
+    if let Some(h) = best {
+        let _ = writeln!(out, "best height {h}");
+    }
+    out
+}
