@@ -571,7 +571,16 @@ async fn write_loop<P: Protocol, C: Connection>(
                     let _ = w.try_send(Err(PeerError::Encode(e)));
                 }
             }
-            Err(reason) => break Some(reason),
+            Err(reason) => {
+                // Record the reason before the caller hears of the failure:
+                // a dropped `written` alone would leave it to guess.
+                shared.close(reason);
+                if let Some(w) = written {
+                    let reason = shared.reason().unwrap_or(DisconnectReason::Requested);
+                    let _ = w.try_send(Err(PeerError::Disconnected(reason)));
+                }
+                break None;
+            }
         }
     };
     if let Some(reason) = reason {
