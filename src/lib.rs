@@ -108,6 +108,9 @@
 
 pub mod chain;
 pub mod executor;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod peer;
 pub mod protocol;
 pub mod wire;
