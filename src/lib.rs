@@ -114,6 +114,9 @@
 pub mod book;
 pub mod chain;
 pub mod executor;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod manager;
 pub mod peer;
 pub mod protocol;

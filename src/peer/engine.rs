@@ -2,11 +2,13 @@
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_io::Timer;
 use bytes::BytesMut;
+use event_listener::Event;
 use futures_lite::FutureExt;
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tracing::Instrument;
@@ -30,9 +32,10 @@ pub(super) struct Shared<P: Protocol> {
     pub(super) stats: Stats,
     pub(super) created_at: SystemTime,
     pub(super) state: Mutex<State<P>>,
-    /// Closed (never sent on) when the peer disconnects: wakes every waiter.
-    closed_tx: async_channel::Sender<()>,
-    pub(super) closed_rx: async_channel::Receiver<()>,
+    /// Set when the peer disconnects; `closed_event` then wakes every waiter
+    /// (an event takes no memory until someone waits, a channel 3/4 KiB).
+    closed: AtomicBool,
+    closed_event: Event,
 }
 
 /// Mutable facts about the remote and the requests in flight.
@@ -49,7 +52,6 @@ pub(super) struct State<P: Protocol> {
 
 impl<P: Protocol> Shared<P> {
     pub(super) fn new(config: LocalConfig) -> Self {
-        let (closed_tx, closed_rx) = async_channel::bounded(1);
         let stall = StallDetector::new(config.timeouts.stall, config.queues.pending_requests);
         Shared {
             config,
@@ -65,8 +67,8 @@ impl<P: Protocol> Shared<P> {
                 stall,
                 waiters: HashMap::new(),
             }),
-            closed_tx,
-            closed_rx,
+            closed: AtomicBool::new(false),
+            closed_event: Event::new(),
         }
     }
 
@@ -87,7 +89,8 @@ impl<P: Protocol> Shared<P> {
         st.waiters.clear();
         st.stall.clear();
         drop(st);
-        self.closed_tx.close();
+        self.closed.store(true, Ordering::Release);
+        self.closed_event.notify(usize::MAX);
     }
 
     pub(super) fn reason(&self) -> Option<DisconnectReason> {
@@ -95,20 +98,26 @@ impl<P: Protocol> Shared<P> {
     }
 
     pub(super) fn is_closed(&self) -> bool {
-        self.closed_tx.is_closed()
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Resolves when the peer has disconnected.
     pub(super) async fn wait_closed(&self) {
-        let _ = self.closed_rx.recv().await;
+        while !self.is_closed() {
+            let listener = self.closed_event.listen();
+            if self.is_closed() {
+                return;
+            }
+            listener.await;
+        }
     }
 }
 
-/// A message for the writer. Queues hold messages boxed: a bounded channel
+/// A message for the writer. The mailbox holds them boxed: a bounded channel
 /// allocates all its slots up front, and a slot of a pointer keeps an idle
 /// peer's queues small whatever the size of the message type.
 pub(super) struct Outgoing<P: Protocol> {
-    pub(super) msg: Box<P::Message>,
+    pub(super) msg: P::Message,
     /// Receives the answer instead of the handler (single-answer requests).
     pub(super) waiter: Option<async_channel::Sender<P::Message>>,
     /// Told whether the message was written.
@@ -461,7 +470,7 @@ fn raise_height<P: Protocol>(shared: &Shared<P>, h: u32) {
 async fn write_loop<P: Protocol, C: Connection>(
     peer: Peer<P>,
     mut conn: WriteHalf<C>,
-    mailbox: async_channel::Receiver<Outgoing<P>>,
+    mailbox: async_channel::Receiver<Box<Outgoing<P>>>,
 ) {
     let shared = &peer.shared;
     let timeouts = shared.config.timeouts;
@@ -504,10 +513,7 @@ async fn write_loop<P: Protocol, C: Connection>(
         if shared.is_closed() {
             // The message lost the race against the disconnect: it is failed
             // with the others still queued.
-            if let Some(Outgoing {
-                written: Some(w), ..
-            }) = outgoing
-            {
+            if let Some(Some(w)) = outgoing.map(|o| o.written) {
                 let reason = shared.reason().unwrap_or(DisconnectReason::Requested);
                 let _ = w.try_send(Err(PeerError::Disconnected(reason)));
             }
@@ -518,7 +524,10 @@ async fn write_loop<P: Protocol, C: Connection>(
             break Some(DisconnectReason::Stalled(kind));
         }
         let (msg, waiter, written) = match outgoing {
-            Some(o) => (*o.msg, o.waiter, o.written),
+            Some(o) => {
+                let o = *o;
+                (o.msg, o.waiter, o.written)
+            }
             None if now >= last_write + timeouts.ping_interval => {
                 ping_nonce = ping_nonce.wrapping_add(1);
                 let ping = PingPayload {
@@ -583,7 +592,16 @@ async fn write_loop<P: Protocol, C: Connection>(
                     let _ = w.try_send(Err(PeerError::Encode(e)));
                 }
             }
-            Err(reason) => break Some(reason),
+            Err(reason) => {
+                // Record the reason before the caller hears of the failure:
+                // a dropped `written` alone would leave it to guess.
+                shared.close(reason);
+                if let Some(w) = written {
+                    let reason = shared.reason().unwrap_or(DisconnectReason::Requested);
+                    let _ = w.try_send(Err(PeerError::Disconnected(reason)));
+                }
+                break None;
+            }
         }
     };
     if let Some(reason) = reason {

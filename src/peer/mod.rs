@@ -188,13 +188,16 @@ pub struct PeerInfo<P: Protocol> {
 
 type Start = Pin<Box<dyn Future<Output = Result<(), PeerError>> + Send>>;
 
+/// The writer's end of the mailbox.
+type Mailbox<P> = async_channel::Receiver<Box<Outgoing<P>>>;
+
 /// A handle to one remote node (cheap to clone; every clone is the same peer).
 pub struct Peer<P: Protocol> {
     shared: Arc<Shared<P>>,
     direction: Direction,
     remote_addr: Option<SocketAddr>,
-    mailbox: async_channel::Sender<Outgoing<P>>,
-    mailbox_rx: Arc<Mutex<Option<async_channel::Receiver<Outgoing<P>>>>>,
+    mailbox: async_channel::Sender<Box<Outgoing<P>>>,
+    mailbox_rx: Arc<Mutex<Option<Mailbox<P>>>>,
     start: Arc<Mutex<Option<Start>>>,
 }
 
@@ -269,7 +272,7 @@ impl<P: Protocol> Peer<P> {
         start.await
     }
 
-    fn take_mailbox(&self) -> Option<async_channel::Receiver<Outgoing<P>>> {
+    fn take_mailbox(&self) -> Option<Mailbox<P>> {
         self.mailbox_rx
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -286,11 +289,11 @@ impl<P: Protocol> Peer<P> {
         msg: P::Message,
         written: Option<async_channel::Sender<Result<(), PeerError>>>,
     ) -> bool {
-        let out = Outgoing {
-            msg: Box::new(msg),
+        let out = Box::new(Outgoing {
+            msg,
             waiter: None,
             written,
-        };
+        });
         self.mailbox.send(out).await.is_ok()
     }
 
@@ -302,11 +305,11 @@ impl<P: Protocol> Peer<P> {
             return Err(self.disconnected());
         }
         let (tx, rx) = async_channel::bounded(1);
-        let out = Outgoing {
-            msg: Box::new(msg),
+        let out = Box::new(Outgoing {
+            msg,
             waiter: None,
             written: Some(tx),
-        };
+        });
         if self.mailbox.send(out).await.is_err() {
             return Err(self.disconnected());
         }
@@ -335,11 +338,11 @@ impl<P: Protocol> Peer<P> {
         }
         let (written_tx, written_rx) = async_channel::bounded(1);
         let (answer_tx, answer_rx) = async_channel::bounded(max_answers.max(1));
-        let out = Outgoing {
-            msg: Box::new(msg),
+        let out = Box::new(Outgoing {
+            msg,
             waiter: Some(answer_tx),
             written: Some(written_tx),
-        };
+        });
         if self.mailbox.send(out).await.is_err() {
             return Err(self.disconnected());
         }
