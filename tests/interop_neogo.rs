@@ -321,3 +321,63 @@ fn neo_go_pings_on_a_quiet_chain_and_we_answer() {
     });
     quiet.stop();
 }
+
+/// `neo-peer crawl` records the node in its address book, and `neo-peer
+/// peers` shows what it said of itself.
+#[test]
+fn neo_peer_crawl_records_neo_go() {
+    let dir = std::env::temp_dir().join(format!("neo-peer-crawl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let seeds = dir.join("seeds.txt");
+    let db = dir.join("peers.db");
+    std::fs::write(&seeds, format!("# the test node\n{}\n", node().p2p)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_neo-peer"))
+        .args(["crawl", "--protocol", "n3", "--network", "privnet"])
+        .arg("--seeds")
+        .arg(&seeds)
+        .arg("--db")
+        .arg(&db)
+        .args(["--duration", "3"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let summary = String::from_utf8(out.stdout).unwrap();
+    assert!(summary.contains("reachable 1"), "{summary}\n{stderr}");
+    let out = Command::new(env!("CARGO_BIN_EXE_neo-peer"))
+        .args(["peers", "--json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rec = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["address"] == node().p2p.to_string())
+        .unwrap_or_else(|| panic!("{list}"));
+    let agent = rec["user_agent"].as_str().unwrap();
+    assert!(agent.contains("NEO-GO"), "{agent}");
+    assert!(
+        rec["start_height"].as_u64().unwrap() >= u64::from(HEIGHT),
+        "{rec}"
+    );
+    assert!(
+        rec["last_success_ms"].is_u64() && rec["failures"] == 0,
+        "{rec}"
+    );
+    assert!(
+        rec["capabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c.as_str().unwrap().starts_with("FullNode")),
+        "{rec}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

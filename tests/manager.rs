@@ -596,7 +596,8 @@ fn dialer_fills_slots_from_the_book<R: Rt>(rt: R) {
             l.local_addr().unwrap()
         };
         let mut config = manager_config(0);
-        config.target_outbound = 2;
+        // More slots than good addresses: the dead one keeps being tried.
+        config.target_outbound = 3;
         let c = PeerManager::<N3>::new(config, book::<N3>(), IgnoreAll, rt.ex());
         let b = c.book();
         for n in &nodes {
