@@ -19,8 +19,9 @@ use neo_peer::wire::{UInt256, legacy};
 use crate::Protocol;
 use crate::net::{Progress, TimeoutArgs, config, network};
 
-/// How long to wait for the first peers.
-const GATHER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait for the dialer to fill the slots before syncing with
+/// the peers there are.
+const GATHER_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// `neo-peer sync`.
 #[derive(Debug, clap::Args)]
@@ -200,9 +201,7 @@ async fn gather<P: Proto>(
     }
     if !manager.book().is_empty() {
         manager.start_dialer();
-        manager
-            .wait_for_peers(want.max(1), GATHER_TIMEOUT.min(Duration::from_secs(3)))
-            .await;
+        manager.wait_for_peers(want.max(1), GATHER_TIMEOUT).await;
     }
     if manager.is_empty() {
         let why = if errors.is_empty() {
