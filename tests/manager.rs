@@ -82,7 +82,8 @@ fn local(height: u32) -> LocalConfig {
     let mut c = LocalConfig::new(NET);
     c.start_height = Arc::new(move || height);
     c.timeouts.handshake = Duration::from_secs(5);
-    c.timeouts.stall = Duration::from_millis(300);
+    // Short, but long enough that a loaded machine does not stall a good peer.
+    c.timeouts.stall = Duration::from_secs(1);
     c.timeouts.stall_check_interval = Duration::from_millis(50);
     c
 }
@@ -408,9 +409,9 @@ fn stalls_lead_to_a_ban<R: Rt>(rt: R) {
         let mut stalls = 0;
         while !c.book().is_banned(silent.addr) {
             assert!(stalls < 10, "no ban after {stalls} stalls");
-            match c.connect(silent.addr).await {
-                Ok(_) => {}
-                Err(e) => panic!("dial of the silent node: {e}"),
+            let live = c.peers().iter().any(|p| p.addr == Some(silent.addr));
+            if !live {
+                c.connect(silent.addr).await.unwrap();
             }
             // Both are free: one request goes to each (the good one is busy).
             let (a, b) =
@@ -419,15 +420,16 @@ fn stalls_lead_to_a_ban<R: Rt>(rt: R) {
             assert_eq!(b.unwrap()[0].index, 10);
             stalls += 1;
         }
-        assert_eq!(stalls, 3, "34 points a stall, banned at 100");
+        assert!(stalls >= 3, "34 points a stall, banned at 100");
         let err = c.connect(silent.addr).await.unwrap_err();
         assert_eq!(err, ManagerError::Banned(silent.addr));
         let stalled = c
             .departed()
             .iter()
+            .filter(|d| d.addr == Some(silent.addr))
             .filter(|d| d.reason == DisconnectReason::Stalled(RequestKind::Headers))
             .count();
-        assert_eq!(stalled, 3);
+        assert_eq!(stalled, 3, "{:?}", c.departed());
         shut(&[&c, &good.manager, &silent.manager]).await;
     });
 }
@@ -541,7 +543,12 @@ fn unsolicited_addr_is_misbehaviour<R: Rt>(rt: R) {
         server.manager.wait_for_peers(1, Duration::from_secs(5)).await;
         // Our getaddr is answered first: what follows is unsolicited.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while c.peers()[0].stats.get("addr").messages_in == 0 && Instant::now() < deadline {
+        let answered = || {
+            c.peers()
+                .first()
+                .is_some_and(|p| p.stats.get("addr").messages_in > 0)
+        };
+        while !answered() && Instant::now() < deadline {
             Timer::after(Duration::from_millis(2)).await;
         }
         let pushed = server.manager.peers()[0].peer.clone();
