@@ -30,8 +30,9 @@ pub const BAN_THRESHOLD: u32 = 100;
 /// How long a ban lasts (the C# nodes and neo-go forget a bad peer at restart;
 /// a day outlives a restart without punishing a fixed node for long).
 pub const BAN_DURATION: Duration = Duration::from_secs(24 * 3600);
-/// How often the address book is written to disk.
-pub const FLUSH_INTERVAL: Duration = Duration::from_secs(10);
+/// How often the address book is written to disk: the book's own default
+/// (a crash loses at most this much of what was learned).
+pub const FLUSH_INTERVAL: Duration = crate::book::DEFAULT_FLUSH_INTERVAL;
 /// How long [`PeerManager::shutdown`](super::PeerManager::shutdown) waits for
 /// every task to end.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
