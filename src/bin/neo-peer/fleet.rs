@@ -528,7 +528,16 @@ fn run_crawl<P: Proto>(
             })
             .await;
             match next {
-                Some(ManagerEvent::Connected { .. }) => connected += 1,
+                Some(ManagerEvent::Connected { id, .. }) => {
+                    connected += 1;
+                    // A round trip for the book (N3 nodes answer pings).
+                    if let Some(peer) = manager.peer(id) {
+                        smol::spawn(async move {
+                            let _ = peer.ping().await;
+                        })
+                        .detach();
+                    }
+                }
                 Some(ManagerEvent::DialFailed { .. }) => failed += 1,
                 Some(ManagerEvent::Learned { new, .. }) => learned += new,
                 _ => {}
