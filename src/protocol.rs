@@ -485,11 +485,7 @@ impl Protocol for N3 {
             port: v.tcp_port().unwrap_or(0),
             allows_compression: v.allow_compression(),
             services: 0,
-            capabilities: v
-                .capabilities
-                .iter()
-                .map(crate::book::capability_text)
-                .collect(),
+            capabilities: v.capabilities.iter().map(ToString::to_string).collect(),
         }
     }
 

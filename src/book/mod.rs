@@ -234,71 +234,33 @@ pub struct Connected {
     pub start_height: u32,
 }
 
-impl From<&crate::wire::legacy::VersionPayload> for Connected {
-    /// The facts of a Legacy `version`: its service bits, no capabilities.
-    fn from(v: &crate::wire::legacy::VersionPayload) -> Self {
+impl From<&crate::protocol::VersionFacts> for Connected {
+    /// What a `version` said, as the engine read it.
+    fn from(v: &crate::protocol::VersionFacts) -> Self {
         Connected {
             user_agent: v.user_agent.clone(),
             services: v.services,
-            capabilities: Vec::new(),
+            capabilities: v.capabilities.clone(),
             start_height: v.start_height,
         }
     }
 }
 
-impl From<&crate::wire::n3::VersionPayload> for Connected {
-    /// The facts of an N3 `version`: its capabilities as text
-    /// ([`capability_text`]), the height of its `FullNode` (0 without one).
-    fn from(v: &crate::wire::n3::VersionPayload) -> Self {
-        use crate::wire::n3::NodeCapability;
-        Connected {
-            user_agent: v.user_agent.clone(),
-            services: 0,
-            capabilities: v.capabilities.iter().map(capability_text).collect(),
-            start_height: v
-                .capabilities
-                .iter()
-                .find_map(|c| match c {
-                    NodeCapability::FullNode { start_height } => Some(*start_height),
-                    _ => None,
-                })
-                .unwrap_or(0),
-        }
+impl From<&crate::wire::legacy::VersionPayload> for Connected {
+    /// The facts of a Legacy `version`: services and start height.
+    fn from(v: &crate::wire::legacy::VersionPayload) -> Self {
+        use crate::protocol::Protocol;
+        Connected::from(&crate::protocol::Legacy::version_facts(v))
     }
 }
 
-/// An N3 capability as the short text the book keeps: `TcpServer:20333`,
-/// `WsServer:20334`, `FullNode:1234`, `DisableCompression`, `ArchivalNode`,
-/// `Extension0:<hex data>`, `Unknown(0x42):<hex data>`.
-///
-/// ```
-/// use neo_peer::book::capability_text;
-/// use neo_peer::wire::n3::NodeCapability;
-///
-/// assert_eq!(capability_text(&NodeCapability::TcpServer { port: 20333 }), "TcpServer:20333");
-/// assert_eq!(capability_text(&NodeCapability::FullNode { start_height: 7 }), "FullNode:7");
-/// assert_eq!(capability_text(&NodeCapability::ArchivalNode), "ArchivalNode");
-/// ```
-pub fn capability_text(c: &crate::wire::n3::NodeCapability) -> String {
-    use crate::wire::n3::NodeCapability;
-    let with_data = |name: String, data: &[u8]| {
-        if data.is_empty() {
-            name
-        } else {
-            format!("{name}:{}", hex::encode(data))
-        }
-    };
-    match c {
-        NodeCapability::TcpServer { port } | NodeCapability::WsServer { port } => {
-            format!("{}:{port}", c.name())
-        }
-        NodeCapability::FullNode { start_height } => format!("{}:{start_height}", c.name()),
-        NodeCapability::Extension { kind, data } => with_data(
-            format!("Extension{}", kind.wrapping_sub(NodeCapability::EXTENSION0)),
-            data,
-        ),
-        NodeCapability::Unknown { kind, data } => with_data(format!("Unknown({kind:#04x})"), data),
-        _ => c.name().to_string(),
+impl From<&crate::wire::n3::VersionPayload> for Connected {
+    /// The facts of an N3 `version`: its capabilities as text (the
+    /// `Display` form of [`NodeCapability`](crate::wire::n3::NodeCapability)),
+    /// the height of its `FullNode` (0 without one).
+    fn from(v: &crate::wire::n3::VersionPayload) -> Self {
+        use crate::protocol::Protocol;
+        Connected::from(&crate::protocol::N3::version_facts(v))
     }
 }
 

@@ -691,12 +691,14 @@ impl<P: Protocol> PeerManager<P> {
             let reason = watched.closed().await;
             watcher.departure(id, reason);
         });
-        let version = info.version.as_ref().map(P::version_facts);
-        let facts = Connected {
-            user_agent: info.user_agent.clone().unwrap_or_default(),
-            services: version.as_ref().map_or(0, |v| v.services),
-            capabilities: version.map(|v| v.capabilities).unwrap_or_default(),
-            start_height: info.start_height,
+        let facts = match info.version.as_ref().map(P::version_facts) {
+            Some(v) => Connected::from(&v),
+            None => Connected {
+                user_agent: String::new(),
+                services: 0,
+                capabilities: Vec::new(),
+                start_height: info.start_height,
+            },
         };
         if let Some(a) = addr.filter(|a| a.port() != 0) {
             if direction == Direction::Inbound {

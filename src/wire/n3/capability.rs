@@ -138,6 +138,46 @@ fn zero_byte(r: &mut Reader) -> Result<(), DecodeError> {
     }
 }
 
+/// The short text form: `TcpServer:20333`, `WsServer:20334`, `FullNode:1234`,
+/// `DisableCompression`, `ArchivalNode`, `Extension0:<hex data>`,
+/// `Unknown(0x42):<hex data>` (the address book keeps capabilities so).
+///
+/// ```
+/// use neo_peer::wire::n3::NodeCapability;
+///
+/// assert_eq!(NodeCapability::TcpServer { port: 20333 }.to_string(), "TcpServer:20333");
+/// assert_eq!(NodeCapability::FullNode { start_height: 7 }.to_string(), "FullNode:7");
+/// assert_eq!(NodeCapability::ArchivalNode.to_string(), "ArchivalNode");
+/// ```
+impl std::fmt::Display for NodeCapability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let with_data = |f: &mut std::fmt::Formatter<'_>, data: &[u8]| {
+            if data.is_empty() {
+                Ok(())
+            } else {
+                write!(f, ":{}", hex::encode(data))
+            }
+        };
+        match self {
+            NodeCapability::TcpServer { port } | NodeCapability::WsServer { port } => {
+                write!(f, "{}:{port}", self.name())
+            }
+            NodeCapability::FullNode { start_height } => {
+                write!(f, "{}:{start_height}", self.name())
+            }
+            NodeCapability::Extension { kind, data } => {
+                write!(f, "Extension{}", kind.wrapping_sub(Self::EXTENSION0))?;
+                with_data(f, data)
+            }
+            NodeCapability::Unknown { kind, data } => {
+                write!(f, "Unknown({kind:#04x})")?;
+                with_data(f, data)
+            }
+            _ => f.write_str(self.name()),
+        }
+    }
+}
+
 impl Decode for NodeCapability {
     const NAME: &'static str = "capability";
 
