@@ -283,20 +283,6 @@ impl<P: Protocol> Peer<P> {
         PeerError::Disconnected(self.shared.reason().unwrap_or(DisconnectReason::Requested))
     }
 
-    /// Puts `msg` in the mailbox (waiting for room) without waiting for the write.
-    async fn enqueue(
-        &self,
-        msg: P::Message,
-        written: Option<async_channel::Sender<Result<(), PeerError>>>,
-    ) -> bool {
-        let out = Box::new(Outgoing {
-            msg,
-            waiter: None,
-            written,
-        });
-        self.mailbox.send(out).await.is_ok()
-    }
-
     /// Sends `msg` and returns once it is written. If the message is a
     /// request, its answer is awaited by the stall detector and delivered to
     /// the handler.
