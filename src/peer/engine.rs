@@ -17,6 +17,7 @@ use futures_lite::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf
 use tracing::Instrument;
 
 use super::handshake::{Handshake, Received, Step};
+use super::queue;
 use super::{
     Connection, DisconnectReason, Handler, LocalConfig, Peer, PeerError, RequestId, StallDetector,
     Stats, Violation,
@@ -202,7 +203,7 @@ where
 {
     let shared = &peer.shared;
     let (reader, writer) = futures_lite::io::split(conn);
-    let (handler_tx, handler_rx) = async_channel::bounded(shared.config.queues.handler.max(1));
+    let (handler_tx, handler_rx) = queue::bounded(shared.config.queues.handler);
     let mailbox = peer.take_mailbox().ok_or(PeerError::AlreadyStarted)?;
     let span = tracing::debug_span!(
         "peer",
@@ -370,7 +371,7 @@ fn read_loop<P: Protocol, C: Connection>(
     peer: Peer<P>,
     mut conn: ReadHalf<C>,
     mut buf: BytesMut,
-    handler_tx: async_channel::Sender<Box<P::Message>>,
+    handler_tx: queue::Sender<Box<P::Message>>,
 ) -> impl Future<Output = ()> + Send {
     // An async block rather than an async fn: it keeps its captures in
     // place instead of copying them, which halves what they take.
@@ -452,7 +453,7 @@ fn on_message<P: Protocol>(
     peer: &Peer<P>,
     msg: P::Message,
     wire_len: usize,
-    handler_tx: &async_channel::Sender<Box<P::Message>>,
+    handler_tx: &queue::Sender<Box<P::Message>>,
 ) -> Result<Option<Later<P>>, DisconnectReason> {
     let shared = &peer.shared;
     let command = P::command_name(&msg);
@@ -545,7 +546,7 @@ fn raise_height<P: Protocol>(shared: &Shared<P>, h: u32) {
 fn write_loop<P: Protocol, C: Connection>(
     peer: Peer<P>,
     mut conn: WriteHalf<C>,
-    mailbox: async_channel::Receiver<Box<Outgoing<P>>>,
+    mailbox: queue::Receiver<Box<Outgoing<P>>>,
 ) -> impl Future<Output = ()> + Send {
     // An async block rather than an async fn: it keeps its captures in
     // place instead of copying them, which halves what they take.
@@ -718,7 +719,7 @@ fn write_loop<P: Protocol, C: Connection>(
 fn handler_loop<P: Protocol, H: Handler<P>>(
     peer: Peer<P>,
     handler: H,
-    queue: async_channel::Receiver<Box<P::Message>>,
+    queue: queue::Receiver<Box<P::Message>>,
 ) -> impl Future<Output = ()> + Send {
     // An async block rather than an async fn: it keeps its captures in
     // place instead of copying them, which halves what they take.

@@ -38,6 +38,7 @@ mod config;
 mod engine;
 pub mod handler;
 pub mod handshake;
+mod queue;
 pub mod stall;
 pub mod stats;
 
@@ -189,14 +190,14 @@ pub struct PeerInfo<P: Protocol> {
 type Start = Pin<Box<dyn Future<Output = Result<(), PeerError>> + Send>>;
 
 /// The writer's end of the mailbox.
-type Mailbox<P> = async_channel::Receiver<Box<Outgoing<P>>>;
+type Mailbox<P> = queue::Receiver<Box<Outgoing<P>>>;
 
 /// A handle to one remote node (cheap to clone; every clone is the same peer).
 pub struct Peer<P: Protocol> {
     shared: Arc<Shared<P>>,
     direction: Direction,
     remote_addr: Option<SocketAddr>,
-    mailbox: async_channel::Sender<Box<Outgoing<P>>>,
+    mailbox: queue::Sender<Box<Outgoing<P>>>,
     mailbox_rx: Arc<Mutex<Option<Mailbox<P>>>>,
     start: Arc<Mutex<Option<Start>>>,
 }
@@ -239,7 +240,7 @@ impl<P: Protocol> Peer<P> {
         H: Handler<P>,
         E: Executor,
     {
-        let (mailbox, mailbox_rx) = async_channel::bounded(config.queues.mailbox.max(1));
+        let (mailbox, mailbox_rx) = queue::bounded(config.queues.mailbox);
         let mut peer = Peer {
             shared: Arc::new(Shared::new(config)),
             direction,
