@@ -5,7 +5,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -186,7 +186,8 @@ where
     spawn_tasks(peer, conn, leftover, handler, executor)
 }
 
-/// Starts the reader, writer and handler tasks of a handshaken peer. Not
+/// Starts the reader and writer tasks of a handshaken peer (the handler task
+/// is started by the reader when there is something to handle). Not
 /// async, so that the tasks' futures never sit inside the future of `start`.
 fn spawn_tasks<P, C, H, E>(
     peer: Peer<P>,
@@ -203,7 +204,6 @@ where
 {
     let shared = &peer.shared;
     let (reader, writer) = futures_lite::io::split(conn);
-    let (handler_tx, handler_rx) = queue::bounded(shared.config.queues.handler);
     let mailbox = peer.take_mailbox().ok_or(PeerError::AlreadyStarted)?;
     let span = tracing::debug_span!(
         "peer",
@@ -212,12 +212,22 @@ where
         direction = ?peer.direction
     );
     tracing::debug!(parent: &span, user_agent = ?peer.info().user_agent, "handshake complete");
+    let (queue, messages) = queue::bounded(shared.config.queues.handler);
+    let handling = Arc::new(Handling {
+        peer: peer.clone(),
+        handler,
+        executor,
+        queue,
+        messages,
+        running: AtomicBool::new(false),
+        span: span.clone(),
+    });
     let writing = write_loop(peer.clone(), writer, mailbox);
-    let reading = read_loop(peer.clone(), reader, leftover, handler_tx);
-    let handling = handler_loop(peer, handler, handler_rx);
-    executor.spawn(Box::pin(writing.instrument(span.clone())));
-    executor.spawn(Box::pin(reading.instrument(span.clone())));
-    executor.spawn(Box::pin(handling.instrument(span)));
+    let reading = read_loop(peer, reader, leftover, handling.clone());
+    handling
+        .executor
+        .spawn(Box::pin(writing.instrument(span.clone())));
+    handling.executor.spawn(Box::pin(reading.instrument(span)));
     Ok(())
 }
 
@@ -367,11 +377,11 @@ async fn read_some(
     clippy::manual_async_fn,
     reason = "an async block keeps its captures in place"
 )]
-fn read_loop<P: Protocol, C: Connection>(
+fn read_loop<P: Protocol, C: Connection, H: Handler<P>, E: Executor>(
     peer: Peer<P>,
     mut conn: ReadHalf<C>,
     mut buf: BytesMut,
-    handler_tx: queue::Sender<Box<P::Message>>,
+    handling: Arc<Handling<P, H, E>>,
 ) -> impl Future<Output = ()> + Send {
     // An async block rather than an async fn: it keeps its captures in
     // place instead of copying them, which halves what they take.
@@ -388,7 +398,7 @@ fn read_loop<P: Protocol, C: Connection>(
                 Ok(None) => None,
                 Ok(Some(Decoded { message, wire_len })) => {
                     last_message = Instant::now();
-                    match on_message(&peer, message, wire_len, &handler_tx) {
+                    match on_message(&peer, message, wire_len, &handling) {
                         Ok(later) => Some(later),
                         Err(reason) => break reason,
                     }
@@ -408,11 +418,12 @@ fn read_loop<P: Protocol, C: Connection>(
                         // pushed back by TCP) and stop the stall clocks until
                         // there is room again.
                         shared.lock().stall.pause(Instant::now());
-                        let sent = handler_tx.send(msg).await;
+                        let sent = handling.queue.send(msg).await;
                         shared.lock().stall.resume(Instant::now());
                         if sent.is_err() {
                             break DisconnectReason::HandlerGone;
                         }
+                        handling.kick();
                     }
                 }
                 continue;
@@ -449,11 +460,11 @@ enum Later<P: Protocol> {
 
 /// Everything the engine does with one received message after the handshake,
 /// but waiting: that is left to the caller.
-fn on_message<P: Protocol>(
+fn on_message<P: Protocol, H: Handler<P>, E: Executor>(
     peer: &Peer<P>,
     msg: P::Message,
     wire_len: usize,
-    handler_tx: &queue::Sender<Box<P::Message>>,
+    handling: &Arc<Handling<P, H, E>>,
 ) -> Result<Option<Later<P>>, DisconnectReason> {
     let shared = &peer.shared;
     let command = P::command_name(&msg);
@@ -527,8 +538,11 @@ fn on_message<P: Protocol>(
     if is_pong {
         return Ok(None);
     }
-    match handler_tx.try_send(Box::new(msg)) {
-        Ok(()) => Ok(None),
+    match handling.queue.try_send(Box::new(msg)) {
+        Ok(()) => {
+            handling.kick();
+            Ok(None)
+        }
         Err(async_channel::TrySendError::Full(msg)) => Ok(Some(Later::Handler(msg))),
         Err(async_channel::TrySendError::Closed(_)) => Err(DisconnectReason::HandlerGone),
     }
@@ -712,31 +726,57 @@ fn write_loop<P: Protocol, C: Connection>(
     }
 }
 
-#[expect(
-    clippy::manual_async_fn,
-    reason = "an async block keeps its captures in place"
-)]
-fn handler_loop<P: Protocol, H: Handler<P>>(
+/// The handler side of a peer. Its task exists only while there are
+/// messages to handle: the reader queues a message and starts the task if
+/// it is not running; the task handles the queue to the end, one message at
+/// a time, and ends. An idle peer has no handler task.
+pub(super) struct Handling<P: Protocol, H, E> {
     peer: Peer<P>,
     handler: H,
-    queue: queue::Receiver<Box<P::Message>>,
-) -> impl Future<Output = ()> + Send {
-    // An async block rather than an async fn: it keeps its captures in
-    // place instead of copying them, which halves what they take.
-    async move {
-        // Messages already received are handled even after a disconnect: nothing
-        // read from the wire is dropped silently.
-        while let Ok(msg) = queue.recv().await {
+    executor: E,
+    queue: queue::Sender<Box<P::Message>>,
+    messages: queue::Receiver<Box<P::Message>>,
+    /// Whether a handler task is running (or about to).
+    running: AtomicBool,
+    span: tracing::Span,
+}
+
+impl<P: Protocol, H: Handler<P>, E: Executor> Handling<P, H, E> {
+    /// Starts the handler task unless it is running. Called after each
+    /// message queued.
+    fn kick(self: &Arc<Self>) {
+        if !self.running.swap(true, Ordering::SeqCst) {
+            let span = self.span.clone();
+            self.executor
+                .spawn(Box::pin(self.clone().drain().instrument(span)));
+        }
+    }
+
+    /// The handler task: handles messages until the queue is empty.
+    async fn drain(self: Arc<Self>) {
+        let peer = &self.peer;
+        loop {
+            let Ok(msg) = self.messages.try_recv() else {
+                self.running.store(false, Ordering::SeqCst);
+                // A message queued after the look above found the task still
+                // running and started none: it is this task's to handle.
+                if self.messages.is_empty() || self.running.swap(true, Ordering::SeqCst) {
+                    return;
+                }
+                continue;
+            };
             let command = P::command_name(&msg);
             let started = Instant::now();
-            let run = AssertUnwindSafe(handler.handle(&peer, *msg)).catch_unwind();
+            let run = AssertUnwindSafe(self.handler.handle(peer, *msg)).catch_unwind();
             let panicked = run.await.is_err();
             peer.shared.stats.handled(command, started.elapsed());
             if panicked {
-                // Only this peer goes down; the handler is not trusted with more.
+                // Only this peer goes down; the handler is not trusted with
+                // more. The reader, if it waits for room, is let go.
                 peer.shared
                     .close(DisconnectReason::HandlerPanicked(command));
-                break;
+                self.messages.close();
+                return;
             }
         }
     }

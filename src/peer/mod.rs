@@ -9,9 +9,10 @@
 //!   NEO•ONE does, never sees our `verack` before our `version`), and refuses a wrong network, our own nonce (a connection to ourselves),
 //!   anything else before the handshake and any frame over a few KiB before
 //!   it. It must all happen within the handshake timeout.
-//! - **Actor.** After the handshake the peer lives in three tasks started on
-//!   the given executor ([`crate::executor::Executor`]): a reader, a writer
-//!   that owns the mailbox, and a handler task. Callers talk to it through
+//! - **Actor.** After the handshake the peer lives in tasks started on the
+//!   given executor ([`crate::executor::Executor`]): a reader, a writer that
+//!   owns the mailbox, and a handler task while there are received messages
+//!   to handle (an idle peer has none). Callers talk to it through
 //!   the mailbox: [`Peer::send`] and the `request_*` methods return once the
 //!   message is written (or with the error that prevented it); the answers
 //!   reach the [`Handler`] asynchronously. The awaited variants

@@ -121,6 +121,11 @@ impl<T> Receiver<T> {
         Ok(msg)
     }
 
+    /// Whether no message is queued.
+    pub(super) fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
     /// Refuses new messages (those queued can still be received) and wakes
     /// the senders waiting for room, which then fail.
     pub(super) fn close(&self) {
