@@ -256,34 +256,43 @@ async fn handshake<P: Protocol>(
     P::set_max_payload(&mut codec, config.handshake_max_payload);
     let mut hs = Handshake::new(config.nonce, config.network);
     let mut out = BytesMut::new();
-    write_frame(shared, conn, &codec, &P::version(config), &mut out).await?;
+    // Boxed, like every message this future writes: a message is large, and
+    // one kept across an await would take room in the future all along.
+    let version = Box::new(P::version(config));
+    write_frame(shared, conn, &codec, &version, &mut out).await?;
+    drop(version);
     hs.version_sent();
     let mut buf = BytesMut::new();
     let mut verack_due: Option<Instant> = None;
     loop {
-        while let Some(Decoded { message, wire_len }) =
-            P::decode(&mut codec, &mut buf).map_err(DisconnectReason::Frame)?
-        {
-            shared.stats.received(P::command_name(&message), wire_len);
-            let step = match P::role(&message) {
-                Role::Version(v) => {
-                    let facts = P::version_facts(v);
-                    let step = hs.received(Received::Version {
-                        nonce: facts.nonce,
-                        network: facts.network,
-                    });
-                    if step.is_ok() {
-                        let mut st = shared.lock();
-                        st.height = facts.start_height;
-                        st.version = Some(v.clone());
-                        st.facts = Some(facts);
+        // A message is dealt with within this statement, so that none is
+        // kept in this future across an await.
+        let step = match P::decode(&mut codec, &mut buf).map_err(DisconnectReason::Frame)? {
+            None => None,
+            Some(Decoded { message, wire_len }) => {
+                shared.stats.received(P::command_name(&message), wire_len);
+                let step = match P::role(&message) {
+                    Role::Version(v) => {
+                        let facts = P::version_facts(v);
+                        let step = hs.received(Received::Version {
+                            nonce: facts.nonce,
+                            network: facts.network,
+                        });
+                        if step.is_ok() {
+                            let mut st = shared.lock();
+                            st.height = facts.start_height;
+                            st.version = Some(v.clone());
+                            st.facts = Some(facts);
+                        }
+                        step
                     }
-                    step
-                }
-                Role::Verack => hs.received(Received::Verack),
-                _ => hs.received(Received::Other(P::command_name(&message))),
+                    Role::Verack => hs.received(Received::Verack),
+                    _ => hs.received(Received::Other(P::command_name(&message))),
+                };
+                Some(step.map_err(DisconnectReason::Handshake)?)
             }
-            .map_err(DisconnectReason::Handshake)?;
+        };
+        if let Some(step) = step {
             if step == Step::SendVerack {
                 // Our verack waits for theirs (or a short while), so that it
                 // can never reach the remote in the same read as our version.
@@ -297,6 +306,7 @@ async fn handshake<P: Protocol>(
                 shared.lock().handshaked = true;
                 return Ok(buf);
             }
+            continue;
         }
         let read = read_some(conn, &mut buf);
         let n = match verack_due {
@@ -329,7 +339,9 @@ async fn send_verack<P: Protocol>(
     hs: &mut Handshake,
     out: &mut BytesMut,
 ) -> Result<(), DisconnectReason> {
-    write_frame(shared, conn, codec, &P::verack(), out).await?;
+    let verack = Box::new(P::verack());
+    write_frame(shared, conn, codec, &verack, out).await?;
+    drop(verack);
     hs.verack_sent();
     if !P::PAUSE_AFTER_VERACK.is_zero() {
         Timer::after(P::PAUSE_AFTER_VERACK).await;
