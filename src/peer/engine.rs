@@ -6,7 +6,6 @@ use std::panic::AssertUnwindSafe;
 use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
 use async_io::Timer;
@@ -361,27 +360,38 @@ async fn read_some(
     conn: &mut (impl AsyncRead + Unpin),
     buf: &mut BytesMut,
 ) -> Result<usize, DisconnectReason> {
+    /// Cuts `buf` back to what was really read, also when the read is
+    /// cancelled halfway (it races timers): the future is cancel-safe.
+    struct Keep<'a> {
+        buf: &'a mut BytesMut,
+        len: usize,
+    }
+    impl Drop for Keep<'_> {
+        fn drop(&mut self) {
+            self.buf.truncate(self.len);
+        }
+    }
     let start = buf.len();
     let chunk = start.clamp(READ_CHUNK, MAX_READ_CHUNK);
-    // The room is lent to the socket for one poll at a time and cut back to
-    // what was really read before the poll returns, so the future is
-    // cancel-safe (it races timers). With nothing buffered, a read that finds
-    // no bytes gives the room back: an idle peer holds no read buffer.
+    let mut keep = Keep { buf, len: start };
     let n = futures_lite::future::poll_fn(|cx| {
-        buf.resize(start + chunk, 0);
+        let buf = &mut *keep.buf;
+        if buf.len() < start + chunk {
+            // Zeroed once per read, not once per poll: a large frame's
+            // room is large.
+            buf.resize(start + chunk, 0);
+        }
         let polled = Pin::new(&mut *conn).poll_read(cx, &mut buf[start..]);
-        let n = match polled {
-            Poll::Ready(Ok(n)) => n,
-            _ => 0,
-        };
-        buf.truncate(start + n);
         if start == 0 && polled.is_pending() {
+            // Nothing buffered and nothing arrived: the room is given back
+            // until bytes come, so an idle peer holds no read buffer.
             *buf = BytesMut::new();
         }
         polled
     })
     .await
     .map_err(|e| io_reason(&e))?;
+    keep.len = start + n;
     Ok(n)
 }
 
