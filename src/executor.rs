@@ -1,7 +1,8 @@
 //! How the library starts its tasks.
 //!
 //! Nothing in `neo-peer` calls a runtime's `spawn` directly: every task (one
-//! reader, one writer and one handler task per peer) is handed to an
+//! reader and one writer per peer, and a handler task while it has messages
+//! to handle) is handed to an
 //! [`Executor`]. Adapters exist for smol (feature `smol`), async-std (feature
 //! `async-std`) and tokio (feature `tokio`); any other runtime plugs in by
 //! implementing the one method.

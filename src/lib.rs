@@ -16,7 +16,7 @@
 //!   [`Legacy`](protocol::Legacy) and [`N3`](protocol::N3).
 //! - [`peer`]: the engine. A [`Peer`](peer::Peer) takes any connection
 //!   (`AsyncRead + AsyncWrite`), runs the version/verack handshake, then lives
-//!   as an actor on three tasks: it answers `ping`, drops a remote that goes
+//!   as an actor on its own tasks: it answers `ping`, drops a remote that goes
 //!   idle or leaves a request unanswered, hands every other message to your
 //!   [`Handler`](peer::Handler), and keeps per-command statistics. It is
 //!   configured by a [`LocalConfig`](peer::LocalConfig) and depends on no

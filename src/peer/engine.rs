@@ -1,19 +1,22 @@
 //! The tasks of one connected peer: handshake, reader, writer, handler.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_io::Timer;
 use bytes::BytesMut;
 use event_listener::Event;
 use futures_lite::FutureExt;
-use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use futures_lite::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tracing::Instrument;
 
 use super::handshake::{Handshake, Received, Step};
+use super::queue;
 use super::{
     Connection, DisconnectReason, Handler, LocalConfig, Peer, PeerError, RequestId, StallDetector,
     Stats, Violation,
@@ -113,9 +116,9 @@ impl<P: Protocol> Shared<P> {
     }
 }
 
-/// A message for the writer. The mailbox holds them boxed: a bounded channel
-/// allocates all its slots up front, and a slot of a pointer keeps an idle
-/// peer's queues small whatever the size of the message type.
+/// A message for the writer. The mailbox holds them boxed: a slot of a
+/// pointer keeps the queues small whatever the size of the message type, and
+/// the writer's future holds a pointer, not a message, while it writes.
 pub(super) struct Outgoing<P: Protocol> {
     pub(super) msg: P::Message,
     /// Receives the answer instead of the handler (single-answer requests).
@@ -131,10 +134,11 @@ fn io_reason(e: &std::io::Error) -> DisconnectReason {
     }
 }
 
-/// Races `fut` against a deadline and the peer's end.
+/// Races `fut` against a deadline and the peer's end. `fut` is pinned by the
+/// caller: moved in by value, it would be kept twice in this future.
 async fn bounded<T>(
     shared: &Shared<impl Protocol>,
-    fut: impl std::future::Future<Output = T>,
+    fut: Pin<&mut impl Future<Output = T>>,
     deadline: Instant,
 ) -> Option<Result<T, ()>> {
     let fut = async { Some(Ok(fut.await)) };
@@ -165,7 +169,7 @@ where
     let shared = peer.shared.clone();
     let mut conn = conn;
     let deadline = Instant::now() + shared.config.timeouts.handshake;
-    let outcome = bounded(&shared, handshake(&shared, &mut conn), deadline).await;
+    let outcome = bounded(&shared, pin!(handshake(&shared, &mut conn)), deadline).await;
     let leftover = match outcome {
         Some(Ok(Ok(buf))) => buf,
         Some(Ok(Err(reason))) => {
@@ -178,8 +182,27 @@ where
         }
         None => return Err(peer.disconnected()),
     };
+    spawn_tasks(peer, conn, leftover, handler, executor)
+}
+
+/// Starts the reader and writer tasks of a handshaken peer (the handler task
+/// is started by the reader when there is something to handle). Not
+/// async, so that the tasks' futures never sit inside the future of `start`.
+fn spawn_tasks<P, C, H, E>(
+    peer: Peer<P>,
+    conn: C,
+    leftover: BytesMut,
+    handler: H,
+    executor: E,
+) -> Result<(), PeerError>
+where
+    P: Protocol,
+    C: Connection,
+    H: Handler<P>,
+    E: Executor,
+{
+    let shared = &peer.shared;
     let (reader, writer) = futures_lite::io::split(conn);
-    let (handler_tx, handler_rx) = async_channel::bounded(shared.config.queues.handler.max(1));
     let mailbox = peer.take_mailbox().ok_or(PeerError::AlreadyStarted)?;
     let span = tracing::debug_span!(
         "peer",
@@ -188,12 +211,22 @@ where
         direction = ?peer.direction
     );
     tracing::debug!(parent: &span, user_agent = ?peer.info().user_agent, "handshake complete");
+    let (queue, messages) = queue::bounded(shared.config.queues.handler);
+    let handling = Arc::new(Handling {
+        peer: peer.clone(),
+        handler,
+        executor,
+        queue,
+        messages,
+        running: AtomicBool::new(false),
+        span: span.clone(),
+    });
     let writing = write_loop(peer.clone(), writer, mailbox);
-    let reading = read_loop(peer.clone(), reader, leftover, handler_tx);
-    let handling = handler_loop(peer, handler, handler_rx);
-    executor.spawn(Box::pin(writing.instrument(span.clone())));
-    executor.spawn(Box::pin(reading.instrument(span.clone())));
-    executor.spawn(Box::pin(handling.instrument(span)));
+    let reading = read_loop(peer, reader, leftover, handling.clone());
+    handling
+        .executor
+        .spawn(Box::pin(writing.instrument(span.clone())));
+    handling.executor.spawn(Box::pin(reading.instrument(span)));
     Ok(())
 }
 
@@ -222,34 +255,43 @@ async fn handshake<P: Protocol>(
     P::set_max_payload(&mut codec, config.handshake_max_payload);
     let mut hs = Handshake::new(config.nonce, config.network);
     let mut out = BytesMut::new();
-    write_frame(shared, conn, &codec, &P::version(config), &mut out).await?;
+    // Boxed, like every message this future writes: a message is large, and
+    // one kept across an await would take room in the future all along.
+    let version = Box::new(P::version(config));
+    write_frame(shared, conn, &codec, &version, &mut out).await?;
+    drop(version);
     hs.version_sent();
     let mut buf = BytesMut::new();
     let mut verack_due: Option<Instant> = None;
     loop {
-        while let Some(Decoded { message, wire_len }) =
-            P::decode(&mut codec, &mut buf).map_err(DisconnectReason::Frame)?
-        {
-            shared.stats.received(P::command_name(&message), wire_len);
-            let step = match P::role(&message) {
-                Role::Version(v) => {
-                    let facts = P::version_facts(v);
-                    let step = hs.received(Received::Version {
-                        nonce: facts.nonce,
-                        network: facts.network,
-                    });
-                    if step.is_ok() {
-                        let mut st = shared.lock();
-                        st.height = facts.start_height;
-                        st.version = Some(v.clone());
-                        st.facts = Some(facts);
+        // A message is dealt with within this statement, so that none is
+        // kept in this future across an await.
+        let step = match P::decode(&mut codec, &mut buf).map_err(DisconnectReason::Frame)? {
+            None => None,
+            Some(Decoded { message, wire_len }) => {
+                shared.stats.received(P::command_name(&message), wire_len);
+                let step = match P::role(&message) {
+                    Role::Version(v) => {
+                        let facts = P::version_facts(v);
+                        let step = hs.received(Received::Version {
+                            nonce: facts.nonce,
+                            network: facts.network,
+                        });
+                        if step.is_ok() {
+                            let mut st = shared.lock();
+                            st.height = facts.start_height;
+                            st.version = Some(v.clone());
+                            st.facts = Some(facts);
+                        }
+                        step
                     }
-                    step
-                }
-                Role::Verack => hs.received(Received::Verack),
-                _ => hs.received(Received::Other(P::command_name(&message))),
+                    Role::Verack => hs.received(Received::Verack),
+                    _ => hs.received(Received::Other(P::command_name(&message))),
+                };
+                Some(step.map_err(DisconnectReason::Handshake)?)
             }
-            .map_err(DisconnectReason::Handshake)?;
+        };
+        if let Some(step) = step {
             if step == Step::SendVerack {
                 // Our verack waits for theirs (or a short while), so that it
                 // can never reach the remote in the same read as our version.
@@ -263,6 +305,7 @@ async fn handshake<P: Protocol>(
                 shared.lock().handshaked = true;
                 return Ok(buf);
             }
+            continue;
         }
         let read = read_some(conn, &mut buf);
         let n = match verack_due {
@@ -295,7 +338,9 @@ async fn send_verack<P: Protocol>(
     hs: &mut Handshake,
     out: &mut BytesMut,
 ) -> Result<(), DisconnectReason> {
-    write_frame(shared, conn, codec, &P::verack(), out).await?;
+    let verack = Box::new(P::verack());
+    write_frame(shared, conn, codec, &verack, out).await?;
+    drop(verack);
     hs.verack_sent();
     if !P::PAUSE_AFTER_VERACK.is_zero() {
         Timer::after(P::PAUSE_AFTER_VERACK).await;
@@ -328,61 +373,121 @@ async fn read_some(
     }
     let start = buf.len();
     let chunk = start.clamp(READ_CHUNK, MAX_READ_CHUNK);
-    buf.resize(start + chunk, 0);
     let mut keep = Keep { buf, len: start };
-    let n = conn
-        .read(&mut keep.buf[start..])
-        .await
-        .map_err(|e| io_reason(&e))?;
+    let n = futures_lite::future::poll_fn(|cx| {
+        let buf = &mut *keep.buf;
+        if buf.len() < start + chunk {
+            // Zeroed once per read, not once per poll: a large frame's
+            // room is large.
+            buf.resize(start + chunk, 0);
+        }
+        let polled = Pin::new(&mut *conn).poll_read(cx, &mut buf[start..]);
+        if start == 0 && polled.is_pending() {
+            // Nothing buffered and nothing arrived: the room is given back
+            // until bytes come, so an idle peer holds no read buffer.
+            *buf = BytesMut::new();
+        }
+        polled
+    })
+    .await
+    .map_err(|e| io_reason(&e))?;
     keep.len = start + n;
     Ok(n)
 }
 
-async fn read_loop<P: Protocol, C: Connection>(
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async block keeps its captures in place"
+)]
+fn read_loop<P: Protocol, C: Connection, H: Handler<P>, E: Executor>(
     peer: Peer<P>,
     mut conn: ReadHalf<C>,
     mut buf: BytesMut,
-    handler_tx: async_channel::Sender<Box<P::Message>>,
-) {
-    let shared = &peer.shared;
-    let mut codec = P::codec(shared.config.network);
-    P::set_max_payload(&mut codec, MAX_PAYLOAD);
-    let idle = shared.config.timeouts.idle;
-    let mut last_message = Instant::now();
-    let reason = loop {
-        let decoded = match P::decode(&mut codec, &mut buf) {
-            Ok(d) => d,
-            Err(e) => break DisconnectReason::Frame(e),
-        };
-        if let Some(Decoded { message, wire_len }) = decoded {
-            last_message = Instant::now();
-            if let Err(reason) = on_message(&peer, message, wire_len, &handler_tx).await {
-                break reason;
+    handling: Arc<Handling<P, H, E>>,
+) -> impl Future<Output = ()> + Send {
+    // An async block rather than an async fn: it keeps its captures in
+    // place instead of copying them, which halves what they take.
+    async move {
+        let shared = &peer.shared;
+        let mut codec = P::codec(shared.config.network);
+        P::set_max_payload(&mut codec, MAX_PAYLOAD);
+        let idle = shared.config.timeouts.idle;
+        let mut last_message = Instant::now();
+        let reason = loop {
+            // A message is decoded and dealt with within this statement, so
+            // that none is kept in this future across an await.
+            let decoded = match P::decode(&mut codec, &mut buf) {
+                Ok(None) => None,
+                Ok(Some(Decoded { message, wire_len })) => {
+                    last_message = Instant::now();
+                    match on_message(&peer, message, wire_len, &handling) {
+                        Ok(later) => Some(later),
+                        Err(reason) => break reason,
+                    }
+                }
+                Err(e) => break DisconnectReason::Frame(e),
+            };
+            if let Some(later) = decoded {
+                // Rare: a full mailbox or handler queue. Awaited here, so the
+                // reader's idle state stays small.
+                match later {
+                    None => {}
+                    Some(Later::Mailbox(out)) => {
+                        let _ = peer.mailbox.send(out).await;
+                    }
+                    Some(Later::Handler(msg)) => {
+                        // The handler is behind: stop reading (the remote is
+                        // pushed back by TCP) and stop the stall clocks until
+                        // there is room again.
+                        shared.lock().stall.pause(Instant::now());
+                        let sent = handling.queue.send(msg).await;
+                        shared.lock().stall.resume(Instant::now());
+                        if sent.is_err() {
+                            break DisconnectReason::HandlerGone;
+                        }
+                        handling.kick();
+                    }
+                }
+                continue;
             }
-            continue;
-        }
-        if buf.is_empty() && buf.capacity() > 4 * READ_CHUNK {
-            // Give back the room a large frame took.
-            buf = BytesMut::new();
-        }
-        match bounded(shared, read_some(&mut conn, &mut buf), last_message + idle).await {
-            Some(Ok(Ok(0))) => break DisconnectReason::RemoteClosed,
-            Some(Ok(Ok(_))) => {}
-            Some(Ok(Err(reason))) => break reason,
-            Some(Err(())) => break DisconnectReason::IdleTimeout(idle),
-            None => return,
-        }
-    };
-    shared.close(reason);
+            if buf.is_empty() && buf.capacity() > 4 * READ_CHUNK {
+                // Give back the room a large frame took.
+                buf = BytesMut::new();
+            }
+            match bounded(
+                shared,
+                pin!(read_some(&mut conn, &mut buf)),
+                last_message + idle,
+            )
+            .await
+            {
+                Some(Ok(Ok(0))) => break DisconnectReason::RemoteClosed,
+                Some(Ok(Ok(_))) => {}
+                Some(Ok(Err(reason))) => break reason,
+                Some(Err(())) => break DisconnectReason::IdleTimeout(idle),
+                None => return,
+            }
+        };
+        shared.close(reason);
+    }
 }
 
-/// Everything the engine does with one received message after the handshake.
-async fn on_message<P: Protocol>(
+/// What the reader still has to wait for after [`on_message`].
+enum Later<P: Protocol> {
+    /// The mailbox was full: this pong waits for room.
+    Mailbox(Box<Outgoing<P>>),
+    /// The handler queue was full: this message waits for room.
+    Handler(Box<P::Message>),
+}
+
+/// Everything the engine does with one received message after the handshake,
+/// but waiting: that is left to the caller.
+fn on_message<P: Protocol, H: Handler<P>, E: Executor>(
     peer: &Peer<P>,
     msg: P::Message,
     wire_len: usize,
-    handler_tx: &async_channel::Sender<Box<P::Message>>,
-) -> Result<(), DisconnectReason> {
+    handling: &Arc<Handling<P, H, E>>,
+) -> Result<Option<Later<P>>, DisconnectReason> {
     let shared = &peer.shared;
     let command = P::command_name(&msg);
     shared.stats.received(command, wire_len);
@@ -402,8 +507,15 @@ async fn on_message<P: Protocol>(
                 nonce: p.nonce,
             };
             // Through the mailbox, so the writer stays the only writer.
-            peer.enqueue(P::ping(pong, true), None).await;
-            return Ok(());
+            let out = Box::new(Outgoing {
+                msg: P::ping(pong, true),
+                waiter: None,
+                written: None,
+            });
+            return match peer.mailbox.try_send(out) {
+                Err(async_channel::TrySendError::Full(out)) => Ok(Some(Later::Mailbox(out))),
+                _ => Ok(None),
+            };
         }
         Role::Pong(p) => {
             raise_height(shared, p.last_block_index);
@@ -420,7 +532,7 @@ async fn on_message<P: Protocol>(
         if st.reason.is_some() {
             // The peer has ended: its callers were told so and may have
             // asked another peer. A late answer must not reach anyone.
-            return Ok(());
+            return Ok(None);
         }
         if let Some((kinds, n)) = P::answers(&msg) {
             let now = Instant::now();
@@ -443,21 +555,17 @@ async fn on_message<P: Protocol>(
     if let Some(w) = waiter {
         // The caller asked for this answer: it goes to the caller.
         let _ = w.try_send(msg);
-        return Ok(());
+        return Ok(None);
     }
     if is_pong {
-        return Ok(());
+        return Ok(None);
     }
-    match handler_tx.try_send(Box::new(msg)) {
-        Ok(()) => Ok(()),
-        Err(async_channel::TrySendError::Full(msg)) => {
-            // The handler is behind: stop reading (the remote is pushed back
-            // by TCP) and stop the stall clocks until there is room again.
-            shared.lock().stall.pause(Instant::now());
-            let sent = handler_tx.send(msg).await;
-            shared.lock().stall.resume(Instant::now());
-            sent.map_err(|_| DisconnectReason::HandlerGone)
+    match handling.queue.try_send(Box::new(msg)) {
+        Ok(()) => {
+            handling.kick();
+            Ok(None)
         }
+        Err(async_channel::TrySendError::Full(msg)) => Ok(Some(Later::Handler(msg))),
         Err(async_channel::TrySendError::Closed(_)) => Err(DisconnectReason::HandlerGone),
     }
 }
@@ -467,176 +575,231 @@ fn raise_height<P: Protocol>(shared: &Shared<P>, h: u32) {
     st.height = st.height.max(h);
 }
 
-async fn write_loop<P: Protocol, C: Connection>(
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async block keeps its captures in place"
+)]
+fn write_loop<P: Protocol, C: Connection>(
     peer: Peer<P>,
     mut conn: WriteHalf<C>,
-    mailbox: async_channel::Receiver<Box<Outgoing<P>>>,
-) {
-    let shared = &peer.shared;
-    let timeouts = shared.config.timeouts;
-    let mut codec = P::codec(shared.config.network);
-    P::set_max_payload(&mut codec, MAX_PAYLOAD);
-    let compress = shared
-        .lock()
-        .facts
-        .as_ref()
-        .is_some_and(|f| f.allows_compression);
-    P::set_compression(&mut codec, compress);
-    let mut out = BytesMut::new();
-    let mut last_write = Instant::now();
-    let mut ping_nonce = shared.config.nonce;
-    let reason = loop {
-        let now = Instant::now();
-        let next_deadline = shared.lock().stall.next_deadline();
-        let wake = [
-            Some(last_write + timeouts.ping_interval),
-            Some(now + timeouts.stall_check_interval),
-            next_deadline,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or(now + timeouts.stall_check_interval);
-        let next = async { mailbox.recv().await.ok().map(Some) };
-        let tick = async {
-            Timer::at(wake).await;
-            Some(None)
-        };
-        let closed = async {
-            shared.wait_closed().await;
-            None
-        };
-        let outgoing = match next.or(tick).or(closed).await {
-            None => break None,
-            Some(o) => o,
-        };
-        if shared.is_closed() {
-            // The message lost the race against the disconnect: it is failed
-            // with the others still queued.
-            if let Some(Some(w)) = outgoing.map(|o| o.written) {
-                let reason = shared.reason().unwrap_or(DisconnectReason::Requested);
-                let _ = w.try_send(Err(PeerError::Disconnected(reason)));
-            }
-            break None;
-        }
-        let now = Instant::now();
-        if let Some(kind) = shared.lock().stall.expired(now) {
-            break Some(DisconnectReason::Stalled(kind));
-        }
-        let (msg, waiter, written) = match outgoing {
-            Some(o) => {
-                let o = *o;
-                (o.msg, o.waiter, o.written)
-            }
-            None if now >= last_write + timeouts.ping_interval => {
-                ping_nonce = ping_nonce.wrapping_add(1);
-                let ping = PingPayload {
-                    last_block_index: shared.config.height(),
-                    timestamp: crate::protocol::unix_seconds(),
-                    nonce: ping_nonce,
-                };
-                (P::ping(ping, false), None, None)
-            }
-            None => continue,
-        };
-        // Arm before writing, so that an answer racing the write finds it.
-        let armed = {
-            let mut st = shared.lock();
-            let height = st.height;
-            match P::expects(&msg, height) {
-                // Ended since the check above: `close` has already failed
-                // every waiter, so this one must not be armed after it.
-                _ if st.reason.is_some() => Err(PeerError::Disconnected(
-                    st.reason.clone().unwrap_or(DisconnectReason::Requested),
-                )),
-                Some((RequestKind::Ping, _)) if !P::PONG_EXPECTED => Ok(None),
-                Some((kind, n)) => match st.stall.arm(kind, n, now) {
-                    Ok(id) => {
-                        if let Some(w) = waiter {
-                            st.waiters.insert(id, w);
-                        }
-                        Ok(Some(id))
-                    }
-                    Err(e) => Err(PeerError::TooManyPending(e.0)),
-                },
-                None => Ok(None),
-            }
-        };
-        if let Err(e) = armed {
-            if let Some(w) = written {
-                let _ = w.try_send(Err(e));
-            }
-            continue;
-        }
-        let write = write_frame(shared, &mut conn, &codec, &msg, &mut out);
-        let result = match bounded(shared, write, Instant::now() + timeouts.write).await {
-            Some(Ok(r)) => r,
-            Some(Err(())) => Err(DisconnectReason::WriteTimeout(timeouts.write)),
-            None => break None,
-        };
-        last_write = Instant::now();
-        match result {
-            Ok(()) => {
-                if let Some(w) = written {
-                    let _ = w.try_send(Ok(()));
-                }
-            }
-            Err(DisconnectReason::Encode(e)) => {
-                // Nothing was written: the caller learns why, the peer lives on.
-                if let Ok(Some(id)) = armed {
-                    let mut st = shared.lock();
-                    st.stall.remove(id);
-                    st.waiters.remove(&id);
-                }
-                if let Some(w) = written {
-                    let _ = w.try_send(Err(PeerError::Encode(e)));
-                }
-            }
-            Err(reason) => {
-                // Record the reason before the caller hears of the failure:
-                // a dropped `written` alone would leave it to guess.
-                shared.close(reason);
-                if let Some(w) = written {
+    mailbox: queue::Receiver<Box<Outgoing<P>>>,
+) -> impl Future<Output = ()> + Send {
+    // An async block rather than an async fn: it keeps its captures in
+    // place instead of copying them, which halves what they take.
+    async move {
+        let shared = &peer.shared;
+        // Read in place, not copied: a copy would take room in this future.
+        let timeouts = &shared.config.timeouts;
+        let mut codec = P::codec(shared.config.network);
+        P::set_max_payload(&mut codec, MAX_PAYLOAD);
+        let compress = shared
+            .lock()
+            .facts
+            .as_ref()
+            .is_some_and(|f| f.allows_compression);
+        P::set_compression(&mut codec, compress);
+        let mut out = BytesMut::new();
+        let mut last_write = Instant::now();
+        let mut ping_nonce = shared.config.nonce;
+        let reason = loop {
+            let now = Instant::now();
+            let next_deadline = shared.lock().stall.next_deadline();
+            let wake = [
+                Some(last_write + timeouts.ping_interval),
+                Some(now + timeouts.stall_check_interval),
+                next_deadline,
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(now + timeouts.stall_check_interval);
+            let next = async { mailbox.recv().await.ok().map(Some) };
+            let tick = async {
+                Timer::at(wake).await;
+                Some(None)
+            };
+            let closed = async {
+                shared.wait_closed().await;
+                None
+            };
+            let outgoing = match next.or(tick).or(closed).await {
+                None => break None,
+                Some(o) => o,
+            };
+            if shared.is_closed() {
+                // The message lost the race against the disconnect: it is failed
+                // with the others still queued.
+                if let Some(Some(w)) = outgoing.map(|o| o.written) {
                     let reason = shared.reason().unwrap_or(DisconnectReason::Requested);
                     let _ = w.try_send(Err(PeerError::Disconnected(reason)));
                 }
                 break None;
             }
+            let now = Instant::now();
+            if let Some(kind) = shared.lock().stall.expired(now) {
+                break Some(DisconnectReason::Stalled(kind));
+            }
+            // The message stays boxed while it is written: the writer's future
+            // then holds a pointer, not a message, across its awaits.
+            let mut o = match outgoing {
+                Some(o) => o,
+                None if now >= last_write + timeouts.ping_interval => {
+                    ping_nonce = ping_nonce.wrapping_add(1);
+                    let ping = PingPayload {
+                        last_block_index: shared.config.height(),
+                        timestamp: crate::protocol::unix_seconds(),
+                        nonce: ping_nonce,
+                    };
+                    Box::new(Outgoing {
+                        msg: P::ping(ping, false),
+                        waiter: None,
+                        written: None,
+                    })
+                }
+                None => continue,
+            };
+            let (waiter, written) = (o.waiter.take(), o.written.take());
+            let msg = &o.msg;
+            // Arm before writing, so that an answer racing the write finds it.
+            let armed = {
+                let mut st = shared.lock();
+                let height = st.height;
+                match P::expects(msg, height) {
+                    // Ended since the check above: `close` has already failed
+                    // every waiter, so this one must not be armed after it.
+                    _ if st.reason.is_some() => Err(PeerError::Disconnected(
+                        st.reason.clone().unwrap_or(DisconnectReason::Requested),
+                    )),
+                    Some((RequestKind::Ping, _)) if !P::PONG_EXPECTED => Ok(None),
+                    Some((kind, n)) => match st.stall.arm(kind, n, now) {
+                        Ok(id) => {
+                            if let Some(w) = waiter {
+                                st.waiters.insert(id, w);
+                            }
+                            Ok(Some(id))
+                        }
+                        Err(e) => Err(PeerError::TooManyPending(e.0)),
+                    },
+                    None => Ok(None),
+                }
+            };
+            if let Err(e) = armed {
+                if let Some(w) = written {
+                    let _ = w.try_send(Err(e));
+                }
+                continue;
+            }
+            // Boxed: a write is short, the idle wait long; the writer's future
+            // is as large as its largest await, so the write is kept out of it.
+            let deadline = Instant::now() + timeouts.write;
+            let write = Box::pin(async {
+                let write = pin!(write_frame(shared, &mut conn, &codec, msg, &mut out));
+                bounded(shared, write, deadline).await
+            });
+            let result = match write.await {
+                Some(Ok(r)) => r,
+                Some(Err(())) => Err(DisconnectReason::WriteTimeout(timeouts.write)),
+                None => break None,
+            };
+            last_write = Instant::now();
+            match result {
+                Ok(()) => {
+                    if let Some(w) = written {
+                        let _ = w.try_send(Ok(()));
+                    }
+                }
+                Err(DisconnectReason::Encode(e)) => {
+                    // Nothing was written: the caller learns why, the peer lives on.
+                    if let Ok(Some(id)) = armed {
+                        let mut st = shared.lock();
+                        st.stall.remove(id);
+                        st.waiters.remove(&id);
+                    }
+                    if let Some(w) = written {
+                        let _ = w.try_send(Err(PeerError::Encode(e)));
+                    }
+                }
+                Err(reason) => {
+                    // Record the reason before the caller hears of the failure:
+                    // a dropped `written` alone would leave it to guess.
+                    shared.close(reason);
+                    if let Some(w) = written {
+                        let reason = shared.reason().unwrap_or(DisconnectReason::Requested);
+                        let _ = w.try_send(Err(PeerError::Disconnected(reason)));
+                    }
+                    break None;
+                }
+            }
+        };
+        if let Some(reason) = reason {
+            shared.close(reason);
         }
-    };
-    if let Some(reason) = reason {
-        shared.close(reason);
-    }
-    // Refuse new messages, then fail the ones already queued: their callers
-    // learn of the disconnect now rather than never.
-    mailbox.close();
-    let failed = PeerError::Disconnected(shared.reason().unwrap_or(DisconnectReason::Requested));
-    while let Ok(o) = mailbox.try_recv() {
-        if let Some(w) = o.written {
-            let _ = w.try_send(Err(failed.clone()));
+        // Refuse new messages, then fail the ones already queued: their callers
+        // learn of the disconnect now rather than never.
+        mailbox.close();
+        let failed =
+            PeerError::Disconnected(shared.reason().unwrap_or(DisconnectReason::Requested));
+        while let Ok(o) = mailbox.try_recv() {
+            if let Some(w) = o.written {
+                let _ = w.try_send(Err(failed.clone()));
+            }
         }
+        let _ = conn.close().await;
     }
-    let _ = conn.close().await;
 }
 
-async fn handler_loop<P: Protocol, H: Handler<P>>(
+/// The handler side of a peer. Its task exists only while there are
+/// messages to handle: the reader queues a message and starts the task if
+/// it is not running; the task handles the queue to the end, one message at
+/// a time, and ends. An idle peer has no handler task.
+pub(super) struct Handling<P: Protocol, H, E> {
     peer: Peer<P>,
     handler: H,
-    queue: async_channel::Receiver<Box<P::Message>>,
-) {
-    // Messages already received are handled even after a disconnect: nothing
-    // read from the wire is dropped silently.
-    while let Ok(msg) = queue.recv().await {
-        let command = P::command_name(&msg);
-        let started = Instant::now();
-        let run = AssertUnwindSafe(handler.handle(&peer, *msg)).catch_unwind();
-        let panicked = run.await.is_err();
-        peer.shared.stats.handled(command, started.elapsed());
-        if panicked {
-            // Only this peer goes down; the handler is not trusted with more.
-            peer.shared
-                .close(DisconnectReason::HandlerPanicked(command));
-            break;
+    executor: E,
+    queue: queue::Sender<Box<P::Message>>,
+    messages: queue::Receiver<Box<P::Message>>,
+    /// Whether a handler task is running (or about to).
+    running: AtomicBool,
+    span: tracing::Span,
+}
+
+impl<P: Protocol, H: Handler<P>, E: Executor> Handling<P, H, E> {
+    /// Starts the handler task unless it is running. Called after each
+    /// message queued.
+    fn kick(self: &Arc<Self>) {
+        if !self.running.swap(true, Ordering::SeqCst) {
+            let span = self.span.clone();
+            self.executor
+                .spawn(Box::pin(self.clone().drain().instrument(span)));
+        }
+    }
+
+    /// The handler task: handles messages until the queue is empty.
+    async fn drain(self: Arc<Self>) {
+        let peer = &self.peer;
+        loop {
+            let Ok(msg) = self.messages.try_recv() else {
+                self.running.store(false, Ordering::SeqCst);
+                // A message queued after the look above found the task still
+                // running and started none: it is this task's to handle.
+                if self.messages.is_empty() || self.running.swap(true, Ordering::SeqCst) {
+                    return;
+                }
+                continue;
+            };
+            let command = P::command_name(&msg);
+            let started = Instant::now();
+            let run = AssertUnwindSafe(self.handler.handle(peer, *msg)).catch_unwind();
+            let panicked = run.await.is_err();
+            peer.shared.stats.handled(command, started.elapsed());
+            if panicked {
+                // Only this peer goes down; the handler is not trusted with
+                // more. The reader, if it waits for room, is let go.
+                peer.shared
+                    .close(DisconnectReason::HandlerPanicked(command));
+                self.messages.close();
+                return;
+            }
         }
     }
 }

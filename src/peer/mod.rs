@@ -9,9 +9,10 @@
 //!   NEO•ONE does, never sees our `verack` before our `version`), and refuses a wrong network, our own nonce (a connection to ourselves),
 //!   anything else before the handshake and any frame over a few KiB before
 //!   it. It must all happen within the handshake timeout.
-//! - **Actor.** After the handshake the peer lives in three tasks started on
-//!   the given executor ([`crate::executor::Executor`]): a reader, a writer
-//!   that owns the mailbox, and a handler task. Callers talk to it through
+//! - **Actor.** After the handshake the peer lives in tasks started on the
+//!   given executor ([`crate::executor::Executor`]): a reader, a writer that
+//!   owns the mailbox, and a handler task while there are received messages
+//!   to handle (an idle peer has none). Callers talk to it through
 //!   the mailbox: [`Peer::send`] and the `request_*` methods return once the
 //!   message is written (or with the error that prevented it); the answers
 //!   reach the [`Handler`] asynchronously. The awaited variants
@@ -38,6 +39,7 @@ mod config;
 mod engine;
 pub mod handler;
 pub mod handshake;
+mod queue;
 pub mod stall;
 pub mod stats;
 
@@ -189,14 +191,14 @@ pub struct PeerInfo<P: Protocol> {
 type Start = Pin<Box<dyn Future<Output = Result<(), PeerError>> + Send>>;
 
 /// The writer's end of the mailbox.
-type Mailbox<P> = async_channel::Receiver<Box<Outgoing<P>>>;
+type Mailbox<P> = queue::Receiver<Box<Outgoing<P>>>;
 
 /// A handle to one remote node (cheap to clone; every clone is the same peer).
 pub struct Peer<P: Protocol> {
     shared: Arc<Shared<P>>,
     direction: Direction,
     remote_addr: Option<SocketAddr>,
-    mailbox: async_channel::Sender<Box<Outgoing<P>>>,
+    mailbox: queue::Sender<Box<Outgoing<P>>>,
     mailbox_rx: Arc<Mutex<Option<Mailbox<P>>>>,
     start: Arc<Mutex<Option<Start>>>,
 }
@@ -239,7 +241,7 @@ impl<P: Protocol> Peer<P> {
         H: Handler<P>,
         E: Executor,
     {
-        let (mailbox, mailbox_rx) = async_channel::bounded(config.queues.mailbox.max(1));
+        let (mailbox, mailbox_rx) = queue::bounded(config.queues.mailbox);
         let mut peer = Peer {
             shared: Arc::new(Shared::new(config)),
             direction,
@@ -281,20 +283,6 @@ impl<P: Protocol> Peer<P> {
 
     fn disconnected(&self) -> PeerError {
         PeerError::Disconnected(self.shared.reason().unwrap_or(DisconnectReason::Requested))
-    }
-
-    /// Puts `msg` in the mailbox (waiting for room) without waiting for the write.
-    async fn enqueue(
-        &self,
-        msg: P::Message,
-        written: Option<async_channel::Sender<Result<(), PeerError>>>,
-    ) -> bool {
-        let out = Box::new(Outgoing {
-            msg,
-            waiter: None,
-            written,
-        });
-        self.mailbox.send(out).await.is_ok()
     }
 
     /// Sends `msg` and returns once it is written. If the message is a

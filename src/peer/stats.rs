@@ -164,6 +164,9 @@ impl Stats {
             None => {
                 let mut c = CommandStats::default();
                 f(&mut c);
+                // One more place, not double: most peers see a few commands,
+                // and a new command is rare enough to pay for the move.
+                list.reserve_exact(1);
                 list.push((key.to_string(), c));
             }
         }
