@@ -371,6 +371,10 @@ fn neo_peer_crawl_records_neo_go() {
         rec["last_success_ms"].is_u64() && rec["failures"] == 0,
         "{rec}"
     );
+    // Whatever neo-go answers our getaddr with (an empty addr when it knows
+    // nobody) is no reason to ban it.
+    assert!(rec["banned_until_ms"].is_null(), "{rec}");
+    assert!(summary.contains("banned 0"), "{summary}");
     assert!(
         rec["capabilities"]
             .as_array()

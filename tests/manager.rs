@@ -22,6 +22,10 @@ use neo_peer::wire::n3;
 
 const NET: u32 = 56753;
 
+/// The scripted remote of the fault-injection suite (this file uses a part of it).
+#[allow(dead_code)]
+mod hostile;
+
 /// One async runtime: its executor and how to block on a future.
 trait Rt: Copy + Send + Sync + 'static {
     type Ex: Executor + Clone;
@@ -584,6 +588,60 @@ fn unsolicited_addr_is_misbehaviour_smol() {
 #[test]
 fn unsolicited_addr_is_misbehaviour_async_std() {
     unsolicited_addr_is_misbehaviour(AsyncStdRt);
+}
+
+// ---------------------------------------------------------------------------
+
+/// A node that knows no address answers our `getaddr` with an empty `addr`,
+/// as neo-go does: it teaches nothing and is held against nobody.
+fn empty_addr_answer_is_fine<R: Rt>(rt: R) {
+    rt.block_on(async {
+        let listener =
+            async_io::Async::new(std::net::TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
+        let at = listener.get_ref().local_addr().unwrap();
+        let remote = rt.spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            let mut remote = hostile::Remote::<N3>::new(s.into_inner().unwrap(), 77);
+            remote.handshake().await;
+            while let Some(m) = remote.recv().await {
+                if m == n3::Message::GetAddr {
+                    // flags 0, addr, one payload byte: zero addresses
+                    assert!(remote.raw(&[0x00, 0x11, 0x01, 0x00]).await);
+                    break;
+                }
+            }
+            // Stays, and reads, until we hang up.
+            remote.closes_within(Duration::from_secs(10)).await
+        });
+        let c = client::<N3, _, _>(rt, IgnoreAll);
+        c.connect(at).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let answered = || {
+            c.peers()
+                .first()
+                .is_some_and(|p| p.stats.get("addr").messages_in > 0)
+        };
+        while !answered() && Instant::now() < deadline {
+            Timer::after(Duration::from_millis(2)).await;
+        }
+        assert!(answered(), "the empty addr reached the manager");
+        Timer::after(Duration::from_millis(100)).await;
+        assert_eq!(c.len(), 1, "departed: {:?}", c.departed());
+        assert!(!c.book().is_banned(at));
+        assert_eq!(c.book().len(), 1, "nothing learned but the node itself");
+        shut(&[&c]).await;
+        assert!(remote.await, "we hung up at shutdown");
+    });
+}
+
+#[test]
+fn empty_addr_answer_is_fine_smol() {
+    empty_addr_answer_is_fine(SmolRt);
+}
+
+#[test]
+fn empty_addr_answer_is_fine_async_std() {
+    empty_addr_answer_is_fine(AsyncStdRt);
 }
 
 // ---------------------------------------------------------------------------

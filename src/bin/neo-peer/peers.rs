@@ -90,7 +90,11 @@ fn table(records: &[AddrRecord], now: u64) -> String {
                     format!("{} ago", span(now.saturating_sub(t)))
                 }),
                 r.failures.to_string(),
-                r.rtt_ms.map_or("-".into(), |ms| format!("{ms} ms")),
+                // The book keeps whole milliseconds: a loopback node is below one.
+                r.rtt_ms.map_or("-".into(), |ms| match ms {
+                    0 => "<1 ms".into(),
+                    ms => format!("{ms} ms"),
+                }),
                 match r.banned_until_ms {
                     Some(until) if until > now => format!("in {}", span(until - now)),
                     _ => "-".into(),

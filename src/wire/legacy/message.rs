@@ -263,7 +263,7 @@ impl Message {
 
     /// Checks the limits a receiver enforces that a value built in memory
     /// could break: per-message counts (at most 2000 headers, 500 inventory
-    /// hashes to send, 1 to 200 addresses, 16 start hashes, 1 to 65535
+    /// hashes to send, 1 to 200 addresses to send, 16 start hashes, 1 to 65535
     /// transactions per block, 200 state roots), string and filter sizes, and
     /// each transaction's own limits ([`Transaction::check_limits`]).
     pub fn check_limits(&self) -> Result<(), DecodeError> {

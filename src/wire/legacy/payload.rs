@@ -132,7 +132,11 @@ impl Encode for NetworkAddressWithTime {
     }
 }
 
-/// Payload of `addr`: 1 to 200 peer addresses.
+/// Payload of `addr`: at most 200 peer addresses.
+///
+/// An empty list decodes: it is how a node that knows no address answers
+/// `getaddr` (NEO•ONE accepts one too). The encoder never sends one
+/// ([`Message::check_limits`](super::Message::check_limits) wants 1 to 200).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddrPayload {
     /// The addresses.
@@ -144,13 +148,6 @@ impl Decode for AddrPayload {
 
     fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
         let addresses = r.vec(MAX_ADDRS, 30, "addr", NetworkAddressWithTime::decode)?;
-        if addresses.is_empty() {
-            return Err(DecodeError::TooFew {
-                what: "addr",
-                count: 0,
-                min: 1,
-            });
-        }
         Ok(AddrPayload { addresses })
     }
 }

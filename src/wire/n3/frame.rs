@@ -415,8 +415,8 @@ impl Message {
 
     /// Checks that receivers would accept the message: every count and
     /// length within its limits, every cross-field rule kept. Inventories
-    /// must also be non-empty (decoders accept empty ones, but neo-go
-    /// disconnects), so the encoder never sends one.
+    /// and `addr` must also be non-empty (decoders accept empty ones, but
+    /// neo-go and C# disconnect), so the encoder never sends one.
     pub fn validate(&self) -> Result<(), DecodeError> {
         use Message as M;
         match self {
@@ -425,7 +425,15 @@ impl Message {
             }
             M::Unknown { .. } => Ok(()),
             M::Version(p) => p.validate(),
-            M::Addr(p) => p.validate(),
+            M::Addr(p) => {
+                super::tx::check_count(
+                    "addr.addresses",
+                    p.addresses.len(),
+                    1,
+                    super::MAX_ADDRESSES,
+                )?;
+                p.validate()
+            }
             M::GetHeaders(p) | M::GetBlockByIndex(p) => p.validate(),
             M::Headers(p) => p.validate(),
             M::GetBlocks(p) => p.validate(),

@@ -174,7 +174,11 @@ impl Encode for NetworkAddressWithTime {
     }
 }
 
-/// `addr` (0x11): 1..=200 known node addresses, the answer to `getaddr`.
+/// `addr` (0x11): at most 200 known node addresses, the answer to `getaddr`.
+///
+/// An empty list decodes: neo-go answers `getaddr` with one when it knows
+/// no address. It is never sent ([`Message::validate`](super::Message::validate)
+/// wants 1 to 200, as C# and neo-go do on receive).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddrPayload {
     /// The addresses.
@@ -182,9 +186,9 @@ pub struct AddrPayload {
 }
 
 impl AddrPayload {
-    /// Checks what decoding checks.
+    /// Checks what decoding checks (at most 200 addresses, valid capabilities).
     pub fn validate(&self) -> Result<(), DecodeError> {
-        check_count("addr.addresses", self.addresses.len(), 1, MAX_ADDRESSES)?;
+        check_count("addr.addresses", self.addresses.len(), 0, MAX_ADDRESSES)?;
         self.addresses
             .iter()
             .try_for_each(|a| validate_capabilities(&a.capabilities))
@@ -201,7 +205,6 @@ impl Decode for AddrPayload {
             "addr.addresses",
             NetworkAddressWithTime::decode,
         )?;
-        check_count("addr.addresses", addresses.len(), 1, MAX_ADDRESSES)?;
         Ok(AddrPayload { addresses })
     }
 }
