@@ -819,6 +819,21 @@ impl<P: Protocol> PeerManager<P> {
         }
     }
 
+    /// Sleeps until `wake`; false if the manager began shutting down first.
+    async fn sleep_until(&self, wake: Instant) -> bool {
+        future::or(
+            async {
+                self.stopped().await;
+                false
+            },
+            async {
+                Timer::at(wake).await;
+                true
+            },
+        )
+        .await
+    }
+
     /// Flushes the book every [`ManagerConfig::flush_interval`] and asks the
     /// peers for addresses every [`ManagerConfig::addr_interval`], until
     /// shutdown.
@@ -829,19 +844,7 @@ impl<P: Protocol> PeerManager<P> {
             let mut next_flush = Instant::now() + config.flush_interval;
             let mut next_addr = Instant::now() + config.addr_interval;
             loop {
-                let wake = next_flush.min(next_addr);
-                let stop = future::or(
-                    async {
-                        manager.stopped().await;
-                        true
-                    },
-                    async {
-                        Timer::at(wake).await;
-                        false
-                    },
-                )
-                .await;
-                if stop {
+                if !manager.sleep_until(next_flush.min(next_addr)).await {
                     return;
                 }
                 let now = Instant::now();

@@ -128,18 +128,7 @@ impl<P: Protocol> PeerManager<P> {
             loop {
                 manager.dial_round();
                 let wake = Instant::now() + manager.inner.config.dial_interval;
-                let stop = future::or(
-                    async {
-                        manager.stopped().await;
-                        true
-                    },
-                    async {
-                        Timer::at(wake).await;
-                        false
-                    },
-                )
-                .await;
-                if stop {
+                if !manager.sleep_until(wake).await {
                     return;
                 }
             }
