@@ -136,8 +136,8 @@ fn main() {
             }
         }
         println!(
-            "shutdown: {} peers in {:.2?}, tasks left {}, {closed}/{peers} clients saw the connection close",
-            report.peers, took, report.tasks_left
+            "shutdown: {} peers in {:.2?}, tasks left {}, {closed}/{peers} clients saw the connection close, book flush: {:?} records",
+            report.peers, took, report.tasks_left, report.flushed
         );
     });
 }

@@ -502,6 +502,8 @@ fn limits_addresses_and_shutdown<R: Rt>(rt: R) {
         let report = server.shutdown().await;
         assert_eq!(report.peers, 2);
         assert_eq!(report.tasks_left, 0);
+        // Its peers do not listen: nothing learned, nothing to write.
+        assert_eq!(report.flushed, Ok(0));
         assert_eq!(server.live_tasks(), 0);
         assert!(server.is_empty());
         assert!(
@@ -518,7 +520,10 @@ fn limits_addresses_and_shutdown<R: Rt>(rt: R) {
             matches!(late, ManagerError::Shutdown | ManagerError::Connect { .. }),
             "{late}"
         );
-        for c in &clients {
+        // A client's final flush writes the server's record (dialed, reached).
+        let report = clients[0].shutdown().await;
+        assert!(matches!(report.flushed, Ok(n) if n >= 1), "{report:?}");
+        for c in &clients[1..] {
             c.shutdown().await;
         }
     });
