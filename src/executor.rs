@@ -4,8 +4,9 @@
 //! reader and one writer per peer, and a handler task while it has messages
 //! to handle) is handed to an
 //! [`Executor`]. Adapters exist for smol (feature `smol`), async-std (feature
-//! `async-std`) and tokio (feature `tokio`); any other runtime plugs in by
-//! implementing the one method.
+//! `async-std`), tokio (feature `tokio`) and any executor of the
+//! `executor-trait` 3 family (feature `executor-trait`, [`ExecutorTrait`]);
+//! any other runtime plugs in by implementing the one method.
 //!
 //! Timers and sockets come from `async-io`, which drives itself, so the tasks
 //! run the same on every executor.
@@ -95,6 +96,34 @@ impl Executor for Tokio {
     }
 }
 
+/// Any executor of the `executor-trait` 3 family (`smol-executor-trait`,
+/// `tokio-executor-trait`, `async-global-executor-trait`, or an
+/// application's own), as lapin and other crates take them.
+///
+/// The handle `executor_trait::Executor::spawn` returns is dropped at once:
+/// in that family dropping a task handle lets the task run on (detaches it).
+///
+/// ```
+/// use neo_peer::executor::{Executor, ExecutorTrait};
+///
+/// let executor = ExecutorTrait(smol_executor_trait::Smol);
+/// let (done, finished) = async_channel::bounded(1);
+/// executor.spawn(Box::pin(async move {
+///     done.send(()).await.unwrap();
+/// }));
+/// assert!(smol::block_on(finished.recv()).is_ok());
+/// ```
+#[cfg(feature = "executor-trait")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExecutorTrait<E>(pub E);
+
+#[cfg(feature = "executor-trait")]
+impl<E: executor_trait::Executor + Send + Sync + 'static> Executor for ExecutorTrait<E> {
+    fn spawn(&self, task: Task) {
+        drop(self.0.spawn(task));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +155,16 @@ mod tests {
     #[test]
     fn async_std_adapter_runs_tasks() {
         assert!(ping_through(AsyncStd));
+    }
+
+    #[cfg(feature = "executor-trait")]
+    #[test]
+    fn executor_trait_adapter_runs_detached_tasks() {
+        // The handle is dropped at once; the task still runs to its end.
+        assert!(ping_through(ExecutorTrait(smol_executor_trait::Smol)));
+        assert!(ping_through(Arc::new(ExecutorTrait(
+            async_global_executor_trait::AsyncGlobalExecutor
+        ))));
     }
 
     #[cfg(feature = "tokio")]
