@@ -61,7 +61,8 @@ impl Reader {
         }
     }
 
-    fn need(&self, n: usize, what: &'static str) -> Result<(), DecodeError> {
+    /// Fails with [`DecodeError::Truncated`] unless `n` bytes remain.
+    pub(crate) fn need(&self, n: usize, what: &'static str) -> Result<(), DecodeError> {
         if self.remaining() < n {
             Err(DecodeError::Truncated {
                 what,

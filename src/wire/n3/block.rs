@@ -80,21 +80,17 @@ impl Decode for Header {
 
     #[inline]
     fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
-        let b: [u8; HEADER_UNSIGNED_SIZE] = r.array("header")?;
-        let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-        let u64_at = |i: usize| {
-            let mut x = [0u8; 8];
-            x.copy_from_slice(&b[i..i + 8]);
-            u64::from_le_bytes(x)
-        };
-        let mut prev_hash = [0u8; 32];
-        prev_hash.copy_from_slice(&b[4..36]);
-        let mut merkle = [0u8; 32];
-        merkle.copy_from_slice(&b[36..68]);
-        let mut next = [0u8; 20];
-        next.copy_from_slice(&b[89..109]);
-        let version = u32_at(0);
+        // A short header fails as a whole, before any field is read.
+        r.need(HEADER_UNSIGNED_SIZE, "header")?;
+        let version = r.u32("header.version")?;
         check_header_version(version)?;
+        let prev_hash = r.uint256("header.prev_hash")?;
+        let merkle_root = r.uint256("header.merkle_root")?;
+        let timestamp = r.u64("header.timestamp")?;
+        let nonce = r.u64("header.nonce")?;
+        let index = r.u32("header.index")?;
+        let primary_index = r.u8("header.primary_index")?;
+        let next_consensus = r.uint160("header.next_consensus")?;
         let count = r.var_int(u64::MAX, "header.witnesses")?;
         if count != 1 {
             return Err(DecodeError::Invalid {
@@ -104,13 +100,13 @@ impl Decode for Header {
         }
         Ok(Header {
             version,
-            prev_hash: UInt256(prev_hash),
-            merkle_root: UInt256(merkle),
-            timestamp: u64_at(68),
-            nonce: u64_at(76),
-            index: u32_at(84),
-            primary_index: b[88],
-            next_consensus: UInt160(next),
+            prev_hash,
+            merkle_root,
+            timestamp,
+            nonce,
+            index,
+            primary_index,
+            next_consensus,
             witness: decode_witness(r)?,
         })
     }
