@@ -377,9 +377,11 @@ fn churn<R: Rt>(rt: R, requests: u32) {
                 start % 995
             );
         }
-        assert!(
-            kills.load(Ordering::Relaxed) > 20,
-            "the churn killed too few"
+        let kills = kills.load(Ordering::Relaxed);
+        assert!(kills > 20, "the churn killed too few");
+        // Shown with --nocapture.
+        eprintln!(
+            "churn: {requests} awaited and {dispatched} dispatched requests, {kills} peers killed, none lost or answered twice"
         );
         let mut all: Vec<&PeerManager<N3>> = nodes.iter().map(|n| &n.manager).collect();
         all.push(&c);
