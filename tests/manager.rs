@@ -480,7 +480,16 @@ fn limits_addresses_and_shutdown<R: Rt>(rt: R) {
             ),
             "{dup}"
         );
-        clients[1].connect(addr).await.unwrap();
+        // The server may still be ending its side of the refused duplicate,
+        // whose per-IP slot it holds until then: the slot must come free.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Err(e) = clients[1].connect(addr).await {
+            assert!(
+                Instant::now() < deadline,
+                "the duplicate's slot stayed taken: {e}"
+            );
+            Timer::after(Duration::from_millis(10)).await;
+        }
         // A third connection from 127.0.0.1 is over the server's per-IP limit.
         assert!(clients[2].connect(addr).await.is_err());
         assert_eq!(server.wait_for_peers(2, Duration::from_secs(5)).await, 2);
