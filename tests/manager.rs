@@ -150,6 +150,25 @@ fn client<P: Protocol, R: Rt, H: Handler<P>>(rt: R, handler: H) -> PeerManager<P
     PeerManager::new(manager_config(0), book::<P>(), handler, rt.ex())
 }
 
+/// Polls `cond` every 2 ms until it holds or `timeout` passes; whether it held.
+async fn eventually(timeout: Duration, cond: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        Timer::after(Duration::from_millis(2)).await;
+    }
+    true
+}
+
+/// Whether the first peer of `c` has sent an `addr`.
+fn addr_received(c: &PeerManager<N3>) -> bool {
+    c.peers()
+        .first()
+        .is_some_and(|p| p.stats.get("addr").messages_in > 0)
+}
+
 async fn shut<P: Protocol>(managers: &[&PeerManager<P>]) {
     for m in managers {
         let report = m.shutdown().await;
@@ -196,10 +215,7 @@ fn registry_routes_and_forgets<R: Rt>(rt: R) {
         );
         // A peer that ends leaves by itself, its reason kept.
         pb.disconnect();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while c.len() != 1 && Instant::now() < deadline {
-            Timer::after(Duration::from_millis(5)).await;
-        }
+        eventually(Duration::from_secs(5), || c.len() == 1).await;
         assert_eq!(c.len(), 1, "{:?}", c.departed());
         let gone = c.departed();
         assert_eq!(gone.len(), 1);
@@ -495,15 +511,13 @@ fn limits_addresses_and_shutdown<R: Rt>(rt: R) {
         assert_eq!(server.wait_for_peers(2, Duration::from_secs(5)).await, 2);
         assert_eq!(server.len(), 2);
         // The server answered our getaddr with its own listener.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while clients[0]
-            .book()
-            .get(addr)
-            .is_none_or(|r| r.last_success_ms.is_none())
-            && Instant::now() < deadline
-        {
-            Timer::after(Duration::from_millis(5)).await;
-        }
+        eventually(Duration::from_secs(5), || {
+            clients[0]
+                .book()
+                .get(addr)
+                .is_some_and(|r| r.last_success_ms.is_some())
+        })
+        .await;
         let answer = first.request(<N3 as Protocol>::get_addr()).await.unwrap();
         let listed = N3::addresses(&answer).unwrap();
         assert!(listed.iter().any(|g| g.addr == addr), "{listed:?}");
@@ -562,15 +576,7 @@ fn unsolicited_addr_is_misbehaviour<R: Rt>(rt: R) {
         c.connect(server.addr).await.unwrap();
         server.manager.wait_for_peers(1, Duration::from_secs(5)).await;
         // Our getaddr is answered first: what follows is unsolicited.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let answered = || {
-            c.peers()
-                .first()
-                .is_some_and(|p| p.stats.get("addr").messages_in > 0)
-        };
-        while !answered() && Instant::now() < deadline {
-            Timer::after(Duration::from_millis(2)).await;
-        }
+        eventually(Duration::from_secs(5), || addr_received(&c)).await;
         let pushed = server.manager.peers()[0].peer.clone();
         let junk = neo_peer::protocol::GossipAddr {
             addr: "10.9.9.9:20333".parse().unwrap(),
@@ -583,11 +589,7 @@ fn unsolicited_addr_is_misbehaviour<R: Rt>(rt: R) {
             }
             Timer::after(Duration::from_millis(20)).await;
         }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !c.book().is_banned(server.addr) && Instant::now() < deadline {
-            Timer::after(Duration::from_millis(5)).await;
-        }
-        assert!(c.book().is_banned(server.addr));
+        assert!(eventually(Duration::from_secs(5), || c.book().is_banned(server.addr)).await);
         // The first addr answered our getaddr; the unsolicited ones taught nothing.
         assert!(c.book().get(junk.addr).is_none());
         let reason = &c.departed()[0].reason;
@@ -631,16 +633,10 @@ fn empty_addr_answer_is_fine<R: Rt>(rt: R) {
         });
         let c = client::<N3, _, _>(rt, IgnoreAll);
         c.connect(at).await.unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let answered = || {
-            c.peers()
-                .first()
-                .is_some_and(|p| p.stats.get("addr").messages_in > 0)
-        };
-        while !answered() && Instant::now() < deadline {
-            Timer::after(Duration::from_millis(2)).await;
-        }
-        assert!(answered(), "the empty addr reached the manager");
+        assert!(
+            eventually(Duration::from_secs(5), || addr_received(&c)).await,
+            "the empty addr reached the manager"
+        );
         Timer::after(Duration::from_millis(100)).await;
         assert_eq!(c.len(), 1, "departed: {:?}", c.departed());
         assert!(!c.book().is_banned(at));
