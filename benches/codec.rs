@@ -110,9 +110,7 @@ fn decode_all<P: Protocol>(mut buf: BytesMut) -> usize {
 
 fn headers(c: &mut Criterion) {
     // N3
-    let msg = n3::Message::Headers(n3::HeadersPayload {
-        headers: n3_headers(),
-    });
+    let msg = n3::Message::Headers(n3::HeadersPayload::new(&n3_headers()));
     let frame = n3_frame(&msg);
     let spans = n3_header_spans(&frame);
     assert_eq!(spans.len(), HEADERS);
@@ -126,10 +124,29 @@ fn headers(c: &mut Criterion) {
                 else {
                     unreachable!()
                 };
-                for h in &p.headers {
-                    black_box(h.hash());
+                for h in p.hashes() {
+                    black_box(h);
                 }
                 p
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    // Decoding, then building every owned `Header` (what a caller that keeps
+    // them all pays on top).
+    g.bench_function("decode+hash+build", |b| {
+        b.iter_batched(
+            || frame.clone(),
+            |mut buf| {
+                let Some(n3::Message::Headers(p)) = n3::Codec::new().decode(&mut buf).unwrap()
+                else {
+                    unreachable!()
+                };
+                let headers = p.to_vec();
+                for h in &headers {
+                    black_box(h.hash());
+                }
+                headers
             },
             BatchSize::LargeInput,
         )

@@ -230,6 +230,7 @@ pub fn n3_payload(data: &[u8]) {
             }
         }
         1 => {
+            n3::check_header_forms(input);
             if let Some(h) = value_round_trip::<n3::Header>(input) {
                 let _ = h.validate();
                 let _ = h.hash();

@@ -530,7 +530,7 @@ impl Protocol for N3 {
 
     fn height_hint(msg: &n3::Message) -> Option<u32> {
         match msg {
-            n3::Message::Headers(h) => h.headers.last().map(|h| h.index),
+            n3::Message::Headers(h) => h.last_index(),
             n3::Message::Block(b) => Some(b.header.index),
             _ => None,
         }

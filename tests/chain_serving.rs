@@ -85,7 +85,7 @@ fn unknown(i: u32) -> UInt256 {
 /// Indices of the headers in an N3 `headers` answer.
 fn n3_header_indices(answer: &[n3::Message]) -> Vec<u32> {
     match answer {
-        [n3::Message::Headers(p)] => p.headers.iter().map(|h| h.index).collect(),
+        [n3::Message::Headers(p)] => p.iter().map(|h| h.index).collect(),
         [] => Vec::new(),
         other => panic!("unexpected answer {other:?}"),
     }
@@ -141,9 +141,7 @@ fn n3_synthetic_chain_goes_through_the_codec() {
     nonces.dedup();
     assert_eq!(nonces.len(), 40 * 3);
     n3_wire(&[
-        n3::Message::Headers(n3::HeadersPayload {
-            headers: chain.headers().to_vec(),
-        }),
+        n3::Message::Headers(n3::HeadersPayload::new(chain.headers())),
         n3::Message::Block(chain.block(40).unwrap().clone()),
     ]);
 }
@@ -255,7 +253,7 @@ fn n3_getheaders() {
     let [n3::Message::Headers(p)] = a.as_slice() else {
         panic!()
     };
-    assert_eq!(p.headers, chain.headers()[100..102]);
+    assert_eq!(p.to_vec(), chain.headers()[100..102]);
 }
 
 #[test]

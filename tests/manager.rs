@@ -246,8 +246,8 @@ struct Deliveries(Arc<Mutex<HashMap<u32, usize>>>);
 
 impl N3Handler for Deliveries {
     async fn on_headers(&self, _peer: &Peer<N3>, msg: n3::HeadersPayload) {
-        if let Some(first) = msg.headers.first() {
-            *self.0.lock().unwrap().entry(first.index).or_default() += 1;
+        if let Some(first) = msg.first_index() {
+            *self.0.lock().unwrap().entry(first).or_default() += 1;
         }
     }
 }

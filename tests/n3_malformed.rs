@@ -630,18 +630,14 @@ fn payload_rules() {
     }
     // headers 0 / 2001.
     assert!(HeadersPayload::from_slice(&[0]).is_err());
-    let many = HeadersPayload {
-        headers: vec![header(); 2001],
-    };
+    let many = HeadersPayload::new(&vec![header(); 2001]);
     assert!(reencode(&many).is_err());
     assert!(
         Codec::new()
             .encode(&Message::Headers(many), &mut BytesMut::new())
             .is_err()
     );
-    let max = HeadersPayload {
-        headers: vec![header(); 2000],
-    };
+    let max = HeadersPayload::new(&vec![header(); 2000]);
     assert_eq!(reencode(&max).unwrap(), max);
     // inv: 501 hashes, bad type.
     let inv = InvPayload {

@@ -363,7 +363,7 @@ fn message() -> impl Strategy<Value = Message> {
         ping().prop_map(Message::Pong).boxed(),
         by_index().prop_map(Message::GetHeaders).boxed(),
         prop::collection::vec(header(), 1..=4)
-            .prop_map(|headers| Message::Headers(HeadersPayload { headers }))
+            .prop_map(|headers| Message::Headers(HeadersPayload::new(&headers)))
             .boxed(),
         (u256(), prop_oneof![Just(-1i16), 1i16..=i16::MAX])
             .prop_map(|(hash_start, count)| {

@@ -277,13 +277,15 @@ fn payload_facts(ty: &str, bytes: &[u8], name: &str, f: &mut Facts) -> Result<()
         }
         "headers" => {
             let p: HeadersPayload = roundtrip(bytes, name)?;
-            put(f, "count", p.headers.len());
+            put(f, "count", p.len());
             put(f, "size", p.size());
-            put(
-                f,
-                "hashes",
-                p.headers.iter().map(|h| h256(&h.hash())).collect::<Value>(),
+            let hashes: Vec<UInt256> = p.hashes().collect();
+            let built: Vec<UInt256> = p.iter().map(|h| h.hash()).collect();
+            assert_eq!(
+                hashes, built,
+                "{name}: hashes off the wire and of built headers"
             );
+            put(f, "hashes", hashes.iter().map(h256).collect::<Value>());
         }
         "merkleblock" => {
             let p: MerkleBlockPayload = roundtrip(bytes, name)?;
@@ -560,14 +562,15 @@ fn every_captured_frame() {
                 checked_notes += 1;
             }
             Message::Headers(p) => {
-                assert!(note.starts_with(&format!("{} headers", p.headers.len())));
-                for (j, h) in p.headers.iter().enumerate() {
+                let headers = p.to_vec();
+                assert!(note.starts_with(&format!("{} headers", headers.len())));
+                for (j, h) in headers.iter().enumerate() {
                     assert_eq!(h.index as usize, j);
                     assert_eq!(h.hash().to_string(), note_field(note, &format!(" {j}:")));
                     assert!(h.validate().is_ok());
                 }
-                assert_eq!(p.headers[0].hash().to_string(), genesis);
-                for w in p.headers.windows(2) {
+                assert_eq!(headers[0].hash().to_string(), genesis);
+                for w in headers.windows(2) {
                     assert_eq!(w[1].prev_hash, w[0].hash());
                 }
                 checked_notes += 1;

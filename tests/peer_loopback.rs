@@ -73,7 +73,7 @@ impl TestProto for N3 {
         })
     }
     fn headers(n: usize) -> n3::Message {
-        let headers = (0..n as u32)
+        let headers: Vec<n3::Header> = (0..n as u32)
             .map(|i| n3::Header {
                 version: 0,
                 prev_hash: UInt256::ZERO,
@@ -86,7 +86,7 @@ impl TestProto for N3 {
                 witness: witness(),
             })
             .collect();
-        n3::Message::Headers(n3::HeadersPayload { headers })
+        n3::Message::Headers(n3::HeadersPayload::new(&headers))
     }
     fn inv(i: u32) -> n3::Message {
         let mut h = [0u8; 32];

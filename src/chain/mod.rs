@@ -30,7 +30,8 @@
 //! let ask = Message::GetHeaders(GetBlockByIndexPayload { index_start: 8, count: -1 });
 //! let answer = chain.answer(&ask);
 //! let [Message::Headers(headers)] = answer.as_slice() else { panic!() };
-//! assert_eq!(headers.headers.len(), 3); // heights 8, 9 and 10
+//! assert_eq!(headers.len(), 3); // heights 8, 9 and 10
+//! assert_eq!(headers.last_index(), Some(10));
 //! ```
 
 use std::collections::HashMap;

@@ -99,7 +99,7 @@ impl Chain<N3> {
         if headers.is_empty() {
             return Vec::new();
         }
-        vec![n3::Message::Headers(n3::HeadersPayload { headers })]
+        vec![n3::Message::Headers(n3::HeadersPayload::new(&headers))]
     }
 
     fn n3_blocks_by_index(&self, p: &n3::GetBlockByIndexPayload) -> Vec<n3::Message> {

@@ -522,7 +522,7 @@ impl Peer<N3> {
             }))
             .await?;
         match answer {
-            n3::Message::Headers(h) => Ok(h.headers),
+            n3::Message::Headers(h) => Ok(h.to_vec()),
             other => Err(PeerError::UnexpectedAnswer(other.command_name())),
         }
     }

@@ -74,6 +74,20 @@ impl Reader {
         }
     }
 
+    /// The bytes not yet read.
+    #[inline]
+    pub(crate) fn rest(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
+    /// Moves past `n` bytes.
+    #[inline]
+    pub(crate) fn skip(&mut self, n: usize, what: &'static str) -> Result<(), DecodeError> {
+        self.need(n, what)?;
+        self.pos += n;
+        Ok(())
+    }
+
     /// Reads `N` bytes into an array.
     pub fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
         self.need(N, what)?;
@@ -200,6 +214,19 @@ impl Reader {
 
     /// Reads a var-bytes field of at most `max` bytes (no copy).
     pub fn var_bytes(&mut self, max: u64, what: &'static str) -> Result<Bytes, DecodeError> {
+        let (start, n) = self.skip_var_bytes(max, what)?;
+        Ok(self.buf.slice(start..start + n))
+    }
+
+    /// Moves past a var-bytes of at most `max` bytes, checked as
+    /// [`Reader::var_bytes`] checks it; returns where its bytes start and how
+    /// many there are.
+    #[inline]
+    pub(crate) fn skip_var_bytes(
+        &mut self,
+        max: u64,
+        what: &'static str,
+    ) -> Result<(usize, usize), DecodeError> {
         let n = self.var_int(max, what)?;
         if n > self.remaining() as u64 {
             return Err(DecodeError::Truncated {
@@ -208,7 +235,9 @@ impl Reader {
                 remaining: self.remaining(),
             });
         }
-        self.bytes(n as usize, what)
+        let start = self.pos;
+        self.pos += n as usize;
+        Ok((start, n as usize))
     }
 
     /// Reads a var-string (UTF-8) of at most `max` bytes.

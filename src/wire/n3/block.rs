@@ -1,12 +1,14 @@
 //! Block headers and blocks.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
-use super::tx::{MIN_TX_SIZE, check_count, decode_witness, validate_witness};
-use super::{MAX_TRANSACTIONS_PER_BLOCK, Transaction};
+use super::tx::{MIN_TX_SIZE, check_count, validate_witness};
+use super::{
+    MAX_INVOCATION_SCRIPT, MAX_TRANSACTIONS_PER_BLOCK, MAX_VERIFICATION_SCRIPT, Transaction,
+};
 use crate::wire::{
     Decode, DecodeError, Encode, Reader, UInt160, UInt256, Witness, check_tx_hashes, encode_vec,
-    merkle_root, sha256, vec_size,
+    merkle_root, sha256, var_int_size, vec_size,
 };
 
 /// Length of the hashed (unsigned) part of a header.
@@ -58,6 +60,32 @@ impl Header {
         UInt256(sha256(&self.unsigned_bytes()))
     }
 
+    /// The header whose unsigned part is `b`, with `witness`. Nothing is checked.
+    fn from_unsigned(b: &[u8; HEADER_UNSIGNED_SIZE], witness: Witness) -> Header {
+        let mut prev_hash = [0u8; 32];
+        prev_hash.copy_from_slice(&b[4..36]);
+        let mut merkle_root = [0u8; 32];
+        merkle_root.copy_from_slice(&b[36..68]);
+        let mut next_consensus = [0u8; 20];
+        next_consensus.copy_from_slice(&b[89..109]);
+        let mut u64_at = [0u8; 8];
+        u64_at.copy_from_slice(&b[68..76]);
+        let timestamp = u64::from_le_bytes(u64_at);
+        u64_at.copy_from_slice(&b[76..84]);
+        let nonce = u64::from_le_bytes(u64_at);
+        Header {
+            version: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            prev_hash: UInt256(prev_hash),
+            merkle_root: UInt256(merkle_root),
+            timestamp,
+            nonce,
+            index: u32::from_le_bytes([b[84], b[85], b[86], b[87]]),
+            primary_index: b[88],
+            next_consensus: UInt160(next_consensus),
+            witness,
+        }
+    }
+
     /// Checks what decoding checks, for a header built by hand.
     pub fn validate(&self) -> Result<(), DecodeError> {
         check_header_version(self.version)?;
@@ -80,17 +108,77 @@ impl Decode for Header {
 
     #[inline]
     fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        let layout = HeaderLayout::read(r)?;
+        Ok(layout.header(r.buffer()))
+    }
+}
+
+/// Where the parts of one encoded header lie in a buffer: found by
+/// [`HeaderLayout::read`], which checks all that decoding a header checks, so
+/// that a header can be built, or hashed, from the buffer later without
+/// checking again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HeaderLayout {
+    /// Offset of the header (its unsigned part comes first).
+    start: usize,
+    /// Offset and length of the invocation script.
+    invocation: (usize, usize),
+    /// Offset and length of the verification script.
+    verification: (usize, usize),
+}
+
+impl HeaderLayout {
+    /// Checks the header at the read position and moves past it.
+    #[inline]
+    pub(crate) fn read(r: &mut Reader) -> Result<Self, DecodeError> {
+        match Self::read_common(r.rest()) {
+            Some((layout, len)) => {
+                let start = r.position();
+                r.skip(len, "header")?;
+                Ok(layout.rebased_up(start))
+            }
+            None => Self::read_any(r),
+        }
+    }
+
+    /// The layout of the header at the start of `b`, and its length, when it
+    /// takes the common form: a valid header whose var-ints are one byte, or
+    /// three for a script length. `None` for anything else, valid or not,
+    /// which [`HeaderLayout::read_any`] then reads.
+    #[inline]
+    fn read_common(b: &[u8]) -> Option<(Self, usize)> {
+        let script = |at: usize, max: usize| -> Option<(usize, usize)> {
+            let (len, from) = match *b.get(at)? {
+                n @ 0..0xFD => (usize::from(n), at + 1),
+                0xFD => (
+                    usize::from(u16::from_le_bytes([*b.get(at + 1)?, *b.get(at + 2)?])),
+                    at + 3,
+                ),
+                _ => return None,
+            };
+            (len <= max && from + len <= b.len()).then_some((from, len))
+        };
+        let version = b.get(..4)?;
+        if version != [0; 4] || *b.get(HEADER_UNSIGNED_SIZE)? != 1 {
+            return None;
+        }
+        let invocation = script(HEADER_UNSIGNED_SIZE + 1, MAX_INVOCATION_SCRIPT)?;
+        let verification = script(invocation.0 + invocation.1, MAX_VERIFICATION_SCRIPT)?;
+        let layout = HeaderLayout {
+            start: 0,
+            invocation,
+            verification,
+        };
+        Some((layout, verification.0 + verification.1))
+    }
+
+    /// Checks the header at the read position, in any form, and moves past it.
+    fn read_any(r: &mut Reader) -> Result<Self, DecodeError> {
+        let start = r.position();
         // A short header fails as a whole, before any field is read.
         r.need(HEADER_UNSIGNED_SIZE, "header")?;
-        let version = r.u32("header.version")?;
-        check_header_version(version)?;
-        let prev_hash = r.uint256("header.prev_hash")?;
-        let merkle_root = r.uint256("header.merkle_root")?;
-        let timestamp = r.u64("header.timestamp")?;
-        let nonce = r.u64("header.nonce")?;
-        let index = r.u32("header.index")?;
-        let primary_index = r.u8("header.primary_index")?;
-        let next_consensus = r.uint160("header.next_consensus")?;
+        check_header_version(r.u32("header.version")?)?;
+        r.skip(HEADER_UNSIGNED_SIZE - 4, "header")?;
         let count = r.var_int(u64::MAX, "header.witnesses")?;
         if count != 1 {
             return Err(DecodeError::Invalid {
@@ -98,17 +186,82 @@ impl Decode for Header {
                 reason: "witness count must be exactly 1",
             });
         }
-        Ok(Header {
-            version,
-            prev_hash,
-            merkle_root,
-            timestamp,
-            nonce,
-            index,
-            primary_index,
-            next_consensus,
-            witness: decode_witness(r)?,
+        let invocation = r.skip_var_bytes(MAX_INVOCATION_SCRIPT as u64, "witness.invocation")?;
+        let verification =
+            r.skip_var_bytes(MAX_VERIFICATION_SCRIPT as u64, "witness.verification")?;
+        Ok(HeaderLayout {
+            start,
+            invocation,
+            verification,
         })
+    }
+
+    /// The layout of `header` once encoded at `start`.
+    pub(crate) fn of(header: &Header, start: usize) -> Self {
+        let invocation = header.witness.invocation.len();
+        let verification = header.witness.verification.len();
+        let invocation_at = start + HEADER_UNSIGNED_SIZE + 1 + var_int_size(invocation as u64);
+        let verification_at = invocation_at + invocation + var_int_size(verification as u64);
+        HeaderLayout {
+            start,
+            invocation: (invocation_at, invocation),
+            verification: (verification_at, verification),
+        }
+    }
+
+    /// The same layout in a buffer that starts `base` bytes earlier.
+    #[inline]
+    fn rebased_up(self, base: usize) -> Self {
+        HeaderLayout {
+            start: self.start + base,
+            invocation: (self.invocation.0 + base, self.invocation.1),
+            verification: (self.verification.0 + base, self.verification.1),
+        }
+    }
+
+    /// The same layout in a buffer that starts `base` bytes later.
+    #[inline]
+    pub(crate) fn rebased(self, base: usize) -> Self {
+        HeaderLayout {
+            start: self.start - base,
+            invocation: (self.invocation.0 - base, self.invocation.1),
+            verification: (self.verification.0 - base, self.verification.1),
+        }
+    }
+
+    /// The unsigned part: what the hash covers.
+    #[inline]
+    pub(crate) fn unsigned<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+        &buf[self.start..self.start + HEADER_UNSIGNED_SIZE]
+    }
+
+    /// The header's hash, from the encoded bytes.
+    #[inline]
+    pub(crate) fn hash(&self, buf: &[u8]) -> UInt256 {
+        UInt256(sha256(self.unsigned(buf)))
+    }
+
+    /// The header's height, from the encoded bytes.
+    pub(crate) fn index(&self, buf: &[u8]) -> u32 {
+        let at = self.start + 84;
+        u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]])
+    }
+
+    /// Builds the header; its scripts are slices of `buf`.
+    #[inline]
+    pub(crate) fn header(&self, buf: &Bytes) -> Header {
+        let (fixed, _) = buf[self.start..]
+            .split_first_chunk::<HEADER_UNSIGNED_SIZE>()
+            .expect("a layout lies within its buffer");
+        let (inv, inv_len) = self.invocation;
+        let (ver, ver_len) = self.verification;
+        Header::from_unsigned(
+            fixed,
+            Witness {
+                invocation: buf.slice(inv..inv + inv_len),
+                verification: buf.slice(ver..ver + ver_len),
+            },
+        )
     }
 }
 
@@ -121,6 +274,17 @@ impl Encode for Header {
 
     fn size(&self) -> usize {
         HEADER_UNSIGNED_SIZE + 1 + self.witness.size()
+    }
+}
+
+/// Asserts that the fast and the general reading of a header agree on `b`:
+/// whenever the fast one takes it, the general one reads the same layout.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn check_header_forms(b: &[u8]) {
+    if let Some((layout, len)) = HeaderLayout::read_common(b) {
+        let mut r = Reader::from_slice(b);
+        let any = HeaderLayout::read_any(&mut r).map(|l| (l, r.position()));
+        assert_eq!(any, Ok((layout, len)), "header forms disagree on {b:02x?}");
     }
 }
 
@@ -232,5 +396,71 @@ mod tests {
         assert_eq!(&enc[..HEADER_UNSIGNED_SIZE], &h.unsigned_bytes()[..]);
         assert_eq!(h.hash().0, sha256(&enc[..HEADER_UNSIGNED_SIZE]));
         assert_eq!(Header::decode_exact(enc).unwrap(), h);
+    }
+
+    fn encoded(invocation: usize, verification: usize) -> Vec<u8> {
+        let h = Header {
+            version: 0,
+            prev_hash: UInt256([1; 32]),
+            merkle_root: UInt256([2; 32]),
+            timestamp: 3,
+            nonce: 4,
+            index: 5,
+            primary_index: 6,
+            next_consensus: UInt160([7; 20]),
+            witness: Witness {
+                invocation: vec![0xAA; invocation].into(),
+                verification: vec![0xBB; verification].into(),
+            },
+        };
+        h.to_bytes().to_vec()
+    }
+
+    #[test]
+    fn fast_and_general_header_reading_agree() {
+        let mut taken = 0;
+        for (inv, ver) in [
+            (0, 0),
+            (2, 1),
+            (0xFC, 0xFD),
+            (330, 253),
+            (1024, 1024),
+            (1025, 3),
+        ] {
+            let good = encoded(inv, ver);
+            // Every truncation, with and without trailing bytes.
+            for end in 0..=good.len() {
+                check_header_forms(&good[..end]);
+            }
+            let mut longer = good.clone();
+            longer.extend_from_slice(&[0xFD, 0xFF]);
+            check_header_forms(&longer);
+            // Every byte of the fixed part and around each var-int, set to the
+            // values that change how a var-int or a check reads.
+            let inv_len_at = HEADER_UNSIGNED_SIZE + 1;
+            let ver_len_at = inv_len_at + var_int_size(inv as u64) + inv;
+            let positions = (0..inv_len_at + 3).chain(ver_len_at.saturating_sub(1)..ver_len_at + 3);
+            for at in positions.filter(|&at| at < good.len()) {
+                for value in [0, 1, 2, 0x80, 0xFC, 0xFD, 0xFE, 0xFF, good[at] ^ 0x01] {
+                    let mut b = good.clone();
+                    b[at] = value;
+                    check_header_forms(&b);
+                    taken += usize::from(HeaderLayout::read_common(&b).is_some());
+                }
+            }
+        }
+        assert!(taken > 1000, "the fast path took {taken} of the mutations");
+    }
+
+    #[test]
+    fn wide_var_ints_go_the_general_way_and_still_decode() {
+        // The witness count and the script lengths written in the 0xFE form.
+        let good = encoded(2, 1);
+        let mut wide = good[..HEADER_UNSIGNED_SIZE].to_vec();
+        wide.extend_from_slice(&[0xFE, 1, 0, 0, 0, 0xFE, 2, 0, 0, 0, 0xAA, 0xAA]);
+        wide.extend_from_slice(&[0xFE, 1, 0, 0, 0, 0xBB]);
+        assert_eq!(HeaderLayout::read_common(&wide), None);
+        let h = Header::decode_exact(wide.into()).unwrap();
+        assert_eq!(h.to_bytes(), good);
     }
 }

@@ -230,7 +230,7 @@ fn payload(m: &Message) -> Value {
         M::GetHeaders(p) | M::GetBlockByIndex(p) => {
             json!({"indexstart": p.index_start, "count": p.count})
         }
-        M::Headers(p) => json!({"headers": p.headers.iter().map(header).collect::<Vec<_>>()}),
+        M::Headers(p) => json!({"headers": p.iter().map(|h| header(&h)).collect::<Vec<_>>()}),
         M::GetBlocks(p) => json!({"hashstart": hash(&p.hash_start), "count": p.count}),
         M::Inv(p) | M::GetData(p) | M::NotFound(p) => inv(p),
         M::Transaction(tx) => transaction(tx),

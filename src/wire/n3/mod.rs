@@ -33,18 +33,22 @@
 mod block;
 mod capability;
 mod frame;
+mod headers;
 #[cfg(feature = "json")]
 pub mod json;
 mod payload;
 mod tx;
 
+#[cfg(feature = "fuzzing")]
+pub(crate) use block::check_header_forms;
 pub use block::{Block, HEADER_UNSIGNED_SIZE, Header};
 pub use capability::NodeCapability;
 pub use frame::{Codec, Command, Message, RawFrame};
+pub use headers::HeadersPayload;
 pub use payload::{
     AddrPayload, DbftMessageHeader, ExtensiblePayload, GetBlockByIndexPayload, GetBlocksPayload,
-    GetMptDataPayload, HeadersPayload, InvPayload, InventoryType, MerkleBlockPayload,
-    MptDataPayload, NetworkAddressWithTime, P2PNotaryRequest, VersionPayload,
+    GetMptDataPayload, InvPayload, InventoryType, MerkleBlockPayload, MptDataPayload,
+    NetworkAddressWithTime, P2PNotaryRequest, VersionPayload,
 };
 pub use tx::{
     EcPoint, OracleResponseCode, Signer, Transaction, TransactionAttribute, WitnessCondition,

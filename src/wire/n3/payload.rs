@@ -4,13 +4,11 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::block::MIN_HEADER_SIZE;
 use super::capability::{decode_capabilities, validate_capabilities};
 use super::tx::{check_count, decode_witness, validate_witness};
 use super::{
-    Header, MAX_ADDRESSES, MAX_CATEGORY, MAX_EXTENSIBLE_DATA, MAX_HEADERS, MAX_HEADERS_REQUEST,
-    MAX_INV_HASHES, MAX_MPT_HASHES, MAX_TRANSACTIONS_PER_BLOCK, MAX_USER_AGENT, NodeCapability,
-    Transaction,
+    Header, MAX_ADDRESSES, MAX_CATEGORY, MAX_EXTENSIBLE_DATA, MAX_HEADERS_REQUEST, MAX_INV_HASHES,
+    MAX_MPT_HASHES, MAX_TRANSACTIONS_PER_BLOCK, MAX_USER_AGENT, NodeCapability, Transaction,
 };
 use crate::wire::{
     Decode, DecodeError, Encode, MAX_ARRAY_DEFAULT, MAX_PAYLOAD, Reader, UInt160, UInt256, Witness,
@@ -261,45 +259,6 @@ impl Encode for GetBlockByIndexPayload {
     }
     fn size(&self) -> usize {
         6
-    }
-}
-
-/// `headers` (0x21): 1..=2000 consecutive headers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeadersPayload {
-    /// The headers.
-    pub headers: Vec<Header>,
-}
-
-impl HeadersPayload {
-    /// Checks what decoding checks.
-    pub fn validate(&self) -> Result<(), DecodeError> {
-        check_count("headers", self.headers.len(), 1, MAX_HEADERS)?;
-        self.headers.iter().try_for_each(Header::validate)
-    }
-}
-
-impl Decode for HeadersPayload {
-    const NAME: &'static str = "headers";
-
-    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
-        let headers = r.vec(
-            MAX_HEADERS as u64,
-            MIN_HEADER_SIZE,
-            "headers",
-            Header::decode,
-        )?;
-        check_count("headers", headers.len(), 1, MAX_HEADERS)?;
-        Ok(HeadersPayload { headers })
-    }
-}
-
-impl Encode for HeadersPayload {
-    fn encode(&self, out: &mut BytesMut) {
-        encode_vec(&self.headers, out);
-    }
-    fn size(&self) -> usize {
-        vec_size(&self.headers)
     }
 }
 
