@@ -36,19 +36,20 @@ fn heights(first: u64, count: usize, last: Option<u32>) -> impl Iterator<Item = 
     (first..end.max(first)).map(|h| h as u32)
 }
 
-/// Clones items in order while their encodings, after a 3-byte count,
-/// fit one payload.
-fn within_payload<'a, T: Encode + Clone + 'a>(items: impl Iterator<Item = &'a T>) -> Vec<T> {
+/// The leading items whose encodings, after a 3-byte count, fit one payload.
+fn within_payload<'a, T: Encode + 'a>(items: impl Iterator<Item = &'a T>) -> Vec<&'a T> {
     let mut size = 3;
-    let mut out = Vec::new();
-    for item in items {
-        size += item.size();
-        if size > MAX_PAYLOAD {
-            break;
-        }
-        out.push(item.clone());
-    }
-    out
+    items
+        .take_while(|item| {
+            size += item.size();
+            size <= MAX_PAYLOAD
+        })
+        .collect()
+}
+
+/// Clones of the leading items that fit one payload.
+fn cloned_within_payload<'a, T: Encode + Clone + 'a>(items: impl Iterator<Item = &'a T>) -> Vec<T> {
+    within_payload(items).into_iter().cloned().collect()
 }
 
 /// The distinct hashes of a request, first occurrence first.
@@ -95,11 +96,14 @@ impl Chain<N3> {
     fn n3_headers(&self, p: &n3::GetBlockByIndexPayload) -> Vec<n3::Message> {
         let count = requested(p.count, n3::MAX_HEADERS);
         let range = heights(p.index_start.into(), count, Some(self.height()));
-        let headers = within_payload(range.filter_map(|h| self.header(h)));
-        if headers.is_empty() {
+        let fit = within_payload(range.filter_map(|h| self.header(h))).len();
+        if fit == 0 {
             return Vec::new();
         }
-        vec![n3::Message::Headers(n3::HeadersPayload::new(&headers))]
+        // The heights served are index_start.., all held.
+        let first = p.index_start as usize;
+        let headers = &self.headers()[first..first + fit];
+        vec![n3::Message::Headers(n3::HeadersPayload::new(headers))]
     }
 
     fn n3_blocks_by_index(&self, p: &n3::GetBlockByIndexPayload) -> Vec<n3::Message> {
@@ -208,7 +212,7 @@ impl Chain<Legacy> {
 
     fn legacy_headers(&self, p: &legacy::GetBlocksPayload) -> Vec<legacy::Message> {
         let range = self.after_start(p, legacy::MAX_HEADERS as usize, Some(self.height()));
-        let headers = within_payload(range.filter_map(|h| self.header(h)));
+        let headers = cloned_within_payload(range.filter_map(|h| self.header(h)));
         if headers.is_empty() {
             return Vec::new();
         }

@@ -172,26 +172,17 @@ pub async fn sync_n3(
             async move {
                 manager
                     .request(RequestKind::Headers, start + count - 1, |peer| async move {
-                        let headers = peer.get_headers(start, count as i16).await?;
+                        let headers = peer.get_headers_payload(start, count as i16).await?;
                         check_n3_range(&headers, start, count)?;
-                        Ok(headers)
+                        // Hashed here, off the received bytes, in parallel.
+                        Ok((headers.to_vec(), headers.hashes().collect::<Vec<_>>()))
                     })
                     .await
                     .map_err(|error| SyncError::Fetch { from: start, error })
             }
         },
-        |_, headers: Vec<n3::Header>| {
-            for h in &headers {
-                if let Some((index, hash)) = last {
-                    if h.prev_hash != hash {
-                        return Err(SyncError::Linkage {
-                            index: h.index,
-                            why: format!("previous hash {} is not {hash} of {index}", h.prev_hash),
-                        });
-                    }
-                }
-                last = Some((h.index, h.hash()));
-            }
+        |_, (headers, hashes): (Vec<n3::Header>, Vec<UInt256>)| {
+            link_n3(&mut last, &headers, &hashes)?;
             have += headers.len() as u64;
             on_headers(&headers);
             progress(have, wanted);
@@ -208,16 +199,34 @@ pub async fn sync_n3(
     })
 }
 
+/// Checks that `headers` (whose hashes are `hashes`) follow `last`, the
+/// height and hash of the header before them, and each other; moves `last`
+/// to the final one.
+fn link_n3(
+    last: &mut Option<(u32, UInt256)>,
+    headers: &[n3::Header],
+    hashes: &[UInt256],
+) -> Result<(), SyncError> {
+    for (h, &own) in headers.iter().zip(hashes) {
+        if let Some((index, hash)) = *last {
+            if h.prev_hash != hash {
+                return Err(SyncError::Linkage {
+                    index: h.index,
+                    why: format!("previous hash {} is not {hash} of {index}", h.prev_hash),
+                });
+            }
+        }
+        *last = Some((h.index, own));
+    }
+    Ok(())
+}
+
 /// The headers of one N3 range are exactly the ones asked, in order.
-fn check_n3_range(headers: &[n3::Header], start: u32, count: u32) -> Result<(), PeerError> {
+fn check_n3_range(headers: &n3::HeadersPayload, start: u32, count: u32) -> Result<(), PeerError> {
     if headers.len() != count as usize {
         return Err(PeerError::UnexpectedAnswer("fewer headers than the range"));
     }
-    let in_order = headers
-        .iter()
-        .zip(start..)
-        .all(|(h, index)| h.index == index);
-    if !in_order {
+    if !headers.indices().eq((0..count).map(|i| start + i)) {
         return Err(PeerError::UnexpectedAnswer(
             "headers not of the range asked",
         ));
@@ -365,4 +374,46 @@ fn check_legacy_range(
         prev = Some(hash);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::{N3Chain, Synthetic};
+
+    #[test]
+    fn n3_ranges_must_link_and_be_the_ones_asked() {
+        let chain = N3Chain::synthetic(&Synthetic {
+            blocks: 5,
+            ..Synthetic::default()
+        });
+        let headers = chain.headers();
+        let payload = n3::HeadersPayload::new(&headers[1..4]);
+        check_n3_range(&payload, 1, 3).unwrap();
+        assert!(check_n3_range(&payload, 1, 4).is_err(), "fewer than asked");
+        assert!(
+            check_n3_range(&payload, 2, 3).is_err(),
+            "not the range asked"
+        );
+
+        // Linked in two ranges, from genesis.
+        let mut last = Some((0, headers[0].hash()));
+        let hashes: Vec<UInt256> = payload.hashes().collect();
+        link_n3(&mut last, &payload.to_vec(), &hashes).unwrap();
+        assert_eq!(last, Some((3, headers[3].hash())));
+        let rest = &headers[4..];
+        let rest_hashes: Vec<UInt256> = rest.iter().map(n3::Header::hash).collect();
+        link_n3(&mut last, rest, &rest_hashes).unwrap();
+        assert_eq!(last, Some((5, chain.tip_hash())));
+
+        // A range that does not follow the one before is refused where it breaks.
+        let mut last = Some((0, headers[0].hash()));
+        let err = link_n3(&mut last, &headers[2..4], &hashes[1..]).unwrap_err();
+        assert!(matches!(err, SyncError::Linkage { index: 2, .. }), "{err}");
+        let mut forged = headers[2].clone();
+        forged.prev_hash = UInt256([0xEE; 32]);
+        let mut last = Some((1, headers[1].hash()));
+        let err = link_n3(&mut last, &[forged], &[headers[2].hash()]).unwrap_err();
+        assert!(err.to_string().contains("previous hash"), "{err}");
+    }
 }

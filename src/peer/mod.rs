@@ -515,6 +515,16 @@ impl Peer<N3> {
         index_start: u32,
         count: i16,
     ) -> Result<Vec<n3::Header>, PeerError> {
+        Ok(self.get_headers_payload(index_start, count).await?.to_vec())
+    }
+
+    /// Like [`Peer::get_headers`], but returns the `headers` payload as it
+    /// came, with its hashes and heights readable without building headers.
+    pub async fn get_headers_payload(
+        &self,
+        index_start: u32,
+        count: i16,
+    ) -> Result<n3::HeadersPayload, PeerError> {
         let answer = self
             .request(n3::Message::GetHeaders(n3::GetBlockByIndexPayload {
                 index_start,
@@ -522,7 +532,7 @@ impl Peer<N3> {
             }))
             .await?;
         match answer {
-            n3::Message::Headers(h) => Ok(h.to_vec()),
+            n3::Message::Headers(h) => Ok(h),
             other => Err(PeerError::UnexpectedAnswer(other.command_name())),
         }
     }

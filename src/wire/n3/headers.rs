@@ -112,14 +112,19 @@ impl HeadersPayload {
         self.layouts.iter().map(|l| l.hash(&self.raw))
     }
 
-    /// The height of the first header, read without building it.
-    pub fn first_index(&self) -> Option<u32> {
-        self.layouts.first().map(|l| l.index(&self.raw))
+    /// The heights of the headers, in order, read without building them.
+    pub fn indices(&self) -> impl ExactSizeIterator<Item = u32> + DoubleEndedIterator + '_ {
+        self.layouts.iter().map(|l| l.index(&self.raw))
     }
 
-    /// The height of the last header, read without building it.
+    /// The height of the first header.
+    pub fn first_index(&self) -> Option<u32> {
+        self.indices().next()
+    }
+
+    /// The height of the last header.
     pub fn last_index(&self) -> Option<u32> {
-        self.layouts.last().map(|l| l.index(&self.raw))
+        self.indices().next_back()
     }
 
     /// The encoded payload (what [`Encode`] writes).
@@ -228,6 +233,7 @@ mod tests {
             assert_eq!(p.len(), 5);
             assert_eq!(p.first_index(), Some(0));
             assert_eq!(p.last_index(), Some(4));
+            assert!(p.indices().eq(0..5));
             let hashes: Vec<UInt256> = headers.iter().map(Header::hash).collect();
             assert_eq!(p.hashes().collect::<Vec<_>>(), hashes);
             assert_eq!(p.hash(4), Some(hashes[4]));
