@@ -18,6 +18,10 @@
 //! - every case asserts no single allocation ever exceeded [`LARGEST_BOUND`].
 
 mod hostile;
+#[allow(dead_code)]
+mod rt;
+
+use rt::{AsyncStdRt, Rt, SmolRt};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -31,10 +35,7 @@ use neo_peer::peer::{
 use neo_peer::protocol::{Legacy, N3};
 use neo_peer::wire::{FrameError, MAX_PAYLOAD, legacy};
 
-use hostile::{
-    AsyncStdRt, Counting, Hostile, LARGEST, NET, Ours, PEAK, Remote, Rt, SmolRt, live, ours,
-    tcp_pair,
-};
+use hostile::{Counting, Hostile, LARGEST, NET, Ours, PEAK, Remote, live, ours, tcp_pair};
 
 #[global_allocator]
 static ALLOC: Counting = Counting;

@@ -13,7 +13,6 @@ use async_io::Timer;
 use neo_peer::book::{AddressBook, BookConfig};
 use neo_peer::chain::Chain;
 use neo_peer::chain::{ChainServer, Serve, Synthetic};
-use neo_peer::executor::Executor;
 use neo_peer::manager::sync::{SyncOptions, sync_legacy, sync_n3};
 use neo_peer::manager::{ManagerConfig, ManagerError, ManagerEvent, PeerManager};
 use neo_peer::peer::{DisconnectReason, Handler, IgnoreAll, LocalConfig, N3Handler, Peer};
@@ -25,53 +24,10 @@ const NET: u32 = 56753;
 /// The scripted remote of the fault-injection suite (this file uses a part of it).
 #[allow(dead_code)]
 mod hostile;
+#[allow(dead_code)]
+mod rt;
 
-/// One async runtime: its executor and how to block on a future.
-trait Rt: Copy + Send + Sync + 'static {
-    type Ex: Executor + Clone;
-    fn ex(self) -> Self::Ex;
-    fn block_on<T>(self, f: impl Future<Output = T>) -> T;
-    fn spawn<T: Send + 'static>(
-        self,
-        f: impl Future<Output = T> + Send + 'static,
-    ) -> impl Future<Output = T>;
-}
-
-#[derive(Clone, Copy)]
-struct SmolRt;
-impl Rt for SmolRt {
-    type Ex = neo_peer::executor::SmolGlobal;
-    fn ex(self) -> Self::Ex {
-        neo_peer::executor::SmolGlobal
-    }
-    fn block_on<T>(self, f: impl Future<Output = T>) -> T {
-        smol::block_on(f)
-    }
-    fn spawn<T: Send + 'static>(
-        self,
-        f: impl Future<Output = T> + Send + 'static,
-    ) -> impl Future<Output = T> {
-        smol::spawn(f)
-    }
-}
-
-#[derive(Clone, Copy)]
-struct AsyncStdRt;
-impl Rt for AsyncStdRt {
-    type Ex = neo_peer::executor::AsyncStd;
-    fn ex(self) -> Self::Ex {
-        neo_peer::executor::AsyncStd
-    }
-    fn block_on<T>(self, f: impl Future<Output = T>) -> T {
-        async_std::task::block_on(f)
-    }
-    fn spawn<T: Send + 'static>(
-        self,
-        f: impl Future<Output = T> + Send + 'static,
-    ) -> impl Future<Output = T> {
-        async_std::task::spawn(f)
-    }
-}
+use rt::{AsyncStdRt, Rt, SmolRt};
 
 fn book<P: Protocol>() -> AddressBook {
     AddressBook::in_memory(BookConfig {

@@ -11,44 +11,17 @@ use bytes::BytesMut;
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use neo_peer::executor::Executor;
 use neo_peer::peer::{
-    Connection, Direction, DisconnectReason, Handler, IgnoreAll, LocalConfig, Peer, PeerError,
-    Violation,
+    Direction, DisconnectReason, Handler, IgnoreAll, LocalConfig, Peer, PeerError, Violation,
 };
 use neo_peer::protocol::{Legacy, N3, Protocol, RequestKind, Role};
 use neo_peer::wire::{UInt160, UInt256, Witness, legacy, n3};
 
 const NET: u32 = 56753;
 
-/// One async runtime: its executor and its TCP stream type.
-trait Rt: Copy + Send + Sync + 'static {
-    type Ex: Executor + Clone;
-    fn ex(self) -> Self::Ex;
-    fn stream(self, s: TcpStream) -> impl Connection;
-}
+#[allow(dead_code)]
+mod rt;
 
-#[derive(Clone, Copy)]
-struct SmolRt;
-impl Rt for SmolRt {
-    type Ex = neo_peer::executor::SmolGlobal;
-    fn ex(self) -> Self::Ex {
-        neo_peer::executor::SmolGlobal
-    }
-    fn stream(self, s: TcpStream) -> impl Connection {
-        smol::net::TcpStream::try_from(s).unwrap()
-    }
-}
-
-#[derive(Clone, Copy)]
-struct AsyncStdRt;
-impl Rt for AsyncStdRt {
-    type Ex = neo_peer::executor::AsyncStd;
-    fn ex(self) -> Self::Ex {
-        neo_peer::executor::AsyncStd
-    }
-    fn stream(self, s: TcpStream) -> impl Connection {
-        async_std::net::TcpStream::from(s)
-    }
-}
+use rt::{AsyncStdRt, Rt, SmolRt};
 
 /// What the tests need from each generation beyond the engine's trait.
 trait TestProto: Protocol<Message: PartialEq> {

@@ -13,8 +13,7 @@ use std::time::Duration;
 use async_io::{Async, Timer};
 use bytes::{Bytes, BytesMut};
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use neo_peer::executor::Executor;
-use neo_peer::peer::{Connection, Direction, Handler, LocalConfig, Peer};
+use neo_peer::peer::{Direction, Handler, LocalConfig, Peer};
 use neo_peer::protocol::{GossipAddr, Legacy, N3, Protocol, Role};
 use neo_peer::wire::{UInt256, legacy, n3};
 
@@ -74,46 +73,7 @@ pub fn live() -> usize {
 
 // ---------------------------------------------------------------- runtimes
 
-/// One async runtime: its executor, its TCP stream type and `block_on`.
-pub trait Rt: Copy + Send + Sync + 'static {
-    type Ex: Executor + Clone;
-    const NAME: &'static str;
-    fn ex(self) -> Self::Ex;
-    fn stream(self, s: TcpStream) -> impl Connection;
-    fn block_on<T>(self, f: impl Future<Output = T>) -> T;
-}
-
-#[derive(Clone, Copy)]
-pub struct SmolRt;
-impl Rt for SmolRt {
-    type Ex = neo_peer::executor::SmolGlobal;
-    const NAME: &'static str = "smol";
-    fn ex(self) -> Self::Ex {
-        neo_peer::executor::SmolGlobal
-    }
-    fn stream(self, s: TcpStream) -> impl Connection {
-        smol::net::TcpStream::try_from(s).unwrap()
-    }
-    fn block_on<T>(self, f: impl Future<Output = T>) -> T {
-        smol::block_on(f)
-    }
-}
-
-#[derive(Clone, Copy)]
-pub struct AsyncStdRt;
-impl Rt for AsyncStdRt {
-    type Ex = neo_peer::executor::AsyncStd;
-    const NAME: &'static str = "async-std";
-    fn ex(self) -> Self::Ex {
-        neo_peer::executor::AsyncStd
-    }
-    fn stream(self, s: TcpStream) -> impl Connection {
-        async_std::net::TcpStream::from(s)
-    }
-    fn block_on<T>(self, f: impl Future<Output = T>) -> T {
-        async_std::task::block_on(f)
-    }
-}
+use crate::rt::Rt;
 
 // ---------------------------------------------------------------- task ends
 

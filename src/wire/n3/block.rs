@@ -56,6 +56,10 @@ impl Header {
     }
 
     /// The block hash: SHA-256 of the unsigned part.
+    ///
+    /// The part is encoded first. For headers that came in a `headers`
+    /// message, [`HeadersPayload::hashes`](super::HeadersPayload::hashes)
+    /// hashes the received bytes instead, which is cheaper.
     pub fn hash(&self) -> UInt256 {
         UInt256(sha256(&self.unsigned_bytes()))
     }

@@ -102,7 +102,9 @@ impl HeadersPayload {
         self.iter().collect()
     }
 
-    /// The hash of header `i`, computed from its bytes.
+    /// The hash of header `i`, computed from its bytes (cheaper than
+    /// building the header and calling [`Header::hash`], which encodes it
+    /// again first).
     pub fn hash(&self, i: usize) -> Option<UInt256> {
         self.layouts.get(i).map(|l| l.hash(&self.raw))
     }
