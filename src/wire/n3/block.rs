@@ -2,7 +2,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::tx::{MIN_TX_SIZE, check_count, validate_witness};
+use super::tx::{MIN_TX_SIZE, check_count, validate_script_lengths, validate_witness};
 use super::{
     MAX_INVOCATION_SCRIPT, MAX_TRANSACTIONS_PER_BLOCK, MAX_VERIFICATION_SCRIPT, Transaction,
 };
@@ -243,6 +243,18 @@ impl HeaderLayout {
     #[inline]
     pub(crate) fn hash(&self, buf: &[u8]) -> UInt256 {
         UInt256(sha256(self.unsigned(buf)))
+    }
+
+    /// Checks what [`Header::validate`] checks, from the encoded bytes.
+    pub(crate) fn validate(&self, buf: &[u8]) -> Result<(), DecodeError> {
+        let at = self.start;
+        check_header_version(u32::from_le_bytes([
+            buf[at],
+            buf[at + 1],
+            buf[at + 2],
+            buf[at + 3],
+        ]))?;
+        validate_script_lengths(self.invocation.1, self.verification.1)
     }
 
     /// The header's height, from the encoded bytes.

@@ -633,8 +633,15 @@ impl Codec {
         let command = msg.command_byte();
         let eligible = msg.command().is_some_and(Command::compressible);
         if self.compression && eligible && size > COMPRESSION_MIN_SIZE {
-            let mut raw = BytesMut::with_capacity(size);
-            msg.encode_payload(&mut raw);
+            let raw = match msg {
+                // Already encoded: compressed from where it is.
+                Message::Headers(p) => p.bytes().clone(),
+                _ => {
+                    let mut raw = BytesMut::with_capacity(size);
+                    msg.encode_payload(&mut raw);
+                    raw.freeze()
+                }
+            };
             if let Some(compressed) = compress(&raw) {
                 put_frame(out, FLAG_COMPRESSED, command, &compressed);
             } else {

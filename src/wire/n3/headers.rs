@@ -74,7 +74,8 @@ impl HeadersPayload {
 
     /// Checks what decoding checks (1 to 2000 headers, each a valid header).
     pub fn validate(&self) -> Result<(), DecodeError> {
-        Self::decode_exact(self.raw.clone()).map(drop)
+        check_count("headers", self.len(), 1, MAX_HEADERS)?;
+        self.layouts.iter().try_for_each(|l| l.validate(&self.raw))
     }
 
     /// How many headers there are.
@@ -131,6 +132,11 @@ impl HeadersPayload {
 
     /// The encoded payload (what [`Encode`] writes).
     pub fn as_bytes(&self) -> &[u8] {
+        &self.raw
+    }
+
+    /// The encoded payload, shared (no copy).
+    pub fn bytes(&self) -> &Bytes {
         &self.raw
     }
 }
@@ -272,6 +278,17 @@ mod tests {
         );
         // Building it does not check, and reading it back does not either.
         assert_eq!(p.get(1), Some(bad));
+        let mut long = header(2, 1025);
+        let p = HeadersPayload::new(std::slice::from_ref(&long));
+        assert_eq!(
+            p.validate().unwrap_err().to_string(),
+            long.validate().unwrap_err().to_string()
+        );
+        long.witness.invocation = vec![0; 1024].into();
+        long.witness.verification = vec![0; 1025].into();
+        let p = HeadersPayload::new(std::slice::from_ref(&long));
+        let err = p.validate().unwrap_err().to_string();
+        assert!(err.contains("verification"), "{err}");
         assert!(HeadersPayload::new(&[]).validate().is_err());
         let many = vec![header(0, 0); MAX_HEADERS + 1];
         assert!(HeadersPayload::new(&many).validate().is_err());

@@ -48,15 +48,18 @@ pub(crate) fn decode_witness(r: &mut Reader) -> Result<Witness, DecodeError> {
 
 /// Checks a witness built by hand against the N3 script limits.
 pub(crate) fn validate_witness(w: &Witness) -> Result<(), DecodeError> {
-    check_count(
-        "witness.invocation",
-        w.invocation.len(),
-        0,
-        MAX_INVOCATION_SCRIPT,
-    )?;
+    validate_script_lengths(w.invocation.len(), w.verification.len())
+}
+
+/// Checks the lengths of a witness's two scripts against the N3 limits.
+pub(crate) fn validate_script_lengths(
+    invocation: usize,
+    verification: usize,
+) -> Result<(), DecodeError> {
+    check_count("witness.invocation", invocation, 0, MAX_INVOCATION_SCRIPT)?;
     check_count(
         "witness.verification",
-        w.verification.len(),
+        verification,
         0,
         MAX_VERIFICATION_SCRIPT,
     )
