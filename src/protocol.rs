@@ -320,7 +320,7 @@ impl Protocol for Legacy {
 
     fn height_hint(msg: &legacy::Message) -> Option<u32> {
         match msg {
-            legacy::Message::Headers(h) => h.headers.last().map(|h| h.base.index),
+            legacy::Message::Headers(h) => h.last_index(),
             legacy::Message::Block(b) => Some(b.base.index),
             _ => None,
         }

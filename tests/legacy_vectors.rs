@@ -518,6 +518,15 @@ fn check_capture_note(
             let before = note.split(" header(s)").next().unwrap();
             let count: usize = before.split_whitespace().last().unwrap().parse().unwrap();
             assert_eq!(p.headers.len(), count, "{ctx}");
+            assert_eq!(p.len(), count, "{ctx}");
+            assert!(p.hashes().eq(p.headers.iter().map(|h| h.hash())), "{ctx}");
+            assert!(
+                p.indices().eq(p.headers.iter().map(|h| h.base.index)),
+                "{ctx}"
+            );
+            assert_eq!(p.last_index(), p.headers.last().map(|h| h.base.index));
+            assert_eq!(p.get(0).as_ref(), p.headers.first());
+            assert_eq!(p.to_vec(), p.headers);
             facts += 1;
             let list = field(note, "all (index:hash) = ")
                 .or_else(|| field(note, "hashes (RPC order): "))

@@ -247,6 +247,56 @@ pub struct HeadersPayload {
     pub headers: Vec<Header>,
 }
 
+/// The same readers as the N3 `headers` payload has, so code that handles
+/// both generations reads them alike.
+impl HeadersPayload {
+    /// How many headers there are.
+    pub fn len(&self) -> usize {
+        self.headers.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.headers.is_empty()
+    }
+
+    /// Header `i`.
+    pub fn get(&self, i: usize) -> Option<Header> {
+        self.headers.get(i).cloned()
+    }
+
+    /// All the headers.
+    pub fn to_vec(&self) -> Vec<Header> {
+        self.headers.clone()
+    }
+
+    /// The hashes of the headers, in order.
+    pub fn hashes(&self) -> impl ExactSizeIterator<Item = UInt256> + DoubleEndedIterator + '_ {
+        self.headers.iter().map(Header::hash)
+    }
+
+    /// The heights of the headers, in order.
+    pub fn indices(&self) -> impl ExactSizeIterator<Item = u32> + DoubleEndedIterator + '_ {
+        self.headers.iter().map(|h| h.base.index)
+    }
+
+    /// The height of the first header.
+    pub fn first_index(&self) -> Option<u32> {
+        self.indices().next()
+    }
+
+    /// The height of the last header.
+    pub fn last_index(&self) -> Option<u32> {
+        self.indices().next_back()
+    }
+}
+
+impl From<Vec<Header>> for HeadersPayload {
+    fn from(headers: Vec<Header>) -> Self {
+        HeadersPayload { headers }
+    }
+}
+
 impl Decode for HeadersPayload {
     const NAME: &'static str = "headers";
 
