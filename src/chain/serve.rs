@@ -37,19 +37,14 @@ fn heights(first: u64, count: usize, last: Option<u32>) -> impl Iterator<Item = 
 }
 
 /// The leading items whose encodings, after a 3-byte count, fit one payload.
-fn within_payload<'a, T: Encode + 'a>(items: impl Iterator<Item = &'a T>) -> Vec<&'a T> {
+fn within_payload<'a, T: Encode + 'a>(
+    items: impl Iterator<Item = &'a T>,
+) -> impl Iterator<Item = &'a T> {
     let mut size = 3;
-    items
-        .take_while(|item| {
-            size += item.size();
-            size <= MAX_PAYLOAD
-        })
-        .collect()
-}
-
-/// Clones of the leading items that fit one payload.
-fn cloned_within_payload<'a, T: Encode + Clone + 'a>(items: impl Iterator<Item = &'a T>) -> Vec<T> {
-    within_payload(items).into_iter().cloned().collect()
+    items.take_while(move |item| {
+        size += item.size();
+        size <= MAX_PAYLOAD
+    })
 }
 
 /// The distinct hashes of a request, first occurrence first.
@@ -95,15 +90,16 @@ impl Chain<N3> {
 
     fn n3_headers(&self, p: &n3::GetBlockByIndexPayload) -> Vec<n3::Message> {
         let count = requested(p.count, n3::MAX_HEADERS);
-        let range = heights(p.index_start.into(), count, Some(self.height()));
-        let fit = within_payload(range.filter_map(|h| self.header(h))).len();
+        let from = self
+            .headers()
+            .get(p.index_start as usize..)
+            .unwrap_or_default();
+        let asked = &from[..from.len().min(count)];
+        let fit = within_payload(asked.iter()).count();
         if fit == 0 {
             return Vec::new();
         }
-        // The heights served are index_start.., all held.
-        let first = p.index_start as usize;
-        let headers = &self.headers()[first..first + fit];
-        vec![n3::Message::Headers(n3::HeadersPayload::new(headers))]
+        vec![n3::Message::Headers(n3::HeadersPayload::new(&asked[..fit]))]
     }
 
     fn n3_blocks_by_index(&self, p: &n3::GetBlockByIndexPayload) -> Vec<n3::Message> {
@@ -212,7 +208,9 @@ impl Chain<Legacy> {
 
     fn legacy_headers(&self, p: &legacy::GetBlocksPayload) -> Vec<legacy::Message> {
         let range = self.after_start(p, legacy::MAX_HEADERS as usize, Some(self.height()));
-        let headers = cloned_within_payload(range.filter_map(|h| self.header(h)));
+        let headers: Vec<_> = within_payload(range.filter_map(|h| self.header(h)))
+            .cloned()
+            .collect();
         if headers.is_empty() {
             return Vec::new();
         }
@@ -250,6 +248,25 @@ impl Chain<Legacy> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answers_stop_before_the_payload_cap() {
+        let big = crate::wire::Witness {
+            invocation: vec![0; 10 << 20].into(),
+            verification: Default::default(),
+        };
+        let items = vec![big; 4];
+        assert_eq!(
+            within_payload(items.iter()).count(),
+            3,
+            "3 x 10 MiB fit, 4 do not"
+        );
+        assert_eq!(within_payload(items[..2].iter()).count(), 2);
+        assert_eq!(
+            within_payload(std::iter::empty::<&crate::wire::Witness>()).count(),
+            0
+        );
+    }
 
     #[test]
     fn requested_counts() {
