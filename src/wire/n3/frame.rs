@@ -388,6 +388,18 @@ impl Message {
         }
     }
 
+    /// The payload, when the message already holds it encoded (a `headers`
+    /// payload keeps its bytes; `reject`, `alert` and unknown commands are
+    /// kept as received).
+    fn encoded_payload(&self) -> Option<&Bytes> {
+        use Message as M;
+        match self {
+            M::Headers(p) => Some(p.bytes()),
+            M::Reject(raw) | M::Alert(raw) | M::Unknown { payload: raw, .. } => Some(raw),
+            _ => None,
+        }
+    }
+
     /// Length of the (uncompressed) payload.
     pub fn payload_size(&self) -> usize {
         use Message as M;
@@ -633,15 +645,12 @@ impl Codec {
         let command = msg.command_byte();
         let eligible = msg.command().is_some_and(Command::compressible);
         if self.compression && eligible && size > COMPRESSION_MIN_SIZE {
-            let raw = match msg {
-                // Already encoded: compressed from where it is.
-                Message::Headers(p) => p.bytes().clone(),
-                _ => {
-                    let mut raw = BytesMut::with_capacity(size);
-                    msg.encode_payload(&mut raw);
-                    raw.freeze()
-                }
-            };
+            // A payload the message holds encoded is compressed from where it is.
+            let raw = msg.encoded_payload().cloned().unwrap_or_else(|| {
+                let mut raw = BytesMut::with_capacity(size);
+                msg.encode_payload(&mut raw);
+                raw.freeze()
+            });
             if let Some(compressed) = compress(&raw) {
                 put_frame(out, FLAG_COMPRESSED, command, &compressed);
             } else {
