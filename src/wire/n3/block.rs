@@ -78,12 +78,12 @@ impl Header {
         u64_at.copy_from_slice(&b[76..84]);
         let nonce = u64::from_le_bytes(u64_at);
         Header {
-            version: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            version: u32_at(b, 0),
             prev_hash: UInt256(prev_hash),
             merkle_root: UInt256(merkle_root),
             timestamp,
             nonce,
-            index: u32::from_le_bytes([b[84], b[85], b[86], b[87]]),
+            index: u32_at(b, 84),
             primary_index: b[88],
             next_consensus: UInt160(next_consensus),
             witness,
@@ -95,6 +95,12 @@ impl Header {
         check_header_version(self.version)?;
         validate_witness(&self.witness)
     }
+}
+
+/// The little-endian `u32` at `at`.
+#[inline]
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
 fn check_header_version(version: u32) -> Result<(), DecodeError> {
@@ -139,7 +145,7 @@ impl HeaderLayout {
             Some((layout, len)) => {
                 let start = r.position();
                 r.skip(len, "header")?;
-                Ok(layout.rebased_up(start))
+                Ok(layout.moved(0, start))
             }
             None => Self::read_any(r),
         }
@@ -213,23 +219,15 @@ impl HeaderLayout {
         }
     }
 
-    /// The same layout in a buffer that starts `base` bytes earlier.
+    /// The same layout with its offsets counted from `to` instead of `from`
+    /// (`from` at most `start`).
     #[inline]
-    fn rebased_up(self, base: usize) -> Self {
+    pub(crate) fn moved(self, from: usize, to: usize) -> Self {
+        let at = |offset: usize| offset - from + to;
         HeaderLayout {
-            start: self.start + base,
-            invocation: (self.invocation.0 + base, self.invocation.1),
-            verification: (self.verification.0 + base, self.verification.1),
-        }
-    }
-
-    /// The same layout in a buffer that starts `base` bytes later.
-    #[inline]
-    pub(crate) fn rebased(self, base: usize) -> Self {
-        HeaderLayout {
-            start: self.start - base,
-            invocation: (self.invocation.0 - base, self.invocation.1),
-            verification: (self.verification.0 - base, self.verification.1),
+            start: at(self.start),
+            invocation: (at(self.invocation.0), self.invocation.1),
+            verification: (at(self.verification.0), self.verification.1),
         }
     }
 
@@ -247,20 +245,13 @@ impl HeaderLayout {
 
     /// Checks what [`Header::validate`] checks, from the encoded bytes.
     pub(crate) fn validate(&self, buf: &[u8]) -> Result<(), DecodeError> {
-        let at = self.start;
-        check_header_version(u32::from_le_bytes([
-            buf[at],
-            buf[at + 1],
-            buf[at + 2],
-            buf[at + 3],
-        ]))?;
+        check_header_version(u32_at(buf, self.start))?;
         validate_script_lengths(self.invocation.1, self.verification.1)
     }
 
     /// The header's height, from the encoded bytes.
     pub(crate) fn index(&self, buf: &[u8]) -> u32 {
-        let at = self.start + 84;
-        u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]])
+        u32_at(buf, self.start + 84)
     }
 
     /// Builds the header; its scripts are slices of `buf`.
@@ -394,28 +385,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn unsigned_part_is_109_bytes_of_the_encoding() {
-        let h = Header {
-            version: 0,
-            prev_hash: UInt256([1; 32]),
-            merkle_root: UInt256([2; 32]),
-            timestamp: 3,
-            nonce: 4,
-            index: 5,
-            primary_index: 6,
-            next_consensus: UInt160([7; 20]),
-            witness: Witness::default(),
-        };
-        let enc = h.to_bytes();
-        assert_eq!(enc.len(), HEADER_UNSIGNED_SIZE + 3);
-        assert_eq!(&enc[..HEADER_UNSIGNED_SIZE], &h.unsigned_bytes()[..]);
-        assert_eq!(h.hash().0, sha256(&enc[..HEADER_UNSIGNED_SIZE]));
-        assert_eq!(Header::decode_exact(enc).unwrap(), h);
-    }
-
-    fn encoded(invocation: usize, verification: usize) -> Vec<u8> {
-        let h = Header {
+    /// A header whose scripts are `invocation` and `verification` bytes long.
+    fn header(invocation: usize, verification: usize) -> Header {
+        Header {
             version: 0,
             prev_hash: UInt256([1; 32]),
             merkle_root: UInt256([2; 32]),
@@ -428,8 +400,21 @@ mod tests {
                 invocation: vec![0xAA; invocation].into(),
                 verification: vec![0xBB; verification].into(),
             },
-        };
-        h.to_bytes().to_vec()
+        }
+    }
+
+    #[test]
+    fn unsigned_part_is_109_bytes_of_the_encoding() {
+        let h = header(0, 0);
+        let enc = h.to_bytes();
+        assert_eq!(enc.len(), HEADER_UNSIGNED_SIZE + 3);
+        assert_eq!(&enc[..HEADER_UNSIGNED_SIZE], &h.unsigned_bytes()[..]);
+        assert_eq!(h.hash().0, sha256(&enc[..HEADER_UNSIGNED_SIZE]));
+        assert_eq!(Header::decode_exact(enc).unwrap(), h);
+    }
+
+    fn encoded(invocation: usize, verification: usize) -> Vec<u8> {
+        header(invocation, verification).to_bytes().to_vec()
     }
 
     #[test]

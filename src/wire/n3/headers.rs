@@ -179,7 +179,7 @@ impl Decode for HeadersPayload {
         check_count("headers", n, 1, MAX_HEADERS)?;
         let mut layouts = Vec::with_capacity(n);
         for _ in 0..n {
-            layouts.push(HeaderLayout::read(r)?.rebased(begin));
+            layouts.push(HeaderLayout::read(r)?.moved(begin, 0));
         }
         Ok(HeadersPayload {
             raw: r.buffer().slice(begin..r.position()),
