@@ -536,10 +536,14 @@ fn unsolicited_addr_is_misbehaviour<R: Rt>(rt: R) {
         let c = client::<N3, _, _>(rt, IgnoreAll);
         // The server's side of the connection: it pushes addr after addr.
         c.connect(server.addr).await.unwrap();
-        server.manager.wait_for_peers(1, Duration::from_secs(5)).await;
+        let seen = server.manager.wait_for_peers(1, Duration::from_secs(5)).await;
+        assert_eq!(seen, 1, "{:?}", server.manager.departed());
         // Our getaddr is answered first: what follows is unsolicited.
-        eventually(Duration::from_secs(5), || addr_received(&c)).await;
-        let pushed = server.manager.peers()[0].peer.clone();
+        assert!(eventually(Duration::from_secs(5), || addr_received(&c)).await);
+        let pushed = match server.manager.peers().first() {
+            Some(p) => p.peer.clone(),
+            None => panic!("the server lost its peer: {:?}", server.manager.departed()),
+        };
         let junk = neo_peer::protocol::GossipAddr {
             addr: "10.9.9.9:20333".parse().unwrap(),
             timestamp: 1,
