@@ -56,7 +56,8 @@ fn main() {
         AddressBook::in_memory(BookConfig::new("n3", NET)),
         ChainServer::new(chain.clone()),
         SmolGlobal,
-    );
+    )
+    .unwrap();
     smol::block_on(async {
         let addr: SocketAddr = node.listen(([127, 0, 0, 1], 0).into()).await.unwrap();
         // Every client connected and handshaken first, so that the timing

@@ -70,7 +70,7 @@ where
     Chain<P>: Send + Sync,
 {
     let config = manager_config(chain.height());
-    let manager = PeerManager::new(config, book::<P>(), ChainServer::new(chain), rt.ex());
+    let manager = PeerManager::new(config, book::<P>(), ChainServer::new(chain), rt.ex()).unwrap();
     let addr = manager
         .listen("127.0.0.1:0".parse().unwrap())
         .await
@@ -80,7 +80,8 @@ where
 
 /// A node that completes the handshake and then never answers.
 async fn silent_node<P: Protocol, R: Rt>(rt: R, height: u32) -> Node<P> {
-    let manager = PeerManager::new(manager_config(height), book::<P>(), IgnoreAll, rt.ex());
+    let manager =
+        PeerManager::new(manager_config(height), book::<P>(), IgnoreAll, rt.ex()).unwrap();
     let addr = manager
         .listen("127.0.0.1:0".parse().unwrap())
         .await
@@ -103,7 +104,7 @@ fn legacy_chain(blocks: u32) -> Arc<Chain<Legacy>> {
 }
 
 fn client<P: Protocol, R: Rt, H: Handler<P>>(rt: R, handler: H) -> PeerManager<P> {
-    PeerManager::new(manager_config(0), book::<P>(), handler, rt.ex())
+    PeerManager::new(manager_config(0), book::<P>(), handler, rt.ex()).unwrap()
 }
 
 /// Polls `cond` every 2 ms until it holds or `timeout` passes; whether it held.
@@ -223,7 +224,7 @@ fn churn<R: Rt>(rt: R, requests: u32) {
         let mut config = manager_config(0);
         config.max_attempts = 8;
         let c: PeerManager<N3> =
-            PeerManager::new(config, book::<N3>(), deliveries.clone(), rt.ex());
+            PeerManager::new(config, book::<N3>(), deliveries.clone(), rt.ex()).unwrap();
         for n in &nodes {
             c.connect(n.addr).await.unwrap();
         }
@@ -442,7 +443,8 @@ fn limits_addresses_and_shutdown<R: Rt>(rt: R) {
             book::<N3>(),
             ChainServer::new(chain.clone()),
             rt.ex(),
-        );
+        )
+        .unwrap();
         let addr = server.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let clients: Vec<PeerManager<N3>> = (0..3).map(|_| client(rt, IgnoreAll)).collect();
         let first = clients[0].connect(addr).await.unwrap();
@@ -485,7 +487,8 @@ fn limits_addresses_and_shutdown<R: Rt>(rt: R) {
         assert!(listed.iter().any(|g| g.addr == addr), "{listed:?}");
 
         let tasks_before = server.live_tasks();
-        assert!(tasks_before >= 2 * 3, "{tasks_before} tasks for two peers");
+        // A driver and a watcher per peer, and the listener.
+        assert!(tasks_before > 2 * 2, "{tasks_before} tasks for two peers");
         let report = server.shutdown().await;
         assert_eq!(report.peers, 2);
         assert_eq!(report.tasks_left, 0);
@@ -641,7 +644,7 @@ fn dialer_fills_slots_from_the_book<R: Rt>(rt: R) {
         let mut config = manager_config(0);
         // More slots than good addresses: the dead one keeps being tried.
         config.target_outbound = 3;
-        let c = PeerManager::<N3>::new(config, book::<N3>(), IgnoreAll, rt.ex());
+        let c = PeerManager::<N3>::new(config, book::<N3>(), IgnoreAll, rt.ex()).unwrap();
         let b = c.book();
         for n in &nodes {
             b.add(n.addr, neo_peer::book::Source::Seed);

@@ -56,6 +56,9 @@ pub struct Penalties {
     pub unsolicited_addr: u32,
     /// An answer of the wrong kind, or headers that do not fit the request.
     pub bad_answer: u32,
+    /// A height claimed (in `version`, `ping` or `pong`) that the peer's own
+    /// `headers` answer disproved.
+    pub height_lie: u32,
 }
 
 impl Default for Penalties {
@@ -66,6 +69,7 @@ impl Default for Penalties {
             stall: 34,
             unsolicited_addr: 25,
             bad_answer: 50,
+            height_lie: 50,
         }
     }
 }

@@ -267,7 +267,8 @@ where
     Chain<P>: Send + Sync,
 {
     let port = default_port(args.protocol, config.local.network);
-    let manager = PeerManager::<P>::new(config, book, IgnoreAll, SmolGlobal);
+    let manager =
+        PeerManager::<P>::new(config, book, IgnoreAll, SmolGlobal).map_err(|e| e.to_string())?;
     smol::block_on(async {
         let result = async {
             bootstrap(manager.book(), args.seeds.as_deref(), port).await?;
@@ -411,7 +412,8 @@ where
                 AddressBook::in_memory(BookConfig::new(P::NAME, magic)),
                 ChainServer::new(chain.clone()),
                 SmolGlobal,
-            );
+            )
+            .map_err(|e| e.to_string())?;
             let port = ports.get(i).copied().unwrap_or(0);
             let addr = match node.listen(([127, 0, 0, 1], port).into()).await {
                 Ok(a) => a,
@@ -439,7 +441,8 @@ where
             book,
             IgnoreAll,
             SmolGlobal,
-        );
+        )
+        .map_err(|e| e.to_string())?;
         let result = async {
             bootstrap(manager.book(), Some(&seeds), 0).await?;
             gather(&manager, &[], args.nodes).await?;
@@ -506,7 +509,8 @@ fn run_crawl<P: Proto>(
     duration: Duration,
     port: u16,
 ) -> Result<(), String> {
-    let manager = PeerManager::<P>::new(config, book, IgnoreAll, SmolGlobal);
+    let manager =
+        PeerManager::<P>::new(config, book, IgnoreAll, SmolGlobal).map_err(|e| e.to_string())?;
     let events = manager.events();
     smol::block_on(async {
         bootstrap(manager.book(), args.seeds.as_deref(), port).await?;
