@@ -5,7 +5,7 @@
 //! to handle) is handed to an
 //! [`Executor`]. Adapters exist for smol (feature `smol`), async-std (feature
 //! `async-std`), tokio (feature `tokio`) and any executor of the
-//! `executor-trait` 3 family (feature `executor-trait`, [`ExecutorTrait`]);
+//! `executor-trait` 3 family (feature `executor-trait`, `ExecutorTrait`);
 //! any other runtime plugs in by implementing the one method.
 //!
 //! Timers and sockets come from `async-io`, which drives itself, so the tasks
