@@ -479,3 +479,40 @@ fn the_examples_run_against_neo_go() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `neo-peer decode` takes the base64 the RPC returns for a raw block as it
+/// is, and shows what the RPC's verbose form shows.
+#[test]
+fn decode_reads_the_rpcs_base64() {
+    use std::io::Write;
+    let raw = node().call("getblock", json!([7, 0]));
+    let verbose = node().call("getblock", json!([7, 1]));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_neo-peer"))
+        .args(["decode", "--kind", "block"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{}", raw.as_str().unwrap()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in [
+        "hash",
+        "index",
+        "size",
+        "merkleroot",
+        "previousblockhash",
+        "time",
+        "nonce",
+    ] {
+        assert_eq!(ours[key], verbose[key], "{key}");
+    }
+}
