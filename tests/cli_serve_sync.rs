@@ -44,8 +44,12 @@ fn serve(protocol: &str) -> (Server, String, String) {
 }
 
 fn sync(args: &[&str]) -> String {
+    neo_peer(&[&["sync"], args].concat())
+}
+
+/// `neo-peer ARGS`, which must succeed; what it printed on standard output.
+fn neo_peer(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_neo-peer"))
-        .arg("sync")
         .args(args)
         .output()
         .unwrap();
@@ -217,19 +221,17 @@ fn json_events_one_object_per_line() {
     std::fs::create_dir_all(&dir).unwrap();
     let seeds = dir.join("seeds.txt");
     std::fs::write(&seeds, format!("{addr}\n")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_neo-peer"))
-        .args(["crawl", "--json", "--duration", "1.5", "--seeds"])
-        .arg(&seeds)
-        .arg("--db")
-        .arg(dir.join("peers.db"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let db = dir.join("peers.db");
+    let text = neo_peer(&[
+        "crawl",
+        "--json",
+        "--duration",
+        "1.5",
+        "--seeds",
+        seeds.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+    ]);
     let got = events(&text);
     assert_eq!(got[0]["event"], "book", "{text}");
     assert_eq!(got[0]["from"], "seeds");
