@@ -369,13 +369,12 @@ where
             })
             .await?;
             progress.finish();
-            match out {
-                Out::Human => println!(
+            out.outcome("synced", synced_fields(&synced), || {
+                format!(
                     "synced {} headers, tip {} {}",
                     synced.count, synced.tip_index, synced.tip_hash
-                ),
-                Out::Json => out.record("synced", synced_fields(&synced)),
-            }
+                )
+            });
             report_peers(&manager, out);
             Ok(())
         })
@@ -704,10 +703,7 @@ fn run_crawl<P: Proto>(
         }
         manager.shutdown().await;
         let summary = CrawlSummary::of(manager.book());
-        match out {
-            Out::Human => print!("{summary}"),
-            Out::Json => out.record("summary", summary.to_json()),
-        }
+        out.outcome("summary", summary.to_json(), || summary.to_string());
         Ok(())
     })
 }

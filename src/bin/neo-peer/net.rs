@@ -199,13 +199,11 @@ where
     let config = config(magic, &args.timeouts, chain.height(), local.port())?;
     let out = Out::new(args.json);
     let (genesis, height) = (chain.genesis_hash(), chain.height());
-    match out {
-        Out::Human => println!("listening on {local}, genesis {genesis}, height {height}"),
-        Out::Json => out.record(
-            "listening",
-            json!({"addr": local.to_string(), "genesis": genesis.to_string(), "height": height}),
-        ),
-    }
+    out.outcome(
+        "listening",
+        json!({"addr": local.to_string(), "genesis": genesis.to_string(), "height": height}),
+        || format!("listening on {local}, genesis {genesis}, height {height}"),
+    );
     // `getaddr` is answered with this node's own address.
     let server = ChainServer::new(Arc::new(chain)).with_addresses(vec![local]);
     let active = Arc::new(AtomicUsize::new(0));
@@ -217,6 +215,8 @@ where
                     out.event("accept_failed", json!({"error": e.to_string()}), || {
                         format!("accept failed: {e}")
                     });
+                    // Out of descriptors and the like: back off a little.
+                    async_io::Timer::after(Duration::from_millis(50)).await;
                     continue;
                 }
             };

@@ -68,6 +68,20 @@ impl Out {
         }
     }
 
+    /// Reports what the command produced: `text` on standard output for a
+    /// person (a line, or several), or the event.
+    pub fn outcome(self, name: &str, fields: Value, text: impl FnOnce() -> String) {
+        match self {
+            Out::Human => {
+                let text = text();
+                let mut stdout = std::io::stdout().lock();
+                let _ = writeln!(stdout, "{}", text.trim_end_matches('\n'));
+                let _ = stdout.flush();
+            }
+            Out::Json => json_line(name, fields),
+        }
+    }
+
     /// Reports one event for programs only (`--json`); a person sees it in
     /// a table or a progress bar instead.
     pub fn record(self, name: &str, fields: Value) {
