@@ -1,5 +1,6 @@
-//! The peer engine over loopback TCP, against a scripted remote, on smol and
-//! on async-std, for both wire generations.
+//! The peer engine over loopback TCP, against a scripted remote, on smol,
+//! async-std and (feature `tokio`) tokio with tokio's own sockets, for both
+//! wire generations.
 
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
@@ -21,6 +22,8 @@ const NET: u32 = 56753;
 #[allow(dead_code)]
 mod rt;
 
+#[cfg(feature = "tokio")]
+use rt::TokioRt;
 use rt::{AsyncStdRt, Rt, SmolRt};
 
 /// What the tests need from each generation beyond the engine's trait.
@@ -77,7 +80,7 @@ impl TestProto for N3 {
 impl TestProto for Legacy {
     fn get_headers() -> legacy::Message {
         legacy::Message::GetHeaders(legacy::GetBlocksPayload {
-            hash_start: vec![UInt256::ZERO],
+            hash_start: vec![UInt256([1; 32])],
             hash_stop: UInt256::ZERO,
         })
     }
@@ -504,48 +507,62 @@ async fn slow_handler_pushes_back_and_loses_nothing<P: TestProto, R: Rt>(rt: R) 
     assert!(s.handler_time >= Duration::from_millis(2 * u64::from(N)));
 }
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod smol_rt {
+/// Every test in a module per runtime: `<runtime>::<test>::{n3, legacy}`
+/// for the generic ones, `<runtime>::<test>` for the others.
+macro_rules! on_every_runtime {
+    (generic: [$($generic:ident),* $(,)?], once: [$($once:ident),* $(,)?]) => {
+        on_every_runtime!(@rt smol_rt, SmolRt, [$($generic),*], [$($once),*]);
+        on_every_runtime!(@rt async_std_rt, AsyncStdRt, [$($generic),*], [$($once),*]);
+        #[cfg(feature = "tokio")]
+        on_every_runtime!(@rt tokio_rt, TokioRt, [$($generic),*], [$($once),*]);
+    };
+    (@rt $module:ident, $rt:ident, [$($generic:ident),*], [$($once:ident),*]) => {
+        mod $module {
+            use super::Rt;
             $(
-                mod $name {
+                mod $generic {
+                    use super::Rt;
                     #[test]
                     fn n3() {
-                        smol::block_on(super::super::$name::<neo_peer::protocol::N3, _>(super::super::SmolRt));
+                        let rt = super::super::$rt;
+                        rt.block_on(super::super::$generic::<neo_peer::protocol::N3, _>(rt));
                     }
                     #[test]
                     fn legacy() {
-                        smol::block_on(super::super::$name::<neo_peer::protocol::Legacy, _>(super::super::SmolRt));
+                        let rt = super::super::$rt;
+                        rt.block_on(super::super::$generic::<neo_peer::protocol::Legacy, _>(rt));
                     }
                 }
             )*
-        }
-        mod async_std_rt {
             $(
-                mod $name {
-                    #[test]
-                    fn n3() {
-                        async_std::task::block_on(super::super::$name::<neo_peer::protocol::N3, _>(super::super::AsyncStdRt));
-                    }
-                    #[test]
-                    fn legacy() {
-                        async_std::task::block_on(super::super::$name::<neo_peer::protocol::Legacy, _>(super::super::AsyncStdRt));
-                    }
+                #[test]
+                fn $once() {
+                    let rt = super::$rt;
+                    rt.block_on(super::$once(rt));
                 }
             )*
         }
     };
 }
 
-on_both!(
-    handshake_crosses_the_wire,
-    two_engines_handshake_each_other,
-    duplicate_handshake_messages_disconnect,
-    handshake_refusals,
-    idle_peer_is_dropped,
-    unanswered_request_stalls,
-    concurrent_requests_resolve_once,
-    slow_handler_pushes_back_and_loses_nothing,
+on_every_runtime!(
+    generic: [
+        handshake_crosses_the_wire,
+        two_engines_handshake_each_other,
+        duplicate_handshake_messages_disconnect,
+        handshake_refusals,
+        idle_peer_is_dropped,
+        unanswered_request_stalls,
+        concurrent_requests_resolve_once,
+        slow_handler_pushes_back_and_loses_nothing,
+    ],
+    once: [
+        requests_fail_once_the_peer_is_gone,
+        a_panicking_handler_takes_down_only_its_peer,
+        chain_server_answers_both_generations,
+        unknown_commands_are_kept,
+        wrong_network_is_refused,
+    ]
 );
 
 async fn requests_fail_once_the_peer_is_gone<R: Rt>(rt: R) {
@@ -583,16 +600,6 @@ async fn requests_fail_once_the_peer_is_gone<R: Rt>(rt: R) {
     assert_eq!(err, PeerError::Disconnected(DisconnectReason::Requested));
 }
 
-#[test]
-fn gone_peers_smol() {
-    smol::block_on(requests_fail_once_the_peer_is_gone(SmolRt));
-}
-
-#[test]
-fn gone_peers_async_std() {
-    async_std::task::block_on(requests_fail_once_the_peer_is_gone(AsyncStdRt));
-}
-
 /// Panics on the first message it gets.
 struct Panics;
 
@@ -618,38 +625,6 @@ async fn a_panicking_handler_takes_down_only_its_peer<R: Rt>(rt: R) {
     assert_eq!(bad.closed().await, DisconnectReason::HandlerPanicked("inv"));
     assert!(remote.closes_within(Duration::from_secs(2)).await);
     assert!(good.ping().await.is_ok(), "the other peer lives on");
-}
-
-#[test]
-fn handler_panic_smol() {
-    smol::block_on(a_panicking_handler_takes_down_only_its_peer(SmolRt));
-}
-
-#[test]
-fn handler_panic_async_std() {
-    async_std::task::block_on(a_panicking_handler_takes_down_only_its_peer(AsyncStdRt));
-}
-
-/// Two chains of 50 blocks and a headers request each can answer.
-fn for_both_chains(
-    f: impl FnOnce(neo_peer::chain::N3Chain, n3::Message, neo_peer::chain::LegacyChain, legacy::Message),
-) {
-    use neo_peer::chain::{LegacyChain, N3Chain, Synthetic};
-    let s = Synthetic {
-        blocks: 50,
-        ..Default::default()
-    };
-    let legacy = LegacyChain::synthetic(&s);
-    let legacy_ask = legacy::Message::GetHeaders(legacy::GetBlocksPayload {
-        hash_start: vec![legacy.genesis_hash()],
-        hash_stop: UInt256::ZERO,
-    });
-    f(
-        N3Chain::synthetic(&s),
-        N3::get_headers(),
-        legacy,
-        legacy_ask,
-    );
 }
 
 async fn chain_server_answers_requests<P: TestProto + neo_peer::chain::Serve, R: Rt>(
@@ -679,22 +654,20 @@ async fn chain_server_answers_requests<P: TestProto + neo_peer::chain::Serve, R:
     assert!(P::is_headers(&headers), "{headers:?}");
 }
 
-#[test]
-fn chain_server_smol() {
-    for_both_chains(|n3, n3_ask, legacy, legacy_ask| {
-        smol::block_on(chain_server_answers_requests(SmolRt, n3, n3_ask));
-        smol::block_on(chain_server_answers_requests(SmolRt, legacy, legacy_ask));
+/// A chain of 50 blocks of each generation, served over loopback.
+async fn chain_server_answers_both_generations<R: Rt>(rt: R) {
+    use neo_peer::chain::{LegacyChain, N3Chain, Synthetic};
+    let s = Synthetic {
+        blocks: 50,
+        ..Default::default()
+    };
+    chain_server_answers_requests(rt, N3Chain::synthetic(&s), N3::get_headers()).await;
+    let legacy = LegacyChain::synthetic(&s);
+    let legacy_ask = legacy::Message::GetHeaders(legacy::GetBlocksPayload {
+        hash_start: vec![legacy.genesis_hash()],
+        hash_stop: UInt256::ZERO,
     });
-}
-
-#[test]
-fn chain_server_async_std() {
-    for_both_chains(|n3, n3_ask, legacy, legacy_ask| {
-        async_std::task::block_on(chain_server_answers_requests(AsyncStdRt, n3, n3_ask));
-        async_std::task::block_on(chain_server_answers_requests(
-            AsyncStdRt, legacy, legacy_ask,
-        ));
-    });
+    chain_server_answers_requests(rt, legacy, legacy_ask).await;
 }
 
 /// Counts what reaches it.
@@ -751,24 +724,4 @@ async fn unknown_commands_are_kept<R: Rt>(rt: R) {
         assert_eq!(stats.get("unknown").bytes_in, frame.len() as u64);
         assert_eq!(stats.get("inv").messages_in, 1);
     }
-}
-
-#[test]
-fn unknown_commands_smol() {
-    smol::block_on(unknown_commands_are_kept(SmolRt));
-}
-
-#[test]
-fn unknown_commands_async_std() {
-    async_std::task::block_on(unknown_commands_are_kept(AsyncStdRt));
-}
-
-#[test]
-fn wrong_network_smol() {
-    smol::block_on(wrong_network_is_refused(SmolRt));
-}
-
-#[test]
-fn wrong_network_async_std() {
-    async_std::task::block_on(wrong_network_is_refused(AsyncStdRt));
 }

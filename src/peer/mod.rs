@@ -71,7 +71,12 @@ use crate::wire::{FrameError, PingPayload, UInt256, legacy, n3};
 use engine::{Outgoing, ReplyItem, Shared};
 
 /// Any byte stream a peer can run over: TCP from any runtime, TLS, an
-/// in-memory pipe.
+/// in-memory pipe: whatever implements the `futures-io` traits. A tokio
+/// stream goes through `neo_peer::tokio::compat` (feature `tokio`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a connection a peer can run over (futures-io `AsyncRead + AsyncWrite + Send + Unpin`)",
+    note = "a tokio stream: wrap it with `neo_peer::tokio::compat(stream)` (feature `tokio`), or dial with `neo_peer::tokio::connect`"
+)]
 pub trait Connection: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Connection for T {}
