@@ -781,3 +781,96 @@ fn parallel_sync_smol() {
 fn parallel_sync_async_std() {
     parallel_sync(AsyncStdRt);
 }
+
+// ---------------------------------------------------------------------------
+
+/// `getaddr` sent by hand on a managed peer: its answers are answers, not
+/// unsolicited gossip, however many times it is asked.
+fn request_addr_by_hand_is_no_misbehaviour<R: Rt>(rt: R) {
+    rt.block_on(async {
+        let server = node(rt, n3_chain(10)).await;
+        let c = client::<N3, _, _>(rt, IgnoreAll);
+        let peer = c.connect(server.addr).await.unwrap();
+        assert!(eventually(Duration::from_secs(5), || addr_received(&c)).await);
+        for _ in 0..6 {
+            peer.request_addr().await.unwrap();
+        }
+        // Every answer came (the server's statistics say so) ...
+        let answered = || {
+            server
+                .manager
+                .peers()
+                .first()
+                .is_some_and(|p| p.stats.get("addr").messages_out >= 7)
+        };
+        assert!(eventually(Duration::from_secs(5), answered).await);
+        // ... and none cost the server anything.
+        assert!(!c.book().is_banned(server.addr));
+        assert_eq!(c.len(), 1, "{:?}", c.departed());
+        assert_eq!(c.peers()[0].score, 0);
+        shut(&[&c, &server.manager]).await;
+    });
+}
+
+#[test]
+fn request_addr_by_hand_is_no_misbehaviour_smol() {
+    request_addr_by_hand_is_no_misbehaviour(SmolRt);
+}
+
+/// A node that claims the highest height there is but serves 101 headers:
+/// the sync takes the 101, the lie costs the node points, nothing panics.
+fn a_lying_height_does_not_derail_a_sync<R: Rt>(rt: R) {
+    rt.block_on(async {
+        let chain = n3_chain(100);
+        let config = manager_config(u32::MAX);
+        let liar = PeerManager::new(
+            config,
+            book::<N3>(),
+            ChainServer::new(chain.clone()),
+            rt.ex(),
+        )
+        .unwrap();
+        let addr = liar.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let c = client::<N3, _, _>(rt, IgnoreAll);
+        c.connect(addr).await.unwrap();
+        assert_eq!(c.best_height(), u32::MAX);
+        let outcome = sync_n3(&c, 0, &SyncOptions::default(), |_| {}, |_, _| {})
+            .await
+            .unwrap();
+        assert_eq!(outcome.count, 101);
+        assert_eq!(
+            (outcome.tip_index, outcome.tip_hash),
+            (100, chain.tip_hash())
+        );
+        assert_eq!(c.best_height(), 100, "the claim was corrected");
+        let score = |c: &PeerManager<N3>| c.peers().first().map_or(0, |p| p.score);
+        assert!(eventually(Duration::from_secs(5), || score(&c) > 0).await);
+        shut(&[&c, &liar]).await;
+    });
+}
+
+#[test]
+fn a_lying_height_does_not_derail_a_sync_smol() {
+    a_lying_height_does_not_derail_a_sync(SmolRt);
+}
+
+#[test]
+fn a_book_for_another_network_is_refused() {
+    let legacy_book = book::<Legacy>();
+    let err =
+        PeerManager::<N3>::new(manager_config(0), legacy_book, IgnoreAll, SmolRt.ex()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ManagerError::BookMismatch {
+                book: ("legacy", NET),
+                manager: ("n3", NET)
+            }
+        ),
+        "{err}"
+    );
+    let other_net = AddressBook::in_memory(BookConfig::new(N3::NAME, NET + 1));
+    let err =
+        PeerManager::<N3>::new(manager_config(0), other_net, IgnoreAll, SmolRt.ex()).unwrap_err();
+    assert!(err.to_string().contains("network"), "{err}");
+}

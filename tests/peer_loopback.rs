@@ -562,6 +562,7 @@ on_every_runtime!(
         chain_server_answers_both_generations,
         unknown_commands_are_kept,
         wrong_network_is_refused,
+        the_remote_address_is_known_everywhere,
     ]
 );
 
@@ -724,4 +725,31 @@ async fn unknown_commands_are_kept<R: Rt>(rt: R) {
         assert_eq!(stats.get("unknown").bytes_in, frame.len() as u64);
         assert_eq!(stats.get("inv").messages_in, 1);
     }
+}
+
+/// Tells the remote address its peer reports.
+struct SeesAddr(async_channel::Sender<Option<std::net::SocketAddr>>);
+
+impl Handler<N3> for SeesAddr {
+    async fn handle(&self, peer: &Peer<N3>, _msg: n3::Message) {
+        let _ = self.0.send(peer.remote_addr()).await;
+    }
+}
+
+/// The address given to one handle is the peer's: every clone, the handler
+/// and the engine see it.
+async fn the_remote_address_is_known_everywhere<R: Rt>(rt: R) {
+    let (a, b) = tcp_pair();
+    let at = b.local_addr().unwrap();
+    let (tx, seen) = async_channel::bounded(1);
+    let p: Peer<N3> = peer(rt, a, Direction::Outbound, config(1), SeesAddr(tx));
+    let earlier = p.clone();
+    let p = p.with_remote_addr(at);
+    let mut remote = Remote::<N3>::new(b, 2);
+    let (ran, _) = futures_lite::future::zip(p.run(), remote.handshake()).await;
+    ran.unwrap();
+    assert_eq!(earlier.remote_addr(), Some(at));
+    assert_eq!(earlier.info().remote_addr, Some(at));
+    remote.send(&N3::inv(1)).await;
+    assert_eq!(seen.recv().await, Ok(Some(at)));
 }
