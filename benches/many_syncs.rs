@@ -47,7 +47,7 @@ fn main() {
         made.elapsed()
     );
     let mut local = LocalConfig::new(NET);
-    local.start_height = Arc::new(move || height);
+    local.identity.current_height = Arc::new(move || height);
     let mut config = ManagerConfig::new(local);
     config.max_inbound = peers + 16;
     config.max_per_ip = peers + 16;

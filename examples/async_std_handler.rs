@@ -62,9 +62,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let conn = async_std::net::TcpStream::connect(addr.as_str()).await?;
         // Who we are; what is not set here keeps its default.
         let mut config = LocalConfig::new(magic);
-        config.user_agent = "/neo-peer-example:async-std/".into();
-        config.relay = false; // no transactions announced to us, please
-        config.start_height = Arc::new(|| 0); // asked whenever a `version` or `ping` needs our height
+        config.identity.user_agent = "/neo-peer-example:async-std/".into();
+        config.identity.relay = false; // no transactions announced to us, please
+        config.identity.current_height = Arc::new(|| 0); // asked whenever a `version` or `ping` needs our height
 
         let (done, finished) = async_channel::bounded(1);
         let peer: Peer<N3> = Peer::new(

@@ -66,7 +66,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let agent = p.info.user_agent.unwrap_or_default();
             println!(
                 "  {addr} {agent} height {}, served {}",
-                p.info.start_height, p.served
+                p.info.height, p.served
             );
         }
 

@@ -51,7 +51,7 @@ fn rpc_hashes(from: u32, to: u32) -> Vec<String> {
     hashes
 }
 
-fn config(ping: Duration) -> LocalConfig {
+fn config(ping: Duration) -> LocalConfig<N3> {
     let mut c = LocalConfig::new(n3::PRIVNET_MAGIC);
     c.timeouts.ping_interval = ping;
     c.timeouts.stall = Duration::from_secs(10);

@@ -38,9 +38,9 @@ fn book<P: Protocol>() -> AddressBook {
     })
 }
 
-fn local(height: u32) -> LocalConfig {
+fn local<P: Protocol>(height: u32) -> LocalConfig<P> {
     let mut c = LocalConfig::new(NET);
-    c.start_height = Arc::new(move || height);
+    c.identity.current_height = Arc::new(move || height);
     c.timeouts.handshake = Duration::from_secs(5);
     // Short, but long enough that a loaded machine does not stall a good peer.
     c.timeouts.stall = Duration::from_secs(1);
@@ -48,7 +48,7 @@ fn local(height: u32) -> LocalConfig {
     c
 }
 
-fn manager_config(height: u32) -> ManagerConfig {
+fn manager_config<P: Protocol>(height: u32) -> ManagerConfig<P> {
     let mut c = ManagerConfig::new(local(height));
     c.max_per_ip = 1000;
     c.max_inbound = 1000;
@@ -739,7 +739,7 @@ fn parallel_sync<R: Rt>(rt: R) {
             let peers: Vec<_> = l
                 .peers()
                 .iter()
-                .map(|p| (p.info.start_height, p.in_flight, p.info.handshaked))
+                .map(|p| (p.info.height, p.in_flight, p.info.handshaked))
                 .collect();
             panic!("{e}: {peers:?} {:?}", l.departed())
         });

@@ -114,10 +114,10 @@ impl TestProto for Legacy {
     }
 }
 
-fn config(nonce: u32) -> LocalConfig {
+fn config<P: Protocol>(nonce: u32) -> LocalConfig<P> {
     let mut c = LocalConfig::new(NET);
-    c.nonce = nonce;
-    c.user_agent = format!("/test:{nonce}/");
+    c.identity.nonce = nonce;
+    c.identity.user_agent = format!("/test:{nonce}/");
     c.timeouts.handshake = Duration::from_millis(500);
     c.timeouts.idle = Duration::from_secs(5);
     c.timeouts.stall = Duration::from_secs(5);
@@ -139,7 +139,7 @@ struct Remote<P: Protocol> {
     conn: Async<TcpStream>,
     codec: P::Codec,
     buf: BytesMut,
-    config: LocalConfig,
+    config: LocalConfig<P>,
 }
 
 impl<P: Protocol> Remote<P> {
@@ -187,7 +187,7 @@ impl<P: Protocol> Remote<P> {
 
     /// Plays the remote side of a handshake; returns our peer's version.
     async fn handshake(&mut self) -> P::Version {
-        let v = P::version(&self.config);
+        let v = P::version(&self.config.identity);
         self.send(&v).await;
         let first = self.recv().await.expect("our version");
         let Role::Version(ours) = P::role(&first) else {
@@ -205,7 +205,7 @@ fn peer<P: Protocol, R: Rt>(
     rt: R,
     s: TcpStream,
     dir: Direction,
-    cfg: LocalConfig,
+    cfg: LocalConfig<P>,
     h: impl Handler<P>,
 ) -> Peer<P> {
     Peer::new(rt.stream(s), dir, cfg, h, rt.ex())
@@ -255,7 +255,7 @@ async fn two_engines_handshake_each_other<P: TestProto, R: Rt>(rt: R) {
 }
 
 async fn duplicate_handshake_messages_disconnect<P: TestProto, R: Rt>(rt: R) {
-    for again in [P::verack(), P::version(&config(2))] {
+    for again in [P::verack(), P::version(&config(2).identity)] {
         let (a, b) = tcp_pair();
         let p: Peer<P> = peer(rt, a, Direction::Outbound, config(1), IgnoreAll);
         let mut remote = Remote::<P>::new(b, 2);
@@ -276,7 +276,7 @@ async fn handshake_refusals<P: TestProto, R: Rt>(rt: R) {
     let (a, b) = tcp_pair();
     let p: Peer<P> = peer(rt, a, Direction::Outbound, config(7), IgnoreAll);
     let mut remote = Remote::<P>::new(b, 7);
-    let v = P::version(&remote.config);
+    let v = P::version(&remote.config.identity);
     remote.send(&v).await;
     let err = p.run().await.unwrap_err();
     assert_eq!(
@@ -326,8 +326,8 @@ async fn wrong_network_is_refused<R: Rt>(rt: R) {
     let (a, b) = tcp_pair();
     let p: Peer<N3> = peer(rt, a, Direction::Outbound, config(1), IgnoreAll);
     let mut remote = Remote::<N3>::new(b, 2);
-    remote.config.network = 42;
-    let v = N3::version(&remote.config);
+    remote.config.identity.network = 42;
+    let v = N3::version(&remote.config.identity);
     remote.send(&v).await;
     let err = p.run().await.unwrap_err();
     assert_eq!(
@@ -342,7 +342,7 @@ async fn wrong_network_is_refused<R: Rt>(rt: R) {
     let p: Peer<Legacy> = peer(rt, a, Direction::Outbound, config(1), IgnoreAll);
     let mut remote = Remote::<Legacy>::new(b, 2);
     remote.codec = legacy::Codec::new(legacy::MAINNET_MAGIC);
-    let v = Legacy::version(&remote.config);
+    let v = Legacy::version(&remote.config.identity);
     remote.send(&v).await;
     let err = p.run().await.unwrap_err();
     assert!(
@@ -392,7 +392,7 @@ async fn unanswered_request_stalls<P: TestProto, R: Rt>(rt: R) {
     // The remote says it is at height 10: it owes headers from genesis (on
     // NEO Legacy, a request that names the start's height; without it a
     // Legacy node's silence is legitimate).
-    remote.config.start_height = std::sync::Arc::new(|| 10);
+    remote.config.identity.current_height = std::sync::Arc::new(|| 10);
     let (ran, _) = futures_lite::future::zip(p.run(), remote.handshake()).await;
     ran.unwrap();
     let mut answers = p.request_answers(P::get_headers(), Some(1)).await.unwrap();
@@ -641,7 +641,7 @@ async fn chain_server_answers_requests<P: TestProto + neo_peer::chain::Serve, R:
     let server = ChainServer::new(chain.clone()).with_addresses(vec![listed]);
     let (a, b) = tcp_pair();
     let mut scfg = config(2);
-    scfg.start_height = Arc::new(|| 50);
+    scfg.identity.current_height = Arc::new(|| 50);
     let x: Peer<P> = peer(rt, a, Direction::Outbound, config(1), IgnoreAll);
     let y: Peer<P> = peer(rt, b, Direction::Inbound, scfg, server);
     let (rx, ry) = futures_lite::future::zip(x.run(), y.run()).await;

@@ -25,10 +25,10 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-fn config(nonce: u32, height: u32) -> LocalConfig {
+fn config<P: Protocol>(nonce: u32, height: u32) -> LocalConfig<P> {
     let mut c = LocalConfig::new(NET);
-    c.nonce = nonce;
-    c.start_height = Arc::new(move || height);
+    c.identity.nonce = nonce;
+    c.identity.current_height = Arc::new(move || height);
     c.timeouts.handshake = ms(500);
     c.timeouts.idle = ms(5000);
     c.timeouts.stall = ms(1000);
@@ -47,13 +47,13 @@ struct Wire<P: Protocol> {
     /// Bytes we wrote that the remote has not decoded yet.
     to_remote: BytesMut,
     /// The remote's identity.
-    them: LocalConfig,
+    them: LocalConfig<P>,
     /// Whether the connection takes what we write as time passes.
     reading: bool,
 }
 
 impl<P: Protocol> Wire<P> {
-    fn new(ours: LocalConfig, them: LocalConfig) -> Self {
+    fn new(ours: LocalConfig<P>, them: LocalConfig<P>) -> Self {
         let now = Instant::now();
         Wire {
             m: Machine::new(Arc::new(ours), Stats::new(), now),
@@ -122,7 +122,7 @@ impl<P: Protocol> Wire<P> {
 
     /// The remote's version and verack, and our answers; returns the events.
     fn handshake(&mut self) -> Vec<Event<P>> {
-        let v = P::version(&self.them);
+        let v = P::version(&self.them.identity);
         self.feed(&v);
         self.feed(&P::verack());
         self.events()
@@ -134,7 +134,7 @@ impl<P: Protocol> Wire<P> {
 
     /// Handshaken with a remote at `height`, past the pause after a Legacy
     /// `verack`.
-    fn open_with(ours: LocalConfig, height: u32) -> Self {
+    fn open_with(ours: LocalConfig<P>, height: u32) -> Self {
         let mut w = Self::new(ours, config(THEM, height));
         let events = w.handshake();
         assert!(matches!(events[..], [Event::Handshaken]), "{events:?}");
@@ -198,7 +198,7 @@ fn handshake_completes_and_crosses_the_wire<P: Protocol>() {
         panic!("{v:?}")
     };
     assert_eq!(P::version_facts(v).nonce, US);
-    w.feed(&P::version(&w.them));
+    w.feed(&P::version(&w.them.identity));
     assert!(w.events().is_empty());
     assert!(!w.m.is_handshaken());
     if P::VERACK_DELAY.is_zero() {
@@ -224,7 +224,7 @@ fn handshake_completes_and_crosses_the_wire<P: Protocol>() {
 fn legacy_verack_goes_out_after_the_delay_and_nothing_follows_it_at_once() {
     let mut w = Wire::<Legacy>::facing(0);
     w.sent();
-    w.feed(&Legacy::version(&w.them));
+    w.feed(&Legacy::version(&w.them.identity));
     assert!(w.events().is_empty());
     w.advance(Legacy::VERACK_DELAY);
     assert_eq!(w.sent_commands(), ["verack"]);
@@ -249,7 +249,7 @@ fn n3_handshake_in_the_other_order() {
     // a violation, so it sends version, we answer, it acks.
     let mut w = Wire::<N3>::facing(3);
     w.sent();
-    w.feed(&N3::version(&w.them));
+    w.feed(&N3::version(&w.them.identity));
     w.feed(&N3::verack());
     assert!(matches!(w.events()[..], [Event::Handshaken]));
     assert_eq!(w.sent_commands(), ["verack"]);
@@ -264,8 +264,8 @@ fn n3_handshake_in_the_other_order() {
 
 fn duplicate_version_and_verack_disconnect<P: Protocol>() {
     let mut w = Wire::<P>::facing(0);
-    w.feed(&P::version(&w.them));
-    w.feed(&P::version(&w.them));
+    w.feed(&P::version(&w.them.identity));
+    w.feed(&P::version(&w.them.identity));
     assert_eq!(
         w.closed_with(),
         Some(DisconnectReason::Handshake(Violation::DuplicateVersion))
@@ -273,7 +273,7 @@ fn duplicate_version_and_verack_disconnect<P: Protocol>() {
     assert!(w.m.is_closed());
 
     let mut w = Wire::<P>::open(0);
-    w.feed(&P::version(&w.them));
+    w.feed(&P::version(&w.them.identity));
     assert_eq!(
         w.closed_with(),
         Some(DisconnectReason::Protocol(Violation::DuplicateVersion))
@@ -293,7 +293,7 @@ fn duplicate_version_and_verack_disconnect<P: Protocol>() {
 
 fn self_connection_is_refused<P: Protocol>() {
     let mut w = Wire::<P>::new(config(US, 0), config(US, 0));
-    w.feed(&P::version(&w.them));
+    w.feed(&P::version(&w.them.identity));
     assert_eq!(
         w.closed_with(),
         Some(DisconnectReason::Handshake(Violation::SelfConnection(US)))
@@ -303,9 +303,9 @@ fn self_connection_is_refused<P: Protocol>() {
 #[test]
 fn n3_wrong_network_is_refused() {
     let mut them = config(THEM, 0);
-    them.network = 1;
+    them.identity.network = 1;
     let mut w = Wire::<N3>::new(config(US, 0), them);
-    w.feed(&N3::version(&w.them));
+    w.feed(&N3::version(&w.them.identity));
     assert_eq!(
         w.closed_with(),
         Some(DisconnectReason::Handshake(Violation::WrongNetwork {
@@ -320,7 +320,7 @@ fn legacy_wrong_network_is_refused_by_the_frame() {
     let mut w = Wire::<Legacy>::facing(0);
     let mut frame = BytesMut::new();
     legacy::Codec::new(1)
-        .encode(&Legacy::version(&w.them), &mut frame)
+        .encode(&Legacy::version(&w.them.identity), &mut frame)
         .unwrap();
     w.m.handle_bytes(w.now, &frame);
     assert!(matches!(
@@ -334,7 +334,7 @@ fn legacy_wrong_network_is_refused_by_the_frame() {
 
 fn handshake_must_finish_in_time<P: Protocol>() {
     let mut w = Wire::<P>::facing(0);
-    w.feed(&P::version(&w.them));
+    w.feed(&P::version(&w.them.identity));
     w.events();
     w.advance(ms(499));
     assert!(!w.m.is_closed());
@@ -344,7 +344,7 @@ fn handshake_must_finish_in_time<P: Protocol>() {
 
 fn nothing_else_before_the_handshake<P: Protocol>() {
     let mut w = Wire::<P>::facing(0);
-    w.feed(&P::version(&w.them));
+    w.feed(&P::version(&w.them.identity));
     w.feed(&P::get_addr());
     assert_eq!(
         w.closed_with(),
@@ -358,9 +358,9 @@ fn big_frames_before_the_handshake_are_refused<P: Protocol>() {
     let mut us = config(US, 0);
     us.handshake_max_payload = 1000;
     let mut them = config(THEM, 0);
-    them.user_agent = "x".repeat(1024);
+    them.identity.user_agent = "x".repeat(1024);
     let mut w = Wire::<P>::new(us, them);
-    w.feed(&P::version(&w.them));
+    w.feed(&P::version(&w.them.identity));
     assert!(
         matches!(w.closed_with(), Some(DisconnectReason::Frame(_))),
         "a version over the cap"
@@ -435,7 +435,7 @@ fn ping_is_answered_with_our_height<P: Protocol>() {
     assert_eq!(w.m.remote().height, 9, "the ping raised its height");
 }
 
-fn pinging(interval: u64) -> LocalConfig {
+fn pinging<P: Protocol>(interval: u64) -> LocalConfig<P> {
     let mut c = config(US, 0);
     c.timeouts.ping_interval = ms(interval);
     c
@@ -1042,7 +1042,7 @@ fn statistics_count_both_ways_and_round_trips() {
         N3::encode(&codec, msg, &mut f).unwrap();
         m.handle_bytes(now, &f);
     };
-    feed(&mut m, &N3::version(&config(THEM, chain.height())));
+    feed(&mut m, &N3::version(&config(THEM, chain.height()).identity));
     feed(&mut m, &N3::verack());
     while m.poll_event(now).is_some() {}
     let ask = N3::get_headers_msg(&chain, 0);

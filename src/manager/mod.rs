@@ -131,7 +131,7 @@ type MakePeer<P> =
 type Deliver<P> = Box<dyn Fn(Peer<P>, <P as Protocol>::Message, RequestKind) -> Task + Send + Sync>;
 
 pub(crate) struct Inner<P: Protocol> {
-    config: ManagerConfig,
+    config: ManagerConfig<P>,
     book: AddressBook,
     executor: Counted,
     make_peer: MakePeer<P>,
@@ -306,7 +306,7 @@ impl<P: Protocol> Inner<P> {
         let gossip = |addr| crate::protocol::GossipAddr {
             addr,
             timestamp: now,
-            services: self.config.local.services,
+            services: P::services(&self.config.local.identity),
         };
         let mut known = self.book.for_getaddr(MOST - 1);
         let reg = self.lock();
@@ -425,19 +425,20 @@ impl<P: Protocol> PeerManager<P> {
     /// tasks.
     ///
     /// Fails with [`ManagerError::BookMismatch`] when `book` was made for
-    /// another protocol or network than `P` and `config.local.network`: its
+    /// another protocol or network than `P` and the local network: its
     /// addresses would be useless, and the next open of its file would fail.
     pub fn new<H: Handler<P>, E: Executor>(
-        config: ManagerConfig,
+        config: ManagerConfig<P>,
         book: AddressBook,
         handler: H,
         executor: E,
     ) -> Result<Self, ManagerError> {
         let made_for = book.config();
-        if made_for.protocol != P::NAME || made_for.network != config.local.network {
+        let network = config.local.identity.network;
+        if made_for.protocol != P::NAME || made_for.network != network {
             return Err(ManagerError::BookMismatch {
                 book: (made_for.protocol, made_for.network),
-                manager: (P::NAME, config.local.network),
+                manager: (P::NAME, network),
             });
         }
         let user = Arc::new(handler);
@@ -493,7 +494,7 @@ impl<P: Protocol> PeerManager<P> {
     }
 
     /// The settings.
-    pub fn config(&self) -> &ManagerConfig {
+    pub fn config(&self) -> &ManagerConfig<P> {
         &self.inner.config
     }
 
@@ -711,7 +712,7 @@ impl<P: Protocol> PeerManager<P> {
                 user_agent: String::new(),
                 services: 0,
                 capabilities: Vec::new(),
-                start_height: info.start_height,
+                start_height: info.height,
             },
         };
         if let Some(a) = addr.filter(|a| a.port() != 0) {
@@ -726,7 +727,7 @@ impl<P: Protocol> PeerManager<P> {
             addr,
             direction,
             user_agent: facts.user_agent,
-            height: info.start_height,
+            height: info.height,
         });
         if direction == Direction::Outbound {
             self.ask_addresses(id).await;

@@ -43,7 +43,7 @@ pub(super) struct Shared<P: Protocol> {
     pub(super) id: u64,
     pub(super) direction: Direction,
     pub(super) remote_addr: OnceLock<SocketAddr>,
-    pub(super) config: Arc<LocalConfig>,
+    pub(super) config: Arc<LocalConfig<P>>,
     pub(super) stats: Stats,
     pub(super) created_at: SystemTime,
     state: Mutex<State<P>>,
@@ -59,7 +59,7 @@ pub(super) struct State<P: Protocol> {
 }
 
 impl<P: Protocol> Shared<P> {
-    pub(super) fn new(config: LocalConfig, direction: Direction) -> Self {
+    pub(super) fn new(config: LocalConfig<P>, direction: Direction) -> Self {
         let config = Arc::new(config);
         let stats = Stats::new();
         Shared {

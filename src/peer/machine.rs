@@ -180,7 +180,7 @@ enum Phase {
 
 /// The state of one peer connection.
 pub struct Machine<P: Protocol> {
-    config: Arc<LocalConfig>,
+    config: Arc<LocalConfig<P>>,
     stats: Stats,
     phase: Phase,
     reason: Option<DisconnectReason>,
@@ -233,16 +233,16 @@ impl<P: Protocol> std::fmt::Debug for Machine<P> {
 impl<P: Protocol> Machine<P> {
     /// A connection that has just opened at `now`: our `version` is queued
     /// at once and the handshake clock starts.
-    pub fn new(config: Arc<LocalConfig>, stats: Stats, now: Instant) -> Self {
-        let mut decoder = P::codec(config.network);
+    pub fn new(config: Arc<LocalConfig<P>>, stats: Stats, now: Instant) -> Self {
+        let mut decoder = P::codec(config.identity.network);
         P::set_max_payload(&mut decoder, config.handshake_max_payload);
-        let mut encoder = P::codec(config.network);
+        let mut encoder = P::codec(config.identity.network);
         P::set_max_payload(&mut encoder, MAX_PAYLOAD);
         let mut m = Machine {
-            handshake: Handshake::new(config.nonce, config.network),
+            handshake: Handshake::new(config.identity.nonce, config.identity.network),
             handshake_deadline: now + config.timeouts.handshake,
             requests: StallDetector::new(config.timeouts.stall, config.queues.pending_requests),
-            ping_nonce: config.nonce,
+            ping_nonce: config.identity.nonce,
             config,
             stats,
             phase: Phase::Handshaking,
@@ -267,7 +267,7 @@ impl<P: Protocol> Machine<P> {
             busy_since: None,
             events: VecDeque::new(),
         };
-        let version = P::version(&m.config);
+        let version = P::version(&m.config.identity);
         match m.queue(&version, now) {
             Ok(()) => m.handshake.version_sent(),
             Err(e) => m.close(DisconnectReason::Encode(e)),
@@ -278,7 +278,7 @@ impl<P: Protocol> Machine<P> {
     // ---- getters
 
     /// The configuration it runs with.
-    pub fn config(&self) -> &LocalConfig {
+    pub fn config(&self) -> &LocalConfig<P> {
         &self.config
     }
 

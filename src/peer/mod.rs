@@ -57,7 +57,7 @@ use thiserror::Error;
 pub use config::{
     HANDLER_QUEUE_CAPACITY, HANDSHAKE_MAX_PAYLOAD, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, LocalConfig,
     MAILBOX_CAPACITY, MAX_PENDING_REQUESTS, PING_INTERVAL, Queues, STALL_CHECK_INTERVAL,
-    STALL_TIMEOUT, StartHeight, Timeouts, WRITE_TIMEOUT, random_nonce,
+    STALL_TIMEOUT, Timeouts, WRITE_TIMEOUT,
 };
 pub use handler::{Handler, IgnoreAll, LegacyHandler, N3Handler};
 pub use handshake::{Handshake, Received, Step, Violation};
@@ -66,7 +66,7 @@ pub use stall::{Answered, Expired, RequestId, StallDetector, TooManyPending};
 pub use stats::{CommandStats, Latency, Stats, StatsSnapshot};
 
 use crate::executor::Executor;
-use crate::protocol::{Legacy, N3, Obligation, Protocol, RequestKind};
+use crate::protocol::{Legacy, N3, Obligation, Protocol, RequestKind, random_nonce};
 use crate::wire::{FrameError, PingPayload, UInt256, legacy, n3};
 use engine::{Outgoing, ReplyItem, Shared};
 
@@ -201,9 +201,10 @@ pub struct PeerInfo<P: Protocol> {
     pub port: u16,
     /// Legacy `relay`; N3: it announced `FullNode`.
     pub relay: bool,
-    /// Its best known height: from `version`, then raised by `ping`, `pong`,
-    /// `headers` and `block`.
-    pub start_height: u32,
+    /// Its best known height now: from `version`, then raised by `ping`,
+    /// `pong`, `headers` and `block`, and lowered when its own answer
+    /// disproves a claim.
+    pub height: u32,
     /// Last ping round trip.
     pub rtt: Option<Duration>,
     /// Whether the handshake completed.
@@ -300,7 +301,7 @@ impl<P: Protocol> Peer<P> {
     pub fn new<C, H, E>(
         conn: C,
         direction: Direction,
-        config: LocalConfig,
+        config: LocalConfig<P>,
         handler: H,
         executor: E,
     ) -> Self
@@ -521,7 +522,7 @@ impl<P: Protocol> Peer<P> {
             nonce: facts.map(|f| f.nonce),
             port: facts.map_or(0, |f| f.port),
             relay: facts.is_some_and(|f| f.relay),
-            start_height: remote.height,
+            height: remote.height,
             rtt: remote.rtt,
             handshaked: m.is_handshaken(),
             disconnect_reason: m.reason().cloned(),
@@ -539,7 +540,7 @@ impl<P: Protocol> Peer<P> {
     }
 
     /// The configuration the peer runs with.
-    pub fn config(&self) -> &LocalConfig {
+    pub fn config(&self) -> &LocalConfig<P> {
         &self.shared.config
     }
 }

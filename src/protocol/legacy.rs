@@ -5,8 +5,10 @@ use std::time::Duration;
 use bytes::BytesMut;
 
 use super::contract::{self, Expected, Matcher, Obligation, Reply, ReplyKey, Silence};
-use super::{Decoded, GossipAddr, Protocol, RequestKind, Role, VersionFacts, unix_seconds};
-use crate::peer::LocalConfig;
+use super::{
+    Decoded, GossipAddr, Identity, LegacyExtra, Protocol, RequestKind, Role, VersionFacts,
+    unix_seconds,
+};
 use crate::wire::{FrameError, PingPayload, legacy};
 
 /// NEO Legacy (2.x).
@@ -20,6 +22,7 @@ impl Protocol for Legacy {
 
     type Message = legacy::Message;
     type Version = legacy::VersionPayload;
+    type Extra = LegacyExtra;
     type Codec = legacy::Codec;
 
     fn codec(network: u32) -> legacy::Codec {
@@ -55,17 +58,21 @@ impl Protocol for Legacy {
         msg.command_name()
     }
 
-    fn version(config: &LocalConfig) -> legacy::Message {
+    fn version(me: &Identity<Legacy>) -> legacy::Message {
         legacy::Message::Version(legacy::VersionPayload {
-            version: config.protocol_version,
-            services: config.services,
+            version: me.protocol_version,
+            services: me.extra.services,
             timestamp: unix_seconds(),
-            port: config.port,
-            nonce: config.nonce,
-            user_agent: config.user_agent.clone(),
-            start_height: config.height(),
-            relay: config.relay,
+            port: me.port,
+            nonce: me.nonce,
+            user_agent: me.user_agent.clone(),
+            start_height: me.height(),
+            relay: me.relay,
         })
+    }
+
+    fn services(me: &Identity<Legacy>) -> u64 {
+        me.extra.services
     }
 
     fn verack() -> legacy::Message {

@@ -6,10 +6,12 @@
 //! [`contract`]). [`Legacy`] and [`N3`] are the two generations.
 
 pub mod contract;
+mod identity;
 mod legacy;
 mod n3;
 
 pub use contract::{Expected, Matcher, Obligation, Reply, ReplyKey, Silence};
+pub use identity::{CurrentHeight, Identity, LegacyExtra, N3Extra, random_nonce};
 pub use legacy::Legacy;
 pub use n3::N3;
 
@@ -19,7 +21,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
 
-use crate::peer::LocalConfig;
 use crate::wire::{FrameError, PingPayload};
 
 /// A request that expects answers, as the stall detector tracks it.
@@ -126,6 +127,8 @@ pub trait Protocol: Sized + Clone + Debug + Send + Sync + 'static {
 
     /// A decoded message.
     type Message: Clone + Debug + Send + Sync + 'static;
+    /// What only this generation's `version` says about us.
+    type Extra: Clone + Debug + Default + Send + Sync + 'static;
     /// A remote's `version` payload.
     type Version: Clone + Debug + Send + Sync + 'static;
     /// Framing state.
@@ -153,7 +156,9 @@ pub trait Protocol: Sized + Clone + Debug + Send + Sync + 'static {
     /// The command name of `msg` (for statistics and logs).
     fn command_name(msg: &Self::Message) -> &'static str;
     /// Our `version`.
-    fn version(config: &LocalConfig) -> Self::Message;
+    fn version(identity: &Identity<Self>) -> Self::Message;
+    /// The service bits we announce (Legacy `services`; N3: 0).
+    fn services(identity: &Identity<Self>) -> u64;
     /// A `verack`.
     fn verack() -> Self::Message;
     /// A `ping` (or `pong`, with `pong`) carrying `payload`.
@@ -195,15 +200,14 @@ pub(crate) fn unix_seconds() -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::peer::LocalConfig;
     use crate::wire::{legacy, n3};
 
     #[test]
     fn versions_carry_the_config() {
-        let mut c = LocalConfig::new(n3::PRIVNET_MAGIC);
+        let mut c = Identity::<N3>::new(n3::PRIVNET_MAGIC);
         c.port = 20333;
         c.nonce = 99;
-        c.start_height = std::sync::Arc::new(|| 42);
+        c.current_height = std::sync::Arc::new(|| 42);
         let n3::Message::Version(v) = N3::version(&c) else {
             panic!()
         };
@@ -213,6 +217,16 @@ mod tests {
             (99, Some(56753), 42, 20333)
         );
         assert!(f.relay && f.allows_compression);
+        let c = Identity::<Legacy> {
+            network: c.network,
+            user_agent: c.user_agent,
+            nonce: c.nonce,
+            protocol_version: c.protocol_version,
+            relay: c.relay,
+            port: c.port,
+            current_height: c.current_height,
+            extra: LegacyExtra::default(),
+        };
         let legacy::Message::Version(v) = Legacy::version(&c) else {
             panic!()
         };

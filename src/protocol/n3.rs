@@ -5,8 +5,9 @@ use std::time::Duration;
 use bytes::BytesMut;
 
 use super::contract::{self, Expected, Matcher, Obligation, Reply, ReplyKey, Silence};
-use super::{Decoded, GossipAddr, Protocol, RequestKind, Role, VersionFacts, unix_seconds};
-use crate::peer::LocalConfig;
+use super::{
+    Decoded, GossipAddr, Identity, N3Extra, Protocol, RequestKind, Role, VersionFacts, unix_seconds,
+};
 use crate::wire::{FrameError, PingPayload, n3};
 
 /// Neo N3.
@@ -20,6 +21,7 @@ impl Protocol for N3 {
 
     type Message = n3::Message;
     type Version = n3::VersionPayload;
+    type Extra = N3Extra;
     type Codec = n3::Codec;
 
     fn codec(_network: u32) -> n3::Codec {
@@ -55,16 +57,16 @@ impl Protocol for N3 {
         msg.command_name()
     }
 
-    fn version(config: &LocalConfig) -> n3::Message {
-        let mut capabilities = Vec::with_capacity(config.capabilities.len() + 2);
-        if config.port != 0 {
-            capabilities.push(n3::NodeCapability::TcpServer { port: config.port });
+    fn version(me: &Identity<N3>) -> n3::Message {
+        let mut capabilities = Vec::with_capacity(me.extra.capabilities.len() + 2);
+        if me.port != 0 {
+            capabilities.push(n3::NodeCapability::TcpServer { port: me.port });
         }
         capabilities.push(n3::NodeCapability::FullNode {
-            start_height: config.height(),
+            start_height: me.height(),
         });
         capabilities.extend(
-            config
+            me.extra
                 .capabilities
                 .iter()
                 .filter(|c| {
@@ -76,13 +78,17 @@ impl Protocol for N3 {
                 .cloned(),
         );
         n3::Message::Version(n3::VersionPayload {
-            network: config.network,
-            version: config.protocol_version,
+            network: me.network,
+            version: me.protocol_version,
             timestamp: unix_seconds(),
-            nonce: config.nonce,
-            user_agent: config.user_agent.clone(),
+            nonce: me.nonce,
+            user_agent: me.user_agent.clone(),
             capabilities,
         })
+    }
+
+    fn services(_: &Identity<N3>) -> u64 {
+        0
     }
 
     fn verack() -> n3::Message {

@@ -304,7 +304,10 @@ async fn gather<P: Proto>(
     Ok(())
 }
 
-fn manager_config(local: LocalConfig, max_peers: usize) -> ManagerConfig {
+fn manager_config<P: neo_peer::protocol::Protocol>(
+    local: LocalConfig<P>,
+    max_peers: usize,
+) -> ManagerConfig<P> {
     let mut c = ManagerConfig::new(local);
     c.target_outbound = max_peers;
     c.max_outbound = max_peers.max(1);
@@ -315,14 +318,15 @@ fn manager_config(local: LocalConfig, max_peers: usize) -> ManagerConfig {
 
 pub fn sync(args: SyncArgs) -> Result<(), String> {
     let magic = network(args.protocol, &args.network)?;
-    let local = config(magic, &args.timeouts, 0, 0)?;
     let book = book_for(args.protocol, magic, args.db.as_deref())?;
     let target = args
         .count
         .map(|n| u32::try_from(n.saturating_sub(1)).unwrap_or(u32::MAX));
-    let config = manager_config(local, args.max_peers);
     match args.protocol {
-        Protocol::N3 => run_sync::<N3>(config, book, &args, UInt256::ZERO, target),
+        Protocol::N3 => {
+            let config = manager_config(config(magic, &args.timeouts, 0, 0)?, args.max_peers);
+            run_sync::<N3>(config, book, &args, UInt256::ZERO, target)
+        }
         Protocol::Legacy => {
             let genesis = match (args.genesis, magic) {
                 (Some(g), _) => g,
@@ -332,6 +336,7 @@ pub fn sync(args: SyncArgs) -> Result<(), String> {
                     return Err("Legacy sync needs --genesis 0x<hash> on this network".into());
                 }
             };
+            let config = manager_config(config(magic, &args.timeouts, 0, 0)?, args.max_peers);
             run_sync::<Legacy>(config, book, &args, genesis, target)
         }
     }
@@ -347,7 +352,7 @@ fn default_port(protocol: Protocol, magic: u32) -> u16 {
 }
 
 fn run_sync<P: Cli>(
-    config: ManagerConfig,
+    config: ManagerConfig<P>,
     book: AddressBook,
     args: &SyncArgs,
     genesis: UInt256,
@@ -356,7 +361,7 @@ fn run_sync<P: Cli>(
 where
     Chain<P>: Send + Sync,
 {
-    let port = default_port(args.protocol, config.local.network);
+    let port = default_port(args.protocol, config.local.identity.network);
     let manager =
         PeerManager::<P>::new(config, book, IgnoreAll, SmolGlobal).map_err(|e| e.to_string())?;
     let out = Out::new(args.json);
@@ -543,8 +548,8 @@ where
         let mut nodes = Vec::new();
         for i in 0..args.nodes {
             let mut local = LocalConfig::new(magic);
-            local.user_agent = format!("/neo-peer-demo:node{i}/");
-            local.start_height = Arc::new(move || height);
+            local.identity.user_agent = format!("/neo-peer-demo:node{i}/");
+            local.identity.current_height = Arc::new(move || height);
             let config = manager_config(local, 1024);
             let node = PeerManager::<P>::new(
                 config,
@@ -574,7 +579,7 @@ where
             started.elapsed()
         );
         let mut local = LocalConfig::new(magic);
-        local.user_agent = "/neo-peer-demo:client/".into();
+        local.identity.user_agent = "/neo-peer-demo:client/".into();
         let manager = PeerManager::<P>::new(
             manager_config(local, args.nodes),
             book,
@@ -626,23 +631,36 @@ where
 
 pub fn crawl(args: CrawlArgs) -> Result<(), String> {
     let magic = network(args.protocol, &args.network)?;
-    let local = config(magic, &args.timeouts, 0, 0)?;
     let book = book_for(args.protocol, magic, Some(&args.db))?;
-    let mut config = manager_config(local, args.max_peers);
-    config.addr_interval = Duration::from_secs(5);
-    config.flush_interval = Duration::from_secs(2);
-    config.dial_interval = Duration::from_millis(200);
     let duration = Duration::try_from_secs_f64(args.duration)
         .map_err(|e| format!("invalid --duration {}: {e}", args.duration))?;
     let port = default_port(args.protocol, magic);
     match args.protocol {
-        Protocol::N3 => run_crawl::<N3>(config, book, &args, duration, port),
-        Protocol::Legacy => run_crawl::<Legacy>(config, book, &args, duration, port),
+        Protocol::N3 => {
+            let config = crawl_config(config(magic, &args.timeouts, 0, 0)?, &args);
+            run_crawl::<N3>(config, book, &args, duration, port)
+        }
+        Protocol::Legacy => {
+            let config = crawl_config(config(magic, &args.timeouts, 0, 0)?, &args);
+            run_crawl::<Legacy>(config, book, &args, duration, port)
+        }
     }
 }
 
+/// A crawler asks for addresses often and writes them down soon.
+fn crawl_config<P: neo_peer::protocol::Protocol>(
+    local: LocalConfig<P>,
+    args: &CrawlArgs,
+) -> ManagerConfig<P> {
+    let mut config = manager_config(local, args.max_peers);
+    config.addr_interval = Duration::from_secs(5);
+    config.flush_interval = Duration::from_secs(2);
+    config.dial_interval = Duration::from_millis(200);
+    config
+}
+
 fn run_crawl<P: Proto>(
-    config: ManagerConfig,
+    config: ManagerConfig<P>,
     book: AddressBook,
     args: &CrawlArgs,
     duration: Duration,

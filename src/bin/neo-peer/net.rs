@@ -60,10 +60,15 @@ pub fn network(protocol: Protocol, name: &str) -> Result<u32, String> {
     })
 }
 
-pub fn config(magic: u32, t: &TimeoutArgs, height: u32, port: u16) -> Result<LocalConfig, String> {
+pub fn config<P: neo_peer::protocol::Protocol>(
+    magic: u32,
+    t: &TimeoutArgs,
+    height: u32,
+    port: u16,
+) -> Result<LocalConfig<P>, String> {
     let mut c = LocalConfig::new(magic);
-    c.port = port;
-    c.start_height = Arc::new(move || height);
+    c.identity.port = port;
+    c.identity.current_height = Arc::new(move || height);
     if let Some(s) = t.handshake_timeout {
         c.timeouts.handshake = seconds(s)?;
     }
@@ -144,7 +149,7 @@ impl neo_peer::peer::N3Handler for BlockSink {
 }
 
 /// The whole chain of the N3 node at `source`: every block, checked and linked.
-fn mirror_n3(source: SocketAddr, config: LocalConfig, out: Out) -> Result<Chain<N3>, String> {
+fn mirror_n3(source: SocketAddr, config: LocalConfig<N3>, out: Out) -> Result<Chain<N3>, String> {
     let conn = connect(source)?;
     smol::block_on(async {
         // Bounded: blocks the remote sends faster than we take them wait in TCP.
@@ -247,7 +252,7 @@ where
                     Ok(()) => {
                         let info = peer.info();
                         let agent = info.user_agent.unwrap_or_default();
-                        let height = info.start_height;
+                        let height = info.height;
                         out.event(
                             "connected",
                             json!({"addr": addr.to_string(), "user_agent": agent, "height": height}),
