@@ -28,6 +28,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("n3_roundtrip", n3_roundtrip),
     ("handshake", handshake),
     ("stall", stall),
+    ("peer_machine", peer_machine),
 ];
 
 /// How much a target may expand its input: LZ4 blocks grow up to 255 times.
@@ -615,5 +616,270 @@ pub fn stall(data: &[u8]) {
         } else if d.next_deadline().is_none() {
             assert!(d.is_empty());
         }
+    }
+}
+
+/// Messages the `peer_machine` target plays: requests of ours and what a
+/// remote may send, picked by a byte.
+trait MachineMenu: crate::protocol::Protocol {
+    fn request(pick: u8, arg: u8) -> Self::Message;
+    fn remote(pick: u8, arg: u8) -> Self::Message;
+}
+
+fn fuzz_hash(arg: u8) -> crate::wire::UInt256 {
+    crate::wire::UInt256([arg % 4; 32])
+}
+
+impl MachineMenu for crate::protocol::N3 {
+    fn request(pick: u8, arg: u8) -> n3::Message {
+        let range = n3::GetBlockByIndexPayload {
+            index_start: u32::from(arg % 8),
+            count: i16::from(arg >> 3) - 1,
+        };
+        match pick % 5 {
+            0 => n3::Message::GetHeaders(range),
+            1 => n3::Message::GetBlockByIndex(range),
+            2 => n3::Message::GetData(n3::InvPayload {
+                kind: match arg % 3 {
+                    0 => n3::InventoryType::Block,
+                    1 => n3::InventoryType::Transaction,
+                    _ => n3::InventoryType::Extensible,
+                },
+                hashes: (0..arg % 5).map(fuzz_hash).collect(),
+            }),
+            3 => n3::Message::GetAddr,
+            _ => n3::Message::Ping(crate::wire::PingPayload {
+                last_block_index: u32::from(arg),
+                timestamp: 0,
+                nonce: u32::from(arg),
+            }),
+        }
+    }
+
+    fn remote(pick: u8, arg: u8) -> n3::Message {
+        let header = |index: u32| n3::Header {
+            version: 0,
+            prev_hash: fuzz_hash(arg),
+            merkle_root: crate::wire::UInt256::ZERO,
+            timestamp: 0,
+            nonce: 0,
+            index,
+            primary_index: 0,
+            next_consensus: crate::wire::UInt160::ZERO,
+            witness: crate::wire::Witness::default(),
+        };
+        let ping = crate::wire::PingPayload {
+            last_block_index: u32::from(arg) * 1000,
+            timestamp: 0,
+            nonce: u32::from(arg),
+        };
+        match pick % 8 {
+            0 => {
+                let first = u32::from(arg % 8);
+                let headers: Vec<n3::Header> = (first..first + u32::from(arg >> 5) + 1)
+                    .map(header)
+                    .collect();
+                n3::Message::Headers(n3::HeadersPayload::new(&headers))
+            }
+            1 => n3::Message::Block(n3::Block {
+                header: header(u32::from(arg % 8)),
+                transactions: Vec::new(),
+            }),
+            2 => n3::Message::NotFound(n3::InvPayload {
+                kind: n3::InventoryType::Block,
+                hashes: (0..arg % 5).map(fuzz_hash).collect(),
+            }),
+            3 => n3::Message::Pong(ping),
+            4 => n3::Message::Ping(ping),
+            5 => n3::Message::Addr(n3::AddrPayload {
+                addresses: Vec::new(),
+            }),
+            6 => n3::Message::Inv(n3::InvPayload {
+                kind: n3::InventoryType::Block,
+                hashes: vec![fuzz_hash(arg)],
+            }),
+            _ => n3::Message::Unknown {
+                command: 0xEE,
+                payload: Bytes::from(vec![arg; usize::from(arg % 16)]),
+            },
+        }
+    }
+}
+
+impl MachineMenu for crate::protocol::Legacy {
+    fn request(pick: u8, arg: u8) -> legacy::Message {
+        let locator = legacy::GetBlocksPayload {
+            hash_start: vec![fuzz_hash(arg)],
+            hash_stop: fuzz_hash(arg >> 2),
+        };
+        match pick % 4 {
+            0 => legacy::Message::GetHeaders(locator),
+            1 => legacy::Message::GetBlocks(locator),
+            2 => legacy::Message::GetData(legacy::InvPayload {
+                kind: legacy::InventoryType::Block,
+                hashes: (0..arg % 5).map(fuzz_hash).collect(),
+            }),
+            _ => legacy::Message::GetAddr,
+        }
+    }
+
+    fn remote(pick: u8, arg: u8) -> legacy::Message {
+        let base = |index: u32| legacy::BlockBase {
+            version: 0,
+            prev_hash: fuzz_hash(arg),
+            merkle_root: crate::wire::UInt256::ZERO,
+            timestamp: 0,
+            index,
+            consensus_data: 0,
+            next_consensus: crate::wire::UInt160::ZERO,
+            witness: crate::wire::Witness::default(),
+        };
+        match pick % 5 {
+            0 => legacy::Message::Headers(legacy::HeadersPayload {
+                headers: (0..u32::from(arg % 4))
+                    .map(|i| legacy::Header { base: base(i) })
+                    .collect(),
+            }),
+            1 => legacy::Message::Inv(legacy::InvPayload {
+                kind: legacy::InventoryType::Block,
+                hashes: vec![fuzz_hash(arg)],
+            }),
+            2 => legacy::Message::Ping(crate::wire::PingPayload {
+                last_block_index: u32::from(arg),
+                timestamp: 0,
+                nonce: 0,
+            }),
+            3 => legacy::Message::Addr(legacy::AddrPayload {
+                addresses: Vec::new(),
+            }),
+            _ => legacy::Message::Unknown {
+                command: "fuzz".into(),
+                payload: Bytes::from(vec![arg; usize::from(arg % 16)]),
+            },
+        }
+    }
+}
+
+/// A peer machine driven by arbitrary events (byte 0: the generation;
+/// then operation and argument pairs: raw bytes, well-formed messages from
+/// the remote, our requests, time, writes, a busy handler, a close),
+/// checking after each step: every request a caller waits on ends exactly
+/// once, nothing follows the end, the outstanding requests and the buffers
+/// stay within their bounds.
+pub fn peer_machine(data: &[u8]) {
+    match data.split_first() {
+        Some((g, rest)) if g % 2 == 0 => machine_run::<crate::protocol::N3>(rest),
+        Some((_, rest)) => machine_run::<crate::protocol::Legacy>(rest),
+        None => {}
+    }
+}
+
+fn machine_run<P: MachineMenu>(data: &[u8]) {
+    use std::collections::HashSet;
+    use std::sync::Arc;
+
+    use crate::peer::{Event, LocalConfig, Machine, Stats};
+
+    const NET: u32 = 56753;
+    const PENDING: usize = 4;
+    let mut ours = LocalConfig::<P>::new(NET);
+    ours.identity.nonce = 1;
+    ours.queues.pending_requests = PENDING;
+    ours.timeouts.stall = Duration::from_millis(1000);
+    ours.timeouts.ping_interval = Duration::from_millis(1500);
+    let mut them = crate::protocol::Identity::<P>::new(NET);
+    them.nonce = 2;
+    them.current_height = Arc::new(|| 5);
+    let mut now = Instant::now();
+    let mut m = Machine::<P>::new(Arc::new(ours), Stats::new(), now);
+    let codec = P::codec(NET);
+    let frame = |msg: &P::Message| {
+        let mut out = BytesMut::new();
+        P::encode(&codec, msg, &mut out).map(|()| out)
+    };
+    let mut waiting: HashSet<u64> = HashSet::new();
+    let mut ended: HashSet<u64> = HashSet::new();
+    let mut closed = false;
+    let mut bytes = data.iter().copied();
+    while let Some(op) = bytes.next() {
+        let arg = bytes.next().unwrap_or(0);
+        match op % 10 {
+            0 => {
+                let raw: Vec<u8> = bytes.by_ref().take(usize::from(arg % 32)).collect();
+                m.handle_bytes(now, &raw);
+            }
+            1 => {
+                if let Ok(f) = frame(&P::version(&them)) {
+                    m.handle_bytes(now, &f);
+                }
+            }
+            2 => {
+                if let Ok(f) = frame(&P::verack()) {
+                    m.handle_bytes(now, &f);
+                }
+            }
+            3 => {
+                let pick = bytes.next().unwrap_or(0);
+                if let Ok(f) = frame(&P::remote(pick, arg)) {
+                    m.handle_bytes(now, &f);
+                }
+            }
+            4 => {
+                let pick = bytes.next().unwrap_or(0);
+                let reach = (arg & 0x80 != 0).then_some(u32::from(arg % 8));
+                let reply = arg & 0x40 != 0;
+                if let Ok(Some(id)) = m.send(now, &P::request(pick, arg), reach, reply) {
+                    assert!(!closed, "a request accepted after the end");
+                    if reply {
+                        assert!(waiting.insert(id), "an id handed out twice");
+                    }
+                }
+            }
+            5 => {
+                now += Duration::from_millis(u64::from(arg) * 20);
+                m.handle_timeout(now);
+            }
+            6 => {
+                let n = m.poll_transmit(now).len().min(usize::from(arg) * 64);
+                m.handle_written(now, n);
+            }
+            7 if arg % 2 == 0 => m.handler_busy(now),
+            7 => m.handler_ready(now),
+            8 if arg == 0 => m.close(crate::peer::DisconnectReason::Requested),
+            _ => {}
+        }
+        while let Some(event) = m.poll_event(now) {
+            assert!(!closed, "an event after the end: {event:?}");
+            match event {
+                Event::Answer { id, complete, .. } => {
+                    assert!(waiting.contains(&id), "an answer to nobody ({id})");
+                    if complete {
+                        waiting.remove(&id);
+                        ended.insert(id);
+                    }
+                }
+                Event::Ended { id, .. } => {
+                    assert!(waiting.remove(&id), "an end for nobody ({id})");
+                    ended.insert(id);
+                }
+                Event::Closed(_) => closed = true,
+                _ => {}
+            }
+        }
+        assert!(m.pending_requests() <= PENDING, "more pending than allowed");
+        assert!(m.pending_requests() >= waiting.len() || closed);
+        if closed {
+            assert!(m.is_closed());
+            assert!(waiting.is_empty(), "a caller left waiting: {waiting:?}");
+            assert!(m.poll_transmit(now).is_empty());
+            assert_eq!(m.poll_timeout(), None);
+        } else {
+            assert!(m.poll_timeout().is_some(), "a live peer with no deadline");
+        }
+        assert!(
+            m.unsent() <= 64 * 1024,
+            "{} bytes queued with nothing big asked",
+            m.unsent()
+        );
     }
 }

@@ -661,14 +661,22 @@ fn n3_stall_per_kind() {
     ];
     for (ask, kind) in asks {
         let mut w = Wire::<N3>::open(tip);
-        w.request(&ask, None).unwrap();
+        let id = w.request(&ask, None).unwrap().unwrap();
         assert_eq!(w.sent().len(), 1);
         w.advance(ms(999));
         assert!(!w.m.is_closed());
         w.advance(ms(1));
+        // The caller hears why, then the peer ends.
+        let stalled = DisconnectReason::Stalled(kind);
         assert_eq!(
-            w.closed_with(),
-            Some(DisconnectReason::Stalled(kind)),
+            w.events(),
+            [
+                Event::Ended {
+                    id,
+                    error: PeerError::Disconnected(stalled.clone())
+                },
+                Event::Closed(stalled)
+            ],
             "{kind:?}"
         );
     }

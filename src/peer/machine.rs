@@ -463,7 +463,16 @@ impl<P: Protocol> Machine<P> {
         }
         while let Some(expired) = self.requests.expired(now) {
             match expired.silence {
-                Silence::Stall => return self.close(DisconnectReason::Stalled(expired.kind)),
+                Silence::Stall => {
+                    let reason = DisconnectReason::Stalled(expired.kind);
+                    if expired.reply {
+                        self.events.push_back(Event::Ended {
+                            id: expired.id,
+                            error: PeerError::Disconnected(reason.clone()),
+                        });
+                    }
+                    return self.close(reason);
+                }
                 Silence::Allowed if expired.reply => self.events.push_back(Event::Ended {
                     id: expired.id,
                     error: PeerError::Unanswered {
