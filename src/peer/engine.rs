@@ -178,6 +178,7 @@ where
         timer: Timer::never(),
         timer_at: None,
         flushed: true,
+        handshake_end: None,
     };
     let handshaken = std::future::poll_fn(|cx| driver.poll(cx, true))
         .instrument(span.clone())
@@ -225,6 +226,11 @@ struct Driver<P: Protocol, C, H, E> {
     timer_at: Option<Instant>,
     /// Whether everything written was flushed.
     flushed: bool,
+    /// Once handshaken: the byte count our side of the handshake ends at.
+    /// The handshake is over for the caller only when it is written, so that
+    /// a peer refused right after (a duplicate, say) has had our verack and
+    /// hears of its refusal as a refusal, not as a broken handshake.
+    handshake_end: Option<u64>,
 }
 
 impl<P: Protocol, C: Connection, H: Handler<P>, E: Executor> Driver<P, C, H, E> {
@@ -255,13 +261,16 @@ impl<P: Protocol, C: Connection, H: Handler<P>, E: Executor> Driver<P, C, H, E> 
                 m.handle_timeout(now);
             }
             // Events: answers, messages for the handler, the end.
-            while self.held.is_none() {
+            while self.held.is_none() && self.handshake_end.is_none() {
                 let Some(event) = m.poll_event(now) else {
                     break;
                 };
                 progress = true;
                 match event {
-                    machine::Event::Handshaken if until_handshaken => return Poll::Ready(true),
+                    machine::Event::Handshaken if until_handshaken => {
+                        self.handshake_end = Some(m.queued_total());
+                        break;
+                    }
                     machine::Event::Handshaken => {}
                     machine::Event::Closed(reason) => {
                         tracing::debug!(%reason, "peer disconnected");
@@ -314,6 +323,12 @@ impl<P: Protocol, C: Connection, H: Handler<P>, E: Executor> Driver<P, C, H, E> 
                     Poll::Ready(Ok(())) => self.flushed = true,
                     Poll::Ready(Err(e)) => m.close(machine::io_reason(&e)),
                     Poll::Pending => {}
+                }
+            }
+            if let Some(end) = self.handshake_end {
+                if m.written_total() >= end {
+                    self.handshake_end = None;
+                    return Poll::Ready(true);
                 }
             }
             // Reading.
