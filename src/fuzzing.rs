@@ -277,18 +277,20 @@ pub fn n3_payload(data: &[u8]) {
 
 /// The N3 LZ4 path. Byte 0 is a command byte; the rest is used twice: as the
 /// body of a compressed frame (any outcome but a panic or a payload over the
-/// cap is fine), and as a payload we compress ourselves, which must come
-/// back out of the decoder unchanged.
+/// command's cap is fine), and as a payload we compress ourselves, which must
+/// come back out of the decoder unchanged if it is within the command's cap,
+/// and be refused for its declared size if not.
 pub fn n3_lz4(data: &[u8]) {
     let Some((&command, body)) = data.split_first() else {
         return;
     };
     let mut codec = n3::Codec::new();
+    let cap = codec.payload_cap(command);
     let mut frame = BytesMut::new();
     frame.extend_from_slice(&[n3::FLAG_COMPRESSED, command]);
     frame.put_var_bytes(body);
     if let Ok(Some(raw)) = codec.decode_frame(&mut frame) {
-        assert!(raw.payload.len() <= codec.max_payload());
+        assert!(raw.payload.len() <= cap);
         assert!(raw.compressed());
         let _ = raw.decode_message();
     }
@@ -298,12 +300,17 @@ pub fn n3_lz4(data: &[u8]) {
     compressed.extend_from_slice(&lz4_flex::block::compress(body));
     frame.extend_from_slice(&[n3::FLAG_COMPRESSED, command]);
     frame.put_var_bytes(&compressed);
-    let raw = codec
-        .decode_frame(&mut frame)
-        .expect("a well-formed LZ4 frame decodes")
-        .expect("the frame is complete");
-    assert_eq!(&raw.payload[..], body, "LZ4 round trip changed the payload");
-    assert!(frame.is_empty());
+    match codec.decode_frame(&mut frame) {
+        Ok(Some(raw)) => {
+            assert!(body.len() <= cap, "a payload over its cap was decoded");
+            assert_eq!(&raw.payload[..], body, "LZ4 round trip changed the payload");
+            assert!(frame.is_empty());
+        }
+        Err(FrameError::CommandTooLarge { len, max, .. }) => {
+            assert!(body.len() > cap && len > max, "refused within the cap");
+        }
+        other => panic!("a well-formed LZ4 frame of {} bytes: {other:?}", body.len()),
+    }
 }
 
 /// Legacy round trip: byte 0 picks the kind (a whole frame, or a block,

@@ -8,7 +8,8 @@ use neo_peer::wire::n3::{
     Transaction, TransactionAttribute, VersionPayload, WitnessCondition, WitnessRule, WitnessScope,
 };
 use neo_peer::wire::{
-    Decode, DecodeError, Encode, FrameError, MAX_PAYLOAD, UInt160, UInt256, Witness,
+    Decode, DecodeError, Encode, FrameError, MAX_PAYLOAD, PayloadLimits, UInt160, UInt256, Witness,
+    n3,
 };
 use serde_json::Value;
 
@@ -195,14 +196,30 @@ fn oversized_lengths_are_rejected_before_the_payload() {
     let mut buf = BytesMut::from(&[0x00, 0x2C, 0xFD, 0x00, 0x04][..]);
     assert_eq!(codec.decode_frame(&mut buf), Ok(None));
     codec.set_max_payload(usize::MAX);
-    // Exactly the cap is waited for, without reserving room for it.
+    assert_eq!(codec.max_payload(), MAX_PAYLOAD);
+    // A 32 MiB block is over the block cap: refused at the header...
     let cap = (MAX_PAYLOAD as u32).to_le_bytes();
-    let mut buf = BytesMut::from(&[0x00, 0x2C, 0xFE, cap[0], cap[1], cap[2], cap[3]][..]);
+    let huge_block = [0x00, 0x2C, 0xFE, cap[0], cap[1], cap[2], cap[3]];
+    assert_eq!(
+        codec.decode_frame(&mut BytesMut::from(&huge_block[..])),
+        Err(FrameError::CommandTooLarge {
+            command: "block".into(),
+            what: "payload",
+            len: MAX_PAYLOAD as u64,
+            max: n3::MAX_BLOCK_SIZE as u64,
+        })
+    );
+    // ...unless the network's blocks may be that large: then exactly the
+    // frame cap is waited for, without reserving room for it.
+    let mut limits = PayloadLimits::N3;
+    limits.block = usize::MAX;
+    codec.set_limits(limits);
+    assert_eq!(codec.payload_cap(0x2C), MAX_PAYLOAD);
+    let mut buf = BytesMut::from(&huge_block[..]);
     let room = buf.capacity();
     assert_eq!(codec.decode_frame(&mut buf), Ok(None));
     assert_eq!(buf.capacity(), room, "a declared length buys no memory");
     assert_eq!(buf.len(), 7, "nothing consumed");
-    assert_eq!(codec.max_payload(), MAX_PAYLOAD);
 }
 
 #[test]
@@ -265,15 +282,27 @@ fn compressed_frame(command: u8, n: u32, block: &[u8]) -> BytesMut {
 
 #[test]
 fn decompression_is_bounded_and_exact() {
-    // A bomb: 32 MiB claimed from a few bytes.
+    // A bomb: a whole block's cap (2 MiB) claimed from a few bytes.
     let start = std::time::Instant::now();
-    let mut f = compressed_frame(0x2C, MAX_PAYLOAD as u32, &[0x1F, 0, 1, 0, 0xFF, 0xFF, 0xFF]);
+    let bomb = [0x1F, 0, 1, 0, 0xFF, 0xFF, 0xFF];
+    let mut f = compressed_frame(0x2C, n3::MAX_BLOCK_SIZE as u32, &bomb);
     assert!(matches!(
         Codec::new().decode_frame(&mut f),
         Err(FrameError::Decompress(_))
     ));
     assert!(start.elapsed().as_millis() < 100);
-    // More than the cap.
+    // More than the block's cap: refused from the size alone.
+    let mut f = compressed_frame(0x2C, MAX_PAYLOAD as u32, &bomb);
+    assert_eq!(
+        Codec::new().decode_frame(&mut f),
+        Err(FrameError::CommandTooLarge {
+            command: "block".into(),
+            what: "decompressed payload",
+            len: MAX_PAYLOAD as u64,
+            max: n3::MAX_BLOCK_SIZE as u64,
+        })
+    );
+    // More than the frame cap.
     let mut f = compressed_frame(0x2C, MAX_PAYLOAD as u32 + 1, &[0x00]);
     assert!(matches!(
         Codec::new().decode_frame(&mut f),

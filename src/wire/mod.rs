@@ -12,6 +12,7 @@ mod error;
 mod filter;
 mod hash;
 pub mod legacy;
+mod limits;
 pub mod n3;
 
 pub use codec::{
@@ -25,6 +26,10 @@ pub use filter::{
 pub use hash::{
     ADDRESS_VERSION_LEGACY, ADDRESS_VERSION_N3, AddressError, ParseHashError, UInt160, UInt256,
     check_tx_hashes, from_address, hash160, hash256, merkle_root, sha256, to_address,
+};
+pub use limits::{
+    MAX_FILTERADD_PAYLOAD, MAX_FILTERLOAD_PAYLOAD, MAX_UNKNOWN_PAYLOAD, PING_PAYLOAD,
+    PayloadLimits, VAR_INT_MAX,
 };
 
 use bytes::{Bytes, BytesMut};
