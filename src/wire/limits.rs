@@ -74,11 +74,11 @@ pub const MAX_UNKNOWN_PAYLOAD: usize = 64 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct PayloadLimits {
-    /// Largest `block` payload. It also bounds what a network says about one
-    /// block: an N3 `merkleblock` (a hash and a flag bit per transaction,
-    /// smaller than the transaction), N3 `extensible` and Legacy `consensus`
-    /// payloads (consensus messages list at most the hashes of one block's
-    /// transactions, with a signature per validator).
+    /// Largest `block` payload. In N3 it also bounds `extensible` payloads,
+    /// which carry consensus messages about one block: the largest, a
+    /// recovery message, lists at most the hashes of the proposed block's
+    /// transactions (32 bytes each, where the smallest transaction takes 53)
+    /// and a few signatures per validator.
     pub block: usize,
     /// Largest `tx` (Legacy) or `transaction` (N3) payload; an N3
     /// `p2pnotaryrequest` carries two of them.
@@ -127,6 +127,25 @@ const _: () = {
     assert!(PayloadLimits::N3.block <= MAX_PAYLOAD);
     assert!(PayloadLimits::LEGACY.block <= MAX_PAYLOAD);
 };
+
+/// The value `build(n)` whose encoding is exactly `target` bytes, for the
+/// `n` found by stepping towards it (sizes grow by one per step of `n`, but
+/// for var-int prefixes, so targets away from their boundaries are reached).
+#[cfg(test)]
+pub(crate) fn fill<T: super::Encode>(target: usize, build: impl Fn(usize) -> T) -> T {
+    let mut n = 0;
+    for _ in 0..8 {
+        let value = build(n);
+        let size = value.size();
+        if size == target {
+            return value;
+        }
+        n = (n + target)
+            .checked_sub(size)
+            .expect("the smallest value is too big");
+    }
+    panic!("no value of exactly {target} bytes");
+}
 
 #[cfg(test)]
 mod tests {

@@ -61,9 +61,10 @@ pub const MAX_MERKLEBLOCK_PAYLOAD: usize = MAX_BLOCK_BASE_SIZE
     + MAX_BLOCK_TXS as usize * HASH
     + var_bytes_max((MAX_BLOCK_TXS as usize).div_ceil(8));
 
-/// Largest `consensus` the decoding rules allow: the fixed fields, data of up
-/// to [`MAX_CONSENSUS_DATA`] bytes, the marker and a witness. The block cap
-/// bounds it further (see [`PayloadLimits::block`]).
+/// Largest `consensus`: the fixed fields, data of up to
+/// [`MAX_CONSENSUS_DATA`] bytes, the marker and a witness. (Unlike N3's,
+/// it is not bounded by the block: a Legacy transaction may be smaller than
+/// the 32-byte hash a consensus message lists it by.)
 pub const MAX_CONSENSUS_PAYLOAD: usize =
     4 + HASH + 4 + 2 + 4 + var_bytes_max(MAX_CONSENSUS_DATA as usize) + 1 + MAX_WITNESS_SIZE;
 
@@ -88,7 +89,7 @@ pub(crate) fn payload_cap(limits: &PayloadLimits, command: &str) -> usize {
         "inv" | "getdata" => MAX_INV_PAYLOAD,
         "block" => limits.block,
         "tx" => limits.transaction,
-        "consensus" => MAX_CONSENSUS_PAYLOAD.min(limits.block),
+        "consensus" => MAX_CONSENSUS_PAYLOAD,
         "ping" | "pong" => PING_PAYLOAD,
         "filterload" => MAX_FILTERLOAD_PAYLOAD,
         "filteradd" => MAX_FILTERADD_PAYLOAD,
@@ -113,3 +114,221 @@ const _: () = {
     // not fit in a frame.
     assert!(MAX_HEADERS as usize * MAX_HEADER_SIZE > MAX_PAYLOAD);
 };
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+
+    use super::*;
+    use crate::wire::legacy::{
+        AddrPayload, AttributeUsage, BlockBase, COMMANDS, Codec, ConsensusPayload,
+        FilterAddPayload, FilterLoadPayload, GetBlocksPayload, GetStateRootsPayload, InvPayload,
+        InventoryType, MAINNET_MAGIC, MAX_FILTER_ADD, MAX_FILTER_SIZE, MAX_TX_SIZE,
+        MerkleBlockPayload, Message, NetworkAddressWithTime, PingPayload, StateRoot,
+        StateRootsPayload, Transaction, TransactionAttribute, TransactionData, VersionPayload,
+        Witness, checksum,
+    };
+    use crate::wire::limits::fill;
+    use crate::wire::{FrameError, MAX_UNKNOWN_PAYLOAD, UInt160, UInt256};
+
+    fn witness() -> Witness {
+        // One buffer shared by every witness: hundreds of them cost 64 KiB.
+        let script = bytes::Bytes::from(vec![0x51; MAX_WITNESS_SCRIPT as usize]);
+        Witness {
+            invocation: script.clone(),
+            verification: script,
+        }
+    }
+
+    fn base() -> BlockBase {
+        BlockBase {
+            version: 0,
+            prev_hash: UInt256::ZERO,
+            merkle_root: UInt256::ZERO,
+            timestamp: 1,
+            index: 2,
+            consensus_data: 3,
+            next_consensus: UInt160::ZERO,
+            witness: witness(),
+        }
+    }
+
+    fn root() -> StateRoot {
+        StateRoot {
+            version: 0,
+            index: 1,
+            prev_hash: UInt256::ZERO,
+            root: UInt256::ZERO,
+            witness: Some(witness()),
+        }
+    }
+
+    /// A contract transaction of exactly [`MAX_TX_SIZE`] bytes: two remarks.
+    fn tx() -> Transaction {
+        fill(MAX_TX_SIZE, |n| Transaction {
+            version: 0,
+            data: TransactionData::Contract,
+            attributes: vec![
+                TransactionAttribute {
+                    usage: AttributeUsage::Remark,
+                    data: vec![0; 65535].into(),
+                },
+                TransactionAttribute {
+                    usage: AttributeUsage::Remark1,
+                    data: vec![0; n].into(),
+                },
+            ],
+            inputs: vec![],
+            outputs: vec![],
+            witnesses: vec![],
+        })
+    }
+
+    /// The largest valid message of `command` under the default limits;
+    /// `None` for `headers` and `block`, whose cap is the frame cap (they
+    /// have no bound of their own).
+    fn largest(command: &str) -> Option<Message> {
+        let inv = || InvPayload {
+            kind: InventoryType::Tx,
+            hashes: vec![UInt256::ZERO; MAX_INV_HASHES_RECEIVE as usize],
+        };
+        let get = || GetBlocksPayload {
+            hash_start: vec![UInt256::ZERO; MAX_HASH_START as usize],
+            hash_stop: UInt256::ZERO,
+        };
+        let unknown = || vec![1; MAX_UNKNOWN_PAYLOAD].into();
+        Some(match command {
+            "version" => Message::Version(VersionPayload {
+                version: 0,
+                services: 1,
+                timestamp: 0,
+                port: 0,
+                nonce: 0,
+                user_agent: "a".repeat(MAX_USER_AGENT as usize),
+                start_height: 0,
+                relay: true,
+            }),
+            "verack" => Message::Verack,
+            "getaddr" => Message::GetAddr,
+            "mempool" => Message::Mempool,
+            "filterclear" => Message::FilterClear,
+            "addr" => Message::Addr(AddrPayload {
+                addresses: vec![
+                    NetworkAddressWithTime {
+                        timestamp: 0,
+                        services: 1,
+                        address: std::net::Ipv6Addr::LOCALHOST,
+                        port: 1,
+                    };
+                    MAX_ADDRS as usize
+                ],
+            }),
+            "getheaders" => Message::GetHeaders(get()),
+            "getblocks" => Message::GetBlocks(get()),
+            "headers" | "block" => return None,
+            "inv" => Message::Inv(inv()),
+            "getdata" => Message::GetData(inv()),
+            "tx" => Message::Tx(Box::new(tx())),
+            "consensus" => Message::Consensus(ConsensusPayload {
+                version: 0,
+                prev_hash: UInt256::ZERO,
+                block_index: 0,
+                validator_index: 0,
+                timestamp: 0,
+                data: vec![0; MAX_CONSENSUS_DATA as usize].into(),
+                witness: witness(),
+            }),
+            "ping" => Message::Ping(PingPayload::default()),
+            "pong" => Message::Pong(PingPayload::default()),
+            "filterload" => Message::FilterLoad(FilterLoadPayload {
+                filter: vec![0; MAX_FILTER_SIZE].into(),
+                k: 50,
+                tweak: 0,
+            }),
+            "filteradd" => Message::FilterAdd(FilterAddPayload {
+                data: vec![0; MAX_FILTER_ADD].into(),
+            }),
+            "merkleblock" => Message::MerkleBlock(Box::new(MerkleBlockPayload {
+                base: base(),
+                tx_count: MAX_BLOCK_TXS as u32,
+                hashes: vec![UInt256::ZERO; MAX_BLOCK_TXS as usize],
+                flags: vec![0; (MAX_BLOCK_TXS as usize).div_ceil(8)].into(),
+            })),
+            "getroots" => Message::GetRoots(GetStateRootsPayload {
+                start_index: 0,
+                count: 1,
+            }),
+            "roots" => Message::Roots(StateRootsPayload {
+                roots: vec![root(); MAX_STATE_ROOTS as usize],
+            }),
+            "stateroot" => Message::StateRoot(root()),
+            "alert" => Message::Alert(unknown()),
+            "reject" => Message::Reject(unknown()),
+            "notfound" => Message::NotFound(unknown()),
+            other => Message::Unknown {
+                command: other.into(),
+                payload: unknown(),
+            },
+        })
+    }
+
+    /// Largest payload the test hashes (a debug build hashes slowly).
+    const CHECKSUMMED: usize = 4 << 20;
+
+    /// The frame header of `msg` carrying `payload`, as a sender may write
+    /// it whether or not our encoder would send it (the checksum only for
+    /// payloads small enough to hash quickly).
+    fn header(msg: &Message, payload: &[u8]) -> BytesMut {
+        let mut f = BytesMut::new();
+        f.extend_from_slice(&MAINNET_MAGIC.to_le_bytes());
+        let mut field = [0u8; 12];
+        field[..msg.command().len()].copy_from_slice(msg.command().as_bytes());
+        f.extend_from_slice(&field);
+        f.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        match payload.len() {
+            0..=CHECKSUMMED => f.extend_from_slice(&checksum(payload)),
+            _ => f.extend_from_slice(&[0; 4]),
+        }
+        f
+    }
+
+    #[test]
+    fn no_valid_message_is_over_its_command_s_cap() {
+        let codec = Codec::new(MAINNET_MAGIC);
+        for command in COMMANDS.into_iter().chain(["xyzzy"]) {
+            let cap = codec.payload_cap(command);
+            let Some(msg) = largest(command) else {
+                assert_eq!(cap, MAX_PAYLOAD, "{command}");
+                continue;
+            };
+            assert_eq!(msg.command(), command);
+            let size = msg.payload_size();
+            assert!(size <= cap, "{command}: {size} > {cap}");
+            // And no looser than the longest var-ints make it.
+            assert!(cap - size <= cap / 100 + 64, "{command}: {size} < {cap}");
+            let mut payload = BytesMut::new();
+            msg.encode_payload(&mut payload);
+            let payload = payload.freeze();
+            if size > CHECKSUMMED {
+                // Checksums of 16 MiB and more take seconds in a debug
+                // build: the header passes the caps, the payload decodes.
+                let mut f = header(&msg, &payload);
+                assert_eq!(codec.clone().decode(&mut f), Ok(None), "{command}");
+                let decoded = Message::decode_payload(command, payload);
+                assert_eq!(decoded.as_ref(), Ok(&msg), "{command}");
+                continue;
+            }
+            // Received: decoded through the caps, unchanged.
+            let mut f = header(&msg, &payload);
+            f.extend_from_slice(&payload);
+            assert_eq!(codec.clone().decode(&mut f), Ok(Some(msg.clone())));
+            // Sent: never refused for its size (the encoder's own limits,
+            // such as 500 inventory hashes, may refuse it).
+            let sent = codec.encode(&msg, &mut BytesMut::new());
+            assert!(
+                matches!(sent, Ok(()) | Err(FrameError::Payload { .. })),
+                "{command}: {sent:?}"
+            );
+        }
+    }
+}

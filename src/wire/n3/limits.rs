@@ -62,10 +62,9 @@ pub const MAX_HEADERS_PAYLOAD: usize = VAR_INT_MAX + MAX_HEADERS * MAX_HEADER_SI
 /// [`MAX_INV_HASHES`] hashes.
 pub const MAX_INV_PAYLOAD: usize = 1 + VAR_INT_MAX + MAX_INV_HASHES * HASH;
 
-/// Largest `merkleblock` the decoding rules allow: a header, the
-/// transaction count, a hash and a flag bit for each of up to
-/// [`MAX_TRANSACTIONS_PER_BLOCK`] transactions. The block cap bounds it
-/// further: a hash and a flag bit take less than the smallest transaction.
+/// Largest `merkleblock`: a header, the transaction count, a hash and a
+/// flag bit for each of up to [`MAX_TRANSACTIONS_PER_BLOCK`] transactions
+/// (2 MiB and a few KiB).
 pub const MAX_MERKLEBLOCK_PAYLOAD: usize = MAX_HEADER_SIZE
     + VAR_INT_MAX
     + VAR_INT_MAX
@@ -110,7 +109,7 @@ pub(crate) fn payload_cap(limits: &PayloadLimits, command: u8) -> usize {
         C::Transaction => transaction,
         C::Block => limits.block,
         C::Extensible => MAX_EXTENSIBLE_PAYLOAD.min(limits.block),
-        C::MerkleBlock => MAX_MERKLEBLOCK_PAYLOAD.min(limits.block),
+        C::MerkleBlock => MAX_MERKLEBLOCK_PAYLOAD,
         C::FilterLoad => MAX_FILTERLOAD_PAYLOAD,
         C::FilterAdd => MAX_FILTERADD_PAYLOAD,
         C::Reject | C::Alert => limits.unknown,
@@ -137,11 +136,242 @@ const _: () = {
     assert!(MAX_EXTENSIBLE_PAYLOAD <= MAX_PAYLOAD);
     // 2000 of the largest headers fit, with the longest count in front.
     assert!(MAX_HEADERS_PAYLOAD >= MAX_HEADERS * MAX_HEADER_SIZE + VAR_INT_MAX);
-    // A merkleblock never outgrows its block: a hash and a flag bit take
-    // less than the smallest transaction.
-    assert!(HASH + 1 < MIN_TX_SIZE);
+    // Consensus messages list a block's transactions by hash, and a hash
+    // is smaller than any transaction: why the block cap bounds `extensible`.
+    assert!(HASH < MIN_TX_SIZE);
     // The default block holds the largest header and the largest transaction.
     assert!(PayloadLimits::N3.block >= MAX_HEADER_SIZE + VAR_INT_MAX + MAX_TRANSACTION_SIZE);
     // A notary request of two of the largest transactions is under the frame cap.
     assert!(2 * MAX_TRANSACTION_SIZE + MAX_WITNESS_SIZE <= MAX_PAYLOAD);
 };
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+
+    use super::*;
+    use crate::wire::limits::fill;
+    use crate::wire::n3::{
+        AddrPayload, Block, Codec, ExtensiblePayload, FilterAddPayload, FilterLoadPayload,
+        GetBlockByIndexPayload, GetBlocksPayload, GetMptDataPayload, Header, HeadersPayload,
+        InvPayload, InventoryType, MAX_FILTER_ADD, MAX_FILTER_SIZE, MAX_SCRIPT, MerkleBlockPayload,
+        Message, MptDataPayload, NetworkAddressWithTime, NodeCapability, OracleResponseCode,
+        P2PNotaryRequest, PingPayload, Signer, Transaction, TransactionAttribute, VersionPayload,
+        Witness, WitnessScope,
+    };
+    use crate::wire::{Encode, MAX_UNKNOWN_PAYLOAD, UInt160, UInt256, WriteExt};
+
+    fn witness() -> Witness {
+        Witness {
+            invocation: vec![0x0C; MAX_INVOCATION_SCRIPT].into(),
+            verification: vec![0x41; MAX_VERIFICATION_SCRIPT].into(),
+        }
+    }
+
+    fn header() -> Header {
+        Header {
+            version: 0,
+            prev_hash: UInt256::ZERO,
+            merkle_root: UInt256::ZERO,
+            timestamp: 1,
+            nonce: 2,
+            index: 3,
+            primary_index: 0,
+            next_consensus: UInt160::ZERO,
+            witness: witness(),
+        }
+    }
+
+    /// A valid transaction of exactly `size` bytes: the script grows first,
+    /// then an oracle response's result.
+    fn tx(nonce: u32, size: usize) -> Transaction {
+        let build = |script: usize, result: usize| Transaction {
+            version: 0,
+            nonce,
+            system_fee: 0,
+            network_fee: 0,
+            valid_until_block: 1,
+            signers: vec![Signer::new(UInt160::ZERO, WitnessScope::CALLED_BY_ENTRY)],
+            attributes: match result {
+                0 => vec![],
+                n => vec![TransactionAttribute::OracleResponse {
+                    id: 0,
+                    code: OracleResponseCode::Success,
+                    result: vec![0; n].into(),
+                }],
+            },
+            script: vec![0x40; script.max(1)].into(),
+            witnesses: vec![witness()],
+        };
+        if size <= build(MAX_SCRIPT, 0).size() {
+            fill(size, |n| build(n, 0))
+        } else {
+            fill(size, |n| build(MAX_SCRIPT, n.max(1)))
+        }
+    }
+
+    /// The largest capability, of an undefined type (those may repeat).
+    fn capability() -> NodeCapability {
+        NodeCapability::Unknown {
+            kind: 0x20,
+            data: vec![0; MAX_CAPABILITY_DATA].into(),
+        }
+    }
+
+    fn hashes(n: usize) -> Vec<UInt256> {
+        vec![UInt256::ZERO; n]
+    }
+
+    /// The largest valid message of `command` under the default limits.
+    fn largest(command: Command) -> Message {
+        use Command as C;
+        let tx_max = || tx(0, MAX_TRANSACTION_SIZE);
+        let inv = || InvPayload {
+            kind: InventoryType::Transaction,
+            hashes: hashes(MAX_INV_HASHES),
+        };
+        let ping = PingPayload::default();
+        let get = GetBlockByIndexPayload {
+            index_start: 0,
+            count: -1,
+        };
+        match command {
+            C::Version => Message::Version(VersionPayload {
+                network: 0,
+                version: 0,
+                timestamp: 0,
+                nonce: 0,
+                user_agent: "a".repeat(MAX_USER_AGENT),
+                capabilities: vec![capability(); MAX_CAPABILITIES],
+            }),
+            C::Verack => Message::Verack,
+            C::GetAddr => Message::GetAddr,
+            C::Mempool => Message::Mempool,
+            C::FilterClear => Message::FilterClear,
+            C::Addr => Message::Addr(AddrPayload {
+                addresses: vec![
+                    NetworkAddressWithTime {
+                        timestamp: 0,
+                        address: std::net::Ipv6Addr::LOCALHOST,
+                        capabilities: vec![capability(); MAX_CAPABILITIES],
+                    };
+                    MAX_ADDRESSES
+                ],
+            }),
+            C::Ping => Message::Ping(ping),
+            C::Pong => Message::Pong(ping),
+            C::GetHeaders => Message::GetHeaders(get),
+            C::GetBlockByIndex => Message::GetBlockByIndex(get),
+            C::Headers => Message::Headers(HeadersPayload::new(&vec![header(); MAX_HEADERS])),
+            C::GetBlocks => Message::GetBlocks(GetBlocksPayload {
+                hash_start: UInt256::ZERO,
+                count: -1,
+            }),
+            C::Inv => Message::Inv(inv()),
+            C::GetData => Message::GetData(inv()),
+            C::NotFound => Message::NotFound(inv()),
+            C::Transaction => Message::Transaction(tx_max()),
+            C::Block => Message::Block(largest_block()),
+            C::Extensible => {
+                Message::Extensible(fill(PayloadLimits::N3.block, |n| ExtensiblePayload {
+                    category: "c".repeat(MAX_CATEGORY),
+                    valid_block_start: 0,
+                    valid_block_end: 1,
+                    sender: UInt160::ZERO,
+                    data: vec![0; n].into(),
+                    witness: witness(),
+                }))
+            }
+            C::Reject => Message::Reject(vec![1; MAX_UNKNOWN_PAYLOAD].into()),
+            C::Alert => Message::Alert(vec![1; MAX_UNKNOWN_PAYLOAD].into()),
+            C::FilterLoad => Message::FilterLoad(FilterLoadPayload {
+                filter: vec![0; MAX_FILTER_SIZE].into(),
+                k: 50,
+                tweak: 0,
+            }),
+            C::FilterAdd => Message::FilterAdd(FilterAddPayload {
+                data: vec![0; MAX_FILTER_ADD].into(),
+            }),
+            C::MerkleBlock => Message::MerkleBlock(MerkleBlockPayload {
+                header: header(),
+                tx_count: MAX_TRANSACTIONS_PER_BLOCK as u32,
+                hashes: hashes(MAX_TRANSACTIONS_PER_BLOCK),
+                flags: vec![0; MAX_TRANSACTIONS_PER_BLOCK.div_ceil(8)].into(),
+            }),
+            C::P2PNotaryRequest => Message::P2PNotaryRequest(Box::new(P2PNotaryRequest {
+                main_tx: tx_max(),
+                fallback_tx: tx(1, MAX_TRANSACTION_SIZE),
+                witness: witness(),
+            })),
+            C::GetMptData => Message::GetMptData(GetMptDataPayload {
+                hashes: hashes(MAX_MPT_HASHES),
+            }),
+            // One node filling the frame, as neo-go's answers may.
+            C::MptData => Message::MptData(MptDataPayload {
+                nodes: vec![vec![0; MAX_PAYLOAD - 1 - 5].into()],
+            }),
+        }
+    }
+
+    /// A block of exactly the default block cap: transactions of the
+    /// largest size, and one that makes up the rest.
+    fn largest_block() -> Block {
+        let target = PayloadLimits::N3.block;
+        let empty = Block {
+            header: header(),
+            transactions: vec![],
+        }
+        .size();
+        let full = (target - empty) / MAX_TRANSACTION_SIZE;
+        let mut transactions: Vec<_> = (0..full as u32)
+            .map(|i| tx(i, MAX_TRANSACTION_SIZE))
+            .collect();
+        let rest = target - empty - full * MAX_TRANSACTION_SIZE;
+        transactions.push(tx(full as u32, rest));
+        let block = Block {
+            header: header(),
+            transactions,
+        };
+        assert_eq!(block.size(), target);
+        block
+    }
+
+    /// The frame of `msg` as a sender may write it, whether or not our
+    /// encoder would send it.
+    fn frame(msg: &Message) -> BytesMut {
+        let mut payload = BytesMut::new();
+        msg.encode_payload(&mut payload);
+        let mut f = BytesMut::new();
+        f.extend_from_slice(&[0, msg.command_byte()]);
+        f.put_var_bytes(&payload);
+        f
+    }
+
+    #[test]
+    fn no_valid_message_is_over_its_command_s_cap() {
+        let codec = Codec::new();
+        for command in Command::ALL {
+            let msg = largest(command);
+            assert_eq!(msg.command(), Some(command));
+            assert_eq!(msg.validate(), Ok(()), "{}", command.name());
+            let size = msg.payload_size();
+            let cap = codec.payload_cap(command.as_u8());
+            assert!(size <= cap, "{}: {size} > {cap}", command.name());
+            // And no looser than the longest var-ints make it.
+            assert!(
+                cap - size <= cap / 100 + 64,
+                "{}: {size} < {cap}",
+                command.name()
+            );
+            if command == Command::MptData {
+                continue; // 32 MiB: its size is enough
+            }
+            // Received: decoded through the caps, unchanged.
+            let mut f = frame(&msg);
+            assert_eq!(codec.clone().decode(&mut f), Ok(Some(msg.clone())));
+            // Sent: never refused for its size.
+            let mut out = BytesMut::new();
+            assert_eq!(codec.encode(&msg, &mut out), Ok(()), "{}", command.name());
+        }
+    }
+}
