@@ -151,6 +151,49 @@ pub(crate) fn fill<T: super::Encode>(target: usize, build: impl Fn(usize) -> T) 
 mod tests {
     use super::*;
 
+    /// The table in the `wire` docs says what the codecs do.
+    #[test]
+    fn the_documented_caps_are_the_codecs_caps() {
+        use crate::wire::{legacy, n3};
+        let number = |cell: &str| -> Option<usize> { cell.trim().replace(',', "").parse().ok() };
+        let n3_codec = n3::Codec::new();
+        let legacy_codec = legacy::Codec::new(legacy::MAINNET_MAGIC);
+        let mut seen = 0;
+        for row in include_str!("mod.rs")
+            .lines()
+            .filter_map(|l| l.strip_prefix("//! | "))
+            .filter(|row| row.starts_with('`'))
+        {
+            let cells: Vec<&str> = row.split('|').collect();
+            let (n3_cap, legacy_cap) = (number(cells[1]), number(cells[2]));
+            for name in cells[0].split('`').skip(1).step_by(2) {
+                let n3_byte = match name {
+                    "unknown" => Some(0x99),
+                    _ => n3::Command::ALL
+                        .into_iter()
+                        .find(|c| c.name() == name)
+                        .map(n3::Command::as_u8),
+                };
+                let legacy_name = match name {
+                    "unknown" => Some("xyzzy"),
+                    _ => legacy::COMMANDS.into_iter().find(|&c| c == name),
+                };
+                assert!(n3_byte.is_some() || legacy_name.is_some(), "{name}");
+                if let Some(byte) = n3_byte {
+                    assert_eq!(n3_cap, Some(n3_codec.payload_cap(byte)), "n3 {name}");
+                    seen += 1;
+                }
+                if let Some(command) = legacy_name {
+                    let cap = legacy_codec.payload_cap(command);
+                    assert_eq!(legacy_cap, Some(cap), "legacy {name}");
+                    seen += 1;
+                }
+            }
+        }
+        // Every command of both generations, and an unknown one for each.
+        assert_eq!(seen, n3::Command::ALL.len() + legacy::COMMANDS.len() + 2);
+    }
+
     #[test]
     fn lz4_bound_covers_incompressible_input() {
         for n in [0usize, 1, 15, 16, 254, 255, 256, 4096, 100_000] {
