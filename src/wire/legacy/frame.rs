@@ -164,12 +164,14 @@ impl Codec {
     /// assert_eq!(codec.payload_cap("verack"), 0);
     /// assert_eq!(codec.payload_cap("xyzzy"), 64 * 1024);
     /// ```
+    #[inline]
     pub fn payload_cap(&self, command: &str) -> usize {
         limits::payload_cap(&self.limits, command).min(self.max_payload)
     }
 
     /// Checks a payload length against the frame cap, then against the
     /// command's cap: the one check of both directions.
+    #[inline]
     fn check_len(&self, command: &str, len: usize) -> Result<(), FrameError> {
         if len > self.max_payload {
             return Err(FrameError::PayloadTooLarge {

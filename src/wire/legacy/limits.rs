@@ -79,6 +79,7 @@ pub const MAX_ROOTS_PAYLOAD: usize =
     VAR_INT_MAX + MAX_STATE_ROOTS as usize * MAX_STATE_ROOT_PAYLOAD;
 
 /// The cap of `command` under `limits`, before the frame cap.
+#[inline]
 pub(crate) fn payload_cap(limits: &PayloadLimits, command: &str) -> usize {
     match command {
         "verack" | "getaddr" | "mempool" | "filterclear" => 0,

@@ -586,6 +586,7 @@ impl Codec {
     /// assert_eq!(codec.payload_cap(Command::Block.as_u8()), 2 << 20);
     /// assert_eq!(codec.payload_cap(0x99), 64 * 1024);
     /// ```
+    #[inline]
     pub fn payload_cap(&self, command: u8) -> usize {
         limits::payload_cap(&self.limits, command).min(self.max_payload)
     }
@@ -593,6 +594,7 @@ impl Codec {
     /// Checks a declared length against the frame cap, then against the
     /// command's cap (`cap`, as [`Codec::payload_cap`] gives it): the one
     /// check of both directions.
+    #[inline]
     fn check_len(
         &self,
         command: u8,

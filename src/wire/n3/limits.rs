@@ -89,39 +89,81 @@ pub const MAX_GETMPTDATA_PAYLOAD: usize = VAR_INT_MAX + MAX_MPT_HASHES * HASH;
 /// up to the frame cap (`payload.MaxSize`), so nothing smaller is safe.
 pub const MAX_MPTDATA_PAYLOAD: usize = MAX_PAYLOAD;
 
+/// What the cap of a command depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cap {
+    /// A size fixed by the protocol.
+    Fixed(usize),
+    /// [`PayloadLimits::block`].
+    Block,
+    /// [`PayloadLimits::block`], within what decoding allows.
+    Extensible,
+    /// [`PayloadLimits::transaction`], within what decoding allows.
+    Transaction,
+    /// Two transactions and a witness.
+    NotaryRequest,
+    /// [`PayloadLimits::unknown`].
+    Unknown,
+}
+
+impl Cap {
+    /// The cap of a defined command.
+    const fn of(command: Command) -> Cap {
+        use Command as C;
+        match command {
+            C::Verack | C::GetAddr | C::Mempool | C::FilterClear => Cap::Fixed(0),
+            C::Version => Cap::Fixed(MAX_VERSION_PAYLOAD),
+            C::Addr => Cap::Fixed(MAX_ADDR_PAYLOAD),
+            C::Ping | C::Pong => Cap::Fixed(PING_PAYLOAD),
+            C::GetHeaders | C::GetBlockByIndex => Cap::Fixed(GET_BLOCK_BY_INDEX_PAYLOAD),
+            C::Headers => Cap::Fixed(MAX_HEADERS_PAYLOAD),
+            C::GetBlocks => Cap::Fixed(GET_BLOCKS_PAYLOAD),
+            C::Inv | C::GetData | C::NotFound => Cap::Fixed(MAX_INV_PAYLOAD),
+            C::Transaction => Cap::Transaction,
+            C::Block => Cap::Block,
+            C::Extensible => Cap::Extensible,
+            C::MerkleBlock => Cap::Fixed(MAX_MERKLEBLOCK_PAYLOAD),
+            C::FilterLoad => Cap::Fixed(MAX_FILTERLOAD_PAYLOAD),
+            C::FilterAdd => Cap::Fixed(MAX_FILTERADD_PAYLOAD),
+            C::Reject | C::Alert => Cap::Unknown,
+            C::P2PNotaryRequest => Cap::NotaryRequest,
+            C::GetMptData => Cap::Fixed(MAX_GETMPTDATA_PAYLOAD),
+            C::MptData => Cap::Fixed(MAX_MPTDATA_PAYLOAD),
+        }
+    }
+}
+
+/// [`Cap`] of every command byte, so that a frame header costs one lookup.
+static CAPS: [Cap; 256] = {
+    let mut caps = [Cap::Unknown; 256];
+    let mut i = 0;
+    while i < Command::ALL.len() {
+        let command = Command::ALL[i];
+        caps[command as usize] = Cap::of(command);
+        i += 1;
+    }
+    caps
+};
+
 /// The cap of `command` under `limits`, before the frame cap.
+#[inline]
 pub(crate) fn payload_cap(limits: &PayloadLimits, command: u8) -> usize {
-    use Command as C;
-    let Some(command) = Command::from_u8(command) else {
-        return limits.unknown;
-    };
     // Decoding refuses a bigger transaction whatever the limit says.
-    let transaction = limits.transaction.min(MAX_TRANSACTION_SIZE);
-    match command {
-        C::Verack | C::GetAddr | C::Mempool | C::FilterClear => 0,
-        C::Version => MAX_VERSION_PAYLOAD,
-        C::Addr => MAX_ADDR_PAYLOAD,
-        C::Ping | C::Pong => PING_PAYLOAD,
-        C::GetHeaders | C::GetBlockByIndex => GET_BLOCK_BY_INDEX_PAYLOAD,
-        C::Headers => MAX_HEADERS_PAYLOAD,
-        C::GetBlocks => GET_BLOCKS_PAYLOAD,
-        C::Inv | C::GetData | C::NotFound => MAX_INV_PAYLOAD,
-        C::Transaction => transaction,
-        C::Block => limits.block,
-        C::Extensible => MAX_EXTENSIBLE_PAYLOAD.min(limits.block),
-        C::MerkleBlock => MAX_MERKLEBLOCK_PAYLOAD,
-        C::FilterLoad => MAX_FILTERLOAD_PAYLOAD,
-        C::FilterAdd => MAX_FILTERADD_PAYLOAD,
-        C::Reject | C::Alert => limits.unknown,
-        C::P2PNotaryRequest => 2 * transaction + MAX_WITNESS_SIZE,
-        C::GetMptData => MAX_GETMPTDATA_PAYLOAD,
-        C::MptData => MAX_MPTDATA_PAYLOAD,
+    let transaction = || limits.transaction.min(MAX_TRANSACTION_SIZE);
+    match CAPS[usize::from(command)] {
+        Cap::Fixed(cap) => cap,
+        Cap::Block => limits.block,
+        Cap::Extensible => MAX_EXTENSIBLE_PAYLOAD.min(limits.block),
+        Cap::Transaction => transaction(),
+        Cap::NotaryRequest => 2 * transaction() + MAX_WITNESS_SIZE,
+        Cap::Unknown => limits.unknown,
     }
 }
 
 /// The cap of a compressed body (the `u32` size and the LZ4 block) whose
 /// decompressed payload is capped at `cap`: LZ4 may make incompressible
 /// data a little longer, and neo-go keeps the compressed form even then.
+#[inline]
 pub(crate) fn compressed_cap(cap: usize) -> usize {
     4 + crate::wire::limits::lz4_bound(cap)
 }
