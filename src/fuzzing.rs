@@ -103,9 +103,19 @@ fn stream_twice<C: Clone, M: PartialEq + std::fmt::Debug>(
     assert_eq!(whole, split, "split points changed what was decoded");
 }
 
+/// Small configurable caps, so that arbitrary streams meet them often.
+const SMALL_LIMITS: crate::wire::PayloadLimits = {
+    let mut limits = crate::wire::PayloadLimits::N3;
+    limits.block = 1000;
+    limits.transaction = 300;
+    limits.unknown = 16;
+    limits
+};
+
 /// Legacy streaming decoder: byte 0 picks the codec (low 2 bits: any magic,
-/// MainNet, TestNet, private net; bit 2: the handshake's 4 KiB cap), the
-/// rest is the split sizes (byte count, then one byte per size) and the stream.
+/// MainNet, TestNet, private net; bit 2: the handshake's 4 KiB cap; bit 3:
+/// small block, transaction and unknown-command caps), the rest is the split
+/// sizes (byte count, then one byte per size) and the stream.
 pub fn legacy_stream(data: &[u8]) {
     let Some((&config, rest)) = data.split_first() else {
         return;
@@ -119,12 +129,16 @@ pub fn legacy_stream(data: &[u8]) {
     if config & 4 != 0 {
         codec.set_max_payload(crate::peer::HANDSHAKE_MAX_PAYLOAD);
     }
+    if config & 8 != 0 {
+        codec.set_limits(SMALL_LIMITS);
+    }
     let (sizes, stream) = split_sizes(rest);
     stream_twice(&codec, &sizes, stream, |c, b| c.decode(b));
 }
 
-/// N3 streaming decoder: byte 0 bit 2 sets the handshake's 4 KiB cap; the
-/// rest is the split sizes (byte count, then one byte per size) and the stream.
+/// N3 streaming decoder: byte 0 bit 2 sets the handshake's 4 KiB cap, bit 3
+/// small block, transaction and unknown-command caps; the rest is the split
+/// sizes (byte count, then one byte per size) and the stream.
 pub fn n3_stream(data: &[u8]) {
     let Some((&config, rest)) = data.split_first() else {
         return;
@@ -132,6 +146,9 @@ pub fn n3_stream(data: &[u8]) {
     let mut codec = n3::Codec::new();
     if config & 4 != 0 {
         codec.set_max_payload(crate::peer::HANDSHAKE_MAX_PAYLOAD);
+    }
+    if config & 8 != 0 {
+        codec.set_limits(SMALL_LIMITS);
     }
     let (sizes, stream) = split_sizes(rest);
     stream_twice(&codec, &sizes, stream, |c, b| c.decode(b));
