@@ -211,17 +211,7 @@ mod tests {
     }
 
     fn header() -> Header {
-        Header {
-            version: 0,
-            prev_hash: UInt256::ZERO,
-            merkle_root: UInt256::ZERO,
-            timestamp: 1,
-            nonce: 2,
-            index: 3,
-            primary_index: 0,
-            next_consensus: UInt160::ZERO,
-            witness: witness(),
-        }
+        super::super::block::tests::header(MAX_INVOCATION_SCRIPT, MAX_VERIFICATION_SCRIPT)
     }
 
     /// A valid transaction of exactly `size` bytes: the script grows first,
