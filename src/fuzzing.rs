@@ -103,9 +103,19 @@ fn stream_twice<C: Clone, M: PartialEq + std::fmt::Debug>(
     assert_eq!(whole, split, "split points changed what was decoded");
 }
 
+/// Small configurable caps, so that arbitrary streams meet them often.
+const SMALL_LIMITS: crate::wire::PayloadLimits = {
+    let mut limits = crate::wire::PayloadLimits::N3;
+    limits.block = 1000;
+    limits.transaction = 300;
+    limits.unknown = 16;
+    limits
+};
+
 /// Legacy streaming decoder: byte 0 picks the codec (low 2 bits: any magic,
-/// MainNet, TestNet, private net; bit 2: the handshake's 4 KiB cap), the
-/// rest is the split sizes (byte count, then one byte per size) and the stream.
+/// MainNet, TestNet, private net; bit 2: the handshake's 4 KiB cap; bit 3:
+/// small block, transaction and unknown-command caps), the rest is the split
+/// sizes (byte count, then one byte per size) and the stream.
 pub fn legacy_stream(data: &[u8]) {
     let Some((&config, rest)) = data.split_first() else {
         return;
@@ -119,12 +129,16 @@ pub fn legacy_stream(data: &[u8]) {
     if config & 4 != 0 {
         codec.set_max_payload(crate::peer::HANDSHAKE_MAX_PAYLOAD);
     }
+    if config & 8 != 0 {
+        codec.set_limits(SMALL_LIMITS);
+    }
     let (sizes, stream) = split_sizes(rest);
     stream_twice(&codec, &sizes, stream, |c, b| c.decode(b));
 }
 
-/// N3 streaming decoder: byte 0 bit 2 sets the handshake's 4 KiB cap; the
-/// rest is the split sizes (byte count, then one byte per size) and the stream.
+/// N3 streaming decoder: byte 0 bit 2 sets the handshake's 4 KiB cap, bit 3
+/// small block, transaction and unknown-command caps; the rest is the split
+/// sizes (byte count, then one byte per size) and the stream.
 pub fn n3_stream(data: &[u8]) {
     let Some((&config, rest)) = data.split_first() else {
         return;
@@ -132,6 +146,9 @@ pub fn n3_stream(data: &[u8]) {
     let mut codec = n3::Codec::new();
     if config & 4 != 0 {
         codec.set_max_payload(crate::peer::HANDSHAKE_MAX_PAYLOAD);
+    }
+    if config & 8 != 0 {
+        codec.set_limits(SMALL_LIMITS);
     }
     let (sizes, stream) = split_sizes(rest);
     stream_twice(&codec, &sizes, stream, |c, b| c.decode(b));
@@ -277,18 +294,20 @@ pub fn n3_payload(data: &[u8]) {
 
 /// The N3 LZ4 path. Byte 0 is a command byte; the rest is used twice: as the
 /// body of a compressed frame (any outcome but a panic or a payload over the
-/// cap is fine), and as a payload we compress ourselves, which must come
-/// back out of the decoder unchanged.
+/// command's cap is fine), and as a payload we compress ourselves, which must
+/// come back out of the decoder unchanged if it is within the command's cap,
+/// and be refused for its declared size if not.
 pub fn n3_lz4(data: &[u8]) {
     let Some((&command, body)) = data.split_first() else {
         return;
     };
     let mut codec = n3::Codec::new();
+    let cap = codec.payload_cap(command);
     let mut frame = BytesMut::new();
     frame.extend_from_slice(&[n3::FLAG_COMPRESSED, command]);
     frame.put_var_bytes(body);
     if let Ok(Some(raw)) = codec.decode_frame(&mut frame) {
-        assert!(raw.payload.len() <= codec.max_payload());
+        assert!(raw.payload.len() <= cap);
         assert!(raw.compressed());
         let _ = raw.decode_message();
     }
@@ -298,12 +317,17 @@ pub fn n3_lz4(data: &[u8]) {
     compressed.extend_from_slice(&lz4_flex::block::compress(body));
     frame.extend_from_slice(&[n3::FLAG_COMPRESSED, command]);
     frame.put_var_bytes(&compressed);
-    let raw = codec
-        .decode_frame(&mut frame)
-        .expect("a well-formed LZ4 frame decodes")
-        .expect("the frame is complete");
-    assert_eq!(&raw.payload[..], body, "LZ4 round trip changed the payload");
-    assert!(frame.is_empty());
+    match codec.decode_frame(&mut frame) {
+        Ok(Some(raw)) => {
+            assert!(body.len() <= cap, "a payload over its cap was decoded");
+            assert_eq!(&raw.payload[..], body, "LZ4 round trip changed the payload");
+            assert!(frame.is_empty());
+        }
+        Err(FrameError::CommandTooLarge { len, max, .. }) => {
+            assert!(body.len() > cap && len > max, "refused within the cap");
+        }
+        other => panic!("a well-formed LZ4 frame of {} bytes: {other:?}", body.len()),
+    }
 }
 
 /// Legacy round trip: byte 0 picks the kind (a whole frame, or a block,

@@ -451,7 +451,10 @@ fn expected<P: Hostile>(s: Scenario, reason: &DisconnectReason) {
         (Frame4GiB, DisconnectReason::Frame(FrameError::PayloadTooLarge { len, max })) => {
             *len >= u64::from(u32::MAX) && *max == MAX_PAYLOAD as u64
         }
-        (Lz4Bomb, DisconnectReason::Frame(FrameError::Decompress(_))) => true,
+        // Refused from the size it declares, over the block's cap.
+        (Lz4Bomb, DisconnectReason::Frame(FrameError::CommandTooLarge { command, len, .. })) => {
+            command == "block" && *len == MAX_PAYLOAD as u64
+        }
         (WrongMagic, DisconnectReason::Frame(FrameError::WrongMagic { expected, got })) => {
             *expected == NET && *got == legacy::MAINNET_MAGIC
         }
@@ -459,9 +462,14 @@ fn expected<P: Hostile>(s: Scenario, reason: &DisconnectReason) {
         (VersionTwice, DisconnectReason::Handshake(Violation::DuplicateVersion)) => true,
         (VerackTwice, DisconnectReason::Protocol(Violation::DuplicateVerack)) => true,
         (VerackBeforeVersion, DisconnectReason::Handshake(Violation::VerackBeforeVersion)) => true,
-        (GetHeadersOverLimit, DisconnectReason::Frame(FrameError::Payload { command, .. })) => {
-            command == "getheaders"
-        }
+        // N3: a count over the limit; Legacy: 17 start hashes, over the
+        // command's cap from the frame header on.
+        (
+            GetHeadersOverLimit,
+            DisconnectReason::Frame(
+                FrameError::Payload { command, .. } | FrameError::CommandTooLarge { command, .. },
+            ),
+        ) => command == "getheaders",
         (NeverReads, DisconnectReason::WriteTimeout(d)) => *d == WRITE,
         (HandlerPanics, DisconnectReason::HandlerPanicked("inv")) => true,
         _ => false,

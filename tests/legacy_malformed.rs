@@ -7,7 +7,10 @@ use neo_peer::wire::legacy::{
     MAINNET_MAGIC, Message, PRIVNET_MAGIC, TESTNET_MAGIC, Transaction, TransactionData,
     VersionPayload, checksum,
 };
-use neo_peer::wire::{Decode, DecodeError, Encode, FrameError, UInt256, WriteExt};
+use neo_peer::wire::{
+    Decode, DecodeError, Encode, FrameError, MAX_PAYLOAD, MAX_UNKNOWN_PAYLOAD, PayloadLimits,
+    UInt256, WriteExt,
+};
 use serde_json::Value;
 
 fn load(file: &str) -> Vec<Value> {
@@ -385,11 +388,17 @@ fn empty_commands_require_empty_payloads() {
             "{e}"
         );
     }
+    // A frame declaring a payload for them is refused at its header.
     let mut buf = frame(MAINNET_MAGIC, "getaddr", &[1, 2, 3]);
-    assert!(matches!(
+    assert_eq!(
         Codec::new(MAINNET_MAGIC).decode(&mut buf),
-        Err(FrameError::Payload { ref command, .. }) if command == "getaddr"
-    ));
+        Err(FrameError::CommandTooLarge {
+            command: "getaddr".into(),
+            what: "payload",
+            len: 3,
+            max: 0
+        })
+    );
 }
 
 #[test]
@@ -907,4 +916,182 @@ fn raw_payload_commands_keep_their_bytes() {
         Codec::new(MAINNET_MAGIC).encode(&m, &mut out).unwrap();
         assert_eq!(&out[24..], b"\x01\x02");
     }
+}
+
+#[test]
+fn a_ping_declaring_30_mb_is_refused_at_its_header() {
+    // The header alone, in a buffer with no room to spare.
+    let mut buf = BytesMut::with_capacity(24);
+    buf.extend_from_slice(&header_bytes(MAINNET_MAGIC, b"ping", 30_000_000, [0; 4]));
+    let room = buf.capacity();
+    let err = Codec::new(MAINNET_MAGIC).decode(&mut buf).unwrap_err();
+    assert_eq!(
+        err,
+        FrameError::CommandTooLarge {
+            command: "ping".into(),
+            what: "payload",
+            len: 30_000_000,
+            max: 12,
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "ping: payload of 30000000 bytes declared, at most 12 allowed"
+    );
+    assert_eq!(buf.len(), 24, "nothing consumed");
+    assert_eq!(buf.capacity(), room, "nothing reserved");
+    // The same once 1 MiB of it has arrived: refused, nothing reserved.
+    buf.put_bytes(0, 1 << 20);
+    let room = buf.capacity();
+    assert!(matches!(
+        Codec::new(MAINNET_MAGIC).decode(&mut buf),
+        Err(FrameError::CommandTooLarge {
+            len: 30_000_000,
+            ..
+        })
+    ));
+    assert_eq!(buf.capacity(), room);
+}
+
+#[test]
+fn every_command_waits_for_its_cap_and_refuses_one_byte_more() {
+    let mut codec = Codec::new(MAINNET_MAGIC);
+    for command in neo_peer::wire::legacy::COMMANDS
+        .into_iter()
+        .chain(["xyzzy"])
+    {
+        let cap = codec.payload_cap(command);
+        let mut at = header_bytes(MAINNET_MAGIC, command.as_bytes(), cap as u32, [0; 4]);
+        let room = at.capacity();
+        match cap {
+            // Complete already: only its checksum is left to fail.
+            0 => assert!(matches!(
+                codec.decode(&mut at),
+                Err(FrameError::ChecksumMismatch { .. })
+            )),
+            _ => assert_eq!(codec.decode(&mut at), Ok(None), "{command}"),
+        }
+        assert_eq!(
+            at.capacity(),
+            room,
+            "{command}: a declared length buys no memory"
+        );
+        let mut over = header_bytes(MAINNET_MAGIC, command.as_bytes(), cap as u32 + 1, [0; 4]);
+        let err = codec.decode(&mut over).unwrap_err();
+        if cap == MAX_PAYLOAD {
+            assert!(matches!(err, FrameError::PayloadTooLarge { .. }), "{err}");
+        } else {
+            assert_eq!(
+                err,
+                FrameError::CommandTooLarge {
+                    command: command.into(),
+                    what: "payload",
+                    len: cap as u64 + 1,
+                    max: cap as u64,
+                }
+            );
+        }
+    }
+    // The frame cap lowers every command's cap (before the handshake).
+    codec.set_max_payload(4096);
+    assert_eq!(codec.payload_cap("block"), 4096);
+    assert_eq!(codec.payload_cap("ping"), 12);
+}
+
+#[test]
+fn the_block_and_transaction_caps_are_the_network_s() {
+    let mut codec = Codec::new(MAINNET_MAGIC);
+    assert_eq!(codec.limits(), &PayloadLimits::LEGACY);
+    assert_eq!(codec.payload_cap("block"), MAX_PAYLOAD);
+    assert_eq!(codec.payload_cap("tx"), 102_400);
+    let mut limits = PayloadLimits::LEGACY;
+    limits.block = 1 << 20;
+    limits.transaction = 1000;
+    limits.unknown = 10;
+    codec.set_limits(limits);
+    for (command, cap) in [
+        ("block", 1 << 20),
+        ("tx", 1000),
+        ("xyzzy", 10),
+        ("alert", 10),
+    ] {
+        assert_eq!(codec.payload_cap(command), cap);
+        let mut buf = header_bytes(MAINNET_MAGIC, command.as_bytes(), cap as u32 + 1, [0; 4]);
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(FrameError::CommandTooLarge { .. })
+        ));
+    }
+    // What is not configurable stays.
+    assert_eq!(codec.payload_cap("ping"), 12);
+    assert_eq!(codec.payload_cap("headers"), MAX_PAYLOAD);
+}
+
+#[test]
+fn nothing_is_sent_that_its_command_s_cap_would_refuse() {
+    let mut codec = Codec::new(MAINNET_MAGIC);
+    let over = Message::Alert(Bytes::from(vec![0; MAX_UNKNOWN_PAYLOAD + 1]));
+    let mut out = BytesMut::from(&b"queued"[..]);
+    assert_eq!(
+        codec.encode(&over, &mut out),
+        Err(FrameError::CommandTooLarge {
+            command: "alert".into(),
+            what: "payload",
+            len: MAX_UNKNOWN_PAYLOAD as u64 + 1,
+            max: MAX_UNKNOWN_PAYLOAD as u64,
+        })
+    );
+    assert_eq!(&out[..], b"queued", "nothing written on refusal");
+    let at = Message::Alert(Bytes::from(vec![0; MAX_UNKNOWN_PAYLOAD]));
+    codec.encode(&at, &mut out).unwrap();
+    // A transaction over a lowered cap is not sent either.
+    let tx = tx_vector("ContractTransaction");
+    let msg = Message::Tx(Box::new(Transaction::from_slice(&tx).unwrap()));
+    let mut limits = PayloadLimits::LEGACY;
+    limits.transaction = tx.len() - 1;
+    codec.set_limits(limits);
+    assert!(matches!(
+        codec.encode(&msg, &mut BytesMut::new()),
+        Err(FrameError::CommandTooLarge { ref command, .. }) if command == "tx"
+    ));
+}
+
+#[test]
+fn every_real_message_block_and_transaction_fits_its_cap() {
+    let codec = Codec::any_magic();
+    let mut largest = (String::new(), 0);
+    let mut frames = frames();
+    for file in ["recorded-neoone.json"] {
+        for (i, f) in load(file).iter().enumerate() {
+            let hex = f["hex"].as_str().unwrap();
+            frames.push((format!("{file} {i}"), hex::decode(hex).unwrap().into()));
+        }
+    }
+    // Blocks and transactions as the frames that would carry them.
+    for v in vectors() {
+        let command = match v.kind.as_str() {
+            "block" => "block",
+            "tx" => "tx",
+            _ => continue,
+        };
+        let mut f = header_bytes(
+            MAINNET_MAGIC,
+            command.as_bytes(),
+            v.bytes.len() as u32,
+            checksum(&v.bytes),
+        );
+        f.put_slice(&v.bytes);
+        frames.push((v.name, f.freeze()));
+    }
+    for (name, bytes) in frames {
+        let mut buf = BytesMut::from(&bytes[..]);
+        let frame = codec.clone().decode_frame(&mut buf);
+        let frame = frame.unwrap_or_else(|e| panic!("{name}: {e}")).unwrap();
+        assert!(frame.payload.len() <= codec.payload_cap(&frame.command));
+        if frame.payload.len() > largest.1 {
+            largest = (format!("{name} ({})", frame.command), frame.payload.len());
+        }
+    }
+    // The largest real payload: a block with 1756 claims, far below its cap.
+    assert!(largest.1 > 100_000, "{largest:?}");
 }

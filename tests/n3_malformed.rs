@@ -8,7 +8,8 @@ use neo_peer::wire::n3::{
     Transaction, TransactionAttribute, VersionPayload, WitnessCondition, WitnessRule, WitnessScope,
 };
 use neo_peer::wire::{
-    Decode, DecodeError, Encode, FrameError, MAX_PAYLOAD, UInt160, UInt256, Witness,
+    Decode, DecodeError, Encode, FrameError, MAX_PAYLOAD, MAX_UNKNOWN_PAYLOAD, PayloadLimits,
+    UInt160, UInt256, Witness, WriteExt, n3,
 };
 use serde_json::Value;
 
@@ -195,14 +196,30 @@ fn oversized_lengths_are_rejected_before_the_payload() {
     let mut buf = BytesMut::from(&[0x00, 0x2C, 0xFD, 0x00, 0x04][..]);
     assert_eq!(codec.decode_frame(&mut buf), Ok(None));
     codec.set_max_payload(usize::MAX);
-    // Exactly the cap is waited for, without reserving room for it.
+    assert_eq!(codec.max_payload(), MAX_PAYLOAD);
+    // A 32 MiB block is over the block cap: refused at the header...
     let cap = (MAX_PAYLOAD as u32).to_le_bytes();
-    let mut buf = BytesMut::from(&[0x00, 0x2C, 0xFE, cap[0], cap[1], cap[2], cap[3]][..]);
+    let huge_block = [0x00, 0x2C, 0xFE, cap[0], cap[1], cap[2], cap[3]];
+    assert_eq!(
+        codec.decode_frame(&mut BytesMut::from(&huge_block[..])),
+        Err(FrameError::CommandTooLarge {
+            command: "block".into(),
+            what: "payload",
+            len: MAX_PAYLOAD as u64,
+            max: n3::MAX_BLOCK_SIZE as u64,
+        })
+    );
+    // ...unless the network's blocks may be that large: then exactly the
+    // frame cap is waited for, without reserving room for it.
+    let mut limits = PayloadLimits::N3;
+    limits.block = usize::MAX;
+    codec.set_limits(limits);
+    assert_eq!(codec.payload_cap(0x2C), MAX_PAYLOAD);
+    let mut buf = BytesMut::from(&huge_block[..]);
     let room = buf.capacity();
     assert_eq!(codec.decode_frame(&mut buf), Ok(None));
     assert_eq!(buf.capacity(), room, "a declared length buys no memory");
     assert_eq!(buf.len(), 7, "nothing consumed");
-    assert_eq!(codec.max_payload(), MAX_PAYLOAD);
 }
 
 #[test]
@@ -265,15 +282,27 @@ fn compressed_frame(command: u8, n: u32, block: &[u8]) -> BytesMut {
 
 #[test]
 fn decompression_is_bounded_and_exact() {
-    // A bomb: 32 MiB claimed from a few bytes.
+    // A bomb: a whole block's cap (2 MiB) claimed from a few bytes.
     let start = std::time::Instant::now();
-    let mut f = compressed_frame(0x2C, MAX_PAYLOAD as u32, &[0x1F, 0, 1, 0, 0xFF, 0xFF, 0xFF]);
+    let bomb = [0x1F, 0, 1, 0, 0xFF, 0xFF, 0xFF];
+    let mut f = compressed_frame(0x2C, n3::MAX_BLOCK_SIZE as u32, &bomb);
     assert!(matches!(
         Codec::new().decode_frame(&mut f),
         Err(FrameError::Decompress(_))
     ));
     assert!(start.elapsed().as_millis() < 100);
-    // More than the cap.
+    // More than the block's cap: refused from the size alone.
+    let mut f = compressed_frame(0x2C, MAX_PAYLOAD as u32, &bomb);
+    assert_eq!(
+        Codec::new().decode_frame(&mut f),
+        Err(FrameError::CommandTooLarge {
+            command: "block".into(),
+            what: "decompressed payload",
+            len: MAX_PAYLOAD as u64,
+            max: n3::MAX_BLOCK_SIZE as u64,
+        })
+    );
+    // More than the frame cap.
     let mut f = compressed_frame(0x2C, MAX_PAYLOAD as u32 + 1, &[0x00]);
     assert!(matches!(
         Codec::new().decode_frame(&mut f),
@@ -802,4 +831,250 @@ fn compression_follows_the_reference_rules() {
     on.encode(&msg, &mut out).unwrap();
     let frame = on.decode_frame(&mut out).unwrap().unwrap();
     assert_eq!(frame.decode_message().unwrap(), msg);
+}
+
+/// A frame header: flags, command, and `len` as a 5-byte var-int.
+fn frame_header(flags: u8, command: u8, len: u32) -> BytesMut {
+    let mut f = BytesMut::from(&[flags, command, 0xFE][..]);
+    f.extend_from_slice(&len.to_le_bytes());
+    f
+}
+
+#[test]
+fn a_ping_declaring_30_mb_is_refused_at_its_header() {
+    // The header alone, in a buffer with no room to spare.
+    let mut buf = BytesMut::with_capacity(7);
+    buf.extend_from_slice(&frame_header(0, 0x18, 30_000_000));
+    let room = buf.capacity();
+    let err = Codec::new().decode(&mut buf).unwrap_err();
+    assert_eq!(
+        err,
+        FrameError::CommandTooLarge {
+            command: "ping".into(),
+            what: "payload",
+            len: 30_000_000,
+            max: 12,
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "ping: payload of 30000000 bytes declared, at most 12 allowed"
+    );
+    assert_eq!(buf.len(), 7, "nothing consumed");
+    assert_eq!(buf.capacity(), room, "nothing reserved");
+    // The same once 1 MiB of it has arrived: refused, nothing reserved.
+    buf.extend_from_slice(&vec![0; 1 << 20]);
+    let room = buf.capacity();
+    assert!(matches!(
+        Codec::new().decode(&mut buf),
+        Err(FrameError::CommandTooLarge {
+            len: 30_000_000,
+            ..
+        })
+    ));
+    assert_eq!(buf.capacity(), room);
+    // An undefined command is named by its byte.
+    let err = Codec::new()
+        .decode(&mut frame_header(0, 0x99, 1 << 20))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unknown 0x99: payload of 1048576 bytes declared, at most 65536 allowed"
+    );
+}
+
+#[test]
+fn every_command_waits_for_its_cap_and_refuses_one_byte_more() {
+    let mut codec = Codec::new();
+    for command in 0..=255u8 {
+        let cap = codec.payload_cap(command);
+        let mut at = frame_header(0, command, cap as u32);
+        let room = at.capacity();
+        if cap > 0 {
+            assert_eq!(codec.decode_frame(&mut at), Ok(None), "{command:#x}");
+            assert_eq!(at.capacity(), room, "a declared length buys no memory");
+        }
+        let err = codec
+            .decode_frame(&mut frame_header(0, command, cap as u32 + 1))
+            .unwrap_err();
+        if cap == MAX_PAYLOAD {
+            assert!(matches!(err, FrameError::PayloadTooLarge { .. }), "{err}");
+        } else {
+            assert!(
+                matches!(err, FrameError::CommandTooLarge { what: "payload", len, max, .. }
+                    if len == cap as u64 + 1 && max == cap as u64),
+                "{command:#x}: {err}"
+            );
+        }
+    }
+    // The frame cap lowers every command's cap (before the handshake).
+    codec.set_max_payload(4096);
+    assert_eq!(codec.payload_cap(0x2C), 4096);
+    assert_eq!(codec.payload_cap(0x18), 12);
+}
+
+#[test]
+fn compressed_frames_are_capped_on_both_lengths() {
+    let codec = Codec::new();
+    // The length on the wire may exceed the cap by what LZ4 adds to
+    // incompressible data, and no more.
+    let block_cap = codec.payload_cap(0x2C);
+    let wire_cap = 4 + block_cap + block_cap / 255 + 16;
+    let mut f = frame_header(1, 0x2C, wire_cap as u32);
+    assert_eq!(codec.clone().decode_frame(&mut f), Ok(None));
+    let mut f = frame_header(1, 0x2C, wire_cap as u32 + 1);
+    assert_eq!(
+        codec.clone().decode_frame(&mut f),
+        Err(FrameError::CommandTooLarge {
+            command: "block".into(),
+            what: "compressed payload",
+            len: wire_cap as u64 + 1,
+            max: wire_cap as u64,
+        })
+    );
+    // The decompressed size is refused as soon as its 4 bytes are there,
+    // before the rest of the body.
+    for (command, declared) in [(0x18u8, 13u32), (0x2C, block_cap as u32 + 1)] {
+        let mut f = frame_header(1, command, 20);
+        f.extend_from_slice(&declared.to_le_bytes()[..3]);
+        assert_eq!(codec.clone().decode_frame(&mut f), Ok(None), "3 of 4 bytes");
+        f.extend_from_slice(&declared.to_le_bytes()[3..]);
+        let room = f.capacity();
+        let err = codec.clone().decode_frame(&mut f).unwrap_err();
+        assert!(
+            matches!(err, FrameError::CommandTooLarge { what: "decompressed payload", len, .. }
+                if len == u64::from(declared)),
+            "{err}"
+        );
+        assert_eq!(f.capacity(), room);
+    }
+    // Exactly the cap, compressed: decoded.
+    let payload = vec![0x42; 12];
+    let mut body = 12u32.to_le_bytes().to_vec();
+    body.extend_from_slice(&lz4_flex::block::compress(&payload));
+    let mut f = BytesMut::from(&[1, 0x18, body.len() as u8][..]);
+    f.extend_from_slice(&body);
+    let frame = codec.clone().decode_frame(&mut f).unwrap().unwrap();
+    assert_eq!(&frame.payload[..], &payload[..]);
+}
+
+#[test]
+fn the_block_and_transaction_caps_are_the_network_s() {
+    let mut codec = Codec::new();
+    assert_eq!(codec.limits(), &PayloadLimits::N3);
+    assert_eq!(codec.payload_cap(0x2C), 2 << 20);
+    assert_eq!(codec.payload_cap(0x2B), 102_400);
+    assert_eq!(codec.payload_cap(0x2E), 2 << 20, "extensible: as a block");
+    let mut limits = PayloadLimits::N3;
+    limits.block = 8 << 20;
+    limits.transaction = 1 << 20;
+    limits.unknown = 10;
+    codec.set_limits(limits);
+    assert_eq!(codec.payload_cap(0x2C), 8 << 20);
+    // No transaction is larger than the protocol allows, whatever the limit.
+    assert_eq!(codec.payload_cap(0x2B), 102_400);
+    assert_eq!(codec.payload_cap(0x2E), 8 << 20);
+    assert_eq!(codec.payload_cap(0x99), 10);
+    assert_eq!(codec.payload_cap(0x2F), 10, "reject");
+    assert_eq!(codec.payload_cap(0x18), 12);
+    limits.block = 1000;
+    codec.set_limits(limits);
+    assert_eq!(codec.payload_cap(0x2E), 1000);
+    assert!(matches!(
+        codec.decode_frame(&mut frame_header(0, 0x2C, 1001)),
+        Err(FrameError::CommandTooLarge {
+            len: 1001,
+            max: 1000,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn nothing_is_sent_that_its_command_s_cap_would_refuse() {
+    let unknown = |n: usize| Message::Unknown {
+        command: 0x99,
+        payload: Bytes::from(vec![0; n]),
+    };
+    let codec = Codec::new();
+    let mut out = BytesMut::from(&b"queued"[..]);
+    assert_eq!(
+        codec.encode(&unknown(MAX_UNKNOWN_PAYLOAD + 1), &mut out),
+        Err(FrameError::CommandTooLarge {
+            command: "unknown 0x99".into(),
+            what: "payload",
+            len: MAX_UNKNOWN_PAYLOAD as u64 + 1,
+            max: MAX_UNKNOWN_PAYLOAD as u64,
+        })
+    );
+    assert_eq!(&out[..], b"queued", "nothing written on refusal");
+    codec
+        .encode(&unknown(MAX_UNKNOWN_PAYLOAD), &mut out)
+        .unwrap();
+    // A block over the cap is refused even when it would compress below it.
+    let mut t = tx();
+    t.script = Bytes::from(vec![0x11; 5000]);
+    let block = Message::Block(Block {
+        header: header(),
+        transactions: vec![t],
+    });
+    let mut limits = PayloadLimits::N3;
+    limits.block = block.payload_size() - 1;
+    let mut codec = Codec::new();
+    codec.set_limits(limits);
+    codec.set_compression(true);
+    let mut out = BytesMut::new();
+    assert!(matches!(
+        codec.encode(&block, &mut out),
+        Err(FrameError::CommandTooLarge { ref command, .. }) if command == "block"
+    ));
+    assert!(out.is_empty());
+    limits.block += 1;
+    codec.set_limits(limits);
+    codec.encode(&block, &mut out).unwrap();
+    assert_eq!(out[0], 1, "sent compressed");
+    assert_eq!(codec.decode(&mut out), Ok(Some(block)));
+}
+
+#[test]
+fn every_real_message_block_and_transaction_fits_its_cap() {
+    let codec = Codec::new();
+    let mut frames: Vec<(String, Vec<u8>)> = Vec::new();
+    for v in vectors() {
+        let name = v["name"].as_str().unwrap_or("captured").to_owned();
+        let command = match v["kind"].as_str().unwrap() {
+            "message" => {
+                frames.push((name, hexv(&v)));
+                continue;
+            }
+            "block" => 0x2C,
+            "tx" => 0x2B,
+            _ => continue,
+        };
+        // Blocks and transactions as the frames that would carry them.
+        let mut f = BytesMut::from(&[0, command][..]);
+        f.put_var_bytes(&hexv(&v));
+        frames.push((name, f.to_vec()));
+    }
+    let path = format!(
+        "{}/tests/vectors/recorded-neogo.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let recorded: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for (i, f) in recorded.as_array().unwrap().iter().enumerate() {
+        frames.push((format!("recorded {i}"), hexv(f)));
+    }
+    let mut largest = 0;
+    for (name, bytes) in frames {
+        let mut buf = BytesMut::from(&bytes[..]);
+        let frame = codec.clone().decode_frame(&mut buf);
+        let frame = frame.unwrap_or_else(|e| panic!("{name}: {e}")).unwrap();
+        assert!(
+            frame.payload.len() <= codec.payload_cap(frame.command),
+            "{name}"
+        );
+        largest = largest.max(frame.payload.len());
+    }
+    // The largest real payloads (`headers` from neo-go) take a few KiB.
+    assert!(largest > 4000, "{largest}");
 }

@@ -87,12 +87,30 @@ pub enum FrameError {
         /// The magic in the frame.
         got: u32,
     },
-    /// The declared payload length is above the cap; nothing was buffered.
+    /// The declared payload length is above the frame cap (for every
+    /// command); nothing was buffered.
     #[error("payload too large: {len} > {max}")]
     PayloadTooLarge {
         /// The declared length.
         len: u64,
         /// The cap in force.
+        max: u64,
+    },
+    /// The declared payload length is above what the frame's command can
+    /// carry (see [`PayloadLimits`](super::PayloadLimits)): refused from the
+    /// frame header, before any of the payload was buffered.
+    #[error("{command}: {what} of {len} bytes declared, at most {max} allowed")]
+    CommandTooLarge {
+        /// The command the frame header names (for an undefined N3
+        /// command byte, `unknown 0x..`).
+        command: String,
+        /// Which length: `"payload"`, or for a compressed N3 frame
+        /// `"compressed payload"` (its length on the wire) or
+        /// `"decompressed payload"` (the size it declares).
+        what: &'static str,
+        /// The declared length.
+        len: u64,
+        /// The cap of that command.
         max: u64,
     },
     /// Legacy: the checksum does not match the payload.

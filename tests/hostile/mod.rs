@@ -295,13 +295,13 @@ impl Hostile for Legacy {
             payload.extend_from_slice(&hash(i).0);
         }
         payload.extend_from_slice(&[0; 32]);
-        let msg = legacy::Message::Unknown {
-            command: "getheaders".into(),
-            payload: payload.into(),
-        };
-        let mut out = BytesMut::new();
-        legacy::Codec::new(NET).encode(&msg, &mut out).unwrap();
-        out.to_vec()
+        // By hand: our own encoder refuses a frame over the command's cap.
+        let mut f = NET.to_le_bytes().to_vec();
+        f.extend_from_slice(b"getheaders\0\0");
+        f.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        f.extend_from_slice(&legacy::checksum(&payload));
+        f.extend_from_slice(&payload);
+        f
     }
 }
 

@@ -6,8 +6,8 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::{MAINNET_MAGIC, Message};
-use crate::wire::{FrameError, MAX_PAYLOAD, hash256};
+use super::{MAINNET_MAGIC, Message, limits};
+use crate::wire::{FrameError, MAX_PAYLOAD, PayloadLimits, hash256};
 
 /// Length of the frame header.
 pub const HEADER_SIZE: usize = 24;
@@ -90,20 +90,29 @@ fn command_field(command: &str) -> Result<[u8; COMMAND_SIZE], FrameError> {
 /// It holds no buffer of its own: [`Codec::decode`] reads from the caller's
 /// [`BytesMut`], consuming a frame only once it is complete, and hands out the
 /// payload without copying it.
+///
+/// Every frame is held to two caps, both checked from its 24-byte header
+/// before any of its payload is buffered, on receive and on send alike: the
+/// frame cap ([`Codec::max_payload`]) and its command's cap
+/// ([`Codec::payload_cap`], from the [`limits`] and the configurable
+/// [`PayloadLimits`]).
 #[derive(Debug, Clone)]
 pub struct Codec {
     magic: u32,
     any_magic: bool,
     max_payload: usize,
+    limits: PayloadLimits,
 }
 
 impl Codec {
-    /// A codec for the network with this magic (e.g. [`MAINNET_MAGIC`]).
+    /// A codec for the network with this magic (e.g. [`MAINNET_MAGIC`]),
+    /// with the default limits ([`PayloadLimits::LEGACY`]).
     pub fn new(magic: u32) -> Self {
         Codec {
             magic,
             any_magic: false,
             max_payload: MAX_PAYLOAD,
+            limits: PayloadLimits::LEGACY,
         }
     }
 
@@ -111,9 +120,8 @@ impl Codec {
     /// It encodes with [`MAINNET_MAGIC`].
     pub fn any_magic() -> Self {
         Codec {
-            magic: MAINNET_MAGIC,
             any_magic: true,
-            max_payload: MAX_PAYLOAD,
+            ..Codec::new(MAINNET_MAGIC)
         }
     }
 
@@ -133,13 +141,64 @@ impl Codec {
         self.max_payload = max.min(MAX_PAYLOAD);
     }
 
+    /// The configurable part of the per-command caps.
+    pub fn limits(&self) -> &PayloadLimits {
+        &self.limits
+    }
+
+    /// Sets the configurable part of the per-command caps (the block and
+    /// transaction sizes of the network, the cap of unknown commands).
+    pub fn set_limits(&mut self, limits: PayloadLimits) {
+        self.limits = limits;
+    }
+
+    /// The largest payload a `command` frame may declare, received or sent:
+    /// the command's cap (see [`limits`]), and never more than
+    /// [`Codec::max_payload`].
+    ///
+    /// ```
+    /// use neo_peer::wire::legacy::{Codec, MAINNET_MAGIC};
+    ///
+    /// let codec = Codec::new(MAINNET_MAGIC);
+    /// assert_eq!(codec.payload_cap("ping"), 12);
+    /// assert_eq!(codec.payload_cap("verack"), 0);
+    /// assert_eq!(codec.payload_cap("xyzzy"), 64 * 1024);
+    /// ```
+    #[inline]
+    pub fn payload_cap(&self, command: &str) -> usize {
+        limits::payload_cap(&self.limits, command).min(self.max_payload)
+    }
+
+    /// Checks a payload length against the frame cap, then against the
+    /// command's cap: the one check of both directions.
+    #[inline]
+    fn check_len(&self, command: &str, len: usize) -> Result<(), FrameError> {
+        if len > self.max_payload {
+            return Err(FrameError::PayloadTooLarge {
+                len: len as u64,
+                max: self.max_payload as u64,
+            });
+        }
+        let max = self.payload_cap(command);
+        if len > max {
+            return Err(FrameError::CommandTooLarge {
+                command: command.to_owned(),
+                what: "payload",
+                len: len as u64,
+                max: max as u64,
+            });
+        }
+        Ok(())
+    }
+
     /// Takes the next frame off `buf` without decoding its payload.
     ///
     /// Returns `Ok(None)`, consuming nothing, while the frame is incomplete.
     /// The magic is checked as soon as 4 bytes are there, the command field and
-    /// the declared length as soon as the 24-byte header is there (so an
-    /// oversized frame is refused before its payload is awaited), and the
-    /// checksum once the payload is complete.
+    /// the declared length (against the frame cap, then the command's cap) as
+    /// soon as the 24-byte header is there, so an oversized frame is refused
+    /// before its payload is awaited; the checksum once the payload is
+    /// complete.
     pub fn decode_frame(&mut self, buf: &mut BytesMut) -> Result<Option<RawFrame>, FrameError> {
         let Some(magic_bytes) = buf.first_chunk::<4>() else {
             return Ok(None);
@@ -159,16 +218,12 @@ impl Codec {
         field.copy_from_slice(&header[4..16]);
         let mut len_bytes = [0u8; 4];
         len_bytes.copy_from_slice(&header[16..20]);
-        let len = u32::from_le_bytes(len_bytes);
-        if u64::from(len) > self.max_payload as u64 {
-            return Err(FrameError::PayloadTooLarge {
-                len: len.into(),
-                max: self.max_payload as u64,
-            });
-        }
-        let command = parse_command(&field)?.to_owned();
-        // `len <= max_payload`, a usize
-        let total = HEADER_SIZE + len as usize;
+        // Whatever does not fit in a usize is over any cap.
+        let len = usize::try_from(u32::from_le_bytes(len_bytes)).unwrap_or(usize::MAX);
+        let command = parse_command(&field)?;
+        self.check_len(command, len)?;
+        let command = command.to_owned();
+        let total = HEADER_SIZE + len;
         if buf.len() < total {
             // Nothing is reserved for the rest: a declared length buys no
             // memory until the bytes actually arrive.
@@ -183,7 +238,7 @@ impl Codec {
             });
         }
         let _ = buf.split_to(HEADER_SIZE);
-        let payload = buf.split_to(len as usize).freeze();
+        let payload = buf.split_to(len).freeze();
         Ok(Some(RawFrame {
             magic,
             command,
@@ -202,7 +257,8 @@ impl Codec {
     /// Appends `msg` as one frame to `out`.
     ///
     /// Refuses (writing nothing) what a receiver would reject: a payload over
-    /// the cap, or a message breaking the protocol's limits
+    /// the frame cap or its command's cap (so nothing is sent that this
+    /// codec would refuse), or a message breaking the protocol's limits
     /// ([`Message::check_limits`]).
     pub fn encode(&self, msg: &Message, out: &mut BytesMut) -> Result<(), FrameError> {
         let command = msg.command();
@@ -212,12 +268,7 @@ impl Codec {
             source,
         })?;
         let len = msg.payload_size();
-        if len > self.max_payload {
-            return Err(FrameError::PayloadTooLarge {
-                len: len as u64,
-                max: self.max_payload as u64,
-            });
-        }
+        self.check_len(command, len)?;
         out.reserve(HEADER_SIZE + len);
         let start = out.len();
         out.put_u32_le(self.magic);

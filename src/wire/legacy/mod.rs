@@ -33,6 +33,7 @@ mod block;
 mod frame;
 #[cfg(feature = "json")]
 pub mod json;
+pub mod limits;
 mod message;
 mod payload;
 mod tx;
@@ -99,11 +100,15 @@ pub const MAX_HEADERS: u64 = 2000;
 /// Most hashes in one `inv`/`getdata` the reference node accepts, and the most
 /// this codec sends.
 pub const MAX_INV_HASHES: u64 = 500;
-/// Most hashes in one received `inv`/`getdata`. NEO•ONE sends more than
-/// [`MAX_INV_HASHES`] (a `getdata` of 501 hashes, a `mempool` answer of up to
-/// its whole pool), so receiving accepts up to the default array maximum (as
-/// neo-go does); the payload cap bounds it further.
-pub const MAX_INV_HASHES_RECEIVE: u64 = MAX_ARRAY_DEFAULT;
+/// Most hashes in one received `inv`/`getdata` (65,536).
+///
+/// NEO•ONE sends more than [`MAX_INV_HASHES`]: a `getdata` of 501 hashes,
+/// and a `mempool` answer of its whole pool in one `inv` (up to 5000
+/// hashes, its pool size). 65,536 leaves thirteen times that, and bounds an
+/// inventory at 2 MiB ([`limits::MAX_INV_PAYLOAD`]) where the default array
+/// maximum (16,777,216 hashes, which neo-go 2.x accepts) would allow any
+/// length up to the frame cap.
+pub const MAX_INV_HASHES_RECEIVE: u64 = 0x1_0000;
 /// Most `hash_start` entries in `getheaders`/`getblocks`.
 pub const MAX_HASH_START: u64 = 16;
 /// Most addresses in one `addr` (and at least one is required).
@@ -115,8 +120,19 @@ pub const MAX_TX_ATTRIBUTES: u64 = 16;
 /// Most outputs of one transaction.
 pub const MAX_TX_OUTPUTS: u64 = 65536;
 /// Largest transaction the reference node handles; a bigger `tx` message is
-/// ignored by it (not a decode error).
+/// ignored by it (not a decode error), and never relayed by anyone. The
+/// default cap of a `tx` payload ([`PayloadLimits::LEGACY`]).
+///
+/// [`PayloadLimits::LEGACY`]: crate::wire::PayloadLimits::LEGACY
 pub const MAX_TX_SIZE: usize = 102_400;
+/// Default cap of a `block` payload: the frame cap ([`MAX_PAYLOAD`]).
+///
+/// Nothing in NEO 2 bounds a block below it: the reference node has no block
+/// size setting, and the consensus policy took up to 500 transactions per
+/// block (neo-go 2.x MainNet and TestNet configurations, later 200) of up to
+/// [`MAX_TX_SIZE`] bytes each, 51 MB. A network that knows its largest block
+/// should set [`PayloadLimits::block`](crate::wire::PayloadLimits::block).
+pub const MAX_BLOCK_SIZE: usize = MAX_PAYLOAD;
 /// Most transactions in one block (and at least one is required).
 pub const MAX_BLOCK_TXS: u64 = 65535;
 /// Longest witness script (invocation or verification), in bytes.

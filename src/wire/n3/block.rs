@@ -402,7 +402,7 @@ impl Encode for Block {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::wire::n3::MAINNET_GENESIS_HASH;
 
@@ -415,7 +415,7 @@ mod tests {
     }
 
     /// A header whose scripts are `invocation` and `verification` bytes long.
-    fn header(invocation: usize, verification: usize) -> Header {
+    pub(in crate::wire::n3) fn header(invocation: usize, verification: usize) -> Header {
         Header {
             version: 0,
             prev_hash: UInt256([1; 32]),

@@ -2,13 +2,16 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::limits::{self, compressed_cap};
 use super::{
     AddrPayload, Block, COMPRESSION_MIN_SIZE, COMPRESSION_THRESHOLD, ExtensiblePayload,
     FLAG_COMPRESSED, FilterAddPayload, FilterLoadPayload, GetBlockByIndexPayload, GetBlocksPayload,
     GetMptDataPayload, HeadersPayload, InvPayload, MerkleBlockPayload, MptDataPayload,
     P2PNotaryRequest, PingPayload, Transaction, VersionPayload,
 };
-use crate::wire::{Decode, DecodeError, Encode, FrameError, MAX_PAYLOAD, WriteExt, var_int_size};
+use crate::wire::{
+    Decode, DecodeError, Encode, FrameError, MAX_PAYLOAD, PayloadLimits, WriteExt, var_int_size,
+};
 
 /// Every command byte the protocol defines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -514,13 +517,18 @@ impl RawFrame {
 /// The sans-I/O N3 stream codec.
 ///
 /// Decoding takes whole frames off the front of a [`BytesMut`] and leaves
-/// partial ones in place; the declared payload length is checked against the
-/// cap as soon as it is known, before anything is buffered for it. Encoding
-/// writes frames straight into the output buffer and refuses messages a
-/// receiver would reject.
+/// partial ones in place; the declared payload length is checked as soon as
+/// it is known, before anything is buffered for it, against two caps: the
+/// frame cap ([`Codec::max_payload`]) and its command's cap
+/// ([`Codec::payload_cap`], from the [`limits`] and the configurable
+/// [`PayloadLimits`]). A compressed frame's declared decompressed size is
+/// held to both as soon as its four bytes are there. Encoding writes frames
+/// straight into the output buffer and refuses messages a receiver would
+/// reject, this codec's caps included.
 #[derive(Debug, Clone)]
 pub struct Codec {
     max_payload: usize,
+    limits: PayloadLimits,
     compression: bool,
 }
 
@@ -534,10 +542,12 @@ impl Default for Codec {
 const LZ4_MAX_RATIO: usize = 255;
 
 impl Codec {
-    /// A codec with the protocol's payload cap ([`MAX_PAYLOAD`]) and compression off.
+    /// A codec with the protocol's payload cap ([`MAX_PAYLOAD`]), the default
+    /// limits ([`PayloadLimits::N3`]) and compression off.
     pub fn new() -> Self {
         Codec {
             max_payload: MAX_PAYLOAD,
+            limits: PayloadLimits::N3,
             compression: false,
         }
     }
@@ -551,6 +561,65 @@ impl Codec {
     /// sent ones). Values above [`MAX_PAYLOAD`] are lowered to it.
     pub fn set_max_payload(&mut self, max: usize) {
         self.max_payload = max.min(MAX_PAYLOAD);
+    }
+
+    /// The configurable part of the per-command caps.
+    pub fn limits(&self) -> &PayloadLimits {
+        &self.limits
+    }
+
+    /// Sets the configurable part of the per-command caps (the block and
+    /// transaction sizes of the network, the cap of unknown commands).
+    pub fn set_limits(&mut self, limits: PayloadLimits) {
+        self.limits = limits;
+    }
+
+    /// The largest (decompressed) payload a frame with this command byte may
+    /// declare, received or sent: the command's cap (see [`limits`]), and
+    /// never more than [`Codec::max_payload`].
+    ///
+    /// ```
+    /// use neo_peer::wire::n3::{Codec, Command};
+    ///
+    /// let codec = Codec::new();
+    /// assert_eq!(codec.payload_cap(Command::Ping.as_u8()), 12);
+    /// assert_eq!(codec.payload_cap(Command::Block.as_u8()), 2 << 20);
+    /// assert_eq!(codec.payload_cap(0x99), 64 * 1024);
+    /// ```
+    #[inline]
+    pub fn payload_cap(&self, command: u8) -> usize {
+        limits::payload_cap(&self.limits, command).min(self.max_payload)
+    }
+
+    /// Checks a declared length against the frame cap, then against the
+    /// command's cap (`cap`, as [`Codec::payload_cap`] gives it): the one
+    /// check of both directions.
+    #[inline]
+    fn check_len(
+        &self,
+        command: u8,
+        what: &'static str,
+        len: u64,
+        cap: usize,
+    ) -> Result<(), FrameError> {
+        if len > self.max_payload as u64 {
+            return Err(FrameError::PayloadTooLarge {
+                len,
+                max: self.max_payload as u64,
+            });
+        }
+        if len > cap as u64 {
+            return Err(FrameError::CommandTooLarge {
+                command: match Command::from_u8(command) {
+                    Some(c) => c.name().to_owned(),
+                    None => format!("unknown {command:#04x}"),
+                },
+                what,
+                len,
+                max: cap as u64,
+            });
+        }
+        Ok(())
     }
 
     /// True if eligible outgoing payloads are compressed.
@@ -589,26 +658,38 @@ impl Codec {
             [a, b, c, d, e, f, g, h] => u64::from_le_bytes([a, b, c, d, e, f, g, h]),
             _ => u64::from(first),
         };
-        if len > self.max_payload as u64 {
-            return Err(FrameError::PayloadTooLarge {
-                len,
-                max: self.max_payload as u64,
-            });
+        let (flags, command) = (buf[0], buf[1]);
+        let compressed = flags & FLAG_COMPRESSED != 0;
+        let cap = self.payload_cap(command);
+        let header = 2 + prefix;
+        // The declared decompressed size, as soon as its 4 bytes are there.
+        let mut size = None;
+        if compressed {
+            self.check_len(command, "compressed payload", len, compressed_cap(cap))?;
+            if let Some(&[a, b, c, d]) = buf.get(header..header + 4).filter(|_| len >= 4) {
+                let n = u32::from_le_bytes([a, b, c, d]);
+                self.check_len(command, "decompressed payload", n.into(), cap)?;
+                size = Some(n as usize);
+            }
+        } else {
+            self.check_len(command, "payload", len, cap)?;
         }
         // `len <= max_payload`, so it fits in usize.
-        let header = 2 + prefix;
         let total = header + len as usize;
         if buf.len() < total {
             return Ok(None);
         }
         let frame = buf.split_to(total).freeze();
-        let flags = frame[0];
-        let command = frame[1];
         let body = frame.slice(header..);
-        let payload = if flags & FLAG_COMPRESSED != 0 {
-            decompress(&body, self.max_payload)?
-        } else {
-            body
+        let payload = match (compressed, size) {
+            (false, _) => body,
+            (true, Some(n)) => decompress(&body[4..], n)?,
+            (true, None) => {
+                return Err(FrameError::Decompress(format!(
+                    "compressed payload of {} bytes has no 4-byte size",
+                    body.len()
+                )));
+            }
         };
         Ok(Some(RawFrame {
             flags,
@@ -636,13 +717,9 @@ impl Codec {
             source,
         })?;
         let size = msg.payload_size();
-        if size > self.max_payload {
-            return Err(FrameError::PayloadTooLarge {
-                len: size as u64,
-                max: self.max_payload as u64,
-            });
-        }
         let command = msg.command_byte();
+        // A compressed form is kept only when smaller, so within the cap too.
+        self.check_len(command, "payload", size as u64, self.payload_cap(command))?;
         let eligible = msg.command().is_some_and(Command::compressible);
         if self.compression && eligible && size > COMPRESSION_MIN_SIZE {
             // A payload the message holds encoded is compressed from where it is.
@@ -685,21 +762,9 @@ fn compress(raw: &[u8]) -> Option<Vec<u8>> {
     (buf.len() + COMPRESSION_THRESHOLD < raw.len()).then_some(buf)
 }
 
-/// Decompresses `u32 LE size ‖ LZ4 block` into exactly `size` bytes.
-fn decompress(body: &[u8], max_payload: usize) -> Result<Bytes, FrameError> {
-    let (Some(size), Some(block)) = (body.get(..4), body.get(4..)) else {
-        return Err(FrameError::Decompress(format!(
-            "compressed payload of {} bytes has no 4-byte size",
-            body.len()
-        )));
-    };
-    let n = u32::from_le_bytes([size[0], size[1], size[2], size[3]]) as usize;
-    if n > max_payload {
-        return Err(FrameError::PayloadTooLarge {
-            len: n as u64,
-            max: max_payload as u64,
-        });
-    }
+/// Decompresses an LZ4 block into exactly `n` bytes (the size the frame
+/// declared, already held to the caps).
+fn decompress(block: &[u8], n: usize) -> Result<Bytes, FrameError> {
     if n > block.len().saturating_mul(LZ4_MAX_RATIO) + 16 {
         return Err(FrameError::Decompress(format!(
             "{} LZ4 bytes cannot expand to {n} bytes",
@@ -754,11 +819,12 @@ mod tests {
     #[test]
     fn lz4_expansion_bound() {
         // A block of 4 bytes can never yield 2000 bytes.
-        let e = decompress(&[0xD0, 0x07, 0, 0, 0x1F, 0, 1, 0], MAX_PAYLOAD).unwrap_err();
+        let e = decompress(&[0x1F, 0, 1, 0], 2000).unwrap_err();
         assert!(matches!(e, FrameError::Decompress(_)), "{e}");
         let raw = vec![0u8; 5000];
         let c = compress(&raw).unwrap();
-        assert_eq!(decompress(&c, MAX_PAYLOAD).unwrap(), raw);
+        assert_eq!(&c[..4], &5000u32.to_le_bytes());
+        assert_eq!(decompress(&c[4..], raw.len()).unwrap(), raw);
         assert!(compress(&[1, 2, 3]).is_none());
     }
 }

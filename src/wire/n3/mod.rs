@@ -36,6 +36,7 @@ mod frame;
 mod headers;
 #[cfg(feature = "json")]
 pub mod json;
+pub mod limits;
 mod payload;
 mod tx;
 
@@ -114,8 +115,19 @@ pub const MAX_BLOCKS_PER_REQUEST: usize = 500;
 pub const MAX_GETBLOCKS_HASHES: usize = 500;
 /// Most transactions in a block.
 pub const MAX_TRANSACTIONS_PER_BLOCK: usize = 65535;
-/// Largest serialised transaction, in bytes.
+/// Largest serialised transaction, in bytes (`MaxTransactionSize` of both
+/// reference nodes); the default cap of a `transaction` payload.
 pub const MAX_TRANSACTION_SIZE: usize = 102_400;
+/// Default cap of a `block` payload: 2 MiB (2,097,152 bytes).
+///
+/// The largest `MaxBlockSize` of the public networks: the C# dBFT plugin
+/// ships with 2,097,152 (`DBFTPlugin/config.json`; its code default is
+/// 262,144) and neo-go's TestNet configuration has the same, while neo-go's
+/// MainNet uses its default of 262,144. No node checks the size of a block
+/// it receives; consensus nodes keep to it when they propose one, so no
+/// bigger block exists on those networks. A private network with bigger
+/// blocks sets [`PayloadLimits::block`](crate::wire::PayloadLimits::block).
+pub const MAX_BLOCK_SIZE: usize = 2 * 1024 * 1024;
 /// Most signers plus attributes of one transaction.
 pub const MAX_TRANSACTION_ATTRIBUTES: usize = 16;
 /// Longest transaction script, in bytes (at least one byte is required).
