@@ -26,6 +26,7 @@ use super::{
 };
 use crate::executor::Executor;
 use crate::protocol::{Protocol, RequestKind};
+use crate::telemetry;
 
 /// Answers a caller's reply slot holds before the driver waits for the
 /// caller to take them (and stops reading meanwhile).
@@ -46,6 +47,8 @@ pub(super) struct Shared<P: Protocol> {
     pub(super) config: Arc<LocalConfig<P>>,
     pub(super) stats: Stats,
     pub(super) created_at: SystemTime,
+    /// The span of the peer's log lines (`remote` recorded once known).
+    pub(super) span: tracing::Span,
     state: Mutex<State<P>>,
     /// Set when the peer has ended; `closed_event` then wakes every waiter.
     closed: AtomicBool,
@@ -62,9 +65,20 @@ impl<P: Protocol> Shared<P> {
     pub(super) fn new(config: LocalConfig<P>, direction: Direction) -> Self {
         let config = Arc::new(config);
         let stats = Stats::new();
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        // At the error level, so that the span is there whatever level of
+        // the peer's events a subscriber lets through.
+        let span = tracing::error_span!(
+            "peer",
+            id,
+            protocol = P::NAME,
+            remote = tracing::field::Empty,
+            direction = ?direction,
+        );
         Shared {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id,
             direction,
+            span,
             remote_addr: OnceLock::new(),
             state: Mutex::new(State {
                 machine: Machine::new(config.clone(), stats.clone(), Instant::now()),
@@ -160,13 +174,8 @@ where
     E: Executor,
 {
     let mailbox = peer.take_mailbox().ok_or(PeerError::AlreadyStarted)?;
-    let span = tracing::info_span!(
-        "peer",
-        id = peer.shared.id,
-        protocol = P::NAME,
-        remote = %peer.shared.remote_addr.get().map_or_else(|| "?".to_string(), ToString::to_string),
-        direction = ?peer.shared.direction,
-    );
+    let started = Instant::now();
+    let span = peer.shared.span.clone();
     let mut driver = Driver {
         peer: peer.clone(),
         conn,
@@ -178,6 +187,7 @@ where
         timer: Timer::never(),
         timer_at: None,
         flushed: true,
+        connected: None,
     };
     let handshaken = std::future::poll_fn(|cx| driver.poll(cx, true))
         .instrument(span.clone())
@@ -185,7 +195,15 @@ where
     if !handshaken {
         return Err(peer.disconnected());
     }
-    tracing::debug!(parent: &span, user_agent = ?peer.info().user_agent, "handshake complete");
+    let direction = peer.shared.direction;
+    telemetry::handshake_completed(direction, started.elapsed());
+    driver.connected = Some(telemetry::LivePeer::new(direction));
+    tracing::info!(
+        parent: &span,
+        user_agent = peer.info().user_agent.as_deref().unwrap_or_default(),
+        height = peer.height(),
+        "handshake complete"
+    );
     let (queue, messages) = queue::bounded(peer.shared.config.queues.handler);
     let handling = Arc::new(Handling {
         peer: peer.clone(),
@@ -225,6 +243,8 @@ struct Driver<P: Protocol, C, H, E> {
     timer_at: Option<Instant>,
     /// Whether everything written was flushed.
     flushed: bool,
+    /// Counts the peer as connected from the handshake to its end.
+    connected: Option<telemetry::LivePeer>,
 }
 
 impl<P: Protocol, C: Connection, H: Handler<P>, E: Executor> Driver<P, C, H, E> {
@@ -263,9 +283,7 @@ impl<P: Protocol, C: Connection, H: Handler<P>, E: Executor> Driver<P, C, H, E> 
                 match event {
                     machine::Event::Handshaken if until_handshaken => return Poll::Ready(true),
                     machine::Event::Handshaken => {}
-                    machine::Event::Closed(reason) => {
-                        tracing::debug!(%reason, "peer disconnected");
-                    }
+                    machine::Event::Closed(reason) => self.ended(&reason),
                     event => {
                         if let Some(held) = self.route(event) {
                             self.held = Some(held);
@@ -342,6 +360,23 @@ impl<P: Protocol, C: Connection, H: Handler<P>, E: Executor> Driver<P, C, H, E> 
             if !progress {
                 return Poll::Pending;
             }
+        }
+    }
+
+    /// The peer ended, for `reason`: logged and counted, as a failed
+    /// handshake or as a disconnect.
+    fn ended(&mut self, reason: &DisconnectReason) {
+        let label = reason.label();
+        let Some(connected) = self.connected.as_mut() else {
+            telemetry::handshake_failed(self.peer.shared.direction, reason);
+            tracing::info!(%reason, reason_label = label, "handshake failed");
+            return;
+        };
+        connected.end(reason);
+        if reason.is_remote_fault() {
+            tracing::warn!(%reason, reason_label = label, "disconnected");
+        } else {
+            tracing::info!(%reason, reason_label = label, "disconnected");
         }
     }
 
