@@ -31,7 +31,7 @@
 //! | `neo_peer_stalls_total` | counter | `request` | requests left unanswered past the stall timeout (each drops its peer) |
 //! | `neo_peer_misbehaviour_points_total` | counter | | misbehaviour points a [`PeerManager`] gave remotes |
 //! | `neo_peer_bans_total` | counter | | addresses a [`PeerManager`] banned |
-//! | `neo_peer_book_addresses` | gauge | `table` | addresses in a manager's address book, per table (`all` today), updated when the manager starts, learns addresses and flushes the book |
+//! | `neo_peer_book_addresses` | gauge | `table` | addresses in a manager's address book, per table (`all` today), updated when the manager starts, a peer joins, addresses are learned and the book is flushed |
 //! | `neo_peer_sync_headers` | gauge | | headers the running header sync has fetched and checked |
 //! | `neo_peer_sync_target_headers` | gauge | | headers the running header sync wants |
 //!
@@ -303,7 +303,8 @@ pub(crate) fn penalised(points: u32, banned: bool) {
 }
 
 /// The sizes of `book`'s tables. The one place that knows what the book
-/// exposes: a manager calls it when it starts, learns addresses and flushes.
+/// exposes: a manager calls it when it starts, when a peer joins, when it
+/// learns addresses and after each flush.
 pub(crate) fn address_book(book: &AddressBook) {
     metrics::gauge!(BOOK_ADDRESSES, "table" => "all").set(book.len() as f64);
 }

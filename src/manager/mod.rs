@@ -731,6 +731,7 @@ impl<P: Protocol> PeerManager<P> {
             }
             inner.book.record_success(a, &facts);
         }
+        telemetry::address_book(&inner.book);
         inner.changed.notify(usize::MAX);
         inner.emit(ManagerEvent::Connected {
             id,

@@ -75,13 +75,15 @@ impl<P: Protocol> Shared<P> {
             remote = tracing::field::Empty,
             direction = ?direction,
         );
+        // Our `version` is queued here: its trace line names the peer.
+        let machine = span.in_scope(|| Machine::new(config.clone(), stats.clone(), Instant::now()));
         Shared {
             id,
             direction,
             span,
             remote_addr: OnceLock::new(),
             state: Mutex::new(State {
-                machine: Machine::new(config.clone(), stats.clone(), Instant::now()),
+                machine,
                 waker: None,
             }),
             config,
