@@ -46,6 +46,24 @@ fn serve(extra: &[&str]) -> (Kill, SocketAddr) {
     (Kill(child), addr)
 }
 
+/// `neo-peer sync --connect addr ARGS`, which must succeed, with `RUST_LOG`
+/// set to `log` (or unset); what it wrote on standard error.
+fn sync(addr: SocketAddr, log: Option<&str>, args: &[&str]) -> String {
+    let mut command = neo_peer();
+    match log {
+        Some(filter) => command.env("RUST_LOG", filter),
+        None => command.env_remove("RUST_LOG"),
+    };
+    let out = command
+        .args(["sync", "--connect", &addr.to_string()])
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stderr}");
+    stderr
+}
+
 /// `GET path` over a plain TCP connection: the status line and the body.
 fn get(addr: SocketAddr, path: &str) -> (String, String) {
     let mut conn = TcpStream::connect(addr).unwrap();
@@ -130,15 +148,7 @@ fn serve_shows_live_metrics_while_peers_sync_from_it() {
     );
 
     // A whole sync, start to end.
-    let out = neo_peer()
-        .args(["sync", "--connect", &addr.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sync(addr, None, &[]);
     let left = "neo_peer_disconnects_total{direction=\"inbound\",reason=\"remote_closed\"}";
     let text = scrape_until(metrics, |t| value(t, left) == Some(1.0));
     assert_eq!(value(&text, left), Some(1.0), "{text}");
@@ -239,21 +249,7 @@ fn crawl_shows_the_manager_s_metrics() {
 #[test]
 fn sync_logs_name_each_peer_by_address() {
     let (_server, addr) = serve(&[]);
-    let run = |extra: &[&str]| {
-        let out = neo_peer()
-            .env("RUST_LOG", "info")
-            .args(["sync", "--count", "100", "--connect", &addr.to_string()])
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stderr).unwrap()
-    };
-    let text = run(&[]);
+    let text = sync(addr, Some("info"), &["--count", "100"]);
     let remote = format!("remote={addr}");
     let line = |message: &str| {
         text.lines()
@@ -269,7 +265,11 @@ fn sync_logs_name_each_peer_by_address() {
     assert!(line("disconnected").contains("reason_label=\"shutdown\""));
 
     // The same as JSON, one object per line, the peer's span in each.
-    let text = run(&["--log-format", "json"]);
+    let text = sync(
+        addr,
+        Some("info"),
+        &["--count", "100", "--log-format", "json"],
+    );
     let events: Vec<serde_json::Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
@@ -284,11 +284,5 @@ fn sync_logs_name_each_peer_by_address() {
     assert_eq!(complete["span"]["direction"], "Outbound");
 
     // Without RUST_LOG, nothing but what the tool always said.
-    let out = neo_peer()
-        .env_remove("RUST_LOG")
-        .args(["sync", "--count", "100", "--connect", &addr.to_string()])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert_eq!(sync(addr, None, &["--count", "100"]), "");
 }
