@@ -61,8 +61,8 @@
 //!
 //! | level | what |
 //! |---|---|
-//! | `warn` | a disconnect for the remote's fault (a stall, a bad frame, a broken rule, a blocked write), a ban |
-//! | `info` | a handshake completed or failed, any other disconnect, a failed dial |
+//! | `warn` | a disconnect or failed handshake for the remote's fault (a stall, a bad frame, a broken rule, a blocked write, misbehaviour), a ban |
+//! | `info` | a handshake completed, any other disconnect or failed handshake, a failed dial |
 //! | `debug` | misbehaviour points, unknown commands, refused inbound connections |
 //! | `trace` | every message each way: its command and size |
 //!

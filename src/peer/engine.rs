@@ -368,17 +368,21 @@ impl<P: Protocol, C: Connection, H: Handler<P>, E: Executor> Driver<P, C, H, E> 
     /// The peer ended, for `reason`: logged and counted, as a failed
     /// handshake or as a disconnect.
     fn ended(&mut self, reason: &DisconnectReason) {
-        let label = reason.label();
-        let Some(connected) = self.connected.as_mut() else {
-            telemetry::handshake_failed(self.peer.shared.direction, reason);
-            tracing::info!(%reason, reason_label = label, "handshake failed");
-            return;
+        let what = match self.connected.as_mut() {
+            Some(connected) => {
+                connected.end(reason);
+                "disconnected"
+            }
+            None => {
+                telemetry::handshake_failed(self.peer.shared.direction, reason);
+                "handshake failed"
+            }
         };
-        connected.end(reason);
+        let label = reason.label();
         if reason.is_remote_fault() {
-            tracing::warn!(%reason, reason_label = label, "disconnected");
+            tracing::warn!(%reason, reason_label = label, "{what}");
         } else {
-            tracing::info!(%reason, reason_label = label, "disconnected");
+            tracing::info!(%reason, reason_label = label, "{what}");
         }
     }
 
