@@ -33,6 +33,9 @@
 //! - [`chain`]: an in-memory chain, a synthetic chain generator, and
 //!   [`ChainServer`](chain::ChainServer), a handler that serves headers and
 //!   blocks from it.
+//! - [`telemetry`]: the metrics the crate records (through the `metrics`
+//!   facade, a no-op until you install a recorder), listed in one table, and
+//!   how its `tracing` logs name each peer.
 //!
 //! # Quick start (smol)
 //!
@@ -121,6 +124,7 @@ pub mod fuzzing;
 pub mod manager;
 pub mod peer;
 pub mod protocol;
+pub mod telemetry;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 pub mod wire;

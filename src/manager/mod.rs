@@ -80,6 +80,7 @@ use crate::peer::{
     Connection, Direction, DisconnectReason, Handler, Misbehaviour, Peer, PeerError,
 };
 use crate::protocol::{Protocol, RequestKind};
+use crate::telemetry;
 
 /// A peer's number: [`Peer::id`], unique in the process and never reused.
 pub type PeerId = u64;
@@ -271,8 +272,10 @@ impl<P: Protocol> Inner<P> {
         let mut reg = self.lock();
         let score = reg.scores.entry(addr).or_insert(0);
         *score = score.saturating_add(points);
-        tracing::debug!(%addr, points, score = *score, why, "misbehaviour");
-        if *score < self.config.ban_threshold {
+        tracing::debug!(remote = %addr, points, score = *score, why, "misbehaviour");
+        let banned = *score >= self.config.ban_threshold;
+        telemetry::penalised(points, banned);
+        if !banned {
             return;
         }
         reg.scores.remove(&addr);
@@ -285,7 +288,7 @@ impl<P: Protocol> Inner<P> {
         drop(reg);
         let reason = format!("banned: {why}");
         self.book.ban(addr, self.config.ban_duration, why);
-        tracing::info!(%addr, why, "banned");
+        tracing::warn!(remote = %addr, why, "banned");
         self.emit(ManagerEvent::Banned {
             addr,
             reason: why.to_string(),
@@ -340,6 +343,7 @@ impl<P: Protocol> Inner<P> {
         let from = self.addr_of(id);
         let new = self.book.learn(from, addrs);
         if new > 0 {
+            telemetry::address_book(&self.book);
             self.emit(ManagerEvent::Learned { from, new });
         }
     }
@@ -467,6 +471,7 @@ impl<P: Protocol> PeerManager<P> {
             Box::pin(async move { user.handle_answer(&peer, msg, kind).await })
         });
         let (events, events_rx) = async_channel::bounded(EVENT_CAPACITY);
+        telemetry::address_book(&book);
         Ok(PeerManager {
             inner: Arc::new(Inner {
                 config,
@@ -702,10 +707,15 @@ impl<P: Protocol> PeerManager<P> {
         // sees that at once and takes it out again.
         let watcher = self.inner.clone();
         let watched = peer.clone();
-        inner.spawn(async move {
-            let reason = watched.closed().await;
-            watcher.departure(id, reason);
-        });
+        // In the peer's span: what the departure logs (points, a ban) names it.
+        let span = peer.span();
+        inner.spawn(tracing::Instrument::instrument(
+            async move {
+                let reason = watched.closed().await;
+                watcher.departure(id, reason);
+            },
+            span,
+        ));
         let facts = match info.version.as_ref().map(P::version_facts) {
             Some(v) => Connected::from(&v),
             None => Connected {
@@ -721,6 +731,7 @@ impl<P: Protocol> PeerManager<P> {
             }
             inner.book.record_success(a, &facts);
         }
+        telemetry::address_book(&inner.book);
         inner.changed.notify(usize::MAX);
         inner.emit(ManagerEvent::Connected {
             id,
@@ -809,6 +820,7 @@ impl<P: Protocol> PeerManager<P> {
             Timer::after(Duration::from_millis(2)).await;
         }
         let flushed = inner.book.flush_async().await.map_err(|e| e.to_string());
+        telemetry::address_book(&inner.book);
         ShutdownReport {
             peers: peers.len(),
             tasks_left: self.live_tasks(),
@@ -860,6 +872,7 @@ impl<P: Protocol> PeerManager<P> {
                     if let Err(e) = manager.inner.book.flush_async().await {
                         tracing::warn!(error = %e, "address book flush failed");
                     }
+                    telemetry::address_book(&manager.inner.book);
                     next_flush = now + config.flush_interval;
                 }
                 if now >= next_addr {

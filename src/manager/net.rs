@@ -172,7 +172,7 @@ impl<P: Protocol> PeerManager<P> {
                 let result = manager.dial(addr).await;
                 manager.inner.lock().dialing.remove(&addr);
                 if let Err(e) = result {
-                    tracing::debug!(%addr, error = %e, "dial failed");
+                    tracing::info!(remote = %addr, direction = ?Direction::Outbound, error = %e, "dial failed");
                     manager.inner.emit(ManagerEvent::DialFailed {
                         addr,
                         error: e.to_string(),

@@ -21,6 +21,7 @@ use thiserror::Error;
 use super::{ManagerError, PeerManager};
 use crate::peer::PeerError;
 use crate::protocol::{Legacy, N3, Protocol, RequestKind};
+use crate::telemetry;
 use crate::wire::{UInt256, legacy, n3};
 
 /// Why a sync stopped.
@@ -204,6 +205,7 @@ pub async fn sync_n3(
                 // No peer has more: the chain ends at the last header served.
                 wanted = have;
             }
+            telemetry::sync_progress(have, wanted);
             progress(have, wanted);
             Ok(if got_all { Next::More } else { Next::End })
         },
@@ -402,6 +404,7 @@ pub async fn sync_legacy(
             }
             have += headers.len() as u64;
             on_headers(&headers);
+            telemetry::sync_progress(have, wanted);
             progress(have, wanted);
             Ok(Next::More)
         },

@@ -26,6 +26,7 @@ use super::{
 };
 use crate::executor::Executor;
 use crate::protocol::{Protocol, RequestKind};
+use crate::telemetry;
 
 /// Answers a caller's reply slot holds before the driver waits for the
 /// caller to take them (and stops reading meanwhile).
@@ -46,6 +47,8 @@ pub(super) struct Shared<P: Protocol> {
     pub(super) config: Arc<LocalConfig<P>>,
     pub(super) stats: Stats,
     pub(super) created_at: SystemTime,
+    /// The span of the peer's log lines (`remote` recorded once known).
+    pub(super) span: tracing::Span,
     state: Mutex<State<P>>,
     /// Set when the peer has ended; `closed_event` then wakes every waiter.
     closed: AtomicBool,
@@ -62,12 +65,25 @@ impl<P: Protocol> Shared<P> {
     pub(super) fn new(config: LocalConfig<P>, direction: Direction) -> Self {
         let config = Arc::new(config);
         let stats = Stats::new();
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        // At the error level, so that the span is there whatever level of
+        // the peer's events a subscriber lets through.
+        let span = tracing::error_span!(
+            "peer",
+            id,
+            protocol = P::NAME,
+            remote = tracing::field::Empty,
+            direction = ?direction,
+        );
+        // Our `version` is queued here: its trace line names the peer.
+        let machine = span.in_scope(|| Machine::new(config.clone(), stats.clone(), Instant::now()));
         Shared {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id,
             direction,
+            span,
             remote_addr: OnceLock::new(),
             state: Mutex::new(State {
-                machine: Machine::new(config.clone(), stats.clone(), Instant::now()),
+                machine,
                 waker: None,
             }),
             config,
@@ -160,13 +176,8 @@ where
     E: Executor,
 {
     let mailbox = peer.take_mailbox().ok_or(PeerError::AlreadyStarted)?;
-    let span = tracing::info_span!(
-        "peer",
-        id = peer.shared.id,
-        protocol = P::NAME,
-        remote = %peer.shared.remote_addr.get().map_or_else(|| "?".to_string(), ToString::to_string),
-        direction = ?peer.shared.direction,
-    );
+    let started = Instant::now();
+    let span = peer.shared.span.clone();
     let mut driver = Driver {
         peer: peer.clone(),
         conn,
@@ -179,6 +190,7 @@ where
         timer_at: None,
         flushed: true,
         handshake_end: None,
+        connected: None,
     };
     let handshaken = std::future::poll_fn(|cx| driver.poll(cx, true))
         .instrument(span.clone())
@@ -186,7 +198,15 @@ where
     if !handshaken {
         return Err(peer.disconnected());
     }
-    tracing::debug!(parent: &span, user_agent = ?peer.info().user_agent, "handshake complete");
+    let direction = peer.shared.direction;
+    telemetry::handshake_completed(direction, started.elapsed());
+    driver.connected = Some(telemetry::LivePeer::new(direction));
+    tracing::info!(
+        parent: &span,
+        user_agent = peer.info().user_agent.as_deref().unwrap_or_default(),
+        height = peer.height(),
+        "handshake complete"
+    );
     let (queue, messages) = queue::bounded(peer.shared.config.queues.handler);
     let handling = Arc::new(Handling {
         peer: peer.clone(),
@@ -231,6 +251,8 @@ struct Driver<P: Protocol, C, H, E> {
     /// a peer refused right after (a duplicate, say) has had our verack and
     /// hears of its refusal as a refusal, not as a broken handshake.
     handshake_end: Option<u64>,
+    /// Counts the peer as connected from the handshake to its end.
+    connected: Option<telemetry::LivePeer>,
 }
 
 impl<P: Protocol, C: Connection, H: Handler<P>, E: Executor> Driver<P, C, H, E> {
@@ -272,9 +294,7 @@ impl<P: Protocol, C: Connection, H: Handler<P>, E: Executor> Driver<P, C, H, E> 
                         break;
                     }
                     machine::Event::Handshaken => {}
-                    machine::Event::Closed(reason) => {
-                        tracing::debug!(%reason, "peer disconnected");
-                    }
+                    machine::Event::Closed(reason) => self.ended(&reason),
                     event => {
                         if let Some(held) = self.route(event) {
                             self.held = Some(held);
@@ -284,6 +304,13 @@ impl<P: Protocol, C: Connection, H: Handler<P>, E: Executor> Driver<P, C, H, E> 
                 }
             }
             if m.is_closed() {
+                // The loop above may have stopped short (a held delivery,
+                // the handshake's end): the end is still told and counted.
+                while let Some(event) = m.poll_event(now) {
+                    if let machine::Event::Closed(reason) = event {
+                        self.ended(&reason);
+                    }
+                }
                 drop(st);
                 self.finish(&shared, cx);
                 return Poll::Ready(false);
@@ -357,6 +384,27 @@ impl<P: Protocol, C: Connection, H: Handler<P>, E: Executor> Driver<P, C, H, E> 
             if !progress {
                 return Poll::Pending;
             }
+        }
+    }
+
+    /// The peer ended, for `reason`: logged and counted, as a failed
+    /// handshake or as a disconnect.
+    fn ended(&mut self, reason: &DisconnectReason) {
+        let what = match self.connected.as_mut() {
+            Some(connected) => {
+                connected.end(reason);
+                "disconnected"
+            }
+            None => {
+                telemetry::handshake_failed(self.peer.shared.direction, reason);
+                "handshake failed"
+            }
+        };
+        let label = reason.label();
+        if reason.is_remote_fault() {
+            tracing::warn!(%reason, reason_label = label, "{what}");
+        } else {
+            tracing::info!(%reason, reason_label = label, "{what}");
         }
     }
 

@@ -594,7 +594,9 @@ impl<P: Protocol> Machine<P> {
                     }
                 }
                 Ok(Some(Decoded { message, wire_len })) => {
-                    self.stats.received(P::command_name(&message), wire_len);
+                    let command = P::command_name(&message);
+                    tracing::trace!(command, bytes = wire_len, "received");
+                    self.stats.received(command, wire_len);
                     self.last_message = now;
                     match self.phase {
                         Phase::Handshaking => self.on_handshake_message(now, message),
@@ -722,7 +724,7 @@ impl<P: Protocol> Machine<P> {
             }
             return;
         };
-        self.stats.round_trip(command, a.latency);
+        self.stats.answered(command, &a);
         if a.kind == RequestKind::Ping {
             self.remote.rtt = Some(a.latency);
         }
@@ -779,8 +781,9 @@ impl<P: Protocol> Machine<P> {
         P::encode(&self.encoder, message, &mut self.outbox).inspect_err(|_| {
             self.outbox.truncate(before);
         })?;
-        self.stats
-            .sent(P::command_name(message), self.outbox.len() - before);
+        let (command, bytes) = (P::command_name(message), self.outbox.len() - before);
+        tracing::trace!(command, bytes, "sent");
+        self.stats.sent(command, bytes);
         if before == 0 {
             self.write_stuck_since = Some(now);
         }

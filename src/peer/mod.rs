@@ -144,6 +144,63 @@ pub enum DisconnectReason {
     Duplicate(u32),
 }
 
+impl DisconnectReason {
+    /// A short, stable name of the reason, for metric labels and log
+    /// filters: one of a fixed set (`requested`, `remote_closed`,
+    /// `self_connection`, `wrong_network`, `handshake_violation`,
+    /// `handshake_timeout`, `protocol_violation`, `idle_timeout`, `stalled`,
+    /// `write_timeout`, `bad_frame`, `encode_error`, `io_error`,
+    /// `handler_panicked`, `handler_gone`, `misbehaviour`, `shutdown`,
+    /// `duplicate`), whatever the details the reason carries.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use neo_peer::peer::DisconnectReason;
+    ///
+    /// assert_eq!(DisconnectReason::IdleTimeout(Duration::from_secs(120)).label(), "idle_timeout");
+    /// ```
+    pub fn label(&self) -> &'static str {
+        match self {
+            DisconnectReason::Requested => "requested",
+            DisconnectReason::RemoteClosed => "remote_closed",
+            DisconnectReason::Handshake(Violation::SelfConnection(_)) => "self_connection",
+            DisconnectReason::Handshake(Violation::WrongNetwork { .. }) => "wrong_network",
+            DisconnectReason::Handshake(_) => "handshake_violation",
+            DisconnectReason::HandshakeTimeout => "handshake_timeout",
+            DisconnectReason::Protocol(_) => "protocol_violation",
+            DisconnectReason::IdleTimeout(_) => "idle_timeout",
+            DisconnectReason::Stalled(_) => "stalled",
+            DisconnectReason::WriteTimeout(_) => "write_timeout",
+            DisconnectReason::Frame(_) => "bad_frame",
+            DisconnectReason::Encode(_) => "encode_error",
+            DisconnectReason::Io(_) => "io_error",
+            DisconnectReason::HandlerPanicked(_) => "handler_panicked",
+            DisconnectReason::HandlerGone => "handler_gone",
+            DisconnectReason::Misbehaviour(_) => "misbehaviour",
+            DisconnectReason::Shutdown => "shutdown",
+            DisconnectReason::Duplicate(_) => "duplicate",
+        }
+    }
+
+    /// Whether the remote is to blame (a stall, a bad frame, a broken rule,
+    /// a blocked write, misbehaviour): such a disconnect is logged as a
+    /// warning.
+    pub(crate) fn is_remote_fault(&self) -> bool {
+        matches!(
+            self,
+            DisconnectReason::Handshake(Violation::DuplicateVersion)
+                | DisconnectReason::Handshake(Violation::DuplicateVerack)
+                | DisconnectReason::Handshake(Violation::VerackBeforeVersion)
+                | DisconnectReason::Handshake(Violation::Unexpected(_))
+                | DisconnectReason::Protocol(_)
+                | DisconnectReason::Stalled(_)
+                | DisconnectReason::WriteTimeout(_)
+                | DisconnectReason::Frame(_)
+                | DisconnectReason::Misbehaviour(_)
+        )
+    }
+}
+
 /// Why a call on a peer failed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
@@ -334,8 +391,20 @@ impl<P: Protocol> Peer<P> {
     /// peer's log lines). Call it before [`Peer::run`]; only the first
     /// address given counts.
     pub fn with_remote_addr(self, addr: SocketAddr) -> Self {
-        let _ = self.shared.remote_addr.set(addr);
+        if self.shared.remote_addr.set(addr).is_ok() {
+            self.shared
+                .span
+                .record("remote", tracing::field::display(addr));
+        }
         self
+    }
+
+    /// The span of this peer's log lines: `peer`, with the fields `id`,
+    /// `protocol`, `remote` (once given) and `direction`. Whatever runs on
+    /// the peer's behalf can be put inside it, so that its lines name the
+    /// peer too (see [`crate::telemetry`]).
+    pub fn span(&self) -> tracing::Span {
+        self.shared.span.clone()
     }
 
     /// Performs the handshake (within the handshake timeout), then starts the

@@ -3,11 +3,18 @@
 //! Counters are kept per command name: messages and bytes in each direction,
 //! time spent in handlers, and round-trip latency of the requests that command
 //! answered. [`Stats::snapshot`] can be called at any time, from any thread.
+//!
+//! The same counts feed the process-wide metrics of [`crate::telemetry`]
+//! (messages, bytes and handler time per command, request round trips per
+//! request): this is the one place both are counted.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+
+use super::stall::Answered;
+use crate::telemetry::{self, CommandMeters};
 
 /// Most distinct command names tracked; further names (only unknown commands
 /// can produce them) are counted under [`OTHER`], so a peer cannot grow the map.
@@ -137,7 +144,15 @@ impl fmt::Display for StatsSnapshot {
 pub struct Stats {
     // A short list rather than a map: an idle peer has seen two or three
     // commands, and a B-tree node for them would take 1.5 KiB.
-    inner: Arc<Mutex<Vec<(String, CommandStats)>>>,
+    inner: Arc<Mutex<Vec<Entry>>>,
+}
+
+/// The counters of one command, and the handles of its metrics.
+#[derive(Debug)]
+struct Entry {
+    name: String,
+    counts: CommandStats,
+    meters: CommandMeters,
 }
 
 impl Stats {
@@ -146,65 +161,81 @@ impl Stats {
         Self::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<(String, CommandStats)>> {
+    fn lock(&self) -> MutexGuard<'_, Vec<Entry>> {
         // A panic while holding this lock cannot leave the counters inconsistent
         // in a way that matters, so a poisoned lock is simply taken over.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn update(&self, command: &str, f: impl FnOnce(&mut CommandStats)) {
+    fn update(&self, command: &str, f: impl FnOnce(&mut Entry)) {
         let mut list = self.lock();
-        let key = if list.len() < MAX_TRACKED_COMMANDS || list.iter().any(|(k, _)| k == command) {
+        let key = if list.len() < MAX_TRACKED_COMMANDS || list.iter().any(|e| e.name == command) {
             command
         } else {
             OTHER
         };
-        match list.iter_mut().find(|(k, _)| k == key) {
-            Some((_, c)) => f(c),
+        match list.iter_mut().find(|e| e.name == key) {
+            Some(e) => f(e),
             None => {
-                let mut c = CommandStats::default();
-                f(&mut c);
+                let mut e = Entry {
+                    name: key.to_string(),
+                    counts: CommandStats::default(),
+                    meters: CommandMeters::default(),
+                };
+                f(&mut e);
                 // One more place, not double: most peers see a few commands,
                 // and a new command is rare enough to pay for the move.
                 list.reserve_exact(1);
-                list.push((key.to_string(), c));
+                list.push(e);
             }
         }
     }
 
     /// Counts a received message of `bytes` bytes.
     pub fn received(&self, command: &str, bytes: usize) {
-        self.update(command, |c| {
-            c.messages_in += 1;
-            c.bytes_in += bytes as u64;
+        self.update(command, |e| {
+            e.counts.messages_in += 1;
+            e.counts.bytes_in += bytes as u64;
+            e.meters.received(&e.name, bytes);
         });
     }
 
     /// Counts a sent message of `bytes` bytes.
     pub fn sent(&self, command: &str, bytes: usize) {
-        self.update(command, |c| {
-            c.messages_out += 1;
-            c.bytes_out += bytes as u64;
+        self.update(command, |e| {
+            e.counts.messages_out += 1;
+            e.counts.bytes_out += bytes as u64;
+            e.meters.sent(&e.name, bytes);
         });
     }
 
     /// Counts one handler run that took `took`.
     pub fn handled(&self, command: &str, took: Duration) {
-        self.update(command, |c| {
-            c.handled += 1;
-            c.handler_time += took;
+        self.update(command, |e| {
+            e.counts.handled += 1;
+            e.counts.handler_time += took;
+            e.meters.handled(&e.name, took);
         });
     }
 
-    /// Records the round trip of a request answered by `command`.
-    pub fn round_trip(&self, command: &str, took: Duration) {
-        self.update(command, |c| c.latency.record(took));
+    /// Records `answer`, a message of `command` that answered a request:
+    /// its latency under `command` and, when it was the request's last
+    /// answer, the request's round trip.
+    pub fn answered(&self, command: &str, answer: &Answered) {
+        self.update(command, |e| e.counts.latency.record(answer.latency));
+        if answer.complete {
+            telemetry::request_completed(answer.kind, answer.latency);
+        }
     }
 
     /// A copy of every counter now.
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
-            commands: self.lock().iter().cloned().collect(),
+            commands: self
+                .lock()
+                .iter()
+                .map(|e| (e.name.clone(), e.counts))
+                .collect(),
         }
     }
 }
@@ -212,6 +243,59 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::RequestKind;
+    use crate::telemetry::tests::{recorded, value};
+
+    fn answer(ms: u64, complete: bool) -> Answered {
+        Answered {
+            id: 1,
+            kind: RequestKind::Headers,
+            latency: Duration::from_millis(ms),
+            complete,
+            reply: false,
+            proven_height: None,
+        }
+    }
+
+    #[test]
+    fn the_same_counts_reach_the_metrics() {
+        let text = recorded(|| {
+            let s = Stats::new();
+            s.received("headers", 700);
+            s.received("headers", 300);
+            s.sent("getheaders", 9);
+            s.handled("headers", Duration::from_millis(2));
+            // Two answers of one request: one round trip.
+            s.answered("block", &answer(10, false));
+            s.answered("block", &answer(30, true));
+        });
+        let series = |name: &str, label: &str| value(&text, &format!("{name}{{{label}}}"));
+        let headers = "command=\"headers\"";
+        assert_eq!(
+            series("neo_peer_received_messages_total", headers),
+            Some(2.0)
+        );
+        assert_eq!(
+            series("neo_peer_received_bytes_total", headers),
+            Some(1000.0)
+        );
+        let get = "command=\"getheaders\"";
+        assert_eq!(series("neo_peer_sent_messages_total", get), Some(1.0));
+        assert_eq!(series("neo_peer_sent_bytes_total", get), Some(9.0));
+        assert_eq!(
+            series("neo_peer_handler_duration_seconds_count", headers),
+            Some(1.0)
+        );
+        let request = "request=\"getheaders\"";
+        assert_eq!(
+            series("neo_peer_request_duration_seconds_count", request),
+            Some(1.0)
+        );
+        assert_eq!(
+            series("neo_peer_request_duration_seconds_sum", request),
+            Some(0.03)
+        );
+    }
 
     #[test]
     fn counts_per_command_and_totals() {
@@ -220,8 +304,8 @@ mod tests {
         s.received("headers", 300);
         s.sent("getheaders", 9);
         s.handled("headers", Duration::from_millis(2));
-        s.round_trip("headers", Duration::from_millis(10));
-        s.round_trip("headers", Duration::from_millis(30));
+        s.answered("headers", &answer(10, true));
+        s.answered("headers", &answer(30, true));
         let snap = s.snapshot();
         let h = snap.get("headers");
         assert_eq!((h.messages_in, h.bytes_in), (2, 1000));

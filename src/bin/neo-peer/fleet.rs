@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use crate::Protocol;
 use crate::net::{TimeoutArgs, config, network};
 use crate::output::{Out, table};
+use crate::telemetry::TelemetryArgs;
 
 /// How long to wait for the dialer to fill the slots before syncing with
 /// the peers there are.
@@ -59,6 +60,8 @@ pub struct SyncArgs {
     json: bool,
     #[command(flatten)]
     timeouts: TimeoutArgs,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
 }
 
 /// `neo-peer demo`.
@@ -107,6 +110,8 @@ pub struct CrawlArgs {
     json: bool,
     #[command(flatten)]
     timeouts: TimeoutArgs,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
 }
 
 /// What the command line needs from each generation.
@@ -318,6 +323,7 @@ fn manager_config<P: neo_peer::protocol::Protocol>(
 
 pub fn sync(args: SyncArgs) -> Result<(), String> {
     let magic = network(args.protocol, &args.network)?;
+    args.telemetry.start(Out::new(args.json))?;
     let book = book_for(args.protocol, magic, args.db.as_deref())?;
     let target = args
         .count
@@ -631,6 +637,7 @@ where
 
 pub fn crawl(args: CrawlArgs) -> Result<(), String> {
     let magic = network(args.protocol, &args.network)?;
+    args.telemetry.start(Out::new(args.json))?;
     let book = book_for(args.protocol, magic, Some(&args.db))?;
     let duration = Duration::try_from_secs_f64(args.duration)
         .map_err(|e| format!("invalid --duration {}: {e}", args.duration))?;

@@ -10,6 +10,7 @@ mod fleet;
 mod net;
 mod output;
 mod peers;
+mod telemetry;
 
 /// The peer-to-peer layer of a NEO node, as a tool.
 #[derive(Debug, Parser)]
@@ -84,6 +85,13 @@ struct DecodeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let log_format = match &cli.command {
+        Cmd::Serve(args) => args.telemetry.log_format,
+        Cmd::Sync(args) => args.telemetry.log_format,
+        Cmd::Crawl(args) => args.telemetry.log_format,
+        Cmd::Decode(_) | Cmd::Demo(_) | Cmd::Peers(_) => telemetry::LogFormat::Text,
+    };
+    telemetry::init_logs(log_format);
     let result = match cli.command {
         Cmd::Decode(args) => run_decode(args),
         Cmd::Serve(args) => net::serve(args),

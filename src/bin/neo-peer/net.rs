@@ -15,6 +15,7 @@ use serde_json::json;
 
 use crate::Protocol;
 use crate::output::Out;
+use crate::telemetry::TelemetryArgs;
 
 /// Timeouts given on the command line, in seconds.
 #[derive(Debug, Clone, Copy, Default, clap::Args)]
@@ -113,10 +114,13 @@ pub struct ServeArgs {
     json: bool,
     #[command(flatten)]
     timeouts: TimeoutArgs,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
 }
 
 pub fn serve(args: ServeArgs) -> Result<(), String> {
     let magic = network(args.protocol, &args.network)?;
+    args.telemetry.start(Out::new(args.json))?;
     if let Some(source) = args.mirror {
         let config = config(magic, &args.timeouts, 0, 0)?;
         let out = Out::new(args.json);
