@@ -31,7 +31,7 @@ const TEST_GRACE: Duration = Duration::from_secs(60);
 /// that a restart dials every good peer at once.
 #[derive(Debug, Clone, Copy)]
 struct Tries {
-    /// When the last dial started.
+    /// When the last dial started, or failed.
     at: u64,
     /// Failed dials in a row in this run.
     failures: u32,
@@ -78,8 +78,9 @@ impl State {
     /// when that slot is still where the key puts the address; otherwise
     /// (a file from before the tables, another key) it is placed again:
     /// reached addresses in "tried", the others in "new", manual ones kept
-    /// aside; what finds no room is forgotten. With `rewrite`, every record
-    /// is written again at the next flush (the file's layout changes).
+    /// aside; what finds no room is forgotten, unless banned (then it is
+    /// kept aside). A record whose place changed is written at the next
+    /// flush; with `rewrite`, every record is (the file's layout changes).
     pub(crate) fn load(
         &mut self,
         mut stored: Vec<AddrRecord>,
