@@ -658,7 +658,7 @@ impl AddressBook {
         let records = store.load()?;
         let anchors = store.anchors()?;
         let mut state = State::new(config, key, StdRng::from_rng(&mut rand::rng()));
-        state.load(records, anchors, migrate, now_ms());
+        state.load(records, anchors, migrate && writable, now_ms());
         let location = store.location();
         Ok(AddressBook::from_state(state, Some(store), location))
     }

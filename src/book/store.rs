@@ -222,6 +222,29 @@ impl RedbStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The value of `key` in the `meta` table (`None` when either is
+    /// missing).
+    fn meta_value(&self, key: &str) -> Result<Option<Vec<u8>>, BookError> {
+        let path = &self.path;
+        let txn = self.db.begin_read().map_err(db_err(path, "read"))?;
+        let table = match txn.open_table(META) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(db_err(path, "read")(e)),
+        };
+        let value = table.get(key).map_err(db_err(path, "read"))?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+
+    fn corrupt_meta(&self, key: &str, reason: &str) -> BookError {
+        BookError::Corrupt {
+            path: self.path.clone(),
+            what: "meta",
+            key: key.to_string(),
+            reason: reason.to_string(),
+        }
+    }
 }
 
 impl PeerStore for RedbStore {
@@ -230,26 +253,8 @@ impl PeerStore for RedbStore {
     }
 
     fn meta(&mut self) -> Result<Option<StoreMeta>, BookError> {
-        let path = &self.path;
-        let txn = self.db.begin_read().map_err(db_err(path, "read"))?;
-        let table = match txn.open_table(META) {
-            Ok(t) => t,
-            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(db_err(path, "read")(e)),
-        };
-        let get = |key: &'static str| -> Result<Option<Vec<u8>>, BookError> {
-            Ok(table
-                .get(key)
-                .map_err(db_err(path, "read"))?
-                .map(|v| v.value().to_vec()))
-        };
-        let corrupt = |key: &str, reason: &str| BookError::Corrupt {
-            path: path.clone(),
-            what: "meta",
-            key: key.to_string(),
-            reason: reason.to_string(),
-        };
-        match (get("protocol")?, get("network")?) {
+        let corrupt = |key, reason| self.corrupt_meta(key, reason);
+        match (self.meta_value("protocol")?, self.meta_value("network")?) {
             (None, None) => Ok(None),
             (Some(p), Some(n)) => {
                 let protocol =
@@ -257,7 +262,8 @@ impl PeerStore for RedbStore {
                 let network = <[u8; 4]>::try_from(n.as_slice())
                     .map(u32::from_le_bytes)
                     .map_err(|_| corrupt("network", "not 4 bytes"))?;
-                let key = get("key")?
+                let key = self
+                    .meta_value("key")?
                     .map(|k| <[u8; 32]>::try_from(k.as_slice()))
                     .transpose()
                     .map_err(|_| corrupt("key", "not 32 bytes"))?;
@@ -316,23 +322,11 @@ impl PeerStore for RedbStore {
     }
 
     fn anchors(&mut self) -> Result<Vec<SocketAddr>, BookError> {
-        let path = &self.path;
-        let txn = self.db.begin_read().map_err(db_err(path, "read"))?;
-        let table = match txn.open_table(META) {
-            Ok(t) => t,
-            Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(db_err(path, "read")(e)),
-        };
-        let Some(value) = table.get("anchors").map_err(db_err(path, "read"))? else {
+        let Some(value) = self.meta_value("anchors")? else {
             return Ok(Vec::new());
         };
-        let corrupt = |reason: &str| BookError::Corrupt {
-            path: path.clone(),
-            what: "meta",
-            key: "anchors".into(),
-            reason: reason.into(),
-        };
-        let text = std::str::from_utf8(value.value()).map_err(|_| corrupt("not UTF-8"))?;
+        let corrupt = |reason| self.corrupt_meta("anchors", reason);
+        let text = std::str::from_utf8(&value).map_err(|_| corrupt("not UTF-8"))?;
         text.lines()
             .take(super::MAX_ANCHORS)
             .map(|l| l.parse().map_err(|_| corrupt("not a socket address")))
