@@ -48,7 +48,7 @@ fn main() {
         for (i, (a, b)) in sockets.into_iter().enumerate() {
             let config = |nonce| {
                 let mut c = LocalConfig::new(56753);
-                c.nonce = nonce;
+                c.identity.nonce = nonce;
                 c
             };
             let x: Peer<N3> = Peer::new(

@@ -51,7 +51,7 @@ where
     let (a, b) = tcp_pair();
     let height = chain.height();
     let mut server_config = LocalConfig::new(NET);
-    server_config.start_height = Arc::new(move || height);
+    server_config.identity.current_height = Arc::new(move || height);
     let client: Peer<P> = Peer::new(
         smol::Async::new(a).unwrap(),
         Direction::Outbound,

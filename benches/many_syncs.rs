@@ -47,7 +47,7 @@ fn main() {
         made.elapsed()
     );
     let mut local = LocalConfig::new(NET);
-    local.start_height = Arc::new(move || height);
+    local.identity.current_height = Arc::new(move || height);
     let mut config = ManagerConfig::new(local);
     config.max_inbound = peers + 16;
     config.max_per_ip = peers + 16;
@@ -56,7 +56,8 @@ fn main() {
         AddressBook::in_memory(BookConfig::new("n3", NET)),
         ChainServer::new(chain.clone()),
         SmolGlobal,
-    );
+    )
+    .unwrap();
     smol::block_on(async {
         let addr: SocketAddr = node.listen(([127, 0, 0, 1], 0).into()).await.unwrap();
         // Every client connected and handshaken first, so that the timing

@@ -5,7 +5,7 @@
 //! to handle) is handed to an
 //! [`Executor`]. Adapters exist for smol (feature `smol`), async-std (feature
 //! `async-std`), tokio (feature `tokio`) and any executor of the
-//! `executor-trait` 3 family (feature `executor-trait`, [`ExecutorTrait`]);
+//! `executor-trait` 3 family (feature `executor-trait`, `ExecutorTrait`);
 //! any other runtime plugs in by implementing the one method.
 //!
 //! Timers and sockets come from `async-io`, which drives itself, so the tasks
@@ -84,10 +84,23 @@ impl Executor for AsyncStd {
     }
 }
 
-/// A tokio runtime, through its handle.
+/// A tokio runtime, through its handle. Its sockets plug in through
+/// `neo_peer::tokio::compat`.
 #[cfg(feature = "tokio")]
 #[derive(Debug, Clone)]
 pub struct Tokio(pub tokio::runtime::Handle);
+
+#[cfg(feature = "tokio")]
+impl Tokio {
+    /// The runtime the caller runs in.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, as [`tokio::runtime::Handle::current`] does.
+    pub fn current() -> Self {
+        Tokio(tokio::runtime::Handle::current())
+    }
+}
 
 #[cfg(feature = "tokio")]
 impl Executor for Tokio {
@@ -175,5 +188,6 @@ mod tests {
             .build()
             .unwrap();
         assert!(ping_through(Tokio(rt.handle().clone())));
+        assert!(ping_through(rt.block_on(async { Tokio::current() })));
     }
 }

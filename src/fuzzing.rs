@@ -477,8 +477,11 @@ pub fn handshake(data: &[u8]) {
 }
 
 /// The stall detector driven by arbitrary events (byte 0: capacity; then
-/// pairs of operation and argument), checking its invariants after each.
+/// pairs of operation and argument), checking its invariants after each
+/// against a model of the outstanding requests.
 pub fn stall(data: &[u8]) {
+    use crate::protocol::{Expected, Matcher, Reply, ReplyKey, RequestKind, Silence};
+    const KINDS: [RequestKind; 3] = [RequestKind::Headers, RequestKind::Addr, RequestKind::Data];
     let Some((&cap, rest)) = data.split_first() else {
         return;
     };
@@ -486,41 +489,65 @@ pub fn stall(data: &[u8]) {
     let timeout = Duration::from_millis(1000);
     let t0 = Instant::now();
     let mut now = t0;
-    let mut d = StallDetector::<u8>::new(timeout, capacity);
+    let mut d = StallDetector::new(timeout, capacity);
     let mut paused = false;
     let mut next_id = 0u64;
-    // the model: (id, kind) of every pending request, oldest first
-    let mut ids: Vec<(u64, u8)> = Vec::new();
+    // the model: (id, kind, answers still expected) of every pending request, oldest first
+    let mut ids: Vec<(u64, RequestKind, u32)> = Vec::new();
     let mut bytes = rest.iter().copied();
     while let Some(op) = bytes.next() {
         let arg = bytes.next().unwrap_or(0);
-        let kind = arg % 3;
+        let kind = KINDS[usize::from(arg % 3)];
         let len = d.len();
         match op % 10 {
-            0 => match d.arm(kind, u32::from(arg >> 2), now) {
-                Ok(id) => {
-                    assert!(len < capacity);
-                    assert_eq!(id, next_id, "ids are handed out in order, never reused");
-                    next_id += 1;
-                    ids.push((id, kind));
-                    assert_eq!(d.len(), len + 1);
+            0 => {
+                let answers = u32::from(arg >> 2);
+                let expected = Expected {
+                    kind,
+                    matcher: Matcher::Any,
+                    answers,
+                    silence: Silence::Stall,
+                    items: None,
+                };
+                match d.arm(expected, arg & 1 == 0, now) {
+                    Ok(id) => {
+                        assert!(len < capacity);
+                        assert_eq!(id, next_id, "ids are handed out in order, never reused");
+                        next_id += 1;
+                        ids.push((id, kind, answers.max(1)));
+                        assert_eq!(d.len(), len + 1);
+                    }
+                    Err(e) => {
+                        assert_eq!(len, capacity);
+                        assert_eq!(e.0, capacity);
+                    }
                 }
-                Err(e) => {
-                    assert_eq!(len, capacity);
-                    assert_eq!(e.0, capacity);
-                }
-            },
+            }
             1 => {
+                let kinds: &'static [RequestKind] = match kind {
+                    RequestKind::Headers => &[RequestKind::Headers],
+                    RequestKind::Addr => &[RequestKind::Addr],
+                    _ => &[RequestKind::Data],
+                };
+                let reply = Reply {
+                    kinds,
+                    key: ReplyKey::Plain,
+                };
                 let had = d.pending_of(kind);
-                match d.answer_many(kind, u32::from(arg >> 2), now) {
+                match d.answer(&reply, now) {
                     Some(a) => {
                         assert!(had > 0);
                         assert_eq!(a.kind, kind);
-                        let oldest = ids.iter().find(|p| p.1 == kind).map(|p| p.0);
-                        assert_eq!(Some(a.id), oldest, "answers go to the oldest of their kind");
+                        let oldest = ids.iter().position(|p| p.1 == kind);
+                        let Some(i) = oldest else {
+                            panic!("an answer found a request the model does not have");
+                        };
+                        assert_eq!(a.id, ids[i].0, "answers go to the oldest of their kind");
                         assert!(a.latency <= now - t0);
+                        ids[i].2 -= 1;
+                        assert_eq!(a.complete, ids[i].2 == 0);
                         if a.complete {
-                            ids.retain(|p| p.0 != a.id);
+                            ids.remove(i);
                             assert_eq!(d.len(), len - 1);
                         } else {
                             assert_eq!(d.len(), len);
@@ -530,10 +557,12 @@ pub fn stall(data: &[u8]) {
                 }
             }
             2 => {
-                let had = d.pending_of(kind);
-                assert_eq!(d.cancel(kind), had > 0);
-                if let Some(i) = ids.iter().position(|p| p.1 == kind) {
-                    ids.remove(i);
+                let expired = d.expired(now);
+                if let Some(e) = expired {
+                    assert!(!paused, "nothing expires while paused");
+                    let i = ids.iter().position(|p| p.0 == e.id);
+                    assert!(i.is_some(), "an unknown request expired");
+                    ids.retain(|p| p.0 != e.id);
                     assert_eq!(d.len(), len - 1);
                 }
             }
@@ -577,24 +606,14 @@ pub fn stall(data: &[u8]) {
         assert!(d.len() <= capacity, "more pending than the capacity");
         assert_eq!(d.is_paused(), paused);
         assert_eq!(
-            (0..3).map(|k| d.pending_of(k)).sum::<usize>(),
+            KINDS.iter().map(|&k| d.pending_of(k)).sum::<usize>(),
             d.len(),
             "every request has one of the kinds"
         );
         if paused {
-            assert_eq!(d.expired(now), None, "no deadline runs while paused");
-            assert_eq!(d.next_deadline(), None);
-        } else {
-            match d.next_deadline() {
-                Some(deadline) => {
-                    assert_eq!(d.expired(now).is_some(), deadline <= now);
-                    assert!(d.expired(deadline).is_some());
-                }
-                None => {
-                    assert!(d.is_empty());
-                    assert_eq!(d.expired(now), None);
-                }
-            }
+            assert_eq!(d.next_deadline(), None, "no deadline runs while paused");
+        } else if d.next_deadline().is_none() {
+            assert!(d.is_empty());
         }
     }
 }

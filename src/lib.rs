@@ -23,7 +23,8 @@
 //!   other part of a node.
 //! - [`executor`]: the engine starts its tasks through the
 //!   [`Executor`](executor::Executor) trait; adapters exist for smol,
-//!   async-std and tokio. Timers and sockets come from `async-io`.
+//!   async-std and tokio. Timers come from `async-io`; a socket of any of
+//!   them will do (tokio's through `neo_peer::tokio`, feature `tokio`).
 //! - [`book`]: the address book. Every node we have heard of (seeds file,
 //!   gossip, inbound, manual), how dials to it went, its height, round trip
 //!   and bans; picks whom to dial (backoff, spread over address groups) and
@@ -120,6 +121,8 @@ pub mod fuzzing;
 pub mod manager;
 pub mod peer;
 pub mod protocol;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 pub mod wire;
 
 /// The README's Rust examples, compiled and run as doctests.

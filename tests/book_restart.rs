@@ -18,9 +18,9 @@ use neo_peer::protocol::{GossipAddr, N3};
 
 const NET: u32 = 56753;
 
-fn config(slots: usize) -> ManagerConfig {
+fn config(slots: usize) -> ManagerConfig<N3> {
     let mut local = LocalConfig::new(NET);
-    local.start_height = Arc::new(|| 10);
+    local.identity.current_height = Arc::new(|| 10);
     let mut c = ManagerConfig::new(local);
     c.target_outbound = slots;
     c.max_outbound = slots.max(1);
@@ -45,7 +45,8 @@ async fn nodes(n: u8) -> Vec<(PeerManager<N3>, SocketAddr)> {
             AddressBook::in_memory(book_config()),
             ChainServer::new(chain.clone()),
             SmolGlobal,
-        );
+        )
+        .unwrap();
         let ip = Ipv4Addr::new(127, 40 + i, 0, 1);
         let addr = m.listen(SocketAddr::from((ip, 0))).await.unwrap();
         out.push((m, addr));
@@ -91,7 +92,7 @@ fn shutdown_stores_anchors_that_the_next_start_dials_first() {
         for (_, a) in &nodes[..3] {
             book.add(*a, Source::Seed);
         }
-        let m = PeerManager::<N3>::new(config(3), book, IgnoreAll, SmolGlobal);
+        let m = PeerManager::<N3>::new(config(3), book, IgnoreAll, SmolGlobal).unwrap();
         m.start_dialer();
         assert_eq!(m.wait_for_peers(3, Duration::from_secs(10)).await, 3);
         let report = m.shutdown().await;
@@ -114,7 +115,7 @@ fn shutdown_stores_anchors_that_the_next_start_dials_first() {
 
         // Second run with two slots: exactly the two oldest anchors, though
         // three other reachable nodes are in the book.
-        let m = PeerManager::<N3>::new(config(2), book, IgnoreAll, SmolGlobal);
+        let m = PeerManager::<N3>::new(config(2), book, IgnoreAll, SmolGlobal).unwrap();
         m.start_dialer();
         assert_eq!(m.wait_for_peers(2, Duration::from_secs(10)).await, 2);
         Timer::after(Duration::from_millis(100)).await;
@@ -145,7 +146,7 @@ fn feelers_move_new_addresses_to_tried_without_a_slot() {
         book.add(nodes[0].1, Source::Seed);
         let mut c = config(1);
         c.feeler_interval = Duration::from_millis(50);
-        let m = PeerManager::<N3>::new(c, book, IgnoreAll, SmolGlobal);
+        let m = PeerManager::<N3>::new(c, book, IgnoreAll, SmolGlobal).unwrap();
         m.start_dialer();
         assert_eq!(m.wait_for_peers(1, Duration::from_secs(10)).await, 1);
         // Heard of through gossip: two more nodes, in "new".

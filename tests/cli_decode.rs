@@ -270,3 +270,66 @@ fn bad_input_is_one_error_line() {
     let err = decode_err(&["--kind", "message", "0021fe00000004"], None);
     assert!(err.contains("payload too large"), "{err}");
 }
+
+/// `text` as standard base64, padded.
+fn base64(hex: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(hex::decode(hex).unwrap())
+}
+
+#[test]
+fn base64_as_the_n3_rpc_returns_it() {
+    let block = vector("n3.json", "mainnet genesis block (index 0)");
+    let hex = block["hex"].as_str().unwrap();
+    let from_hex = decode_ok(&["--kind", "block", hex], None);
+    let b64 = base64(hex);
+    assert!(!b64.chars().all(|c| c.is_ascii_hexdigit()));
+    // Told apart from hex by itself, from the argument or from standard input.
+    assert_eq!(decode_ok(&["--kind", "block", &b64], None), from_hex);
+    assert_eq!(
+        decode_ok(&["--kind", "block"], Some(&format!("{b64}\n"))),
+        from_hex
+    );
+
+    // A transaction whose base64 is padded; padding is optional, and the
+    // encoding can be named.
+    let tx = vectors("n3.json")
+        .into_iter()
+        .find(|v| {
+            v["kind"] == "tx"
+                && v.get("valid").is_none()
+                && base64(v["hex"].as_str().unwrap()).ends_with('=')
+        })
+        .expect("a transaction whose length is not a multiple of 3");
+    let hex = tx["hex"].as_str().unwrap();
+    let from_hex = decode_ok(&["--kind", "tx", hex], None);
+    let b64 = base64(hex);
+    assert_eq!(decode_ok(&["--kind", "tx", &b64], None), from_hex);
+    let unpadded = b64.trim_end_matches('=');
+    assert_eq!(
+        decode_ok(&["--kind", "tx", "--encoding", "base64", unpadded], None),
+        from_hex
+    );
+}
+
+#[test]
+fn base64_made_of_hex_digits_is_read_as_hex_unless_told() {
+    // An N3 verack frame, 00 01 00, is "AAEA" in base64: hex digits only.
+    assert_eq!(base64("000100"), "AAEA");
+    let err = decode_err(&["--kind", "message", "AAEA"], None);
+    assert!(
+        err.ends_with("(read as hex; for base64 give --encoding base64)\n"),
+        "{err}"
+    );
+    let json = decode_ok(&["--kind", "message", "--encoding", "base64", "AAEA"], None);
+    assert_eq!(json["command"], "verack");
+    assert_eq!(
+        decode_ok(&["--kind", "message", "--encoding", "hex", "000100"], None),
+        json
+    );
+    // A named encoding is not second-guessed.
+    let err = decode_err(&["--kind", "message", "--encoding", "hex", "AAE="], None);
+    assert!(err.starts_with("error: invalid hex"), "{err}");
+    let err = decode_err(&["--kind", "message", "--encoding", "base64", "AA-A"], None);
+    assert!(err.starts_with("error: invalid base64"), "{err}");
+}

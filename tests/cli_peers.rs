@@ -128,7 +128,7 @@ fn peers_lists_a_book_as_a_table_and_as_json() {
             "never",
             "0",
             "-",
-            "in 1h"
+            "in 2h"
         ]
     );
     assert_eq!(

@@ -44,8 +44,12 @@ fn serve(protocol: &str) -> (Server, String, String) {
 }
 
 fn sync(args: &[&str]) -> String {
+    neo_peer(&[&["sync"], args].concat())
+}
+
+/// `neo-peer ARGS`, which must succeed; what it printed on standard output.
+fn neo_peer(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_neo-peer"))
-        .arg("sync")
         .args(args)
         .output()
         .unwrap();
@@ -123,4 +127,121 @@ fn legacy_sync_fetches_the_served_chain() {
         )),
         "{out}"
     );
+}
+
+/// Every line of `text` as a JSON object with its `event` first.
+fn events(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|line| {
+            assert!(line.starts_with(r#"{"event":""#), "{line}");
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
+        })
+        .collect()
+}
+
+fn named<'a>(events: &'a [serde_json::Value], name: &str) -> Vec<&'a serde_json::Value> {
+    events.iter().filter(|e| e["event"] == name).collect()
+}
+
+#[test]
+fn json_events_one_object_per_line() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_neo-peer"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--synthetic", "2500"])
+        .arg("--json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The server's events, as they come.
+    let (tx, served) = std::sync::mpsc::channel();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stdout.lines() {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    let _server = Server(child);
+    let next = || {
+        let line = served
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("an event from serve");
+        events(&line).remove(0)
+    };
+    let listening = next();
+    assert_eq!(listening["event"], "listening");
+    assert_eq!(listening["height"], 2500);
+    let chain = N3Chain::synthetic(&Synthetic {
+        blocks: 2500,
+        ..synthetic()
+    });
+    assert_eq!(listening["genesis"], chain.genesis_hash().to_string());
+    let addr = listening["addr"].as_str().unwrap().to_string();
+
+    let out = sync(&["--connect", &addr, "--json"]);
+    let got = events(&out);
+    let connected = named(&got, "connected");
+    assert_eq!(connected.len(), 1, "{out}");
+    assert_eq!(connected[0]["addr"], addr);
+    assert_eq!(connected[0]["direction"], "outbound");
+    let synced = named(&got, "synced");
+    assert_eq!(synced.len(), 1, "{out}");
+    assert_eq!(synced[0]["headers"], 2501);
+    assert_eq!(synced[0]["tip_index"], 2500);
+    assert_eq!(synced[0]["tip_hash"], chain.tip_hash().to_string());
+    let last_progress = named(&got, "progress").pop().expect("progress");
+    assert_eq!(last_progress["headers"], 2501);
+    let peers = named(&got, "peer");
+    assert_eq!(peers.len(), 1, "{out}");
+    assert_eq!(peers[0]["served"], 2);
+    assert_eq!(peers[0]["share_percent"], 100.0);
+    let commands = named(&got, "command");
+    let headers = commands
+        .iter()
+        .find(|c| c["command"] == "headers")
+        .expect("headers counted");
+    assert_eq!(headers["messages_in"], 2);
+    let bytes_in: u64 = commands
+        .iter()
+        .map(|c| c["bytes_in"].as_u64().unwrap())
+        .sum();
+    assert_eq!(peers[0]["bytes_in"], bytes_in);
+
+    // The server saw the client come and go.
+    let came = next();
+    assert_eq!(came["event"], "connected", "{came}");
+    let user_agent = came["user_agent"].as_str().unwrap();
+    assert!(user_agent.starts_with("/neo-peer:"), "{came}");
+    let went = next();
+    assert_eq!(went["event"], "disconnected", "{went}");
+    assert_eq!(went["addr"], came["addr"]);
+    assert_eq!(went["reason"], "remote closed the connection");
+
+    // A crawl from a seeds file that names the server.
+    let dir = std::env::temp_dir().join(format!("neo-peer-cli-json-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let seeds = dir.join("seeds.txt");
+    std::fs::write(&seeds, format!("{addr}\n")).unwrap();
+    let db = dir.join("peers.db");
+    let text = neo_peer(&[
+        "crawl",
+        "--json",
+        "--duration",
+        "1.5",
+        "--seeds",
+        seeds.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    let got = events(&text);
+    assert_eq!(got[0]["event"], "book", "{text}");
+    assert_eq!(got[0]["from"], "seeds");
+    assert_eq!(got[0]["addresses"], 1);
+    assert_eq!(named(&got, "connected").len(), 1, "{text}");
+    assert!(!named(&got, "progress").is_empty(), "{text}");
+    let summary = got.last().unwrap();
+    assert_eq!(summary["event"], "summary", "{text}");
+    assert_eq!(summary["reachable"], 1);
+    assert_eq!(summary["best_height"], 2500);
+    assert_eq!(summary["user_agents"][user_agent], 1);
+    let _ = std::fs::remove_dir_all(&dir);
 }

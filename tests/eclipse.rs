@@ -95,8 +95,8 @@ async fn listen(ip: Ipv4Addr, chain: Arc<Chain<N3>>, gossip: Gossip) -> SocketAd
     smol::spawn(async move {
         while let Ok((conn, _)) = listener.accept().await {
             let mut local = LocalConfig::new(NET);
-            local.start_height = Arc::new(|| BLOCKS);
-            local.port = addr.port();
+            local.identity.current_height = Arc::new(|| BLOCKS);
+            local.identity.port = addr.port();
             let handler = ChainServer::new(chain.clone()).with_addresses(gossip());
             let peer: Peer<N3> = Peer::new(conn, Direction::Inbound, local, handler, SmolGlobal);
             smol::spawn(async move {
@@ -193,7 +193,7 @@ async fn world(plan: &Plan) -> World {
     }
 }
 
-fn victim_config(slots: usize) -> ManagerConfig {
+fn victim_config(slots: usize) -> ManagerConfig<N3> {
     let mut local = LocalConfig::new(NET);
     local.timeouts.handshake = Duration::from_secs(5);
     let mut c = ManagerConfig::new(local);
@@ -264,7 +264,7 @@ fn run(plan: Plan) -> Outcome {
                 book.add(a, Source::Seed);
             }
             book.add(world.hostile[0], Source::Seed);
-            let m = PeerManager::<N3>::new(victim_config(32), book, IgnoreAll, SmolGlobal);
+            let m = PeerManager::<N3>::new(victim_config(32), book, IgnoreAll, SmolGlobal).unwrap();
             m.start_dialer();
             m.start_maintenance();
             Timer::after(plan.crawl).await;
@@ -285,7 +285,7 @@ fn run(plan: Plan) -> Outcome {
             if !plan.anchors {
                 book.take_anchors();
             }
-            let m = PeerManager::<N3>::new(victim_config(8), book, IgnoreAll, SmolGlobal);
+            let m = PeerManager::<N3>::new(victim_config(8), book, IgnoreAll, SmolGlobal).unwrap();
             m.start_dialer();
             m.wait_for_peers(8, Duration::from_secs(5)).await;
             // A short sync: the peers answer our getaddr meanwhile.

@@ -32,7 +32,7 @@ use futures_lite::future;
 use neo_peer::peer::{
     Direction, DisconnectReason, Handler, LocalConfig, Peer, PeerError, Violation,
 };
-use neo_peer::protocol::{Legacy, N3};
+use neo_peer::protocol::{Legacy, N3, Protocol};
 use neo_peer::wire::{FrameError, MAX_PAYLOAD, legacy};
 
 use hostile::{Counting, Hostile, LARGEST, NET, Ours, PEAK, Remote, live, ours, tcp_pair};
@@ -57,10 +57,10 @@ const SOON: Duration = Duration::from_secs(3);
 /// Cases that measure their own memory hold it for writing; the rest share it.
 static EXCLUSIVE: RwLock<()> = RwLock::new(());
 
-fn config(nonce: u32) -> LocalConfig {
+fn config<P: Protocol>(nonce: u32) -> LocalConfig<P> {
     let mut c = LocalConfig::new(NET);
-    c.nonce = nonce;
-    c.user_agent = format!("/ours:{nonce}/");
+    c.identity.nonce = nonce;
+    c.identity.user_agent = format!("/ours:{nonce}/");
     c.timeouts.handshake = Duration::from_secs(2);
     c.timeouts.idle = Duration::from_secs(3);
     c.timeouts.stall = Duration::from_secs(3);
@@ -254,7 +254,7 @@ async fn play<P: Hostile, R: Rt>(rt: R, dir: Direction, s: Scenario) -> Outcome 
 
     // Cases that break the handshake itself.
     if matches!(s, VersionTwice | VerackBeforeVersion) {
-        let v = P::version(&remote.config);
+        let v = P::version(&remote.config.identity);
         let script = match s {
             VersionTwice => [remote.frame(&v), remote.frame(&v)].concat(),
             _ => [remote.frame(&P::verack()), remote.frame(&v)].concat(),

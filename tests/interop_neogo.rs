@@ -51,7 +51,7 @@ fn rpc_hashes(from: u32, to: u32) -> Vec<String> {
     hashes
 }
 
-fn config(ping: Duration) -> LocalConfig {
+fn config(ping: Duration) -> LocalConfig<N3> {
     let mut c = LocalConfig::new(n3::PRIVNET_MAGIC);
     c.timeouts.ping_interval = ping;
     c.timeouts.stall = Duration::from_secs(10);
@@ -384,4 +384,135 @@ fn neo_peer_crawl_records_neo_go() {
         "{rec}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs `examples/<name>.rs` with `args` (built as `cargo test --all-features`
+/// builds the examples, so normally already there) and returns what it printed.
+fn run_example(name: &str, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["run", "--quiet", "--all-features", "--example", name, "--"])
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "example {name}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The line of `out` that starts with `prefix`.
+fn line<'a>(out: &'a str, prefix: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line {prefix:?} in:\n{out}"))
+}
+
+/// `getblockhash` of `index`.
+fn rpc_hash(index: u32) -> String {
+    rpc_hashes(index, index).remove(0)
+}
+
+#[test]
+fn the_examples_run_against_neo_go() {
+    let addr = node().p2p.to_string();
+    let magic = n3::PRIVNET_MAGIC.to_string();
+
+    let out = run_example("smol_headers", &[&addr, &magic]);
+    assert!(line(&out, "connected to ").contains("NEO-GO"), "{out}");
+    assert_eq!(
+        line(&out, "headers "),
+        format!("headers 0..=1999 linked, last {}", rpc_hash(1999))
+    );
+
+    // The handler asks for the next headers until the node's height.
+    let out = run_example("async_std_handler", &[&addr, &magic]);
+    assert!(
+        out.contains("on_headers: 0..=1999\non_headers: 2000..=3999\n"),
+        "{out}"
+    );
+    let done = line(&out, "headers 0..=");
+    let (last, hash) = done
+        .strip_prefix("headers 0..=")
+        .and_then(|rest| rest.split_once(" reached the handler, last "))
+        .unwrap_or_else(|| panic!("{done}"));
+    let last: u32 = last.parse().unwrap();
+    assert!(last >= HEIGHT, "{done}");
+    assert_eq!(hash, rpc_hash(last));
+
+    let out = run_example("tokio_blocks", &[&addr, &magic]);
+    assert_eq!(line(&out, "100 headers"), "100 headers");
+    let blocks = line(&out, "blocks ");
+    assert!(blocks.starts_with("blocks 0..=9 checked ("), "{blocks}");
+    assert!(
+        blocks.ends_with(&format!("last {}", rpc_hash(9))),
+        "{blocks}"
+    );
+
+    // The first run fills the book from the seeds file, the second dials from the book.
+    let dir = std::env::temp_dir().join(format!("neo-peer-example-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let seeds = dir.join("seeds.txt");
+    std::fs::write(&seeds, format!("# the test node\n{addr}\n")).unwrap();
+    let book = dir.join("peers.db");
+    let args = [book.to_str().unwrap(), seeds.to_str().unwrap(), &magic];
+    let first = run_example("manager", &args);
+    assert!(
+        first.starts_with("book empty: 1 addresses from "),
+        "{first}"
+    );
+    assert_eq!(
+        line(&first, "headers "),
+        format!("headers 0..=1999 fetched, last {}", rpc_hash(1999))
+    );
+    assert!(
+        line(&first, "  ").contains(&format!("{addr} /NEO-GO:")),
+        "{first}"
+    );
+    let second = run_example("manager", &args);
+    assert!(
+        second.starts_with("book: 1 addresses, seeds not read"),
+        "{second}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `neo-peer decode` takes the base64 the RPC returns for a raw block as it
+/// is, and shows what the RPC's verbose form shows.
+#[test]
+fn decode_reads_the_rpcs_base64() {
+    use std::io::Write;
+    let raw = node().call("getblock", json!([7, 0]));
+    let verbose = node().call("getblock", json!([7, 1]));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_neo-peer"))
+        .args(["decode", "--kind", "block"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{}", raw.as_str().unwrap()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in [
+        "hash",
+        "index",
+        "size",
+        "merkleroot",
+        "previousblockhash",
+        "time",
+        "nonce",
+    ] {
+        assert_eq!(ours[key], verbose[key], "{key}");
+    }
 }

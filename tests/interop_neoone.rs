@@ -131,4 +131,11 @@ fn neo_peer_sync_against_neo_one() {
     let tip: u32 = first.split_whitespace().nth(4).unwrap().parse().unwrap();
     assert!(tip >= HEIGHT - 1, "{first}");
     assert!(first.ends_with(&block_hash(tip).to_string()), "{first}");
+    // The per-peer table stays aligned around NEO•ONE's long user agent:
+    // the row's right-aligned share ends where its heading does.
+    let lines: Vec<&str> = text.lines().collect();
+    let (heading, row) = (lines[1], lines[2]);
+    assert!(row.contains("neo-one-js"), "{text}");
+    let share_end = heading.find("share").unwrap() + "share".len();
+    assert!(row[..share_end].ends_with('%'), "{heading}\n{row}");
 }

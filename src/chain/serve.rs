@@ -1,6 +1,8 @@
 //! The server side of the synchronisation requests: which messages a node
 //! holding a [`Chain`] sends back for `getheaders`, `getblocks`,
-//! `getblockbyindex` and `getdata`.
+//! `getblockbyindex` and `getdata`. Counts and de-duplicated hashes come
+//! from the [request contract](crate::protocol::contract), the same the
+//! asking side expects.
 //!
 //! The answers follow the C# reference node of each generation. They are
 //! pure: no per-peer state is kept, so the C# habit of serving each hash
@@ -11,20 +13,9 @@
 //! (at most 2000 headers and 500 hashes per message, never an empty list,
 //! never a payload over [`MAX_PAYLOAD`]).
 
-use std::collections::HashSet;
-
 use super::{Chain, Legacy, N3};
+use crate::protocol::contract::{distinct, requested};
 use crate::wire::{Encode, MAX_PAYLOAD, UInt256, legacy, n3};
-
-/// The number of items a `count` field asks for: `-1` means `max`, a
-/// positive count is capped at `max`, anything else asks for nothing.
-fn requested(count: i16, max: usize) -> usize {
-    match count {
-        -1 => max,
-        c if c > 0 => (c as usize).min(max),
-        _ => 0,
-    }
-}
 
 /// The heights `first..=last`, at most `count` of them (empty if
 /// `first > last`); no overflow at `u32::MAX`.
@@ -45,12 +36,6 @@ fn within_payload<'a, T: Encode + 'a>(
         size += item.size();
         size <= MAX_PAYLOAD
     })
-}
-
-/// The distinct hashes of a request, first occurrence first.
-fn distinct(hashes: &[UInt256]) -> Vec<UInt256> {
-    let mut seen = HashSet::with_capacity(hashes.len());
-    hashes.iter().copied().filter(|h| seen.insert(*h)).collect()
 }
 
 impl Chain<N3> {
@@ -269,18 +254,6 @@ mod tests {
     }
 
     #[test]
-    fn requested_counts() {
-        assert_eq!(requested(-1, 2000), 2000);
-        assert_eq!(requested(1, 2000), 1);
-        assert_eq!(requested(2000, 2000), 2000);
-        assert_eq!(requested(2001, 500), 500);
-        assert_eq!(requested(i16::MAX, 500), 500);
-        assert_eq!(requested(0, 500), 0);
-        assert_eq!(requested(-2, 500), 0);
-        assert_eq!(requested(i16::MIN, 500), 0);
-    }
-
-    #[test]
     fn height_ranges_never_overflow() {
         let all = |first, count, last| heights(first, count, last).collect::<Vec<_>>();
         assert_eq!(all(0, 3, Some(10)), [0, 1, 2]);
@@ -293,12 +266,5 @@ mod tests {
             all(u64::from(u32::MAX) + 1, 500, Some(u32::MAX)),
             Vec::<u32>::new()
         );
-    }
-
-    #[test]
-    fn duplicates_are_dropped_in_order() {
-        let a = UInt256([1; 32]);
-        let b = UInt256([2; 32]);
-        assert_eq!(distinct(&[a, b, a, a, b]), [a, b]);
     }
 }

@@ -42,7 +42,7 @@ impl Serve for Legacy {
 /// let chain = Arc::new(N3Chain::synthetic(&Synthetic { blocks: 1000, ..Synthetic::default() }));
 /// let mut config = LocalConfig::new(neo_peer::wire::n3::PRIVNET_MAGIC);
 /// let height = chain.height();
-/// config.start_height = Arc::new(move || height);
+/// config.identity.current_height = Arc::new(move || height);
 /// let peer: Peer<N3> = Peer::new(conn, Direction::Inbound, config, ChainServer::new(chain), SmolGlobal);
 /// peer.run().await.unwrap();
 /// # }

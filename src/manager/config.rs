@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::peer::LocalConfig;
+use crate::protocol::Protocol;
 
 /// Outbound connections the dialer keeps (the C# nodes keep 10, neo-go 20 to 40 peers in all).
 pub const TARGET_OUTBOUND: usize = 8;
@@ -62,6 +63,9 @@ pub struct Penalties {
     pub unsolicited_addr: u32,
     /// An answer of the wrong kind, or headers that do not fit the request.
     pub bad_answer: u32,
+    /// A height claimed (in `version`, `ping` or `pong`) that the peer's own
+    /// `headers` answer disproved.
+    pub height_lie: u32,
 }
 
 impl Default for Penalties {
@@ -72,6 +76,7 @@ impl Default for Penalties {
             stall: 34,
             unsolicited_addr: 25,
             bad_answer: 50,
+            height_lie: 50,
         }
     }
 }
@@ -79,10 +84,10 @@ impl Default for Penalties {
 /// A [`PeerManager`](super::PeerManager)'s settings; each default is a
 /// constant of this module.
 #[derive(Debug, Clone)]
-pub struct ManagerConfig {
+pub struct ManagerConfig<P: Protocol> {
     /// Who we are to every peer. All peers share its nonce, which is how a
     /// connection to ourselves is recognised.
-    pub local: LocalConfig,
+    pub local: LocalConfig<P>,
     /// [`TARGET_OUTBOUND`].
     pub target_outbound: usize,
     /// [`MAX_OUTBOUND`].
@@ -117,9 +122,9 @@ pub struct ManagerConfig {
     pub shutdown_grace: Duration,
 }
 
-impl ManagerConfig {
+impl<P: Protocol> ManagerConfig<P> {
     /// The defaults, with `local` as who we are.
-    pub fn new(local: LocalConfig) -> Self {
+    pub fn new(local: LocalConfig<P>) -> Self {
         ManagerConfig {
             local,
             target_outbound: TARGET_OUTBOUND,

@@ -63,6 +63,17 @@ pub enum ManagerError {
     /// The address book failed.
     #[error("address book: {0}")]
     Book(String),
+    /// The address book was made for another protocol or network.
+    #[error(
+        "the address book is for {} network {:#x}, the manager for {} network {:#x}",
+        .book.0, .book.1, .manager.0, .manager.1
+    )]
+    BookMismatch {
+        /// The book's protocol and network.
+        book: (&'static str, u32),
+        /// The manager's.
+        manager: (&'static str, u32),
+    },
 }
 
 impl From<BookError> for ManagerError {

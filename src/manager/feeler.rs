@@ -23,7 +23,7 @@ pub(super) fn facts<P: Protocol>(info: &PeerInfo<P>) -> Connected {
     match info.version.as_ref().map(P::version_facts) {
         Some(v) => Connected::from(&v),
         None => Connected {
-            start_height: info.start_height,
+            start_height: info.height,
             ..Connected::default()
         },
     }

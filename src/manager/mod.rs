@@ -33,13 +33,13 @@
 //! use neo_peer::executor::SmolGlobal;
 //! use neo_peer::manager::{ManagerConfig, PeerManager};
 //! use neo_peer::peer::{IgnoreAll, LocalConfig};
-//! use neo_peer::protocol::N3;
+//! use neo_peer::protocol::{N3, Protocol};
 //! use neo_peer::wire::n3::PRIVNET_MAGIC;
 //!
 //! smol::block_on(async {
-//!     let book = AddressBook::in_memory(BookConfig::default());
+//!     let book = AddressBook::in_memory(BookConfig::new(N3::NAME, PRIVNET_MAGIC));
 //!     let config = ManagerConfig::new(LocalConfig::new(PRIVNET_MAGIC));
-//!     let manager = PeerManager::<N3>::new(config, book, IgnoreAll, SmolGlobal);
+//!     let manager = PeerManager::<N3>::new(config, book, IgnoreAll, SmolGlobal)?;
 //!     manager.connect("127.0.0.1:20333".parse()?).await?;
 //!     let headers = manager.get_headers(0, 2000).await?;
 //!     println!("{} headers", headers.len());
@@ -60,7 +60,7 @@ pub mod sync;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -77,10 +77,12 @@ pub use error::{Departed, ManagerError, ManagerEvent, PeerSummary, ShutdownRepor
 
 use crate::book::AddressBook;
 use crate::executor::{Executor, Task};
-use crate::peer::{Connection, Direction, DisconnectReason, Handler, Peer, PeerError};
+use crate::peer::{
+    Connection, Direction, DisconnectReason, Handler, Misbehaviour, Peer, PeerError,
+};
 use crate::protocol::{Protocol, RequestKind};
 
-/// A peer's number within its manager (never reused).
+/// A peer's number: [`Peer::id`], unique in the process and never reused.
 pub type PeerId = u64;
 
 const KINDS: usize = 6;
@@ -109,8 +111,6 @@ struct Entry<P: Protocol> {
     served: u64,
     rtt: Option<Duration>,
     last_used: u64,
-    /// `getaddr` sent and not yet answered.
-    addr_asked: u32,
 }
 
 struct Registry<P: Protocol> {
@@ -128,11 +128,11 @@ struct Registry<P: Protocol> {
 }
 
 type MakePeer<P> =
-    Box<dyn Fn(Box<dyn Connection>, Direction, Weak<Inner<P>>, PeerId) -> Peer<P> + Send + Sync>;
-type Deliver<P> = Box<dyn Fn(Peer<P>, <P as Protocol>::Message) -> Task + Send + Sync>;
+    Box<dyn Fn(Box<dyn Connection>, Direction, Weak<Inner<P>>) -> Peer<P> + Send + Sync>;
+type Deliver<P> = Box<dyn Fn(Peer<P>, <P as Protocol>::Message, RequestKind) -> Task + Send + Sync>;
 
 pub(crate) struct Inner<P: Protocol> {
-    config: ManagerConfig,
+    config: ManagerConfig<P>,
     book: AddressBook,
     executor: Counted,
     make_peer: MakePeer<P>,
@@ -144,7 +144,6 @@ pub(crate) struct Inner<P: Protocol> {
     stop: Event,
     events: async_channel::Sender<ManagerEvent>,
     events_rx: async_channel::Receiver<ManagerEvent>,
-    next_id: AtomicU64,
     /// The port the listener is bound to (0: not listening).
     listen_port: std::sync::atomic::AtomicU16,
 }
@@ -199,28 +198,52 @@ impl<P: Protocol> std::fmt::Debug for PeerManager<P> {
 }
 
 /// The handler every managed peer runs: the manager's own business
-/// (`getaddr`, `addr`) first, everything else to the caller's handler.
+/// (`getaddr`, `addr`, misbehaviour) first, everything else to the caller's
+/// handler.
 struct Managed<P: Protocol, H> {
     user: Arc<H>,
     inner: Weak<Inner<P>>,
-    id: PeerId,
 }
 
 impl<P: Protocol, H: Handler<P>> Handler<P> for Managed<P, H> {
     async fn handle(&self, peer: &Peer<P>, msg: P::Message) {
         if let Some(inner) = self.inner.upgrade() {
             if P::is_get_addr(&msg) {
-                let known = inner.addresses_for(self.id);
+                let known = inner.addresses_for(peer.id());
                 if let Some(answer) = P::addr(&known) {
                     let _ = peer.send(answer).await;
                 }
                 return;
             }
-            if let Some(addrs) = P::addresses(&msg) {
-                inner.on_addr(self.id, &addrs);
+            if P::addresses(&msg).is_some() {
+                // An `addr` that answers no `getaddr` of ours (the peer
+                // machine matched our requests' answers; this is not one).
+                let addr = inner.addr_of(peer.id());
+                let points = inner.config.penalties.unsolicited_addr;
+                inner.penalise(addr, points, "unsolicited addr");
+                return;
             }
         }
         self.user.handle(peer, msg).await;
+    }
+
+    async fn handle_answer(&self, peer: &Peer<P>, msg: P::Message, request: RequestKind) {
+        if let Some(inner) = self.inner.upgrade() {
+            if let Some(addrs) = P::addresses(&msg) {
+                inner.learn(peer.id(), &addrs);
+            }
+        }
+        self.user.handle_answer(peer, msg, request).await;
+    }
+
+    async fn misbehaved(&self, peer: &Peer<P>, what: Misbehaviour) {
+        if let Some(inner) = self.inner.upgrade() {
+            let points = match what {
+                Misbehaviour::HeightLie { .. } => inner.config.penalties.height_lie,
+            };
+            inner.penalise(inner.addr_of(peer.id()), points, &what.to_string());
+        }
+        self.user.misbehaved(peer, what).await;
     }
 }
 
@@ -284,7 +307,7 @@ impl<P: Protocol> Inner<P> {
         let gossip = |addr| crate::protocol::GossipAddr {
             addr,
             timestamp: now,
-            services: self.config.local.services,
+            services: P::services(&self.config.local.identity),
         };
         let mut known = self.book.for_getaddr(MOST - 1);
         let reg = self.lock();
@@ -313,26 +336,9 @@ impl<P: Protocol> Inner<P> {
         self.lock().peers.get(&id).and_then(|e| e.addr)
     }
 
-    fn on_addr(&self, id: PeerId, addrs: &[crate::protocol::GossipAddr]) {
-        let (solicited, from) = {
-            let mut reg = self.lock();
-            match reg.peers.get_mut(&id) {
-                Some(e) if e.addr_asked > 0 => {
-                    e.addr_asked -= 1;
-                    (true, e.addr)
-                }
-                Some(e) => (false, e.addr),
-                None => return,
-            }
-        };
-        if !solicited {
-            self.penalise(
-                from,
-                self.config.penalties.unsolicited_addr,
-                "unsolicited addr",
-            );
-            return;
-        }
+    /// Addresses peer `id` sent in answer to our `getaddr`: into the book.
+    fn learn(&self, id: PeerId, addrs: &[crate::protocol::GossipAddr]) {
+        let from = self.addr_of(id);
         let new = self.book.learn(from, addrs);
         if new > 0 {
             self.emit(ManagerEvent::Learned { from, new });
@@ -419,12 +425,24 @@ impl<P: Protocol> PeerManager<P> {
     /// manager does not handle itself (it handles `getaddr` and `addr`,
     /// handing `addr` on too); `executor` runs the manager's and the peers'
     /// tasks.
+    ///
+    /// Fails with [`ManagerError::BookMismatch`] when `book` was made for
+    /// another protocol or network than `P` and the local network: its
+    /// addresses would be useless, and the next open of its file would fail.
     pub fn new<H: Handler<P>, E: Executor>(
-        config: ManagerConfig,
+        config: ManagerConfig<P>,
         book: AddressBook,
         handler: H,
         executor: E,
-    ) -> Self {
+    ) -> Result<Self, ManagerError> {
+        let made_for = book.config();
+        let network = config.local.identity.network;
+        if made_for.protocol != P::NAME || made_for.network != network {
+            return Err(ManagerError::BookMismatch {
+                book: (made_for.protocol, made_for.network),
+                manager: (P::NAME, network),
+            });
+        }
         let user = Arc::new(handler);
         let executor = Counted {
             inner: Arc::new(executor),
@@ -433,11 +451,10 @@ impl<P: Protocol> PeerManager<P> {
         let local = config.local.clone();
         let peer_executor = executor.clone();
         let make_user = user.clone();
-        let make_peer: MakePeer<P> = Box::new(move |conn, direction, inner, id| {
+        let make_peer: MakePeer<P> = Box::new(move |conn, direction, inner| {
             let handler = Managed {
                 user: make_user.clone(),
                 inner,
-                id,
             };
             Peer::new(
                 conn,
@@ -447,12 +464,12 @@ impl<P: Protocol> PeerManager<P> {
                 peer_executor.clone(),
             )
         });
-        let deliver: Deliver<P> = Box::new(move |peer, msg| {
+        let deliver: Deliver<P> = Box::new(move |peer, msg, kind| {
             let user = user.clone();
-            Box::pin(async move { user.handle(&peer, msg).await })
+            Box::pin(async move { user.handle_answer(&peer, msg, kind).await })
         });
         let (events, events_rx) = async_channel::bounded(EVENT_CAPACITY);
-        PeerManager {
+        Ok(PeerManager {
             inner: Arc::new(Inner {
                 config,
                 book,
@@ -473,14 +490,13 @@ impl<P: Protocol> PeerManager<P> {
                 stop: Event::new(),
                 events,
                 events_rx,
-                next_id: AtomicU64::new(1),
                 listen_port: std::sync::atomic::AtomicU16::new(0),
             }),
-        }
+        })
     }
 
     /// The settings.
-    pub fn config(&self) -> &ManagerConfig {
+    pub fn config(&self) -> &ManagerConfig<P> {
         &self.inner.config
     }
 
@@ -624,8 +640,8 @@ impl<P: Protocol> PeerManager<P> {
             }
         }
         let mut reservation = self.reserve(direction, ip)?;
-        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut peer = (inner.make_peer)(Box::new(conn), direction, Arc::downgrade(inner), id);
+        let mut peer = (inner.make_peer)(Box::new(conn), direction, Arc::downgrade(inner));
+        let id = peer.id();
         if let Some(addr) = remote {
             peer = peer.with_remote_addr(addr);
         }
@@ -679,7 +695,6 @@ impl<P: Protocol> PeerManager<P> {
                     served: 0,
                     rtt: None,
                     last_used: 0,
-                    addr_asked: 0,
                 },
             );
             reservation.keep_ip = true;
@@ -706,7 +721,7 @@ impl<P: Protocol> PeerManager<P> {
             addr,
             direction,
             user_agent: facts.user_agent,
-            height: info.start_height,
+            height: info.height,
         });
         if direction == Direction::Outbound {
             self.ask_addresses(id).await;
@@ -753,16 +768,9 @@ impl<P: Protocol> PeerManager<P> {
 
     /// Sends `getaddr` to peer `id`; its `addr` answer feeds the book.
     async fn ask_addresses(&self, id: PeerId) {
-        let Some(peer) = ({
-            let mut reg = self.inner.lock();
-            reg.peers.get_mut(&id).map(|e| {
-                e.addr_asked += 1;
-                e.peer.clone()
-            })
-        }) else {
-            return;
-        };
-        let _ = peer.request_addr().await;
+        if let Some(peer) = self.peer(id) {
+            let _ = peer.request_addr().await;
+        }
     }
 
     /// Asks every live peer for addresses now.

@@ -9,8 +9,8 @@ use futures_lite::future;
 
 use super::routing::{self, Candidate};
 use super::{Inner, ManagerError, ManagerEvent, PeerId, PeerManager, kind_index};
-use crate::peer::{DisconnectReason, Peer, PeerError};
-use crate::protocol::{Legacy, N3, Protocol, RequestKind};
+use crate::peer::{Answers, DisconnectReason, Peer, PeerError};
+use crate::protocol::{Legacy, N3, Protocol, RequestKind, contract};
 use crate::wire::{UInt256, legacy, n3};
 
 /// A request slot taken on one peer; given back when dropped.
@@ -59,7 +59,8 @@ fn classify(error: &PeerError) -> Retry {
     match error {
         PeerError::Disconnected(_)
         | PeerError::TooManyPending(_)
-        | PeerError::UnexpectedAnswer(_) => Retry::Elsewhere,
+        | PeerError::UnexpectedAnswer(_)
+        | PeerError::Unanswered { .. } => Retry::Elsewhere,
         _ => Retry::Stop,
     }
 }
@@ -140,12 +141,20 @@ impl<P: Protocol> Inner<P> {
     }
 }
 
+/// Which peers a request has tried.
+struct Attempts {
+    tried: Vec<PeerId>,
+    max: u32,
+}
+
 impl<P: Protocol> PeerManager<P> {
     /// Routes a request: `call` runs on the best peer for `kind` at least
     /// `min_height` high, and again on another peer when that peer
-    /// disconnects, stalls, is too busy or answers wrongly, up to
-    /// [`ManagerConfig::max_attempts`](super::ManagerConfig::max_attempts) peers. Returns the first success or
-    /// one error: the caller always gets exactly one result.
+    /// disconnects, stalls, is too busy, has nothing for it or answers
+    /// wrongly, up to
+    /// [`ManagerConfig::max_attempts`](super::ManagerConfig::max_attempts)
+    /// peers. Returns the first success or one error: the caller always gets
+    /// exactly one result.
     pub async fn request<T, F, Fut>(
         &self,
         kind: RequestKind,
@@ -156,140 +165,144 @@ impl<P: Protocol> PeerManager<P> {
         F: FnMut(Peer<P>) -> Fut,
         Fut: Future<Output = Result<T, PeerError>>,
     {
-        let attempts = self.inner.config.max_attempts;
-        self.request_bounded(kind, min_height, attempts, call).await
+        let mut attempts = Attempts {
+            tried: Vec::new(),
+            max: self.inner.config.max_attempts,
+        };
+        let (value, lease) = self.route(kind, min_height, &mut attempts, call).await?;
+        lease.answered();
+        Ok(value)
     }
 
-    async fn request_bounded<T, F, Fut>(
+    /// The one routing path: runs `call` on the best peer not tried yet,
+    /// then on the next, until one succeeds or the attempts run out. Returns
+    /// the value and the request slot, still held, on the peer that gave it.
+    async fn route<T, F, Fut>(
         &self,
         kind: RequestKind,
         min_height: u32,
-        max_attempts: u32,
+        attempts: &mut Attempts,
         mut call: F,
-    ) -> Result<T, ManagerError>
+    ) -> Result<(T, Lease<P>), ManagerError>
     where
         F: FnMut(Peer<P>) -> Fut,
         Fut: Future<Output = Result<T, PeerError>>,
     {
-        let mut excluded = Vec::new();
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let lease = self.inner.acquire(kind, min_height, &excluded).await?;
-            let result = call(lease.peer.clone()).await;
-            match result {
-                Ok(value) => {
-                    lease.answered();
-                    return Ok(value);
-                }
-                Err(error) => {
-                    if let PeerError::UnexpectedAnswer(what) = &error {
-                        let addr = self.inner.addr_of(lease.id);
-                        self.inner
-                            .penalise(addr, self.inner.config.penalties.bad_answer, what);
-                    }
-                    excluded.push(lease.id);
-                    drop(lease);
-                    match classify(&error) {
-                        Retry::Elsewhere if attempts < max_attempts => {}
-                        Retry::Elsewhere => {
-                            return Err(ManagerError::Exhausted {
-                                kind,
-                                attempts,
-                                last: error,
-                            });
-                        }
-                        Retry::Stop => return Err(ManagerError::Peer(error)),
-                    }
-                }
+        let mut last = PeerError::Disconnected(DisconnectReason::RemoteClosed);
+        while (attempts.tried.len() as u32) < attempts.max {
+            let lease = self
+                .inner
+                .acquire(kind, min_height, &attempts.tried)
+                .await?;
+            attempts.tried.push(lease.id);
+            let error = match call(lease.peer.clone()).await {
+                Ok(value) => return Ok((value, lease)),
+                Err(error) => error,
+            };
+            if let PeerError::UnexpectedAnswer(what) = &error {
+                let addr = self.inner.addr_of(lease.id);
+                self.inner
+                    .penalise(addr, self.inner.config.penalties.bad_answer, what);
+            }
+            drop(lease);
+            match classify(&error) {
+                Retry::Elsewhere => last = error,
+                Retry::Stop => return Err(ManagerError::Peer(error)),
             }
         }
+        Err(ManagerError::Exhausted {
+            kind,
+            attempts: attempts.tried.len() as u32,
+            last,
+        })
     }
 
-    /// Sends a request that has one answer and returns once it is written;
-    /// the answer reaches the handler. If the peer leaves before answering,
-    /// the request is retried on other peers in the background, and the
-    /// answer still reaches the handler exactly once; if every attempt
-    /// fails, a [`ManagerEvent::RequestFailed`] says so.
+    /// Sends a request and returns once it is written; its answers reach the
+    /// handler ([`Handler::handle_answer`](crate::peer::Handler::handle_answer)),
+    /// each exactly once. If the peer leaves or stalls before the last
+    /// answer, what is still missing is asked of other peers in the
+    /// background (`rest` builds that request from the original and the
+    /// number of answers delivered; `None`: nothing is missing). If every
+    /// attempt fails, a [`ManagerEvent::RequestFailed`] says so.
     pub async fn dispatch(
         &self,
         kind: RequestKind,
         min_height: u32,
         msg: P::Message,
+        rest: fn(&P::Message, u32) -> Option<P::Message>,
     ) -> Result<(), ManagerError> {
-        let mut excluded = Vec::new();
-        let mut attempts = 0;
-        let (lease, answers) = loop {
-            attempts += 1;
-            let lease = self.inner.acquire(kind, min_height, &excluded).await?;
-            match lease.peer.request_answers(msg.clone(), 1).await {
-                Ok(answers) => break (lease, answers),
-                Err(error) => {
-                    excluded.push(lease.id);
-                    drop(lease);
-                    match classify(&error) {
-                        Retry::Elsewhere if attempts < self.inner.config.max_attempts => {}
-                        Retry::Elsewhere => {
-                            return Err(ManagerError::Exhausted {
-                                kind,
-                                attempts,
-                                last: error,
-                            });
-                        }
-                        Retry::Stop => return Err(ManagerError::Peer(error)),
-                    }
-                }
-            }
+        let mut attempts = Attempts {
+            tried: Vec::new(),
+            max: self.inner.config.max_attempts,
         };
+        let ask = |peer: Peer<P>| {
+            let msg = msg.clone();
+            async move { peer.request_answers(msg, Some(min_height)).await }
+        };
+        let (answers, lease) = self.route(kind, min_height, &mut attempts, ask).await?;
         let manager = self.clone();
         self.inner.spawn(async move {
-            let answered = match answers.recv().await {
-                Ok(answer) => {
-                    lease.answered();
-                    Ok((lease.peer.clone(), answer))
-                }
-                Err(_) => {
-                    drop(lease);
-                    let left = manager.inner.config.max_attempts.saturating_sub(attempts);
-                    manager.retry_detached(kind, min_height, msg, left).await
-                }
-            };
-            match answered {
-                Ok((peer, answer)) => (manager.inner.deliver)(peer, answer).await,
-                Err(error) => {
-                    tracing::warn!(request = kind.command(), %error, "request failed");
-                    manager.inner.emit(ManagerEvent::RequestFailed {
-                        kind,
-                        error: error.to_string(),
-                    });
-                }
+            let failed = manager
+                .deliver_all(kind, min_height, msg, rest, attempts, answers, lease)
+                .await;
+            if let Err(error) = failed {
+                tracing::warn!(request = kind.command(), %error, "request failed");
+                manager.inner.emit(ManagerEvent::RequestFailed {
+                    kind,
+                    error: error.to_string(),
+                });
             }
         });
         Ok(())
     }
 
-    /// The background part of [`PeerManager::dispatch`]: up to `left` more
-    /// attempts; the answer and the peer that gave it.
-    async fn retry_detached(
+    /// The background part of [`PeerManager::dispatch`]: hands every answer
+    /// to the handler as it comes, and asks other peers for the rest when
+    /// the request ends early.
+    #[allow(clippy::too_many_arguments)]
+    async fn deliver_all(
         &self,
         kind: RequestKind,
         min_height: u32,
         msg: P::Message,
-        left: u32,
-    ) -> Result<(Peer<P>, P::Message), ManagerError> {
-        if left == 0 {
-            return Err(ManagerError::Exhausted {
-                kind,
-                attempts: self.inner.config.max_attempts,
-                last: PeerError::Disconnected(DisconnectReason::RemoteClosed),
-            });
+        rest: fn(&P::Message, u32) -> Option<P::Message>,
+        mut attempts: Attempts,
+        mut answers: Answers<P>,
+        mut lease: Lease<P>,
+    ) -> Result<(), ManagerError> {
+        let mut delivered = 0u32;
+        loop {
+            match answers.next().await {
+                Some(Ok(answer)) => {
+                    delivered += 1;
+                    (self.inner.deliver)(lease.peer.clone(), answer, kind).await;
+                }
+                None => {
+                    lease.answered();
+                    return Ok(());
+                }
+                Some(Err(error)) => {
+                    drop(lease);
+                    let Some(missing) = rest(&msg, delivered) else {
+                        return Ok(());
+                    };
+                    if let Retry::Stop = classify(&error) {
+                        return Err(ManagerError::Peer(error));
+                    }
+                    let ask = |peer: Peer<P>| {
+                        let missing = missing.clone();
+                        async move { peer.request_answers(missing, Some(min_height)).await }
+                    };
+                    (answers, lease) = self.route(kind, min_height, &mut attempts, ask).await?;
+                }
+            }
         }
-        self.request_bounded(kind, min_height, left, |peer| {
-            let msg = msg.clone();
-            async move { peer.request(msg).await.map(|answer| (peer, answer)) }
-        })
-        .await
     }
+}
+
+/// The `rest` of a request with one answer: all of it, until it came.
+pub(super) fn whole<M: Clone>(msg: &M, delivered: u32) -> Option<M> {
+    (delivered == 0).then(|| msg.clone())
 }
 
 impl PeerManager<N3> {
@@ -323,7 +336,8 @@ impl PeerManager<N3> {
     /// [`PeerManager::dispatch`]).
     pub async fn request_headers(&self, index_start: u32, count: i16) -> Result<(), ManagerError> {
         let msg = n3::Message::GetHeaders(n3::GetBlockByIndexPayload { index_start, count });
-        self.dispatch(RequestKind::Headers, index_start, msg).await
+        self.dispatch(RequestKind::Headers, index_start, msg, whole)
+            .await
     }
 
     /// Up to `count` blocks (at most 500) from `index_start`, from the best
@@ -347,14 +361,28 @@ impl PeerManager<N3> {
 
     /// Asks the best peer that has them for `count` blocks from
     /// `index_start` (`getblockbyindex`); returns once the request is
-    /// written. The blocks reach the handler's `on_block`.
+    /// written. The blocks reach the handler's `on_block`, each exactly
+    /// once: if the peer leaves midway, the blocks still missing are asked
+    /// of another (see [`PeerManager::dispatch`]).
     pub async fn request_blocks(&self, index_start: u32, count: i16) -> Result<(), ManagerError> {
         let msg = n3::Message::GetBlockByIndex(n3::GetBlockByIndexPayload { index_start, count });
-        let lease = self
-            .inner
-            .acquire(RequestKind::BlocksByIndex, index_start, &[])
-            .await?;
-        lease.peer.send(msg).await.map_err(ManagerError::Peer)
+        self.dispatch(
+            RequestKind::BlocksByIndex,
+            index_start,
+            msg,
+            |msg, delivered| {
+                let n3::Message::GetBlockByIndex(p) = msg else {
+                    return None;
+                };
+                let asked = contract::requested(p.count, n3::MAX_BLOCKS_PER_REQUEST) as u32;
+                let left = asked.checked_sub(delivered).filter(|&n| n > 0)?;
+                Some(n3::Message::GetBlockByIndex(n3::GetBlockByIndexPayload {
+                    index_start: p.index_start.checked_add(delivered)?,
+                    count: i16::try_from(left).ok()?,
+                }))
+            },
+        )
+        .await
     }
 }
 
@@ -368,8 +396,18 @@ impl PeerManager<Legacy> {
         hash_stop: UInt256,
         min_height: u32,
     ) -> Result<Vec<legacy::Header>, ManagerError> {
-        self.request(RequestKind::Headers, min_height, |peer| async move {
-            peer.get_headers(hash_start, hash_stop).await
+        let msg = legacy::Message::GetHeaders(legacy::GetBlocksPayload {
+            hash_start: vec![hash_start],
+            hash_stop,
+        });
+        self.request(RequestKind::Headers, min_height, |peer| {
+            let msg = msg.clone();
+            async move {
+                match first_answer(&peer, msg, min_height).await? {
+                    legacy::Message::Headers(h) => Ok(h.headers),
+                    other => Err(PeerError::UnexpectedAnswer(other.command_name())),
+                }
+            }
         })
         .await
     }
@@ -388,7 +426,8 @@ impl PeerManager<Legacy> {
             hash_start: vec![hash_start],
             hash_stop,
         });
-        self.dispatch(RequestKind::Headers, min_height, msg).await
+        self.dispatch(RequestKind::Headers, min_height, msg, whole)
+            .await
     }
 
     /// The block hashes after `hash_start` (`getblocks`, up to 500), from
@@ -399,13 +438,11 @@ impl PeerManager<Legacy> {
         min_height: u32,
     ) -> Result<Vec<UInt256>, ManagerError> {
         self.request(RequestKind::BlockHashes, min_height, |peer| async move {
-            let answer = peer
-                .request(legacy::Message::GetBlocks(legacy::GetBlocksPayload {
-                    hash_start: vec![hash_start],
-                    hash_stop: UInt256::ZERO,
-                }))
-                .await?;
-            match answer {
+            let msg = legacy::Message::GetBlocks(legacy::GetBlocksPayload {
+                hash_start: vec![hash_start],
+                hash_stop: UInt256::ZERO,
+            });
+            match first_answer(&peer, msg, min_height).await? {
                 legacy::Message::Inv(inv) => Ok(inv.hashes),
                 other => Err(PeerError::UnexpectedAnswer(other.command_name())),
             }
@@ -420,14 +457,25 @@ impl PeerManager<Legacy> {
         hash_start: UInt256,
         min_height: u32,
     ) -> Result<(), ManagerError> {
-        let lease = self
-            .inner
-            .acquire(RequestKind::BlockHashes, min_height, &[])
-            .await?;
-        lease
-            .peer
-            .request_blocks(hash_start)
+        let msg = legacy::Message::GetBlocks(legacy::GetBlocksPayload {
+            hash_start: vec![hash_start],
+            hash_stop: UInt256::ZERO,
+        });
+        self.dispatch(RequestKind::BlockHashes, min_height, msg, whole)
             .await
-            .map_err(ManagerError::Peer)
     }
+}
+
+/// The first answer of a Legacy request that names a hash, whose height
+/// makes the remote owe the answer when it is at least `reach` high.
+async fn first_answer(
+    peer: &Peer<Legacy>,
+    msg: legacy::Message,
+    reach: u32,
+) -> Result<legacy::Message, PeerError> {
+    let mut answers = peer.request_answers(msg, Some(reach)).await?;
+    answers
+        .next()
+        .await
+        .unwrap_or(Err(PeerError::NoAnswer("request")))
 }

@@ -80,14 +80,25 @@ pub struct SyncOutcome {
     pub elapsed: Duration,
 }
 
+/// What the consumer of [`in_order`] says after a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// Go on.
+    More,
+    /// The chain ends here: stop making jobs, drop the results still to come.
+    End,
+}
+
 /// Runs fetches on the manager's executor, `parallel` at a time, and hands
-/// their results to `consume` in the order the jobs were made.
+/// their results to `consume` in the order the jobs were made, until the
+/// jobs run out or `consume` says the end is reached (fetches still running
+/// then finish on their own, their results unread).
 async fn in_order<P, J, T, Fut>(
     manager: &PeerManager<P>,
     parallel: usize,
     mut next_job: impl AsyncFnMut() -> Result<Option<J>, SyncError>,
     fetch: impl Fn(&J) -> Fut,
-    mut consume: impl FnMut(J, T) -> Result<(), SyncError>,
+    mut consume: impl FnMut(J, T) -> Result<Next, SyncError>,
 ) -> Result<(), SyncError>
 where
     P: Protocol,
@@ -127,18 +138,26 @@ where
             let Some(job) = jobs.remove(&consumed) else {
                 break;
             };
-            consume(job, value)?;
             consumed += 1;
+            if consume(job, value)? == Next::End {
+                return Ok(());
+            }
         }
     }
 }
 
 /// Most headers one N3 request returns.
-const N3_BATCH: u32 = n3::MAX_HEADERS as u32;
+const N3_BATCH: u64 = n3::MAX_HEADERS as u64;
 
 /// Fetches the N3 headers from index `from` to the target through
 /// `manager`, in parallel ranges; `on_headers` gets them in order, checked;
 /// `progress` gets (headers so far, headers wanted).
+///
+/// The target is what the peers claim; a claim is not trusted further than
+/// the peers' answers go. A range that comes back short (its peer had less
+/// than it claimed, and is penalised for it) is completed from the other
+/// peers; when no live peer claims the next header any more, the sync ends
+/// there, at the highest header the peers really served.
 pub async fn sync_n3(
     manager: &PeerManager<N3>,
     from: u32,
@@ -150,43 +169,43 @@ pub async fn sync_n3(
     if manager.is_empty() {
         return Err(SyncError::NoPeers);
     }
-    let target = options.target.unwrap_or_else(|| manager.best_height());
-    let wanted = u64::from(target.saturating_sub(from)) + 1;
-    let mut next_start = u64::from(from);
+    let target = u64::from(options.target.unwrap_or_else(|| manager.best_height()));
+    let from = u64::from(from);
+    let mut wanted = target.saturating_sub(from) + 1;
+    let mut next_start = from;
     let mut last: Option<(u32, UInt256)> = None;
     let mut have = 0u64;
     in_order(
         manager,
         options.parallel,
         async || {
-            if next_start > u64::from(target) {
+            if next_start > target {
                 return Ok(None);
             }
-            let start = next_start as u32;
-            let count = (target - start + 1).min(N3_BATCH);
-            next_start += u64::from(count);
-            Ok(Some((start, count)))
+            let start = next_start;
+            let end = (start + N3_BATCH - 1).min(target);
+            next_start = end + 1;
+            Ok(Some((start as u32, end as u32)))
         },
-        |&(start, count)| {
+        |&(start, end)| {
             let manager = manager.clone();
             async move {
-                manager
-                    .request(RequestKind::Headers, start + count - 1, |peer| async move {
-                        let headers = peer.get_headers_payload(start, count as i16).await?;
-                        check_n3_range(&headers, start, count)?;
-                        // Hashed here, off the received bytes, in parallel.
-                        Ok((headers.to_vec(), headers.hashes().collect::<Vec<_>>()))
-                    })
+                fetch_n3_range(&manager, start, end)
                     .await
                     .map_err(|error| SyncError::Fetch { from: start, error })
             }
         },
-        |_, (headers, hashes): (Vec<n3::Header>, Vec<UInt256>)| {
+        |(start, end), (headers, hashes): (Vec<n3::Header>, Vec<UInt256>)| {
             link_n3(&mut last, &headers, &hashes)?;
             have += headers.len() as u64;
             on_headers(&headers);
+            let got_all = u64::from(start) + headers.len() as u64 > u64::from(end);
+            if !got_all {
+                // No peer has more: the chain ends at the last header served.
+                wanted = have;
+            }
             progress(have, wanted);
-            Ok(())
+            Ok(if got_all { Next::More } else { Next::End })
         },
     )
     .await?;
@@ -197,6 +216,43 @@ pub async fn sync_n3(
         tip_hash,
         elapsed: started.elapsed(),
     })
+}
+
+/// The headers of heights `start..=end` and their hashes, from as many peers
+/// as it takes: a peer that answers short (it had less than it claimed) is
+/// followed by the next that claims the rest. Short only when no live peer
+/// claims the next header.
+async fn fetch_n3_range(
+    manager: &PeerManager<N3>,
+    start: u32,
+    end: u32,
+) -> Result<(Vec<n3::Header>, Vec<UInt256>), ManagerError> {
+    let mut headers: Vec<n3::Header> = Vec::new();
+    let mut hashes: Vec<UInt256> = Vec::new();
+    loop {
+        let next = u64::from(start) + headers.len() as u64;
+        if next > u64::from(end) {
+            return Ok((headers, hashes));
+        }
+        let next = next as u32;
+        // Nobody claims the next header (any more): the range ends here.
+        if manager.best_height() < next && !headers.is_empty() {
+            return Ok((headers, hashes));
+        }
+        let count = (end - next + 1).min(N3_BATCH as u32);
+        // A peer that has the whole range if there is one; else any that has its start.
+        let min_height = end.min(manager.best_height()).max(next);
+        let (more, more_hashes) = manager
+            .request(RequestKind::Headers, min_height, |peer| async move {
+                let got = peer.get_headers_payload(next, count as i16).await?;
+                check_n3_range(&got, next, count)?;
+                // Hashed here, off the received bytes, in parallel.
+                Ok((got.to_vec(), got.hashes().collect::<Vec<_>>()))
+            })
+            .await?;
+        headers.extend(more);
+        hashes.extend(more_hashes);
+    }
 }
 
 /// Checks that `headers` (whose hashes are `hashes`) follow `last`, the
@@ -221,12 +277,21 @@ fn link_n3(
     Ok(())
 }
 
-/// The headers of one N3 range are exactly the ones asked, in order.
+/// The headers of one N3 answer are the first of the ones asked, in order
+/// (fewer only when the peer has no more: its height was checked by the
+/// peer itself, which corrects it and reports a false claim).
 fn check_n3_range(headers: &n3::HeadersPayload, start: u32, count: u32) -> Result<(), PeerError> {
-    if headers.len() != count as usize {
-        return Err(PeerError::UnexpectedAnswer("fewer headers than the range"));
+    if headers.is_empty() || headers.len() > count as usize {
+        return Err(PeerError::UnexpectedAnswer(
+            "headers not of the range asked",
+        ));
     }
-    if !headers.indices().eq((0..count).map(|i| start + i)) {
+    let asked = (0..count).map(|i| u64::from(start) + u64::from(i));
+    if !headers
+        .indices()
+        .map(u64::from)
+        .eq(asked.take(headers.len()))
+    {
         return Err(PeerError::UnexpectedAnswer(
             "headers not of the range asked",
         ));
@@ -338,7 +403,7 @@ pub async fn sync_legacy(
             have += headers.len() as u64;
             on_headers(&headers);
             progress(have, wanted);
-            Ok(())
+            Ok(Next::More)
         },
     )
     .await?;
@@ -390,7 +455,8 @@ mod tests {
         let headers = chain.headers();
         let payload = n3::HeadersPayload::new(&headers[1..4]);
         check_n3_range(&payload, 1, 3).unwrap();
-        assert!(check_n3_range(&payload, 1, 4).is_err(), "fewer than asked");
+        check_n3_range(&payload, 1, 4).unwrap();
+        assert!(check_n3_range(&payload, 1, 2).is_err(), "more than asked");
         assert!(
             check_n3_range(&payload, 2, 3).is_err(),
             "not the range asked"

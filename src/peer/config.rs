@@ -1,10 +1,9 @@
 //! Who we are to a remote node, and how patient we are with it.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::wire::n3::NodeCapability;
+use crate::protocol::{Identity, Protocol};
 
 /// Time allowed for the whole version/verack exchange.
 ///
@@ -121,33 +120,12 @@ impl Default for Queues {
     }
 }
 
-/// Returns the local chain height whenever a `version`, `ping` or `pong` needs it.
-pub type StartHeight = Arc<dyn Fn() -> u32 + Send + Sync>;
-
 /// Everything a peer needs to know about the local node, so that it depends
-/// on no other part of a node.
-#[derive(Clone)]
-pub struct LocalConfig {
-    /// Network magic (Legacy: in every frame; N3: in `version`).
-    pub network: u32,
-    /// User agent sent in `version`.
-    pub user_agent: String,
-    /// Legacy: the `services` bit field of `version` (1 = NODE_NETWORK).
-    pub services: u64,
-    /// N3: capabilities sent in `version` besides `TcpServer(port)` (when
-    /// `port` is non-zero) and `FullNode(start height)`, which are added
-    /// automatically; e.g. `ArchivalNode`.
-    pub capabilities: Vec<NodeCapability>,
-    /// Random number identifying this node (detects connections to ourselves).
-    pub nonce: u32,
-    /// Protocol version sent in `version` (0 on every network).
-    pub protocol_version: u32,
-    /// Whether we want relayed inventories (Legacy `relay`).
-    pub relay: bool,
-    /// TCP port we listen on (0: not listening).
-    pub port: u16,
-    /// Current local height.
-    pub start_height: StartHeight,
+/// on no other part of a node: who we are ([`Identity`], what our `version`
+/// says) and how patient we are with the remote.
+pub struct LocalConfig<P: Protocol> {
+    /// Who we are.
+    pub identity: Identity<P>,
     /// Timeouts.
     pub timeouts: Timeouts,
     /// Queue sizes.
@@ -156,21 +134,12 @@ pub struct LocalConfig {
     pub handshake_max_payload: usize,
 }
 
-impl LocalConfig {
-    /// A configuration for `network` with every default: user agent
-    /// `/neo-peer:<version>/`, services 1, no extra capabilities, a random
-    /// nonce, protocol version 0, relay on, not listening, height 0.
+impl<P: Protocol> LocalConfig<P> {
+    /// A configuration for `network` with every default (see
+    /// [`Identity::new`] and the constants of this module).
     pub fn new(network: u32) -> Self {
         LocalConfig {
-            network,
-            user_agent: format!("/neo-peer:{}/", env!("CARGO_PKG_VERSION")),
-            services: 1,
-            capabilities: Vec::new(),
-            nonce: random_nonce(),
-            protocol_version: 0,
-            relay: true,
-            port: 0,
-            start_height: Arc::new(|| 0),
+            identity: Identity::new(network),
             timeouts: Timeouts::default(),
             queues: Queues::default(),
             handshake_max_payload: HANDSHAKE_MAX_PAYLOAD,
@@ -179,22 +148,25 @@ impl LocalConfig {
 
     /// The local height now.
     pub fn height(&self) -> u32 {
-        (self.start_height)()
+        self.identity.height()
     }
 }
 
-impl fmt::Debug for LocalConfig {
+impl<P: Protocol> Clone for LocalConfig<P> {
+    fn clone(&self) -> Self {
+        LocalConfig {
+            identity: self.identity.clone(),
+            timeouts: self.timeouts,
+            queues: self.queues,
+            handshake_max_payload: self.handshake_max_payload,
+        }
+    }
+}
+
+impl<P: Protocol> fmt::Debug for LocalConfig<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LocalConfig")
-            .field("network", &self.network)
-            .field("user_agent", &self.user_agent)
-            .field("services", &self.services)
-            .field("capabilities", &self.capabilities)
-            .field("nonce", &self.nonce)
-            .field("protocol_version", &self.protocol_version)
-            .field("relay", &self.relay)
-            .field("port", &self.port)
-            .field("start_height", &self.height())
+            .field("identity", &self.identity)
             .field("timeouts", &self.timeouts)
             .field("queues", &self.queues)
             .field("handshake_max_payload", &self.handshake_max_payload)
@@ -202,23 +174,17 @@ impl fmt::Debug for LocalConfig {
     }
 }
 
-/// A random nonce, from `rand`'s thread generator (a ChaCha stream seeded by
-/// the operating system): nobody can predict it, so nobody can forge our
-/// identity in the self-connection check.
-pub fn random_nonce() -> u32 {
-    rand::random()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::{N3, random_nonce};
 
     #[test]
     fn nonces_vary() {
         let a = random_nonce();
         assert!((0..8).any(|_| random_nonce() != a));
-        let c = LocalConfig::new(56753);
-        assert!(c.user_agent.starts_with("/neo-peer:"));
+        let c = LocalConfig::<N3>::new(56753);
+        assert!(c.identity.user_agent.starts_with("/neo-peer:"));
         assert_eq!(c.height(), 0);
         assert!(format!("{c:?}").contains("56753"));
     }

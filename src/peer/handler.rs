@@ -13,14 +13,35 @@
 
 use std::future::Future;
 
-use super::Peer;
-use crate::protocol::{Legacy, N3, Protocol};
+use super::{Misbehaviour, Peer};
+use crate::protocol::{Legacy, N3, Protocol, RequestKind};
 use crate::wire::{legacy, n3};
 
 /// Receives the messages of one protocol's peers.
 pub trait Handler<P: Protocol>: Send + Sync + 'static {
     /// Handles one message from `peer`.
     fn handle(&self, peer: &Peer<P>, msg: P::Message) -> impl Future<Output = ()> + Send;
+
+    /// Handles a message that answers `request`, a request sent without
+    /// waiting for its answer ([`Peer::send`], the `request_*` methods).
+    /// Unsolicited messages of the same kind go to [`Handler::handle`]
+    /// instead. By default, the same as `handle`.
+    fn handle_answer(
+        &self,
+        peer: &Peer<P>,
+        msg: P::Message,
+        request: RequestKind,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = request;
+        self.handle(peer, msg)
+    }
+
+    /// Told of a fault of the remote that did not end the connection (a
+    /// height it claimed and its own answer disproved). By default, nothing.
+    fn misbehaved(&self, peer: &Peer<P>, what: Misbehaviour) -> impl Future<Output = ()> + Send {
+        let _ = (peer, what);
+        async {}
+    }
 }
 
 /// A handler that ignores everything.

@@ -39,6 +39,7 @@ mod config;
 mod engine;
 pub mod handler;
 pub mod handshake;
+pub mod machine;
 mod queue;
 pub mod stall;
 pub mod stats;
@@ -48,7 +49,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_lite::io::{AsyncRead, AsyncWrite};
 use thiserror::Error;
@@ -56,20 +57,26 @@ use thiserror::Error;
 pub use config::{
     HANDLER_QUEUE_CAPACITY, HANDSHAKE_MAX_PAYLOAD, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, LocalConfig,
     MAILBOX_CAPACITY, MAX_PENDING_REQUESTS, PING_INTERVAL, Queues, STALL_CHECK_INTERVAL,
-    STALL_TIMEOUT, StartHeight, Timeouts, WRITE_TIMEOUT, random_nonce,
+    STALL_TIMEOUT, Timeouts, WRITE_TIMEOUT,
 };
 pub use handler::{Handler, IgnoreAll, LegacyHandler, N3Handler};
 pub use handshake::{Handshake, Received, Step, Violation};
-pub use stall::{Answered, RequestId, StallDetector, TooManyPending};
+pub use machine::{Event, Machine, Misbehaviour, Remote};
+pub use stall::{Answered, Expired, RequestId, StallDetector, TooManyPending};
 pub use stats::{CommandStats, Latency, Stats, StatsSnapshot};
 
 use crate::executor::Executor;
-use crate::protocol::{Legacy, N3, Protocol, RequestKind};
+use crate::protocol::{Legacy, N3, Obligation, Protocol, RequestKind, random_nonce};
 use crate::wire::{FrameError, PingPayload, UInt256, legacy, n3};
-use engine::{Outgoing, Shared};
+use engine::{Outgoing, ReplyItem, Shared};
 
 /// Any byte stream a peer can run over: TCP from any runtime, TLS, an
-/// in-memory pipe.
+/// in-memory pipe: whatever implements the `futures-io` traits. A tokio
+/// stream goes through `neo_peer::tokio::compat` (feature `tokio`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a connection a peer can run over (futures-io `AsyncRead + AsyncWrite + Send + Unpin`)",
+    note = "a tokio stream: wrap it with `neo_peer::tokio::compat(stream)` (feature `tokio`), or dial with `neo_peer::tokio::connect`"
+)]
 pub trait Connection: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Connection for T {}
@@ -156,6 +163,23 @@ pub enum PeerError {
     /// The answer was not of the expected kind.
     #[error("unexpected answer: {0}")]
     UnexpectedAnswer(&'static str),
+    /// The remote has nothing to answer this request with, and silence is
+    /// its right: the request starts above the height it told us (then the
+    /// request was not even sent), or it stayed silent where the protocol
+    /// lets it. The peer stays connected.
+    #[error("{}: not answered; the remote has nothing for it (its height is {height})", .kind.command())]
+    Unanswered {
+        /// The request.
+        kind: RequestKind,
+        /// The remote's height, as far as we know.
+        height: u32,
+    },
+    /// The message is not a request: there is no answer to wait for.
+    #[error("{0} has no answer to wait for")]
+    NoAnswer(&'static str),
+    /// The handshake has not completed yet.
+    #[error("not handshaken yet")]
+    NotHandshaken,
 }
 
 /// What is known about a peer.
@@ -177,9 +201,10 @@ pub struct PeerInfo<P: Protocol> {
     pub port: u16,
     /// Legacy `relay`; N3: it announced `FullNode`.
     pub relay: bool,
-    /// Its best known height: from `version`, then raised by `ping`, `pong`,
-    /// `headers` and `block`.
-    pub start_height: u32,
+    /// Its best known height now: from `version`, then raised by `ping`,
+    /// `pong`, `headers` and `block`, and lowered when its own answer
+    /// disproves a claim.
+    pub height: u32,
     /// Last ping round trip.
     pub rtt: Option<Duration>,
     /// Whether the handshake completed.
@@ -190,28 +215,26 @@ pub struct PeerInfo<P: Protocol> {
 
 type Start = Pin<Box<dyn Future<Output = Result<(), PeerError>> + Send>>;
 
-/// The writer's end of the mailbox.
-type Mailbox<P> = queue::Receiver<Box<Outgoing<P>>>;
+/// The driver's end of the mailbox, and the handshake future, until
+/// [`Peer::run`] takes them.
+struct Unstarted<P: Protocol> {
+    mailbox: queue::Receiver<Box<Outgoing<P>>>,
+    start: Option<Start>,
+}
 
 /// A handle to one remote node (cheap to clone; every clone is the same peer).
 pub struct Peer<P: Protocol> {
     shared: Arc<Shared<P>>,
-    direction: Direction,
-    remote_addr: Option<SocketAddr>,
     mailbox: queue::Sender<Box<Outgoing<P>>>,
-    mailbox_rx: Arc<Mutex<Option<Mailbox<P>>>>,
-    start: Arc<Mutex<Option<Start>>>,
+    unstarted: Arc<Mutex<Option<Unstarted<P>>>>,
 }
 
 impl<P: Protocol> Clone for Peer<P> {
     fn clone(&self) -> Self {
         Peer {
             shared: self.shared.clone(),
-            direction: self.direction,
-            remote_addr: self.remote_addr,
             mailbox: self.mailbox.clone(),
-            mailbox_rx: self.mailbox_rx.clone(),
-            start: self.start.clone(),
+            unstarted: self.unstarted.clone(),
         }
     }
 }
@@ -219,11 +242,57 @@ impl<P: Protocol> Clone for Peer<P> {
 impl<P: Protocol> fmt::Debug for Peer<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Peer")
+            .field("id", &self.shared.id)
             .field("protocol", &P::NAME)
-            .field("direction", &self.direction)
-            .field("remote_addr", &self.remote_addr)
+            .field("direction", &self.shared.direction)
+            .field("remote_addr", &self.remote_addr())
             .field("closed", &self.shared.is_closed())
             .finish()
+    }
+}
+
+/// The answers of one request, as they arrive ([`Peer::request_answers`]).
+pub struct Answers<P: Protocol> {
+    rx: async_channel::Receiver<ReplyItem<P>>,
+    peer: Peer<P>,
+    done: bool,
+}
+
+impl<P: Protocol> fmt::Debug for Answers<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Answers")
+            .field("peer", &self.peer)
+            .field("done", &self.done)
+            .finish()
+    }
+}
+
+impl<P: Protocol> Answers<P> {
+    /// The next answer; `None` once the request is complete. An error ends
+    /// the request early: the peer disconnected, or the remote legitimately
+    /// left it unanswered ([`PeerError::Unanswered`]).
+    pub async fn next(&mut self) -> Option<Result<P::Message, PeerError>> {
+        if self.done {
+            return None;
+        }
+        let item = match self.rx.recv().await {
+            Ok(ReplyItem::Answer(message)) => return Some(Ok(message)),
+            Ok(ReplyItem::Done) => None,
+            Ok(ReplyItem::Failed(e)) => Some(Err(e)),
+            // The driver is gone without a word: the peer ended.
+            Err(_) => Some(Err(self.peer.disconnected())),
+        };
+        self.done = true;
+        item
+    }
+
+    /// Every remaining answer; fails if the request ends early.
+    pub async fn all(mut self) -> Result<Vec<P::Message>, PeerError> {
+        let mut all = Vec::new();
+        while let Some(answer) = self.next().await {
+            all.push(answer?);
+        }
+        Ok(all)
     }
 }
 
@@ -232,7 +301,7 @@ impl<P: Protocol> Peer<P> {
     pub fn new<C, H, E>(
         conn: C,
         direction: Direction,
-        config: LocalConfig,
+        config: LocalConfig<P>,
         handler: H,
         executor: E,
     ) -> Self
@@ -242,93 +311,80 @@ impl<P: Protocol> Peer<P> {
         E: Executor,
     {
         let (mailbox, mailbox_rx) = queue::bounded(config.queues.mailbox);
-        let mut peer = Peer {
-            shared: Arc::new(Shared::new(config)),
-            direction,
-            remote_addr: None,
+        let peer = Peer {
+            shared: Arc::new(Shared::new(config, direction)),
             mailbox,
-            mailbox_rx: Arc::new(Mutex::new(Some(mailbox_rx))),
-            start: Arc::new(Mutex::new(None)),
+            unstarted: Arc::new(Mutex::new(Some(Unstarted {
+                mailbox: mailbox_rx,
+                start: None,
+            }))),
         };
         let start: Start = Box::pin(engine::start(peer.clone(), conn, handler, executor));
-        peer.start = Arc::new(Mutex::new(Some(start)));
+        if let Some(u) = peer.lock_unstarted().as_mut() {
+            u.start = Some(start);
+        }
         peer
     }
 
-    /// Records the remote's address (shown in [`Peer::info`]).
-    pub fn with_remote_addr(mut self, addr: SocketAddr) -> Self {
-        self.remote_addr = Some(addr);
+    fn lock_unstarted(&self) -> std::sync::MutexGuard<'_, Option<Unstarted<P>>> {
+        self.unstarted.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records the remote's address (shown in [`Peer::info`] and in the
+    /// peer's log lines). Call it before [`Peer::run`]; only the first
+    /// address given counts.
+    pub fn with_remote_addr(self, addr: SocketAddr) -> Self {
+        let _ = self.shared.remote_addr.set(addr);
         self
     }
 
     /// Performs the handshake (within the handshake timeout), then starts the
-    /// peer's tasks and returns. On failure the peer is disconnected and the
+    /// peer's task and returns. On failure the peer is disconnected and the
     /// error carries the reason.
     pub async fn run(&self) -> Result<(), PeerError> {
         let start = self
-            .start
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
+            .lock_unstarted()
+            .as_mut()
+            .and_then(|u| u.start.take())
             .ok_or(PeerError::AlreadyStarted)?;
         start.await
     }
 
-    fn take_mailbox(&self) -> Option<Mailbox<P>> {
-        self.mailbox_rx
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
+    fn take_mailbox(&self) -> Option<queue::Receiver<Box<Outgoing<P>>>> {
+        self.lock_unstarted().take().map(|u| u.mailbox)
     }
 
     fn disconnected(&self) -> PeerError {
         PeerError::Disconnected(self.shared.reason().unwrap_or(DisconnectReason::Requested))
     }
 
-    /// Sends `msg` and returns once it is written. If the message is a
-    /// request, its answer is awaited by the stall detector and delivered to
-    /// the handler.
-    pub async fn send(&self, msg: P::Message) -> Result<(), PeerError> {
-        if self.is_closed() {
-            return Err(self.disconnected());
-        }
-        let (tx, rx) = async_channel::bounded(1);
-        let out = Box::new(Outgoing {
-            msg,
-            waiter: None,
-            written: Some(tx),
-        });
-        if self.mailbox.send(out).await.is_err() {
-            return Err(self.disconnected());
-        }
-        rx.recv().await.unwrap_or_else(|_| Err(self.disconnected()))
-    }
-
-    /// Sends a request that expects exactly one answer and returns the answer
-    /// (which then does not reach the handler).
-    pub async fn request(&self, msg: P::Message) -> Result<P::Message, PeerError> {
-        let answers = self.request_answers(msg, 1).await?;
-        answers.recv().await.map_err(|_| self.disconnected())
-    }
-
-    /// Sends a request and returns, once it is written, a receiver of its
-    /// answers (which then do not reach the handler): the receiver yields
-    /// each answer, then ends when the request is complete or the peer has
-    /// disconnected (then [`Peer::closed`] tells why). `max_answers` bounds
-    /// the answers kept; it must be at least the number the request expects.
-    pub async fn request_answers(
+    /// Hands `msg` to the driver; returns the receiver of its written result
+    /// and, with `answers`, of its answers.
+    async fn submit(
         &self,
         msg: P::Message,
-        max_answers: usize,
-    ) -> Result<async_channel::Receiver<P::Message>, PeerError> {
+        reach: Option<u32>,
+        answers: bool,
+    ) -> Result<Option<Answers<P>>, PeerError> {
         if self.is_closed() {
             return Err(self.disconnected());
         }
         let (written_tx, written_rx) = async_channel::bounded(1);
-        let (answer_tx, answer_rx) = async_channel::bounded(max_answers.max(1));
+        let (reply, answers) = if answers {
+            let (tx, rx) = async_channel::bounded(engine::REPLY_CAPACITY);
+            let answers = Answers {
+                rx,
+                peer: self.clone(),
+                done: false,
+            };
+            (Some(tx), Some(answers))
+        } else {
+            (None, None)
+        };
         let out = Box::new(Outgoing {
             msg,
-            waiter: Some(answer_tx),
+            reach,
+            reply,
             written: Some(written_tx),
         });
         if self.mailbox.send(out).await.is_err() {
@@ -338,28 +394,53 @@ impl<P: Protocol> Peer<P> {
             .recv()
             .await
             .unwrap_or_else(|_| Err(self.disconnected()))?;
-        Ok(answer_rx)
+        Ok(answers)
     }
 
-    /// Sends a request that expects `expected` answers and returns them all;
-    /// fails if the peer disconnects before the last one.
-    pub async fn request_all(
+    /// Sends `msg` and returns once it is written (or with the error that
+    /// prevented it). If the message is a request, its answers reach the
+    /// handler ([`Handler::handle_answer`]) and the stall rule applies.
+    pub async fn send(&self, msg: P::Message) -> Result<(), PeerError> {
+        self.submit(msg, None, false).await.map(|_| ())
+    }
+
+    /// Sends a request and returns, once it is written, its [`Answers`]
+    /// (which then do not reach the handler). `reach`, when the caller knows
+    /// it, is the height the remote must have to answer in full: on NEO
+    /// Legacy, whose requests name hashes, it decides whether silence is a
+    /// stall (see [`crate::protocol::contract`]). A request the remote
+    /// cannot answer (it starts above the remote's height) is not sent and
+    /// fails with [`PeerError::Unanswered`].
+    pub async fn request_answers(
         &self,
         msg: P::Message,
-        expected: usize,
-    ) -> Result<Vec<P::Message>, PeerError> {
-        let answers = self.request_answers(msg, expected).await?;
-        let mut all = Vec::with_capacity(expected.min(512));
-        while let Ok(answer) = answers.recv().await {
-            all.push(answer);
+        reach: Option<u32>,
+    ) -> Result<Answers<P>, PeerError> {
+        match self.submit(msg, reach, true).await? {
+            Some(answers) => Ok(answers),
+            None => Err(PeerError::NoAnswer("request")),
         }
-        if all.len() < expected && self.is_closed() {
-            return Err(self.disconnected());
-        }
-        Ok(all)
     }
 
-    /// Asks for addresses (`getaddr`); the `addr` answer reaches the handler.
+    /// Sends a request and returns its first answer (the request's other
+    /// answers, if any, are not waited for).
+    pub async fn request(&self, msg: P::Message) -> Result<P::Message, PeerError> {
+        let mut answers = self.request_answers(msg, None).await?;
+        answers
+            .next()
+            .await
+            .unwrap_or_else(|| Err(PeerError::NoAnswer("request")))
+    }
+
+    /// Sends a request and returns all its answers, as many as the
+    /// contract says the remote owes (e.g. every block a `getblockbyindex`
+    /// asks for, up to the remote's height).
+    pub async fn request_all(&self, msg: P::Message) -> Result<Vec<P::Message>, PeerError> {
+        self.request_answers(msg, None).await?.all().await
+    }
+
+    /// Asks for addresses (`getaddr`); the `addr` answer reaches the
+    /// handler's [`Handler::handle_answer`].
     pub async fn request_addr(&self) -> Result<(), PeerError> {
         self.send(P::get_addr()).await
     }
@@ -367,21 +448,24 @@ impl<P: Protocol> Peer<P> {
     /// Pings and waits for the `pong`; returns the round trip. On NEO Legacy,
     /// whose nodes need not answer, only sends the `ping` and returns zero.
     pub async fn ping(&self) -> Result<Duration, PeerError> {
-        let ping = PingPayload {
-            last_block_index: self.shared.config.height(),
-            timestamp: crate::protocol::unix_seconds(),
-            nonce: random_nonce(),
-        };
-        if !P::PONG_EXPECTED {
-            self.send(P::ping(ping, false)).await?;
+        let ping = P::ping(
+            PingPayload {
+                last_block_index: self.shared.config.height(),
+                timestamp: crate::protocol::unix_seconds(),
+                nonce: random_nonce(),
+            },
+            false,
+        );
+        if P::obligation(&ping, None, u32::MAX) == Obligation::Nothing {
+            self.send(ping).await?;
             return Ok(Duration::ZERO);
         }
-        let started = std::time::Instant::now();
-        self.request(P::ping(ping, false)).await?;
+        let started = Instant::now();
+        self.request(ping).await?;
         Ok(started.elapsed())
     }
 
-    /// Ends the peer: its tasks stop, its connection closes, every pending
+    /// Ends the peer: its task stops, its connection closes, every pending
     /// call fails with [`DisconnectReason::Requested`].
     pub fn disconnect(&self) {
         self.shared.close(DisconnectReason::Requested);
@@ -403,33 +487,45 @@ impl<P: Protocol> Peer<P> {
         self.shared.is_closed()
     }
 
+    /// A number for this peer, unique in the process (its log lines carry it).
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
     /// Who opened the connection.
     pub fn direction(&self) -> Direction {
-        self.direction
+        self.shared.direction
+    }
+
+    /// The remote's address, if given ([`Peer::with_remote_addr`]).
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.shared.remote_addr.get().copied()
     }
 
     /// The remote's best known height.
     pub fn height(&self) -> u32 {
-        self.shared.lock().height
+        self.shared.lock().machine.remote().height
     }
 
     /// What is known about the remote now.
     pub fn info(&self) -> PeerInfo<P> {
         let st = self.shared.lock();
-        let facts = st.facts.as_ref();
+        let m = &st.machine;
+        let remote = m.remote();
+        let facts = remote.facts.as_ref();
         PeerInfo {
-            remote_addr: self.remote_addr,
-            direction: self.direction,
+            remote_addr: self.remote_addr(),
+            direction: self.direction(),
             created_at: self.shared.created_at,
-            version: st.version.clone(),
+            version: remote.version.clone(),
             user_agent: facts.map(|f| f.user_agent.clone()),
             nonce: facts.map(|f| f.nonce),
             port: facts.map_or(0, |f| f.port),
             relay: facts.is_some_and(|f| f.relay),
-            start_height: st.height,
-            rtt: st.rtt,
-            handshaked: st.handshaked,
-            disconnect_reason: st.reason.clone(),
+            height: remote.height,
+            rtt: remote.rtt,
+            handshaked: m.is_handshaken(),
+            disconnect_reason: m.reason().cloned(),
         }
     }
 
@@ -440,45 +536,77 @@ impl<P: Protocol> Peer<P> {
 
     /// Number of requests waiting for answers.
     pub fn pending_requests(&self) -> usize {
-        self.shared.lock().stall.len()
+        self.shared.lock().machine.pending_requests()
     }
 
     /// The configuration the peer runs with.
-    pub fn config(&self) -> &LocalConfig {
+    pub fn config(&self) -> &LocalConfig<P> {
         &self.shared.config
     }
 }
 
 impl Peer<Legacy> {
+    fn get_headers_msg(hash_start: UInt256, hash_stop: UInt256) -> legacy::Message {
+        legacy::Message::GetHeaders(legacy::GetBlocksPayload {
+            hash_start: vec![hash_start],
+            hash_stop,
+        })
+    }
+
     /// Asks for the headers after `hash_start` (up to 2000, stopping before
     /// `hash_stop`; zero for no stop). They reach [`LegacyHandler::on_headers`].
+    ///
+    /// NEO Legacy nodes legitimately stay silent when `hash_start` is their
+    /// tip or unknown to them, and the request names no height: such a
+    /// request is never a stall. [`Peer::get_headers_from`] gives the start's
+    /// height, so that silence from a remote known to be higher is one.
     pub async fn request_headers(
         &self,
         hash_start: UInt256,
         hash_stop: UInt256,
     ) -> Result<(), PeerError> {
-        self.send(legacy::Message::GetHeaders(legacy::GetBlocksPayload {
-            hash_start: vec![hash_start],
-            hash_stop,
-        }))
-        .await
+        self.send(Self::get_headers_msg(hash_start, hash_stop))
+            .await
     }
 
-    /// Like [`Peer::request_headers`], but returns the headers.
+    /// Like [`Peer::request_headers`], but returns the headers. Silence ends
+    /// it with [`PeerError::Unanswered`] after the stall timeout.
     pub async fn get_headers(
         &self,
         hash_start: UInt256,
         hash_stop: UInt256,
     ) -> Result<Vec<legacy::Header>, PeerError> {
-        let answer = self
-            .request(legacy::Message::GetHeaders(legacy::GetBlocksPayload {
-                hash_start: vec![hash_start],
-                hash_stop,
-            }))
-            .await?;
-        match answer {
-            legacy::Message::Headers(h) => Ok(h.headers),
-            other => Err(PeerError::UnexpectedAnswer(other.command_name())),
+        self.headers_answer(Self::get_headers_msg(hash_start, hash_stop), None)
+            .await
+    }
+
+    /// Like [`Peer::get_headers`], knowing that `hash_start` is the hash of
+    /// the header at `start_index`: a remote whose height is `start_index`
+    /// or less has nothing newer, and the request ends at once with
+    /// [`PeerError::Unanswered`] without being sent; a higher remote owes the
+    /// answer, and silence is a stall.
+    pub async fn get_headers_from(
+        &self,
+        start_index: u32,
+        hash_start: UInt256,
+        hash_stop: UInt256,
+    ) -> Result<Vec<legacy::Header>, PeerError> {
+        let msg = Self::get_headers_msg(hash_start, hash_stop);
+        self.headers_answer(msg, Some(start_index.saturating_add(1)))
+            .await
+    }
+
+    async fn headers_answer(
+        &self,
+        msg: legacy::Message,
+        reach: Option<u32>,
+    ) -> Result<Vec<legacy::Header>, PeerError> {
+        let mut answers = self.request_answers(msg, reach).await?;
+        match answers.next().await {
+            Some(Ok(legacy::Message::Headers(h))) => Ok(h.headers),
+            Some(Ok(other)) => Err(PeerError::UnexpectedAnswer(other.command_name())),
+            Some(Err(e)) => Err(e),
+            None => Err(PeerError::NoAnswer("getheaders")),
         }
     }
 
@@ -509,7 +637,8 @@ impl Peer<N3> {
         .await
     }
 
-    /// Like [`Peer::request_headers`], but returns the headers.
+    /// Like [`Peer::request_headers`], but returns the headers. A start above
+    /// the remote's height fails at once with [`PeerError::Unanswered`].
     pub async fn get_headers(
         &self,
         index_start: u32,
@@ -551,20 +680,20 @@ impl Peer<N3> {
         .await
     }
 
-    /// Like [`Peer::request_blocks_by_index`], but returns the blocks: as
-    /// many as the remote has from `index_start`, at most `count` (and at
-    /// most 500).
+    /// Like [`Peer::request_blocks_by_index`], but returns the blocks: every
+    /// block the remote has from `index_start`, at most `count` (500 for
+    /// `-1`, and at most 500), as far as its height goes. A start above its
+    /// height fails at once with [`PeerError::Unanswered`].
     pub async fn get_blocks_by_index(
         &self,
         index_start: u32,
         count: i16,
     ) -> Result<Vec<n3::Block>, PeerError> {
-        let expected = usize::from(count.unsigned_abs()).clamp(1, n3::MAX_BLOCKS_PER_REQUEST);
         let answers = self
-            .request_all(
-                n3::Message::GetBlockByIndex(n3::GetBlockByIndexPayload { index_start, count }),
-                expected,
-            )
+            .request_all(n3::Message::GetBlockByIndex(n3::GetBlockByIndexPayload {
+                index_start,
+                count,
+            }))
             .await?;
         answers
             .into_iter()

@@ -7,10 +7,14 @@
 //! before pushing and waits for room when there is none, the receiver gives
 //! the place back when it takes a message. The bound is exact.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 
-use async_channel::{RecvError, SendError, TryRecvError, TrySendError};
+#[cfg(test)]
+use async_channel::RecvError;
+use async_channel::{SendError, TryRecvError, TrySendError};
 use event_listener::Event;
 
 /// Places taken in one queue, and the senders waiting for one.
@@ -49,7 +53,10 @@ pub(super) fn bounded<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
             tx,
             room: room.clone(),
         },
-        Receiver { rx, room },
+        Receiver {
+            rx: Box::pin(rx),
+            room,
+        },
     )
 }
 
@@ -101,17 +108,29 @@ impl<T> Sender<T> {
 
 /// The receiving side.
 pub(super) struct Receiver<T> {
-    rx: async_channel::Receiver<T>,
+    // Pinned once, so that it can be polled in place by a hand-written future.
+    rx: Pin<Box<async_channel::Receiver<T>>>,
     room: Arc<Room>,
 }
 
 impl<T> Receiver<T> {
     /// The next message; fails once the queue is empty and every sender is
     /// gone, or it is empty and closed.
+    #[cfg(test)]
     pub(super) async fn recv(&self) -> Result<T, RecvError> {
         let msg = self.rx.recv().await?;
         self.room.give_back();
         Ok(msg)
+    }
+
+    /// The next message, for a hand-written future: `None` once the queue
+    /// is empty and closed.
+    pub(super) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let polled = futures_lite::Stream::poll_next(self.rx.as_mut(), cx);
+        if let Poll::Ready(Some(_)) = &polled {
+            self.room.give_back();
+        }
+        polled
     }
 
     /// The next message if there is one now.

@@ -170,7 +170,7 @@ pub fn ours<P: Protocol, R: Rt>(
     rt: R,
     s: TcpStream,
     dir: Direction,
-    cfg: LocalConfig,
+    cfg: LocalConfig<P>,
     h: impl Handler<P>,
 ) -> Ours<P> {
     let conn_dropped = DropFlag::default();
@@ -310,14 +310,14 @@ pub struct Remote<P: Protocol> {
     pub conn: Async<TcpStream>,
     pub codec: P::Codec,
     buf: BytesMut,
-    pub config: LocalConfig,
+    pub config: LocalConfig<P>,
 }
 
 impl<P: Protocol> Remote<P> {
     pub fn new(s: TcpStream, nonce: u32) -> Self {
         let mut config = LocalConfig::new(NET);
-        config.nonce = nonce;
-        config.user_agent = format!("/hostile:{nonce}/");
+        config.identity.nonce = nonce;
+        config.identity.user_agent = format!("/hostile:{nonce}/");
         Remote {
             conn: Async::new(s).unwrap(),
             codec: P::codec(NET),
@@ -377,7 +377,7 @@ impl<P: Protocol> Remote<P> {
 
     /// Sends `version` and, unless told otherwise, `verack`; reads ours.
     pub async fn handshake(&mut self) {
-        let v = P::version(&self.config);
+        let v = P::version(&self.config.identity);
         self.send(&v).await;
         let first = self.recv().await.expect("our version");
         assert!(matches!(P::role(&first), Role::Version(_)), "{first:?}");

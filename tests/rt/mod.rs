@@ -1,4 +1,5 @@
-//! The async runtimes the tests run on: smol and async-std, behind one trait.
+//! The async runtimes the tests run on: smol, async-std and (feature `tokio`)
+//! tokio, behind one trait.
 
 use std::future::Future;
 use std::net::TcpStream;
@@ -60,5 +61,49 @@ impl Rt for AsyncStdRt {
         f: impl Future<Output = T> + Send + 'static,
     ) -> impl Future<Output = T> {
         async_std::task::spawn(f)
+    }
+}
+
+/// A tokio runtime shared by the tests of one binary: two workers, as on a
+/// two-core machine. Its sockets reach the peers through `neo_peer::tokio::compat`.
+#[cfg(feature = "tokio")]
+#[derive(Clone, Copy)]
+pub struct TokioRt;
+
+#[cfg(feature = "tokio")]
+impl TokioRt {
+    fn runtime() -> &'static tokio::runtime::Runtime {
+        static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+        RT.get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_io()
+                .build()
+                .unwrap()
+        })
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl Rt for TokioRt {
+    type Ex = neo_peer::tokio::Tokio;
+    const NAME: &'static str = "tokio";
+    fn ex(self) -> Self::Ex {
+        neo_peer::tokio::Tokio(Self::runtime().handle().clone())
+    }
+    fn stream(self, s: TcpStream) -> impl Connection {
+        s.set_nonblocking(true).unwrap();
+        let _inside = Self::runtime().enter();
+        neo_peer::tokio::compat(tokio::net::TcpStream::from_std(s).unwrap())
+    }
+    fn block_on<T>(self, f: impl Future<Output = T>) -> T {
+        Self::runtime().block_on(f)
+    }
+    fn spawn<T: Send + 'static>(
+        self,
+        f: impl Future<Output = T> + Send + 'static,
+    ) -> impl Future<Output = T> {
+        let task = Self::runtime().spawn(f);
+        async move { task.await.unwrap() }
     }
 }

@@ -12,12 +12,14 @@ use neo_peer::chain::{Chain, ChainServer, Serve, Synthetic};
 use neo_peer::executor::SmolGlobal;
 use neo_peer::manager::sync::{SyncOptions, SyncOutcome, sync_legacy, sync_n3};
 use neo_peer::manager::{ManagerConfig, ManagerEvent, PeerManager};
-use neo_peer::peer::{IgnoreAll, LocalConfig};
+use neo_peer::peer::{CommandStats, Direction, IgnoreAll, LocalConfig, StatsSnapshot};
 use neo_peer::protocol::{Legacy, N3, Protocol as Proto};
 use neo_peer::wire::{UInt256, legacy};
+use serde_json::{Value, json};
 
 use crate::Protocol;
-use crate::net::{Progress, TimeoutArgs, config, network};
+use crate::net::{TimeoutArgs, config, network};
+use crate::output::{Out, table};
 
 /// How long to wait for the dialer to fill the slots before syncing with
 /// the peers there are.
@@ -30,7 +32,7 @@ pub struct SyncArgs {
     #[arg(long, value_enum, default_value = "n3")]
     protocol: Protocol,
     /// mainnet, testnet, privnet or a magic number.
-    #[arg(long, default_value = "privnet")]
+    #[arg(long, default_value = "privnet", value_name = "NET")]
     network: String,
     /// A node to sync from (may be repeated).
     #[arg(long, value_name = "ADDR")]
@@ -43,7 +45,7 @@ pub struct SyncArgs {
     #[arg(long, value_name = "PATH")]
     db: Option<PathBuf>,
     /// Most peers to sync from at once.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_name = "N")]
     max_peers: usize,
     /// Stop after this many headers (genesis included).
     #[arg(long, value_name = "N")]
@@ -51,6 +53,10 @@ pub struct SyncArgs {
     /// Legacy: the genesis hash to start from (built in for mainnet and testnet).
     #[arg(long, value_name = "0xHASH")]
     genesis: Option<UInt256>,
+    /// Report events (peers, progress, the result, each peer's share and
+    /// each command's totals) as JSON, one object per line on standard output.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     timeouts: TimeoutArgs,
 }
@@ -81,7 +87,7 @@ pub struct CrawlArgs {
     #[arg(long, value_enum, default_value = "n3")]
     protocol: Protocol,
     /// mainnet, testnet, privnet or a magic number.
-    #[arg(long, default_value = "privnet")]
+    #[arg(long, default_value = "privnet", value_name = "NET")]
     network: String,
     /// The seeds file, read when the book is empty.
     #[arg(long, value_name = "FILE")]
@@ -93,8 +99,12 @@ pub struct CrawlArgs {
     #[arg(long, default_value_t = 30.0, value_name = "S")]
     duration: f64,
     /// Most peers connected at once.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_name = "N")]
     max_peers: usize,
+    /// Report events (peers, dials, addresses learned, progress each second,
+    /// the summary) as JSON, one object per line on standard output.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     timeouts: TimeoutArgs,
 }
@@ -170,21 +180,101 @@ fn book_for(protocol: Protocol, magic: u32, db: Option<&Path>) -> Result<Address
 }
 
 /// Fills the book from `seeds` when it is empty; says where addresses come from.
-async fn bootstrap(book: &AddressBook, seeds: Option<&Path>, port: u16) -> Result<(), String> {
+async fn bootstrap(
+    book: &AddressBook,
+    seeds: Option<&Path>,
+    port: u16,
+    out: Out,
+) -> Result<(), String> {
     match seeds {
         Some(file) if book.is_empty() => {
             let n = book
                 .load_seeds(file, port)
                 .await
                 .map_err(|e| e.to_string())?;
-            eprintln!("address book empty: {n} addresses from {}", file.display());
+            out.event(
+                "book",
+                json!({"addresses": n, "from": "seeds", "seeds": file.display().to_string()}),
+                || format!("address book empty: {n} addresses from {}", file.display()),
+            );
         }
         _ if !book.is_empty() => {
-            eprintln!("address book: {} addresses, seeds not read", book.len());
+            let n = book.len();
+            out.event("book", json!({"addresses": n, "from": "book"}), || {
+                format!("address book: {n} addresses, seeds not read")
+            });
         }
         _ => {}
     }
     Ok(())
+}
+
+/// A manager's event as `--json` reports it.
+fn record_event(out: Out, event: &ManagerEvent) {
+    let addr = |a: &Option<SocketAddr>| a.map(|a| a.to_string());
+    let (name, fields) = match event {
+        ManagerEvent::Connected {
+            id,
+            addr: a,
+            direction,
+            user_agent,
+            height,
+        } => (
+            "connected",
+            json!({
+                "id": id,
+                "addr": addr(a),
+                "direction": match direction {
+                    Direction::Inbound => "inbound",
+                    Direction::Outbound => "outbound",
+                },
+                "user_agent": user_agent,
+                "height": height,
+            }),
+        ),
+        ManagerEvent::Disconnected {
+            id,
+            addr: a,
+            reason,
+        } => (
+            "disconnected",
+            json!({"id": id, "addr": addr(a), "reason": reason.to_string()}),
+        ),
+        ManagerEvent::DialFailed { addr, error } => (
+            "dial_failed",
+            json!({"addr": addr.to_string(), "error": error}),
+        ),
+        ManagerEvent::Banned { addr, reason } => (
+            "banned",
+            json!({"addr": addr.to_string(), "reason": reason}),
+        ),
+        ManagerEvent::Learned { from, new } => ("learned", json!({"from": addr(from), "new": new})),
+        ManagerEvent::RequestFailed { kind, error } => (
+            "request_failed",
+            json!({"request": kind.command(), "error": error}),
+        ),
+        _ => return,
+    };
+    out.record(name, fields);
+}
+
+/// Runs `work`; meanwhile, with `--json`, reports the manager's events.
+async fn reporting_events<P: Proto, T>(
+    manager: &PeerManager<P>,
+    out: Out,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    if out == Out::Human {
+        return work.await;
+    }
+    let events = manager.events();
+    let report = async {
+        while let Ok(event) = events.recv().await {
+            record_event(out, &event);
+        }
+        std::future::pending().await
+    };
+    futures_lite::future::or(work, report).await
 }
 
 /// Connects to `connect` and, from the book, up to `want` peers in all.
@@ -214,7 +304,10 @@ async fn gather<P: Proto>(
     Ok(())
 }
 
-fn manager_config(local: LocalConfig, max_peers: usize) -> ManagerConfig {
+fn manager_config<P: neo_peer::protocol::Protocol>(
+    local: LocalConfig<P>,
+    max_peers: usize,
+) -> ManagerConfig<P> {
     let mut c = ManagerConfig::new(local);
     c.target_outbound = max_peers;
     c.max_outbound = max_peers.max(1);
@@ -225,14 +318,15 @@ fn manager_config(local: LocalConfig, max_peers: usize) -> ManagerConfig {
 
 pub fn sync(args: SyncArgs) -> Result<(), String> {
     let magic = network(args.protocol, &args.network)?;
-    let local = config(magic, &args.timeouts, 0, 0)?;
     let book = book_for(args.protocol, magic, args.db.as_deref())?;
     let target = args
         .count
         .map(|n| u32::try_from(n.saturating_sub(1)).unwrap_or(u32::MAX));
-    let config = manager_config(local, args.max_peers);
     match args.protocol {
-        Protocol::N3 => run_sync::<N3>(config, book, &args, UInt256::ZERO, target),
+        Protocol::N3 => {
+            let config = manager_config(config(magic, &args.timeouts, 0, 0)?, args.max_peers);
+            run_sync::<N3>(config, book, &args, UInt256::ZERO, target)
+        }
         Protocol::Legacy => {
             let genesis = match (args.genesis, magic) {
                 (Some(g), _) => g,
@@ -242,6 +336,7 @@ pub fn sync(args: SyncArgs) -> Result<(), String> {
                     return Err("Legacy sync needs --genesis 0x<hash> on this network".into());
                 }
             };
+            let config = manager_config(config(magic, &args.timeouts, 0, 0)?, args.max_peers);
             run_sync::<Legacy>(config, book, &args, genesis, target)
         }
     }
@@ -257,7 +352,7 @@ fn default_port(protocol: Protocol, magic: u32) -> u16 {
 }
 
 fn run_sync<P: Cli>(
-    config: ManagerConfig,
+    config: ManagerConfig<P>,
     book: AddressBook,
     args: &SyncArgs,
     genesis: UInt256,
@@ -266,60 +361,84 @@ fn run_sync<P: Cli>(
 where
     Chain<P>: Send + Sync,
 {
-    let port = default_port(args.protocol, config.local.network);
-    let manager = PeerManager::<P>::new(config, book, IgnoreAll, SmolGlobal);
+    let port = default_port(args.protocol, config.local.identity.network);
+    let manager =
+        PeerManager::<P>::new(config, book, IgnoreAll, SmolGlobal).map_err(|e| e.to_string())?;
+    let out = Out::new(args.json);
     smol::block_on(async {
-        let result = async {
-            bootstrap(manager.book(), args.seeds.as_deref(), port).await?;
+        let result = reporting_events(&manager, out, async {
+            bootstrap(manager.book(), args.seeds.as_deref(), port, out).await?;
             gather(&manager, &args.connect, args.max_peers).await?;
-            let mut progress = Progress::new();
-            let out = P::sync(&manager, genesis, target, |have, want| {
+            let mut progress = out.progress("headers");
+            let synced = P::sync(&manager, genesis, target, |have, want| {
                 progress.show(have, want)
             })
             .await?;
             progress.finish();
-            println!(
-                "synced {} headers, tip {} {}",
-                out.count, out.tip_index, out.tip_hash
-            );
-            print!("{}", peer_table(&manager));
+            out.outcome("synced", synced_fields(&synced), || {
+                format!(
+                    "synced {} headers, tip {} {}",
+                    synced.count, synced.tip_index, synced.tip_hash
+                )
+            });
+            report_peers(&manager, out);
             Ok(())
-        }
+        })
         .await;
         manager.shutdown().await;
         result
     })
 }
 
-/// Per-peer share, round trip and traffic, then per-command totals.
-fn peer_table<P: Proto>(manager: &PeerManager<P>) -> String {
-    use std::fmt::Write;
+/// What `synced` reports with `--json`.
+fn synced_fields(s: &SyncOutcome) -> Value {
+    json!({
+        "headers": s.count,
+        "tip_index": s.tip_index,
+        "tip_hash": s.tip_hash.to_string(),
+        "seconds": s.elapsed.as_secs_f64(),
+    })
+}
+
+/// Milliseconds, two decimals.
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e5).round() / 100.0
+}
+
+/// Each peer's share, round trip and traffic, then the totals per command:
+/// two tables, or `peer` and `command` events.
+fn report_peers<P: Proto>(manager: &PeerManager<P>, out: Out) {
     let peers = manager.peers();
     let total: u64 = peers.iter().map(|p| p.served).sum::<u64>().max(1);
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<22} {:<24} {:>7} {:>9} {:>9} {:>12} {:>12}",
-        "peer", "user agent", "share", "requests", "rtt ms", "bytes in", "bytes out"
-    );
-    let mut commands: BTreeMap<String, neo_peer::peer::CommandStats> = BTreeMap::new();
+    let mut rows = Vec::new();
+    let mut commands: BTreeMap<String, CommandStats> = BTreeMap::new();
     for p in &peers {
         let t = p.stats.total();
-        let rtt = p.rtt.or(p.info.rtt).map_or_else(
-            || "-".to_string(),
-            |r| format!("{:.2}", r.as_secs_f64() * 1e3),
+        let addr = p.addr.map_or_else(|| "?".into(), |a| a.to_string());
+        let agent = p.info.user_agent.clone().unwrap_or_default();
+        let share = p.served as f64 * 100.0 / total as f64;
+        let rtt = p.rtt.or(p.info.rtt);
+        out.record(
+            "peer",
+            json!({
+                "addr": addr,
+                "user_agent": agent,
+                "served": p.served,
+                "share_percent": (share * 10.0).round() / 10.0,
+                "rtt_ms": rtt.map(ms),
+                "bytes_in": t.bytes_in,
+                "bytes_out": t.bytes_out,
+            }),
         );
-        let _ = writeln!(
-            out,
-            "{:<22} {:<24} {:>6.1}% {:>9} {:>9} {:>12} {:>12}",
-            p.addr.map_or_else(|| "?".into(), |a| a.to_string()),
-            p.info.user_agent.clone().unwrap_or_default(),
-            p.served as f64 * 100.0 / total as f64,
-            p.served,
-            rtt,
-            t.bytes_in,
-            t.bytes_out
-        );
+        rows.push(vec![
+            addr,
+            agent,
+            format!("{share:.1}%"),
+            p.served.to_string(),
+            rtt.map_or_else(|| "-".into(), |r| format!("{:.2}", ms(r))),
+            t.bytes_in.to_string(),
+            t.bytes_out.to_string(),
+        ]);
         for (name, c) in &p.stats.commands {
             let sum = commands.entry(name.clone()).or_default();
             sum.messages_in += c.messages_in;
@@ -336,10 +455,36 @@ fn peer_table<P: Proto>(manager: &PeerManager<P>) -> String {
             }
         }
     }
-    out.push('\n');
-    let all = neo_peer::peer::StatsSnapshot { commands };
-    let _ = write!(out, "{all}");
-    out
+    if out == Out::Human {
+        let header = [
+            "peer",
+            "user agent",
+            "share",
+            "requests",
+            "rtt ms",
+            "bytes in",
+            "bytes out",
+        ];
+        print!("{}", table(&header, &[2, 3, 4, 5, 6], rows));
+        println!();
+        print!("{}", StatsSnapshot { commands });
+        return;
+    }
+    for (name, c) in commands {
+        out.record(
+            "command",
+            json!({
+                "command": name,
+                "messages_in": c.messages_in,
+                "bytes_in": c.bytes_in,
+                "messages_out": c.messages_out,
+                "bytes_out": c.bytes_out,
+                "handled": c.handled,
+                "handler_ms": ms(c.handler_time),
+                "rtt_ms": c.latency.mean().map(ms),
+            }),
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -403,15 +548,16 @@ where
         let mut nodes = Vec::new();
         for i in 0..args.nodes {
             let mut local = LocalConfig::new(magic);
-            local.user_agent = format!("/neo-peer-demo:node{i}/");
-            local.start_height = Arc::new(move || height);
+            local.identity.user_agent = format!("/neo-peer-demo:node{i}/");
+            local.identity.current_height = Arc::new(move || height);
             let config = manager_config(local, 1024);
             let node = PeerManager::<P>::new(
                 config,
                 AddressBook::in_memory(BookConfig::new(P::NAME, magic)),
                 ChainServer::new(chain.clone()),
                 SmolGlobal,
-            );
+            )
+            .map_err(|e| e.to_string())?;
             let port = ports.get(i).copied().unwrap_or(0);
             let addr = match node.listen(([127, 0, 0, 1], port).into()).await {
                 Ok(a) => a,
@@ -433,18 +579,19 @@ where
             started.elapsed()
         );
         let mut local = LocalConfig::new(magic);
-        local.user_agent = "/neo-peer-demo:client/".into();
+        local.identity.user_agent = "/neo-peer-demo:client/".into();
         let manager = PeerManager::<P>::new(
             manager_config(local, args.nodes),
             book,
             IgnoreAll,
             SmolGlobal,
-        );
+        )
+        .map_err(|e| e.to_string())?;
         let result = async {
-            bootstrap(manager.book(), Some(&seeds), 0).await?;
+            bootstrap(manager.book(), Some(&seeds), 0, Out::Human).await?;
             gather(&manager, &[], args.nodes).await?;
             eprintln!("connected to {} peers", manager.len());
-            let mut progress = Progress::new();
+            let mut progress = Out::Human.progress("headers");
             let out = P::sync(&manager, genesis, None, |have, want| {
                 progress.show(have, want)
             })
@@ -461,7 +608,7 @@ where
                 out.elapsed,
                 out.count as f64 / out.elapsed.as_secs_f64().max(1e-9)
             );
-            print!("{}", peer_table(&manager));
+            report_peers(&manager, Out::Human);
             Ok(())
         }
         .await;
@@ -484,32 +631,47 @@ where
 
 pub fn crawl(args: CrawlArgs) -> Result<(), String> {
     let magic = network(args.protocol, &args.network)?;
-    let local = config(magic, &args.timeouts, 0, 0)?;
     let book = book_for(args.protocol, magic, Some(&args.db))?;
-    let mut config = manager_config(local, args.max_peers);
-    config.addr_interval = Duration::from_secs(5);
-    config.flush_interval = Duration::from_secs(2);
-    config.dial_interval = Duration::from_millis(200);
     let duration = Duration::try_from_secs_f64(args.duration)
         .map_err(|e| format!("invalid --duration {}: {e}", args.duration))?;
     let port = default_port(args.protocol, magic);
     match args.protocol {
-        Protocol::N3 => run_crawl::<N3>(config, book, &args, duration, port),
-        Protocol::Legacy => run_crawl::<Legacy>(config, book, &args, duration, port),
+        Protocol::N3 => {
+            let config = crawl_config(config(magic, &args.timeouts, 0, 0)?, &args);
+            run_crawl::<N3>(config, book, &args, duration, port)
+        }
+        Protocol::Legacy => {
+            let config = crawl_config(config(magic, &args.timeouts, 0, 0)?, &args);
+            run_crawl::<Legacy>(config, book, &args, duration, port)
+        }
     }
 }
 
+/// A crawler asks for addresses often and writes them down soon.
+fn crawl_config<P: neo_peer::protocol::Protocol>(
+    local: LocalConfig<P>,
+    args: &CrawlArgs,
+) -> ManagerConfig<P> {
+    let mut config = manager_config(local, args.max_peers);
+    config.addr_interval = Duration::from_secs(5);
+    config.flush_interval = Duration::from_secs(2);
+    config.dial_interval = Duration::from_millis(200);
+    config
+}
+
 fn run_crawl<P: Proto>(
-    config: ManagerConfig,
+    config: ManagerConfig<P>,
     book: AddressBook,
     args: &CrawlArgs,
     duration: Duration,
     port: u16,
 ) -> Result<(), String> {
-    let manager = PeerManager::<P>::new(config, book, IgnoreAll, SmolGlobal);
+    let manager =
+        PeerManager::<P>::new(config, book, IgnoreAll, SmolGlobal).map_err(|e| e.to_string())?;
     let events = manager.events();
+    let out = Out::new(args.json);
     smol::block_on(async {
-        bootstrap(manager.book(), args.seeds.as_deref(), port).await?;
+        bootstrap(manager.book(), args.seeds.as_deref(), port, out).await?;
         if manager.book().is_empty() {
             return Err("the address book is empty: give --seeds".into());
         }
@@ -527,6 +689,9 @@ fn run_crawl<P: Proto>(
                 None
             })
             .await;
+            if let Some(event) = &next {
+                record_event(out, event);
+            }
             match next {
                 Some(ManagerEvent::Connected { id, .. }) => {
                     connected += 1;
@@ -544,59 +709,100 @@ fn run_crawl<P: Proto>(
             }
             if last_report.elapsed() >= Duration::from_secs(1) {
                 last_report = Instant::now();
-                eprintln!(
-                    "crawling: {} live, {connected} handshakes, {failed} failed dials, {learned} addresses learned, {} known",
-                    manager.len(),
-                    manager.book().len()
+                let (live, known) = (manager.len(), manager.book().len());
+                out.event(
+                    "progress",
+                    json!({
+                        "live": live,
+                        "handshakes": connected,
+                        "failed_dials": failed,
+                        "learned": learned,
+                        "known": known,
+                    }),
+                    || format!("crawling: {live} live, {connected} handshakes, {failed} failed dials, {learned} addresses learned, {known} known"),
                 );
             }
         }
         manager.shutdown().await;
-        print!("{}", crawl_summary(manager.book()));
+        let summary = CrawlSummary::of(manager.book());
+        out.outcome("summary", summary.to_json(), || summary.to_string());
         Ok(())
     })
 }
 
-/// Reachable, unreachable and banned addresses, user agents and heights.
-fn crawl_summary(book: &AddressBook) -> String {
-    use std::fmt::Write;
-    let now = now_ms();
-    let records = book.records();
-    let reachable: Vec<_> = records
-        .iter()
-        .filter(|r| r.last_success_ms.is_some() && r.failures == 0)
-        .collect();
-    let banned = records.iter().filter(|r| r.is_banned_at(now)).count();
-    let unreachable = records
-        .iter()
-        .filter(|r| r.failures > 0 && !r.is_banned_at(now))
-        .count();
-    let untried = records
-        .iter()
-        .filter(|r| r.last_attempt_ms.is_none())
-        .count();
-    let mut agents: BTreeMap<&str, usize> = BTreeMap::new();
-    for r in &reachable {
-        *agents
-            .entry(r.user_agent.as_deref().unwrap_or("?"))
-            .or_default() += 1;
+/// What a crawl found: reachable, unreachable, banned and untried
+/// addresses, user agents and the best height.
+struct CrawlSummary {
+    addresses: usize,
+    reachable: usize,
+    unreachable: usize,
+    banned: usize,
+    untried: usize,
+    /// Reachable nodes per user agent.
+    agents: BTreeMap<String, usize>,
+    best_height: Option<u32>,
+}
+
+impl CrawlSummary {
+    fn of(book: &AddressBook) -> Self {
+        let now = now_ms();
+        let records = book.records();
+        let reachable: Vec<_> = records
+            .iter()
+            .filter(|r| r.last_success_ms.is_some() && r.failures == 0)
+            .collect();
+        let mut agents = BTreeMap::new();
+        for r in &reachable {
+            *agents
+                .entry(r.user_agent.clone().unwrap_or_else(|| "?".into()))
+                .or_default() += 1;
+        }
+        CrawlSummary {
+            addresses: records.len(),
+            reachable: reachable.len(),
+            unreachable: records
+                .iter()
+                .filter(|r| r.failures > 0 && !r.is_banned_at(now))
+                .count(),
+            banned: records.iter().filter(|r| r.is_banned_at(now)).count(),
+            untried: records
+                .iter()
+                .filter(|r| r.last_attempt_ms.is_none())
+                .count(),
+            agents,
+            best_height: reachable
+                .iter()
+                .map(|r| r.start_height.max(r.last_height))
+                .max(),
+        }
     }
-    let best = reachable
-        .iter()
-        .map(|r| r.start_height.max(r.last_height))
-        .max();
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "addresses {}: reachable {}, unreachable {unreachable}, banned {banned}, not tried {untried}",
-        records.len(),
-        reachable.len()
-    );
-    for (agent, n) in agents {
-        let _ = writeln!(out, "  {n:>5}  {agent}");
+
+    fn to_json(&self) -> Value {
+        json!({
+            "addresses": self.addresses,
+            "reachable": self.reachable,
+            "unreachable": self.unreachable,
+            "banned": self.banned,
+            "untried": self.untried,
+            "user_agents": self.agents,
+            "best_height": self.best_height,
+        })
     }
-    if let Some(h) = best {
-        let _ = writeln!(out, "best height {h}");
+}
+
+impl std::fmt::Display for CrawlSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "addresses {}: reachable {}, unreachable {}, banned {}, not tried {}",
+            self.addresses, self.reachable, self.unreachable, self.banned, self.untried
+        )?;
+        for (agent, n) in &self.agents {
+            writeln!(f, "  {n:>5}  {agent}")?;
+        }
+        if let Some(h) = self.best_height {
+            writeln!(f, "best height {h}")?;
+        }
+        Ok(())
     }
-    out
 }

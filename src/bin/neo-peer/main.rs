@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod decode;
 mod fleet;
 mod net;
+mod output;
 mod peers;
 
 /// The peer-to-peer layer of a NEO node, as a tool.
@@ -20,9 +21,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Decode hex into the JSON a NEO node's RPC would show.
+    /// Decode hex or base64 into the JSON a NEO node's RPC would show.
     Decode(DecodeArgs),
-    /// Serve a synthetic chain to any number of peers.
+    /// Serve a synthetic chain, or mirror a real N3 node's chain, to any
+    /// number of peers.
     Serve(net::ServeArgs),
     /// Start nodes on loopback, sync their chain from all of them at once
     /// through a peer manager and an address book, and show who served what.
@@ -59,15 +61,25 @@ pub enum Kind {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Hex or base64 (what the N3 RPC returns for raw blocks and \
+transactions): with --encoding auto, input made only of hex digits (or starting \
+with 0x) is hex and anything else is base64."
+)]
 struct DecodeArgs {
     /// Wire generation.
     #[arg(long, value_enum, default_value = "n3")]
     protocol: Protocol,
-    /// What the hex holds.
+    /// What the input holds.
     #[arg(long, value_enum)]
     kind: Kind,
-    /// Hex to decode; `-` or nothing reads standard input. Whitespace is ignored.
-    hex: Option<String>,
+    /// How the input is written.
+    #[arg(long, value_enum, default_value = "auto")]
+    encoding: decode::Encoding,
+    /// Hex or base64 to decode; `-` or nothing reads standard input.
+    /// Whitespace is ignored.
+    #[arg(value_name = "INPUT")]
+    input: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -91,7 +103,7 @@ fn main() -> ExitCode {
 }
 
 fn run_decode(args: DecodeArgs) -> Result<(), String> {
-    let text = match args.hex.as_deref() {
+    let text = match args.input.as_deref() {
         None | Some("-") => {
             let mut s = String::new();
             std::io::stdin()
@@ -99,20 +111,9 @@ fn run_decode(args: DecodeArgs) -> Result<(), String> {
                 .map_err(|e| format!("cannot read standard input: {e}"))?;
             s
         }
-        Some(h) => h.to_string(),
+        Some(text) => text.to_string(),
     };
-    let bytes = parse_hex(&text)?;
-    let json = decode::decode(args.protocol, args.kind, &bytes)?;
+    let json = decode::decode_text(args.protocol, args.kind, args.encoding, &text)?;
     println!("{json}");
     Ok(())
-}
-
-/// Hex with any whitespace and an optional `0x` prefix.
-fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
-    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    let digits = compact.strip_prefix("0x").unwrap_or(&compact);
-    if digits.is_empty() {
-        return Err("no input: expected hex".into());
-    }
-    hex::decode(digits).map_err(|e| format!("invalid hex: {e}"))
 }

@@ -1,10 +1,9 @@
 //! `neo-peer serve`, and what the networked commands share.
 
-use std::io::{IsTerminal, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_io::Async;
 use neo_peer::chain::{Chain, ChainServer, Serve, Synthetic};
@@ -12,8 +11,10 @@ use neo_peer::executor::SmolGlobal;
 use neo_peer::peer::{Direction, LocalConfig, Peer};
 use neo_peer::protocol::{Legacy, N3};
 use neo_peer::wire::{legacy, n3};
+use serde_json::json;
 
 use crate::Protocol;
+use crate::output::Out;
 
 /// Timeouts given on the command line, in seconds.
 #[derive(Debug, Clone, Copy, Default, clap::Args)]
@@ -59,10 +60,15 @@ pub fn network(protocol: Protocol, name: &str) -> Result<u32, String> {
     })
 }
 
-pub fn config(magic: u32, t: &TimeoutArgs, height: u32, port: u16) -> Result<LocalConfig, String> {
+pub fn config<P: neo_peer::protocol::Protocol>(
+    magic: u32,
+    t: &TimeoutArgs,
+    height: u32,
+    port: u16,
+) -> Result<LocalConfig<P>, String> {
     let mut c = LocalConfig::new(magic);
-    c.port = port;
-    c.start_height = Arc::new(move || height);
+    c.identity.port = port;
+    c.identity.current_height = Arc::new(move || height);
     if let Some(s) = t.handshake_timeout {
         c.timeouts.handshake = seconds(s)?;
     }
@@ -80,31 +86,31 @@ pub fn config(magic: u32, t: &TimeoutArgs, height: u32, port: u16) -> Result<Loc
 
 /// `neo-peer serve`.
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("chain").required(true).args(["synthetic", "mirror"])))]
 pub struct ServeArgs {
     /// Wire generation.
     #[arg(long, value_enum, default_value = "n3")]
     protocol: Protocol,
     /// mainnet, testnet, privnet or a magic number.
-    #[arg(long, default_value = "privnet")]
+    #[arg(long, default_value = "privnet", value_name = "NET")]
     network: String,
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:20333")]
+    #[arg(long, default_value = "127.0.0.1:20333", value_name = "ADDR")]
     listen: SocketAddr,
     /// Serve a synthetic chain of this many blocks after genesis.
-    #[arg(
-        long,
-        value_name = "N",
-        required_unless_present = "mirror",
-        conflicts_with = "mirror"
-    )]
+    #[arg(long, value_name = "N")]
     synthetic: Option<u32>,
-    /// Serve a copy of the chain (headers and blocks) of the node at this
-    /// address, fetched before listening.
+    /// Mirror the N3 node at this address: copy its whole chain (headers and
+    /// blocks, each checked and linked) before listening, then serve the copy.
     #[arg(long, value_name = "ADDR")]
     mirror: Option<SocketAddr>,
     /// Most peers served at once.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 4096, value_name = "N")]
     max_peers: usize,
+    /// Report events (listening, connected, disconnected, refused) as JSON,
+    /// one object per line on standard output.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     timeouts: TimeoutArgs,
 }
@@ -113,8 +119,9 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
     let magic = network(args.protocol, &args.network)?;
     if let Some(source) = args.mirror {
         let config = config(magic, &args.timeouts, 0, 0)?;
+        let out = Out::new(args.json);
         return match args.protocol {
-            Protocol::N3 => serve_chain(mirror_n3(source, config)?, magic, &args),
+            Protocol::N3 => serve_chain(mirror_n3(source, config, out)?, magic, &args),
             Protocol::Legacy => Err("--mirror speaks N3 only for now".into()),
         };
     }
@@ -142,7 +149,7 @@ impl neo_peer::peer::N3Handler for BlockSink {
 }
 
 /// The whole chain of the N3 node at `source`: every block, checked and linked.
-fn mirror_n3(source: SocketAddr, config: LocalConfig) -> Result<Chain<N3>, String> {
+fn mirror_n3(source: SocketAddr, config: LocalConfig<N3>, out: Out) -> Result<Chain<N3>, String> {
     let conn = connect(source)?;
     smol::block_on(async {
         // Bounded: blocks the remote sends faster than we take them wait in TCP.
@@ -154,7 +161,7 @@ fn mirror_n3(source: SocketAddr, config: LocalConfig) -> Result<Chain<N3>, Strin
             .await
             .map_err(|e| format!("handshake with {source}: {e}"))?;
         let top = peer.height();
-        let mut progress = Progress::new();
+        let mut progress = out.progress("blocks");
         let mut blocks: Vec<n3::Block> = Vec::with_capacity(top as usize + 1);
         while blocks.len() as u64 <= u64::from(top) {
             let next = blocks.len() as u32;
@@ -177,7 +184,11 @@ fn mirror_n3(source: SocketAddr, config: LocalConfig) -> Result<Chain<N3>, Strin
         progress.finish();
         peer.disconnect();
         let chain = Chain::<N3>::from_blocks(blocks).map_err(|e| format!("mirrored chain: {e}"))?;
-        eprintln!("mirrored {} blocks from {source}", chain.len());
+        out.event(
+            "mirrored",
+            json!({"from": source.to_string(), "blocks": chain.len()}),
+            || format!("mirrored {} blocks from {source}", chain.len()),
+        );
         Ok(chain)
     })
 }
@@ -191,12 +202,13 @@ where
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let listener = Async::new(listener).map_err(|e| e.to_string())?;
     let config = config(magic, &args.timeouts, chain.height(), local.port())?;
-    println!(
-        "listening on {local}, genesis {}, height {}",
-        chain.genesis_hash(),
-        chain.height()
+    let out = Out::new(args.json);
+    let (genesis, height) = (chain.genesis_hash(), chain.height());
+    out.outcome(
+        "listening",
+        json!({"addr": local.to_string(), "genesis": genesis.to_string(), "height": height}),
+        || format!("listening on {local}, genesis {genesis}, height {height}"),
     );
-    let _ = std::io::stdout().flush();
     // `getaddr` is answered with this node's own address.
     let server = ChainServer::new(Arc::new(chain)).with_addresses(vec![local]);
     let active = Arc::new(AtomicUsize::new(0));
@@ -205,15 +217,24 @@ where
             let (stream, addr) = match listener.accept().await {
                 Ok(s) => s,
                 Err(e) => {
-                    eprintln!("accept failed: {e}");
+                    out.event("accept_failed", json!({"error": e.to_string()}), || {
+                        format!("accept failed: {e}")
+                    });
+                    // Out of descriptors and the like: back off a little.
+                    async_io::Timer::after(Duration::from_millis(50)).await;
                     continue;
                 }
             };
-            if let Err(e) = stream.get_ref().set_nodelay(true) {
-                eprintln!("{addr}: cannot set TCP_NODELAY: {e}");
-            }
+            // Small frames go out at once (see `connect`); a socket that
+            // refuses it still works.
+            let _ = stream.get_ref().set_nodelay(true);
             if active.load(Ordering::SeqCst) >= args.max_peers {
-                eprintln!("refused {addr}: {} peers already", args.max_peers);
+                let max = args.max_peers;
+                out.event(
+                    "refused",
+                    json!({"addr": addr.to_string(), "reason": format!("{max} peers already")}),
+                    || format!("refused {addr}: {max} peers already"),
+                );
                 continue;
             }
             active.fetch_add(1, Ordering::SeqCst);
@@ -227,64 +248,30 @@ where
             .with_remote_addr(addr);
             let active = active.clone();
             smol::spawn(async move {
-                match peer.run().await {
+                let reason = match peer.run().await {
                     Ok(()) => {
                         let info = peer.info();
-                        eprintln!(
-                            "connected {addr} {} height {}",
-                            info.user_agent.unwrap_or_default(),
-                            info.start_height
+                        let agent = info.user_agent.unwrap_or_default();
+                        let height = info.height;
+                        out.event(
+                            "connected",
+                            json!({"addr": addr.to_string(), "user_agent": agent, "height": height}),
+                            || format!("connected {addr} {agent} height {height}"),
                         );
-                        let reason = peer.closed().await;
-                        eprintln!("disconnected {addr}: {reason}");
+                        peer.closed().await.to_string()
                     }
-                    Err(e) => eprintln!("disconnected {addr}: {e}"),
-                }
+                    Err(e) => e.to_string(),
+                };
+                out.event(
+                    "disconnected",
+                    json!({"addr": addr.to_string(), "reason": reason}),
+                    || format!("disconnected {addr}: {reason}"),
+                );
                 active.fetch_sub(1, Ordering::SeqCst);
             })
             .detach();
         }
     })
-}
-
-/// Progress on standard error when it is a terminal.
-pub struct Progress {
-    on: bool,
-    started: Instant,
-    last: Instant,
-}
-
-impl Progress {
-    pub fn new() -> Self {
-        Progress {
-            on: std::io::stderr().is_terminal(),
-            started: Instant::now(),
-            last: Instant::now(),
-        }
-    }
-
-    pub fn show(&mut self, have: u64, target: u64) {
-        if !self.on || self.last.elapsed() < Duration::from_millis(100) {
-            return;
-        }
-        self.last = Instant::now();
-        let width = 40usize;
-        let done = (have.min(target) * width as u64)
-            .checked_div(target)
-            .map_or(width, |d| d as usize);
-        let rate = have as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-        eprint!(
-            "\r[{}{}] {have}/{target} headers, {rate:.0}/s ",
-            "#".repeat(done),
-            "-".repeat(width - done)
-        );
-    }
-
-    pub fn finish(&self) {
-        if self.on {
-            eprintln!();
-        }
-    }
 }
 
 /// Dials `addr`. Small frames (handshake, requests) go out at once: no Nagle

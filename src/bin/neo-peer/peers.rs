@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use neo_peer::book::{AddrRecord, AddressBook, now_ms};
 use serde_json::{Value, json};
 
+use crate::output::{self, ago, within};
+
 #[derive(Debug, clap::Args)]
 pub struct PeersArgs {
     /// The address book (a redb file written by a node).
@@ -61,17 +63,6 @@ fn to_json(r: &AddrRecord) -> Value {
     })
 }
 
-/// `ms` as a short span: `45s`, `12m`, `3h`, `5d`.
-fn span(ms: u64) -> String {
-    let s = ms / 1000;
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m", s / 60),
-        3600..86_400 => format!("{}h", s / 3600),
-        _ => format!("{}d", s / 86_400),
-    }
-}
-
 fn table(records: &[AddrRecord], now: u64) -> String {
     let header = [
         "ADDRESS",
@@ -83,53 +74,25 @@ fn table(records: &[AddrRecord], now: u64) -> String {
         "RTT",
         "BANNED UNTIL",
     ];
-    let rows: Vec<[String; 8]> = records
-        .iter()
-        .map(|r| {
-            [
-                r.addr.to_string(),
-                r.source.to_string(),
-                r.user_agent.clone().unwrap_or_else(|| "-".into()),
-                r.last_height.max(r.start_height).to_string(),
-                r.last_success_ms.map_or("never".into(), |t| {
-                    format!("{} ago", span(now.saturating_sub(t)))
-                }),
-                r.failures.to_string(),
-                // The book keeps whole milliseconds: a loopback node is below one.
-                r.rtt_ms.map_or("-".into(), |ms| match ms {
-                    0 => "<1 ms".into(),
-                    ms => format!("{ms} ms"),
-                }),
-                match r.banned_until_ms {
-                    Some(until) if until > now => format!("in {}", span(until - now)),
-                    _ => "-".into(),
-                },
-            ]
-        })
-        .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
-        let mut text = String::new();
-        for (i, cell) in cells.enumerate() {
-            if i > 0 {
-                text.push_str("  ");
-            }
-            text.push_str(cell);
-            let pad = widths[i].saturating_sub(cell.chars().count());
-            text.extend(std::iter::repeat_n(' ', pad));
-        }
-        out.push_str(text.trim_end());
-        out.push('\n');
-    };
-    line(&mut header.iter().copied());
-    for row in &rows {
-        line(&mut row.iter().map(String::as_str));
-    }
-    out
+    let rows = records.iter().map(|r| {
+        vec![
+            r.addr.to_string(),
+            r.source.to_string(),
+            r.user_agent.clone().unwrap_or_else(|| "-".into()),
+            r.last_height.max(r.start_height).to_string(),
+            r.last_success_ms
+                .map_or("never".into(), |t| ago(now.saturating_sub(t))),
+            r.failures.to_string(),
+            // The book keeps whole milliseconds: a loopback node is below one.
+            r.rtt_ms.map_or("-".into(), |ms| match ms {
+                0 => "<1 ms".into(),
+                ms => format!("{ms} ms"),
+            }),
+            match r.banned_until_ms {
+                Some(until) if until > now => within(until - now),
+                _ => "-".into(),
+            },
+        ]
+    });
+    output::table(&header, &[], rows)
 }

@@ -100,6 +100,18 @@ impl Encode for BlockBase {
 
 /// A header as `headers` carries it: a [`BlockBase`] followed by `0x00`
 /// (the transaction count of a body-less block; any other value is refused).
+///
+/// The fields live in [`Header::base`]; [`Header::index`],
+/// [`Header::prev_hash`] and [`Header::hash`] read the same way as on an N3
+/// [`crate::wire::n3::Header`], so code written for one generation reads the
+/// other:
+///
+/// ```
+/// # fn show(legacy: &neo_peer::wire::legacy::Header, n3: &neo_peer::wire::n3::Header) {
+/// println!("{} {} <- {}", legacy.index(), legacy.hash(), legacy.prev_hash());
+/// println!("{} {} <- {}", n3.index(), n3.hash(), n3.prev_hash());
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     /// The header fields and witness.
@@ -111,6 +123,18 @@ impl Header {
     #[inline]
     pub fn hash(&self) -> UInt256 {
         self.base.hash()
+    }
+
+    /// The height (`base.index`).
+    #[inline]
+    pub fn index(&self) -> u32 {
+        self.base.index
+    }
+
+    /// The hash of the block before (`base.prev_hash`; zero for genesis).
+    #[inline]
+    pub fn prev_hash(&self) -> UInt256 {
+        self.base.prev_hash
     }
 }
 
@@ -168,6 +192,18 @@ impl Block {
     #[inline]
     pub fn hash(&self) -> UInt256 {
         self.base.hash()
+    }
+
+    /// The height (`base.index`), as [`crate::wire::n3::Block::index`] reads it.
+    #[inline]
+    pub fn index(&self) -> u32 {
+        self.base.index
+    }
+
+    /// The hash of the block before (`base.prev_hash`; zero for genesis).
+    #[inline]
+    pub fn prev_hash(&self) -> UInt256 {
+        self.base.prev_hash
     }
 
     /// The header of this block (the block without its transactions).
@@ -313,5 +349,34 @@ impl Encode for HeadersPayload {
     }
     fn size(&self) -> usize {
         vec_size(&self.headers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accessors_read_as_on_an_n3_header() {
+        let base = BlockBase {
+            version: 0,
+            prev_hash: UInt256([1; 32]),
+            merkle_root: UInt256([2; 32]),
+            timestamp: 3,
+            index: 5,
+            consensus_data: 6,
+            next_consensus: UInt160([7; 20]),
+            witness: Witness::default(),
+        };
+        let h = Header::from(base.clone());
+        assert_eq!((h.index(), h.prev_hash()), (5, UInt256([1; 32])));
+        let b = Block {
+            base,
+            transactions: Vec::new(),
+        };
+        assert_eq!(
+            (b.index(), b.prev_hash(), b.hash()),
+            (5, UInt256([1; 32]), h.hash())
+        );
     }
 }

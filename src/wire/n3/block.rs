@@ -18,6 +18,11 @@ pub const HEADER_UNSIGNED_SIZE: usize = 4 + 32 + 32 + 8 + 8 + 4 + 1 + 20;
 pub(crate) const MIN_HEADER_SIZE: usize = HEADER_UNSIGNED_SIZE + 3;
 
 /// A block header.
+///
+/// Its fields are public; [`Header::index`] and [`Header::prev_hash`] also
+/// read them the way a Legacy [`crate::wire::legacy::Header`] (whose fields
+/// sit in `base`) is read, so code written for one generation reads the
+/// other.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     /// Format version (must be 0).
@@ -62,6 +67,18 @@ impl Header {
     /// hashes the received bytes instead, which is cheaper.
     pub fn hash(&self) -> UInt256 {
         UInt256(sha256(&self.unsigned_bytes()))
+    }
+
+    /// The height (the `index` field), as a Legacy header reads it.
+    #[inline]
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// The hash of the block before (the `prev_hash` field).
+    #[inline]
+    pub fn prev_hash(&self) -> UInt256 {
+        self.prev_hash
     }
 
     /// The header whose unsigned part is `b`, with `witness`. Nothing is checked.
@@ -314,6 +331,18 @@ impl Block {
         self.header.hash()
     }
 
+    /// The height (`header.index`), as [`crate::wire::legacy::Block::index`] reads it.
+    #[inline]
+    pub fn index(&self) -> u32 {
+        self.header.index
+    }
+
+    /// The hash of the block before (`header.prev_hash`).
+    #[inline]
+    pub fn prev_hash(&self) -> UInt256 {
+        self.header.prev_hash
+    }
+
     /// Hashes of the transactions, in order.
     pub fn tx_hashes(&self) -> Vec<UInt256> {
         self.transactions.iter().map(Transaction::hash).collect()
@@ -401,6 +430,17 @@ mod tests {
                 verification: vec![0xBB; verification].into(),
             },
         }
+    }
+
+    #[test]
+    fn accessors_read_as_on_a_legacy_header() {
+        let h = header(0, 0);
+        assert_eq!((h.index(), h.prev_hash()), (5, UInt256([1; 32])));
+        let b = Block {
+            header: h,
+            transactions: Vec::new(),
+        };
+        assert_eq!((b.index(), b.prev_hash()), (5, UInt256([1; 32])));
     }
 
     #[test]

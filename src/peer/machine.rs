@@ -1,0 +1,793 @@
+//! The rules of one peer as a plain state machine: no sockets, no tasks, no
+//! clock of its own.
+//!
+//! A [`Machine`] is fed what happens to a connection and says what to do
+//! about it, in the manner of a sans-I/O protocol library:
+//!
+//! - **inputs**: [`handle_bytes`](Machine::handle_bytes) (or the zero-copy
+//!   [`receive_with`](Machine::receive_with)) for bytes read from the remote,
+//!   [`send`](Machine::send) for a message of ours,
+//!   [`handle_written`](Machine::handle_written) for bytes the connection took,
+//!   [`handle_timeout`](Machine::handle_timeout) when the deadline it asked
+//!   for has come, [`close`](Machine::close) to end it, and
+//!   [`handler_busy`](Machine::handler_busy) /
+//!   [`handler_ready`](Machine::handler_ready) while the local side cannot
+//!   take more messages;
+//! - **outputs**: [`poll_transmit`](Machine::poll_transmit) (bytes to write),
+//!   [`poll_event`](Machine::poll_event) (a message for the handler, an answer
+//!   for a waiting request, the end of a request, the end of the peer) and
+//!   [`poll_timeout`](Machine::poll_timeout) (when to call `handle_timeout`).
+//!
+//! Every instant comes in as an argument, so a test drives a peer through
+//! minutes of its life in microseconds, with made-up times and in-memory
+//! bytes. The async engine around it only moves bytes and time.
+//!
+//! The rules it owns: the version/verack handshake (either order; a second
+//! `version` or `verack`, our own nonce, another network, anything else
+//! before the handshake, a frame over the pre-handshake cap, the handshake
+//! timeout; on NEO Legacy our `verack` waits for theirs, up to 100 ms, and
+//! nothing follows it for 50 ms), the idle timeout (no complete message for
+//! that long), requests and their answers by the
+//! [contract](crate::protocol::contract) (stall per request, paused while
+//! the local handler is busy; a request the remote cannot answer ends at
+//! once), `ping`/`pong` and the round trip, the write timeout, the remote's
+//! height, and the statistics.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+
+use super::handshake::{Handshake, Received, Step};
+use super::stall::{RequestId, StallDetector};
+use super::{DisconnectReason, LocalConfig, PeerError, Stats, Violation};
+use crate::protocol::{
+    Decoded, Obligation, Protocol, RequestKind, Role, Silence, VersionFacts, unix_seconds,
+};
+use crate::wire::{MAX_PAYLOAD, PingPayload};
+
+/// Bytes of room offered to the connection per read while no frame is in
+/// progress (small: an idle peer holds this much at most).
+pub const READ_CHUNK: usize = 1024;
+
+/// Most bytes of room offered per read: while a frame is incomplete the room
+/// doubles with what is already buffered, so a large frame takes few reads.
+pub const MAX_READ_CHUNK: usize = 1 << 20;
+
+/// Capacity above which an emptied buffer is given back rather than kept.
+const KEEP_CAPACITY: usize = 4 * READ_CHUNK;
+
+/// Something the outside world must act on.
+#[derive(Debug, Clone)]
+pub enum Event<P: Protocol> {
+    /// The handshake completed: the remote's `version` is known.
+    Handshaken,
+    /// A message for the handler. `answers` names the request it answers
+    /// when it answers one sent without a reply slot (its caller left the
+    /// answer to the handler); `None` for everything else.
+    Message {
+        /// The message.
+        message: P::Message,
+        /// The request it answers, if any.
+        answers: Option<RequestKind>,
+    },
+    /// An answer to request `id`, sent with a reply slot.
+    Answer {
+        /// The request.
+        id: RequestId,
+        /// The answer.
+        message: P::Message,
+        /// Whether it was the last answer the request expected.
+        complete: bool,
+    },
+    /// Request `id`, sent with a reply slot, ended without (all of) its
+    /// answers, for this reason.
+    Ended {
+        /// The request.
+        id: RequestId,
+        /// Why.
+        error: PeerError,
+    },
+    /// The remote did something wrong that does not end the connection.
+    Misbehaved(Misbehaviour),
+    /// The peer ended (always the last event).
+    Closed(DisconnectReason),
+}
+
+impl<P: Protocol> PartialEq for Event<P>
+where
+    P::Message: PartialEq,
+{
+    fn eq(&self, other: &Self) -> bool {
+        use Event as E;
+        match (self, other) {
+            (E::Handshaken, E::Handshaken) => true,
+            (
+                E::Message { message, answers },
+                E::Message {
+                    message: m,
+                    answers: a,
+                },
+            ) => message == m && answers == a,
+            (
+                E::Answer {
+                    id,
+                    message,
+                    complete,
+                },
+                E::Answer {
+                    id: i,
+                    message: m,
+                    complete: c,
+                },
+            ) => id == i && message == m && complete == c,
+            (E::Ended { id, error }, E::Ended { id: i, error: e }) => id == i && error == e,
+            (E::Misbehaved(a), E::Misbehaved(b)) => a == b,
+            (E::Closed(a), E::Closed(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// A fault of the remote that does not end the connection but should cost
+/// it trust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Misbehaviour {
+    /// It claimed height `claimed` but its `headers` prove it has only up to `proven`.
+    HeightLie {
+        /// The height it said it had.
+        claimed: u32,
+        /// The height its answer proves.
+        proven: u32,
+    },
+}
+
+impl std::fmt::Display for Misbehaviour {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Misbehaviour::HeightLie { claimed, proven } => {
+                write!(f, "claimed height {claimed} but has headers up to {proven}")
+            }
+        }
+    }
+}
+
+/// What is known about the remote.
+#[derive(Debug, Clone)]
+pub struct Remote<P: Protocol> {
+    /// Its `version`, once received.
+    pub version: Option<P::Version>,
+    /// What the engine keeps from it.
+    pub facts: Option<VersionFacts>,
+    /// Its best known height: from `version`, then raised by `ping`,
+    /// `pong`, `headers` and `block`, and lowered when an answer proves a
+    /// claim false.
+    pub height: u32,
+    /// The last round trip of a `ping`.
+    pub rtt: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Handshaking,
+    Open,
+    Closed,
+}
+
+/// The state of one peer connection.
+pub struct Machine<P: Protocol> {
+    config: Arc<LocalConfig<P>>,
+    stats: Stats,
+    phase: Phase,
+    reason: Option<DisconnectReason>,
+    remote: Remote<P>,
+    decoder: P::Codec,
+    encoder: P::Codec,
+    /// Received bytes not yet decoded.
+    inbox: BytesMut,
+    /// Whether `inbox` may hold a complete frame (false once decoding asked
+    /// for more bytes).
+    decodable: bool,
+    /// Encoded bytes not yet taken by the connection.
+    outbox: BytesMut,
+    /// Bytes taken by the connection so far.
+    written: u64,
+    handshake: Handshake,
+    handshake_deadline: Instant,
+    /// When our `verack` goes out at the latest (Legacy waits for theirs).
+    verack_due: Option<Instant>,
+    /// Nothing past this many bytes (counted like `written`) is written
+    /// before this instant: the pause after a Legacy `verack`.
+    hold: Option<(u64, Instant)>,
+    /// When the last complete message arrived (the idle clock).
+    last_message: Instant,
+    /// When we last queued a frame (the ping clock).
+    last_queued: Instant,
+    /// Since when the outbox has waited for the connection without progress.
+    write_stuck_since: Option<Instant>,
+    /// Since when the local side has not taken messages.
+    busy_since: Option<Instant>,
+    ping_nonce: u32,
+    requests: StallDetector,
+    events: VecDeque<Event<P>>,
+}
+
+impl<P: Protocol> std::fmt::Debug for Machine<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Machine")
+            .field("protocol", &P::NAME)
+            .field("phase", &self.phase)
+            .field("reason", &self.reason)
+            .field("height", &self.remote.height)
+            .field("pending", &self.requests.len())
+            .field("inbox", &self.inbox.len())
+            .field("outbox", &self.outbox.len())
+            .finish()
+    }
+}
+
+impl<P: Protocol> Machine<P> {
+    /// A connection that has just opened at `now`: our `version` is queued
+    /// at once and the handshake clock starts.
+    pub fn new(config: Arc<LocalConfig<P>>, stats: Stats, now: Instant) -> Self {
+        let mut decoder = P::codec(config.identity.network);
+        P::set_max_payload(&mut decoder, config.handshake_max_payload);
+        let mut encoder = P::codec(config.identity.network);
+        P::set_max_payload(&mut encoder, MAX_PAYLOAD);
+        let mut m = Machine {
+            handshake: Handshake::new(config.identity.nonce, config.identity.network),
+            handshake_deadline: now + config.timeouts.handshake,
+            requests: StallDetector::new(config.timeouts.stall, config.queues.pending_requests),
+            ping_nonce: config.identity.nonce,
+            config,
+            stats,
+            phase: Phase::Handshaking,
+            reason: None,
+            remote: Remote {
+                version: None,
+                facts: None,
+                height: 0,
+                rtt: None,
+            },
+            decoder,
+            encoder,
+            inbox: BytesMut::new(),
+            decodable: false,
+            outbox: BytesMut::new(),
+            written: 0,
+            verack_due: None,
+            hold: None,
+            last_message: now,
+            last_queued: now,
+            write_stuck_since: None,
+            busy_since: None,
+            events: VecDeque::new(),
+        };
+        let version = P::version(&m.config.identity);
+        match m.queue(&version, now) {
+            Ok(()) => m.handshake.version_sent(),
+            Err(e) => m.close(DisconnectReason::Encode(e)),
+        }
+        m
+    }
+
+    // ---- getters
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &LocalConfig<P> {
+        &self.config
+    }
+
+    /// What is known about the remote.
+    pub fn remote(&self) -> &Remote<P> {
+        &self.remote
+    }
+
+    /// Whether the handshake completed.
+    pub fn is_handshaken(&self) -> bool {
+        self.handshake.is_complete()
+    }
+
+    /// Whether the peer ended.
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// Why the peer ended, once it has.
+    pub fn reason(&self) -> Option<&DisconnectReason> {
+        self.reason.as_ref()
+    }
+
+    /// Requests waiting for answers.
+    pub fn pending_requests(&self) -> usize {
+        self.requests.len()
+    }
+
+    /// Bytes queued for the connection and not yet taken.
+    pub fn unsent(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// Bytes the connection has taken since the start.
+    pub fn written_total(&self) -> u64 {
+        self.written
+    }
+
+    /// Bytes queued since the start (taken or not): a message queued now is
+    /// written once [`written_total`](Machine::written_total) reaches this.
+    pub fn queued_total(&self) -> u64 {
+        self.written + self.outbox.len() as u64
+    }
+
+    /// Whether the machine wants bytes from the remote: it is not closed,
+    /// not held back by a busy handler, and every complete frame it had is
+    /// decoded.
+    pub fn wants_bytes(&self) -> bool {
+        self.phase != Phase::Closed && self.busy_since.is_none() && !self.decodable
+    }
+
+    // ---- inputs
+
+    /// Takes bytes read from the remote at `now` (copied; see
+    /// [`receive_with`](Machine::receive_with) for reading in place).
+    pub fn handle_bytes(&mut self, now: Instant, data: &[u8]) {
+        let _ = now;
+        if self.phase == Phase::Closed || data.is_empty() {
+            return;
+        }
+        self.inbox.extend_from_slice(data);
+        self.decodable = true;
+    }
+
+    /// Offers `read` room in the receive buffer and keeps what it reads:
+    /// `read` fills the start of the slice and returns how much it filled.
+    /// Zero bytes read means the remote closed the connection; an error,
+    /// that the connection failed: either ends the peer. While nothing is
+    /// buffered and `read` is pending, the room is given back, so an idle
+    /// peer holds no receive buffer.
+    pub fn receive_with(
+        &mut self,
+        now: Instant,
+        read: impl FnOnce(&mut [u8]) -> Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        let start = self.inbox.len();
+        let room = start.clamp(READ_CHUNK, MAX_READ_CHUNK);
+        self.inbox.resize(start + room, 0);
+        let polled = read(&mut self.inbox[start..]);
+        let n = match &polled {
+            Poll::Ready(Ok(n)) => (*n).min(room),
+            _ => 0,
+        };
+        self.inbox.truncate(start + n);
+        if start == 0 && n == 0 {
+            self.inbox = BytesMut::new();
+        }
+        match &polled {
+            Poll::Ready(Ok(0)) => self.close(DisconnectReason::RemoteClosed),
+            Poll::Ready(Ok(_)) => self.decodable = true,
+            Poll::Ready(Err(e)) => self.close(io_reason(e)),
+            Poll::Pending => {}
+        }
+        let _ = now;
+        polled
+    }
+
+    /// Queues `message` at `now`. `reach`, when known, is the height the
+    /// remote must have to answer it in full (see
+    /// [`Protocol::obligation`]); `reply` says whether its answers go to the
+    /// caller (as [`Event::Answer`]) rather than to the handler.
+    ///
+    /// Returns the request's id when it expects answers. Fails, with
+    /// nothing sent, when the peer is closed or not handshaken yet, when the
+    /// remote cannot answer it ([`PeerError::Unanswered`]), when too many
+    /// requests are outstanding, or when the message breaks a limit of the
+    /// protocol.
+    pub fn send(
+        &mut self,
+        now: Instant,
+        message: &P::Message,
+        reach: Option<u32>,
+        reply: bool,
+    ) -> Result<Option<RequestId>, PeerError> {
+        match self.phase {
+            Phase::Closed => return Err(self.disconnected()),
+            Phase::Handshaking => return Err(PeerError::NotHandshaken),
+            Phase::Open => {}
+        }
+        let id = match P::obligation(message, reach, self.remote.height) {
+            Obligation::Nothing => None,
+            Obligation::Beyond { kind, height } => {
+                return Err(PeerError::Unanswered { kind, height });
+            }
+            Obligation::Answers(expected) => Some(
+                self.requests
+                    .arm(expected, reply, now)
+                    .map_err(|e| PeerError::TooManyPending(e.0))?,
+            ),
+        };
+        if let Err(e) = self.queue(message, now) {
+            if let Some(id) = id {
+                self.requests.remove(id);
+            }
+            return Err(PeerError::Encode(e));
+        }
+        Ok(id)
+    }
+
+    /// The connection took `n` bytes of [`poll_transmit`](Machine::poll_transmit) at `now`.
+    pub fn handle_written(&mut self, now: Instant, n: usize) {
+        let n = n.min(self.outbox.len());
+        let _ = self.outbox.split_to(n);
+        self.written += n as u64;
+        if self.outbox.is_empty() {
+            self.write_stuck_since = None;
+            if self.outbox.capacity() > KEEP_CAPACITY {
+                self.outbox = BytesMut::new();
+            }
+        } else if n > 0 {
+            self.write_stuck_since = Some(now);
+        }
+    }
+
+    /// Acts on every deadline that has come by `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        if let Some((_, until)) = self.hold.filter(|&(_, until)| now >= until) {
+            let _ = until;
+            self.hold = None;
+        }
+        if self.phase == Phase::Handshaking {
+            if now >= self.handshake_deadline {
+                return self.close(DisconnectReason::HandshakeTimeout);
+            }
+            if self.verack_due.is_some_and(|due| now >= due) {
+                self.send_verack(now);
+            }
+        }
+        if let Some(since) = self.write_stuck_since {
+            if now >= since + self.config.timeouts.write {
+                return self.close(DisconnectReason::WriteTimeout(self.config.timeouts.write));
+            }
+        }
+        if self.phase != Phase::Open {
+            return;
+        }
+        if self.busy_since.is_none() && now >= self.last_message + self.config.timeouts.idle {
+            return self.close(DisconnectReason::IdleTimeout(self.config.timeouts.idle));
+        }
+        while let Some(expired) = self.requests.expired(now) {
+            match expired.silence {
+                Silence::Stall => return self.close(DisconnectReason::Stalled(expired.kind)),
+                Silence::Allowed if expired.reply => self.events.push_back(Event::Ended {
+                    id: expired.id,
+                    error: PeerError::Unanswered {
+                        kind: expired.kind,
+                        height: self.remote.height,
+                    },
+                }),
+                Silence::Allowed => {}
+            }
+        }
+        if now >= self.last_queued + self.config.timeouts.ping_interval {
+            self.send_ping(now);
+        }
+    }
+
+    /// Ends the peer with `reason` (the first reason wins): every request
+    /// whose caller waits ends with [`PeerError::Disconnected`], then
+    /// [`Event::Closed`] is the last event.
+    pub fn close(&mut self, reason: DisconnectReason) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.phase = Phase::Closed;
+        let error = PeerError::Disconnected(reason.clone());
+        for id in self.requests.clear() {
+            self.events.push_back(Event::Ended {
+                id,
+                error: error.clone(),
+            });
+        }
+        self.events.push_back(Event::Closed(reason.clone()));
+        self.reason = Some(reason);
+        self.inbox = BytesMut::new();
+        self.outbox = BytesMut::new();
+        self.decodable = false;
+        self.write_stuck_since = None;
+    }
+
+    /// The local side cannot take more messages since `now` (its handler
+    /// queue is full): no more frames are decoded, and neither the idle clock
+    /// nor any request's deadline runs, until [`handler_ready`](Machine::handler_ready).
+    pub fn handler_busy(&mut self, now: Instant) {
+        if self.busy_since.is_none() {
+            self.busy_since = Some(now);
+            self.requests.pause(now);
+        }
+    }
+
+    /// The local side takes messages again at `now`.
+    pub fn handler_ready(&mut self, now: Instant) {
+        if let Some(since) = self.busy_since.take() {
+            self.last_message += now.saturating_duration_since(since);
+            self.requests.resume(now);
+        }
+    }
+
+    // ---- outputs
+
+    /// Bytes to write now (empty when there are none).
+    pub fn poll_transmit(&self, now: Instant) -> &[u8] {
+        match self.hold {
+            Some((limit, until)) if now < until => {
+                let allowed = limit.saturating_sub(self.written) as usize;
+                &self.outbox[..allowed.min(self.outbox.len())]
+            }
+            _ => &self.outbox,
+        }
+    }
+
+    /// When [`handle_timeout`](Machine::handle_timeout) must be called next
+    /// (`None` once closed).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let timeouts = &self.config.timeouts;
+        let mut next: Option<Instant> = None;
+        let mut at = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        match self.phase {
+            Phase::Closed => return None,
+            Phase::Handshaking => {
+                at(self.handshake_deadline);
+                if let Some(due) = self.verack_due {
+                    at(due);
+                }
+            }
+            Phase::Open => {
+                if self.busy_since.is_none() {
+                    at(self.last_message + timeouts.idle);
+                }
+                if let Some(deadline) = self.requests.next_deadline() {
+                    at(deadline);
+                }
+                at(self.last_queued + timeouts.ping_interval);
+            }
+        }
+        if let Some((_, until)) = self.hold {
+            at(until);
+        }
+        if let Some(since) = self.write_stuck_since {
+            at(since + timeouts.write);
+        }
+        next
+    }
+
+    /// The next event, decoding received frames as needed (none while the
+    /// handler is busy).
+    pub fn poll_event(&mut self, now: Instant) -> Option<Event<P>> {
+        loop {
+            if let Some(event) = self.events.pop_front() {
+                return Some(event);
+            }
+            if !self.decodable || self.busy_since.is_some() || self.phase == Phase::Closed {
+                return None;
+            }
+            match P::decode(&mut self.decoder, &mut self.inbox) {
+                Ok(None) => {
+                    self.decodable = false;
+                    if self.inbox.is_empty() && self.inbox.capacity() > KEEP_CAPACITY {
+                        // Give back the room a large frame took.
+                        self.inbox = BytesMut::new();
+                    }
+                }
+                Ok(Some(Decoded { message, wire_len })) => {
+                    self.stats.received(P::command_name(&message), wire_len);
+                    self.last_message = now;
+                    match self.phase {
+                        Phase::Handshaking => self.on_handshake_message(now, message),
+                        _ => self.on_message(now, message),
+                    }
+                }
+                Err(e) => self.close(DisconnectReason::Frame(e)),
+            }
+        }
+    }
+
+    // ---- the rules
+
+    fn on_handshake_message(&mut self, now: Instant, message: P::Message) {
+        let step = match P::role(&message) {
+            Role::Version(v) => {
+                let facts = P::version_facts(v);
+                let step = self.handshake.received(Received::Version {
+                    nonce: facts.nonce,
+                    network: facts.network,
+                });
+                if step.is_ok() {
+                    self.remote.height = facts.start_height;
+                    self.remote.version = Some(v.clone());
+                    self.remote.facts = Some(facts);
+                }
+                step
+            }
+            Role::Verack => self.handshake.received(Received::Verack),
+            _ => self
+                .handshake
+                .received(Received::Other(P::command_name(&message))),
+        };
+        match step {
+            Err(v) => self.close(DisconnectReason::Handshake(v)),
+            Ok(Step::SendVerack) => {
+                // Our verack waits for theirs (or a short while), so that it
+                // can never reach the remote in the same read as our version.
+                self.verack_due = Some(now + P::VERACK_DELAY);
+                if P::VERACK_DELAY.is_zero() {
+                    self.send_verack(now);
+                }
+            }
+            Ok(_) => {
+                if self.verack_due.is_some() && self.handshake.remote_verack() {
+                    self.send_verack(now);
+                }
+                self.complete_handshake(now);
+            }
+        }
+    }
+
+    fn send_verack(&mut self, now: Instant) {
+        self.verack_due = None;
+        if let Err(e) = self.queue(&P::verack(), now) {
+            return self.close(DisconnectReason::Encode(e));
+        }
+        self.handshake.verack_sent();
+        if !P::PAUSE_AFTER_VERACK.is_zero() {
+            self.hold = Some((self.queued_total(), now + P::PAUSE_AFTER_VERACK));
+        }
+        self.complete_handshake(now);
+    }
+
+    fn complete_handshake(&mut self, now: Instant) {
+        if self.phase != Phase::Handshaking || !self.handshake.is_complete() {
+            return;
+        }
+        self.phase = Phase::Open;
+        P::set_max_payload(&mut self.decoder, MAX_PAYLOAD);
+        let compress = self
+            .remote
+            .facts
+            .as_ref()
+            .is_some_and(|f| f.allows_compression);
+        P::set_compression(&mut self.encoder, compress);
+        self.last_message = now;
+        self.events.push_back(Event::Handshaken);
+    }
+
+    fn on_message(&mut self, now: Instant, message: P::Message) {
+        let command = P::command_name(&message);
+        match P::role(&message) {
+            Role::Version(_) => {
+                return self.close(DisconnectReason::Protocol(Violation::DuplicateVersion));
+            }
+            Role::Verack => {
+                return self.close(DisconnectReason::Protocol(Violation::DuplicateVerack));
+            }
+            Role::Ping(p) => {
+                self.raise_height(p.last_block_index);
+                let pong = PingPayload {
+                    last_block_index: self.config.height(),
+                    timestamp: unix_seconds(),
+                    nonce: p.nonce,
+                };
+                if let Err(e) = self.queue(&P::ping(pong, true), now) {
+                    self.close(DisconnectReason::Encode(e));
+                }
+                return;
+            }
+            Role::Pong(p) => self.raise_height(p.last_block_index),
+            Role::Other => {
+                if command == "unknown" {
+                    // Counted and handed to the handler; never a reason to disconnect.
+                    tracing::debug!(message = ?message, "unknown command");
+                }
+            }
+        }
+        if let Some(h) = P::height_hint(&message) {
+            self.raise_height(h);
+        }
+        let answered = if self.requests.is_empty() {
+            None
+        } else {
+            P::reply(&message).and_then(|reply| self.requests.answer(&reply, now))
+        };
+        let Some(a) = answered else {
+            // A pong is the engine's business: it answers our ping or nothing.
+            if !matches!(P::role(&message), Role::Pong(_)) {
+                self.events.push_back(Event::Message {
+                    message,
+                    answers: None,
+                });
+            }
+            return;
+        };
+        self.stats.round_trip(command, a.latency);
+        if a.kind == RequestKind::Ping {
+            self.remote.rtt = Some(a.latency);
+        }
+        if let Some(proven) = a.proven_height.filter(|&h| h < self.remote.height) {
+            let claimed = std::mem::replace(&mut self.remote.height, proven);
+            self.events
+                .push_back(Event::Misbehaved(Misbehaviour::HeightLie {
+                    claimed,
+                    proven,
+                }));
+        }
+        let event = if a.reply {
+            Event::Answer {
+                id: a.id,
+                message,
+                complete: a.complete,
+            }
+        } else if a.kind == RequestKind::Ping {
+            return;
+        } else {
+            Event::Message {
+                message,
+                answers: Some(a.kind),
+            }
+        };
+        self.events.push_back(event);
+    }
+
+    fn send_ping(&mut self, now: Instant) {
+        self.ping_nonce = self.ping_nonce.wrapping_add(1);
+        let ping = P::ping(
+            PingPayload {
+                last_block_index: self.config.height(),
+                timestamp: unix_seconds(),
+                nonce: self.ping_nonce,
+            },
+            false,
+        );
+        match self.send(now, &ping, None, false) {
+            Ok(_) => {}
+            // Too many requests outstanding: the stall clock is running on
+            // them, and the next ping comes after another interval.
+            Err(PeerError::TooManyPending(_)) => self.last_queued = now,
+            Err(e) => tracing::debug!(error = %e, "cannot ping"),
+        }
+    }
+
+    fn raise_height(&mut self, h: u32) {
+        self.remote.height = self.remote.height.max(h);
+    }
+
+    fn queue(&mut self, message: &P::Message, now: Instant) -> Result<(), crate::wire::FrameError> {
+        let before = self.outbox.len();
+        P::encode(&self.encoder, message, &mut self.outbox).inspect_err(|_| {
+            self.outbox.truncate(before);
+        })?;
+        self.stats
+            .sent(P::command_name(message), self.outbox.len() - before);
+        if before == 0 {
+            self.write_stuck_since = Some(now);
+        }
+        self.last_queued = now;
+        Ok(())
+    }
+
+    fn disconnected(&self) -> PeerError {
+        PeerError::Disconnected(self.reason.clone().unwrap_or(DisconnectReason::Requested))
+    }
+}
+
+/// The reason a failed read or write ends a peer with.
+pub(super) fn io_reason(e: &io::Error) -> DisconnectReason {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => DisconnectReason::RemoteClosed,
+        _ => DisconnectReason::Io(e.to_string()),
+    }
+}

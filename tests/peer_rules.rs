@@ -1,0 +1,1136 @@
+//! Every rule of a peer, driven through the pure [`Machine`] with made-up
+//! instants and in-memory bytes: no socket, no task, no sleep, so nothing
+//! here can race, and minutes of a peer's life pass in microseconds.
+//!
+//! The remote is played with the generation's own codec (what it sends is
+//! encoded here, what we send is decoded here), and, where it answers
+//! requests, by a [`Chain`]'s server side.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use neo_peer::chain::{Chain, Serve, Synthetic};
+use neo_peer::peer::{
+    DisconnectReason, Event, LocalConfig, Machine, Misbehaviour, PeerError, Stats, Violation,
+};
+use neo_peer::protocol::{Legacy, N3, Protocol, RequestKind, Role};
+use neo_peer::wire::{FrameError, PingPayload, UInt256, legacy, n3};
+
+const NET: u32 = 56753;
+const US: u32 = 1;
+const THEM: u32 = 2;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn config<P: Protocol>(nonce: u32, height: u32) -> LocalConfig<P> {
+    let mut c = LocalConfig::new(NET);
+    c.identity.nonce = nonce;
+    c.identity.current_height = Arc::new(move || height);
+    c.timeouts.handshake = ms(500);
+    c.timeouts.idle = ms(5000);
+    c.timeouts.stall = ms(1000);
+    // Long, so that only the tests about pings see any.
+    c.timeouts.ping_interval = ms(60_000);
+    c.timeouts.write = ms(2000);
+    c
+}
+
+/// One peer machine and the remote at the other end of its bytes.
+struct Wire<P: Protocol> {
+    m: Machine<P>,
+    now: Instant,
+    /// The remote's codec: encodes what it sends, decodes what we send.
+    codec: P::Codec,
+    /// Bytes we wrote that the remote has not decoded yet.
+    to_remote: BytesMut,
+    /// The remote's identity.
+    them: LocalConfig<P>,
+    /// Whether the connection takes what we write as time passes.
+    reading: bool,
+}
+
+impl<P: Protocol> Wire<P> {
+    fn new(ours: LocalConfig<P>, them: LocalConfig<P>) -> Self {
+        let now = Instant::now();
+        Wire {
+            m: Machine::new(Arc::new(ours), Stats::new(), now),
+            now,
+            codec: P::codec(NET),
+            to_remote: BytesMut::new(),
+            them,
+            reading: true,
+        }
+    }
+
+    /// A machine for us (nonce 1) facing a remote (nonce 2) at `height`.
+    fn facing(height: u32) -> Self {
+        Self::new(config(US, 0), config(THEM, height))
+    }
+
+    /// Lets `d` pass, acting on every deadline on the way, as a driver
+    /// would (and writing what there is to write, unless the remote does
+    /// not read).
+    fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        while let Some(t) = self.m.poll_timeout().filter(|&t| t <= end) {
+            self.now = self.now.max(t);
+            self.m.handle_timeout(self.now);
+            self.write();
+        }
+        self.now = end;
+        self.m.handle_timeout(self.now);
+        self.write();
+    }
+
+    /// The connection takes what there is to write.
+    fn write(&mut self) {
+        if self.reading {
+            let out = self.m.poll_transmit(self.now).to_vec();
+            self.m.handle_written(self.now, out.len());
+            self.to_remote.extend_from_slice(&out);
+        }
+    }
+
+    /// What we have written since the last look, as the remote decodes it.
+    fn sent(&mut self) -> Vec<P::Message> {
+        self.write();
+        let mut msgs = Vec::new();
+        while let Some(d) = P::decode(&mut self.codec, &mut self.to_remote).unwrap() {
+            msgs.push(d.message);
+        }
+        msgs
+    }
+
+    fn sent_commands(&mut self) -> Vec<&'static str> {
+        self.sent().iter().map(P::command_name).collect()
+    }
+
+    /// The remote sends `msg`.
+    fn feed(&mut self, msg: &P::Message) {
+        let mut frame = BytesMut::new();
+        P::encode(&self.codec, msg, &mut frame).unwrap();
+        self.m.handle_bytes(self.now, &frame);
+    }
+
+    /// Every event now.
+    fn events(&mut self) -> Vec<Event<P>> {
+        std::iter::from_fn(|| self.m.poll_event(self.now)).collect()
+    }
+
+    /// The remote's version and verack, and our answers; returns the events.
+    fn handshake(&mut self) -> Vec<Event<P>> {
+        let v = P::version(&self.them.identity);
+        self.feed(&v);
+        self.feed(&P::verack());
+        self.events()
+    }
+
+    fn open(height: u32) -> Self {
+        Self::open_with(config(US, 0), height)
+    }
+
+    /// Handshaken with a remote at `height`, past the pause after a Legacy
+    /// `verack`.
+    fn open_with(ours: LocalConfig<P>, height: u32) -> Self {
+        let mut w = Self::new(ours, config(THEM, height));
+        let events = w.handshake();
+        assert!(matches!(events[..], [Event::Handshaken]), "{events:?}");
+        assert_eq!(w.sent_commands(), ["version", "verack"]);
+        w.advance(P::PAUSE_AFTER_VERACK);
+        w
+    }
+
+    /// Answers every ping we sent.
+    fn pong(&mut self) {
+        for m in self.sent() {
+            if let Role::Ping(p) = P::role(&m) {
+                self.feed(&P::ping(p, true));
+            }
+        }
+    }
+
+    fn closed_with(&mut self) -> Option<DisconnectReason> {
+        self.events().into_iter().find_map(|e| match e {
+            Event::Closed(r) => Some(r),
+            _ => None,
+        })
+    }
+
+    fn request(&mut self, msg: &P::Message, reach: Option<u32>) -> Result<Option<u64>, PeerError> {
+        self.m.send(self.now, msg, reach, true)
+    }
+}
+
+/// Runs a generic test for both generations.
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod n3_rules { use super::*; $( #[test] fn $name() { super::$name::<N3>(); } )* }
+        mod legacy_rules { use super::*; $( #[test] fn $name() { super::$name::<Legacy>(); } )* }
+    };
+}
+
+both!(
+    handshake_completes_and_crosses_the_wire,
+    duplicate_version_and_verack_disconnect,
+    self_connection_is_refused,
+    handshake_must_finish_in_time,
+    nothing_else_before_the_handshake,
+    big_frames_before_the_handshake_are_refused,
+    idle_counts_complete_messages_only,
+    ping_is_answered_with_our_height,
+    busy_handler_stops_the_clocks,
+    write_timeout_drops_a_remote_that_does_not_read,
+    unknown_commands_reach_the_handler,
+    getaddr_answers_are_told_apart_from_gossip,
+    close_ends_every_waiting_request_once,
+    pending_requests_are_bounded,
+);
+
+fn handshake_completes_and_crosses_the_wire<P: Protocol>() {
+    let mut w = Wire::<P>::facing(7);
+    // Our version goes out at once, before anything is received.
+    let first = w.sent();
+    let [v] = &first[..] else { panic!("{first:?}") };
+    let Role::Version(v) = P::role(v) else {
+        panic!("{v:?}")
+    };
+    assert_eq!(P::version_facts(v).nonce, US);
+    w.feed(&P::version(&w.them.identity));
+    assert!(w.events().is_empty());
+    assert!(!w.m.is_handshaken());
+    if P::VERACK_DELAY.is_zero() {
+        assert_eq!(w.sent_commands(), ["verack"]);
+    } else {
+        // Legacy: our verack waits for theirs, up to the delay.
+        assert!(w.sent().is_empty());
+        w.advance(P::VERACK_DELAY / 2);
+        assert!(w.sent().is_empty());
+    }
+    w.feed(&P::verack());
+    assert!(matches!(w.events()[..], [Event::Handshaken]));
+    assert!(w.m.is_handshaken());
+    if !P::VERACK_DELAY.is_zero() {
+        assert_eq!(w.sent_commands(), ["verack"]);
+    }
+    assert_eq!(w.m.remote().height, 7);
+    let facts = w.m.remote().facts.clone().unwrap();
+    assert_eq!(facts.nonce, THEM);
+}
+
+#[test]
+fn legacy_verack_goes_out_after_the_delay_and_nothing_follows_it_at_once() {
+    let mut w = Wire::<Legacy>::facing(0);
+    w.sent();
+    w.feed(&Legacy::version(&w.them.identity));
+    assert!(w.events().is_empty());
+    w.advance(Legacy::VERACK_DELAY);
+    assert_eq!(w.sent_commands(), ["verack"]);
+    w.feed(&Legacy::verack());
+    assert!(matches!(w.events()[..], [Event::Handshaken]));
+    // A ping from the remote is answered, but the pong waits out the pause
+    // after our verack (NEO•ONE handles frames read together backwards).
+    w.feed(&legacy::Message::Ping(PingPayload {
+        last_block_index: 0,
+        timestamp: 0,
+        nonce: 5,
+    }));
+    assert!(w.events().is_empty());
+    assert!(w.sent().is_empty(), "held by the pause");
+    w.advance(Legacy::PAUSE_AFTER_VERACK);
+    assert_eq!(w.sent_commands(), ["pong"]);
+}
+
+#[test]
+fn n3_handshake_in_the_other_order() {
+    // The remote answers our version before sending its own: verack first is
+    // a violation, so it sends version, we answer, it acks.
+    let mut w = Wire::<N3>::facing(3);
+    w.sent();
+    w.feed(&N3::version(&w.them.identity));
+    w.feed(&N3::verack());
+    assert!(matches!(w.events()[..], [Event::Handshaken]));
+    assert_eq!(w.sent_commands(), ["verack"]);
+    // And a remote whose verack comes before its version is refused.
+    let mut w = Wire::<N3>::facing(3);
+    w.feed(&N3::verack());
+    assert_eq!(
+        w.closed_with(),
+        Some(DisconnectReason::Handshake(Violation::VerackBeforeVersion))
+    );
+}
+
+fn duplicate_version_and_verack_disconnect<P: Protocol>() {
+    let mut w = Wire::<P>::facing(0);
+    w.feed(&P::version(&w.them.identity));
+    w.feed(&P::version(&w.them.identity));
+    assert_eq!(
+        w.closed_with(),
+        Some(DisconnectReason::Handshake(Violation::DuplicateVersion))
+    );
+    assert!(w.m.is_closed());
+
+    let mut w = Wire::<P>::open(0);
+    w.feed(&P::version(&w.them.identity));
+    assert_eq!(
+        w.closed_with(),
+        Some(DisconnectReason::Protocol(Violation::DuplicateVersion))
+    );
+    let mut w = Wire::<P>::open(0);
+    w.feed(&P::verack());
+    assert_eq!(
+        w.closed_with(),
+        Some(DisconnectReason::Protocol(Violation::DuplicateVerack))
+    );
+    // Once closed, nothing more happens.
+    w.feed(&P::verack());
+    assert!(w.events().is_empty());
+    assert!(w.m.poll_timeout().is_none());
+    assert!(w.m.poll_transmit(w.now).is_empty());
+}
+
+fn self_connection_is_refused<P: Protocol>() {
+    let mut w = Wire::<P>::new(config(US, 0), config(US, 0));
+    w.feed(&P::version(&w.them.identity));
+    assert_eq!(
+        w.closed_with(),
+        Some(DisconnectReason::Handshake(Violation::SelfConnection(US)))
+    );
+}
+
+#[test]
+fn n3_wrong_network_is_refused() {
+    let mut them = config(THEM, 0);
+    them.identity.network = 1;
+    let mut w = Wire::<N3>::new(config(US, 0), them);
+    w.feed(&N3::version(&w.them.identity));
+    assert_eq!(
+        w.closed_with(),
+        Some(DisconnectReason::Handshake(Violation::WrongNetwork {
+            expected: NET,
+            got: 1
+        }))
+    );
+}
+
+#[test]
+fn legacy_wrong_network_is_refused_by_the_frame() {
+    let mut w = Wire::<Legacy>::facing(0);
+    let mut frame = BytesMut::new();
+    legacy::Codec::new(1)
+        .encode(&Legacy::version(&w.them.identity), &mut frame)
+        .unwrap();
+    w.m.handle_bytes(w.now, &frame);
+    assert!(matches!(
+        w.closed_with(),
+        Some(DisconnectReason::Frame(FrameError::WrongMagic {
+            got: 1,
+            ..
+        }))
+    ));
+}
+
+fn handshake_must_finish_in_time<P: Protocol>() {
+    let mut w = Wire::<P>::facing(0);
+    w.feed(&P::version(&w.them.identity));
+    w.events();
+    w.advance(ms(499));
+    assert!(!w.m.is_closed());
+    w.advance(ms(1));
+    assert_eq!(w.closed_with(), Some(DisconnectReason::HandshakeTimeout));
+}
+
+fn nothing_else_before_the_handshake<P: Protocol>() {
+    let mut w = Wire::<P>::facing(0);
+    w.feed(&P::version(&w.them.identity));
+    w.feed(&P::get_addr());
+    assert_eq!(
+        w.closed_with(),
+        Some(DisconnectReason::Handshake(Violation::Unexpected(
+            "getaddr".into()
+        )))
+    );
+}
+
+fn big_frames_before_the_handshake_are_refused<P: Protocol>() {
+    let mut us = config(US, 0);
+    us.handshake_max_payload = 1000;
+    let mut them = config(THEM, 0);
+    them.identity.user_agent = "x".repeat(1024);
+    let mut w = Wire::<P>::new(us, them);
+    w.feed(&P::version(&w.them.identity));
+    assert!(
+        matches!(w.closed_with(), Some(DisconnectReason::Frame(_))),
+        "a version over the cap"
+    );
+}
+
+fn idle_counts_complete_messages_only<P: Protocol>() {
+    let mut w = Wire::<P>::open(0);
+    // A frame trickled in a byte at a time, more slowly than the idle
+    // timeout allows for the whole: silence, as far as the rule goes.
+    let mut frame = BytesMut::new();
+    let ping = P::ping(
+        PingPayload {
+            last_block_index: 1,
+            timestamp: 2,
+            nonce: 3,
+        },
+        false,
+    );
+    P::encode(&w.codec, &ping, &mut frame).unwrap();
+    let started = w.now;
+    for b in frame.iter().take(frame.len() - 1) {
+        w.advance(ms(400));
+        w.m.handle_bytes(w.now, &[*b]);
+        while let Some(e) = w.m.poll_event(w.now) {
+            assert!(matches!(e, Event::Closed(_)), "{e:?}");
+        }
+    }
+    assert!(
+        w.now - started >= ms(5000),
+        "trickled for longer than the idle timeout"
+    );
+    assert_eq!(w.m.reason(), Some(&DisconnectReason::IdleTimeout(ms(5000))));
+}
+
+#[test]
+fn a_complete_message_resets_the_idle_clock() {
+    let mut w = Wire::<N3>::open(0);
+    w.m.handle_timeout(w.now);
+    for _ in 0..4 {
+        w.advance(ms(4000));
+        w.feed(&N3::get_addr());
+        assert!(!w.events().is_empty());
+    }
+    assert!(!w.m.is_closed());
+    w.advance(ms(5000));
+    assert_eq!(
+        w.closed_with(),
+        Some(DisconnectReason::IdleTimeout(ms(5000)))
+    );
+}
+
+fn ping_is_answered_with_our_height<P: Protocol>() {
+    let mut w = Wire::<P>::open_with(config(US, 42), 0);
+    w.feed(&P::ping(
+        PingPayload {
+            last_block_index: 9,
+            timestamp: 1,
+            nonce: 77,
+        },
+        false,
+    ));
+    assert!(w.events().is_empty(), "a ping is the engine's business");
+    let sent = w.sent();
+    let [pong] = &sent[..] else {
+        panic!("{sent:?}")
+    };
+    let Role::Pong(p) = P::role(pong) else {
+        panic!("{pong:?}")
+    };
+    assert_eq!((p.nonce, p.last_block_index), (77, 42));
+    assert_eq!(w.m.remote().height, 9, "the ping raised its height");
+}
+
+fn pinging<P: Protocol>(interval: u64) -> LocalConfig<P> {
+    let mut c = config(US, 0);
+    c.timeouts.ping_interval = ms(interval);
+    c
+}
+
+#[test]
+fn n3_pings_after_our_silence_and_measures_the_round_trip() {
+    let mut w = Wire::<N3>::open_with(pinging(3000), 0);
+    w.advance(ms(2999));
+    assert!(w.sent().is_empty());
+    w.advance(ms(1));
+    let sent = w.sent();
+    let [n3::Message::Ping(p)] = &sent[..] else {
+        panic!("{sent:?}")
+    };
+    w.advance(ms(30));
+    w.feed(&n3::Message::Pong(PingPayload {
+        last_block_index: 12,
+        timestamp: 0,
+        nonce: p.nonce,
+    }));
+    assert!(w.events().is_empty(), "our pong is not the handler's");
+    assert_eq!(w.m.remote().rtt, Some(ms(30)));
+    assert_eq!(w.m.remote().height, 12);
+    assert_eq!(w.m.pending_requests(), 0);
+    // An unanswered ping stalls the peer.
+    w.advance(ms(3000));
+    assert!(matches!(w.sent()[..], [n3::Message::Ping(_)]));
+    w.advance(ms(1000));
+    assert_eq!(
+        w.closed_with(),
+        Some(DisconnectReason::Stalled(RequestKind::Ping))
+    );
+}
+
+#[test]
+fn legacy_pings_expect_no_pong() {
+    let mut w = Wire::<Legacy>::open_with(pinging(3000), 0);
+    w.advance(ms(2950));
+    assert!(matches!(w.sent()[..], [legacy::Message::Ping(_)]));
+    assert_eq!(w.m.pending_requests(), 0, "NEO•ONE never answers");
+    w.advance(ms(1900));
+    assert!(!w.m.is_closed());
+}
+
+fn busy_handler_stops_the_clocks<P: TestChain>() {
+    let chain = small_chain::<P>();
+    let mut w = Wire::<P>::open(chain.height());
+    let ask = P::get_headers_msg(&chain, 0);
+    w.request(&ask, Some(1)).unwrap();
+    w.advance(ms(500));
+    w.m.handler_busy(w.now);
+    // Answers arrive but are not read: the handler is behind.
+    for answer in P::answer(&chain, &ask) {
+        w.feed(&answer);
+    }
+    assert!(w.events().is_empty());
+    assert!(!w.m.wants_bytes());
+    w.advance(ms(30_000));
+    assert!(!w.m.is_closed(), "neither stall nor idle runs while busy");
+    w.m.handler_ready(w.now);
+    let events = w.events();
+    assert!(
+        matches!(events[..], [Event::Answer { complete: true, .. }]),
+        "{events:?}"
+    );
+    // The idle clock was pushed back by the busy time, not reset.
+    w.advance(ms(4499));
+    w.sent();
+    assert!(!w.m.is_closed(), "{:?}", w.m.reason());
+}
+
+fn write_timeout_drops_a_remote_that_does_not_read<P: Protocol>() {
+    let mut w = Wire::<P>::open(0);
+    w.reading = false;
+    w.m.send(w.now, &P::get_addr(), None, false).unwrap();
+    // Nothing taken by the connection for the write timeout.
+    w.advance(ms(1999));
+    assert!(!w.m.is_closed());
+    w.advance(ms(1));
+    assert_eq!(
+        w.closed_with(),
+        Some(DisconnectReason::WriteTimeout(ms(2000)))
+    );
+}
+
+fn unknown_commands_reach_the_handler<P: TestChain>() {
+    let mut w = Wire::<P>::open(0);
+    let unknown = P::unknown();
+    w.feed(&unknown);
+    let events = w.events();
+    assert!(
+        matches!(&events[..], [Event::Message { answers: None, .. }]),
+        "{events:?}"
+    );
+    assert!(!w.m.is_closed());
+}
+
+fn getaddr_answers_are_told_apart_from_gossip<P: Protocol>() {
+    let mut w = Wire::<P>::open(0);
+    w.m.send(w.now, &P::get_addr(), None, false).unwrap();
+    let addr = P::addr(&[neo_peer::protocol::GossipAddr {
+        addr: "127.0.0.9:20333".parse().unwrap(),
+        timestamp: 1,
+        services: 1,
+    }])
+    .unwrap();
+    w.feed(&addr);
+    w.feed(&addr);
+    let events = w.events();
+    let answers: Vec<_> = events
+        .iter()
+        .map(|e| match e {
+            Event::Message { answers, .. } => *answers,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        answers,
+        [Some(RequestKind::Addr), None],
+        "the second is gossip"
+    );
+}
+
+fn close_ends_every_waiting_request_once<P: TestChain>() {
+    let chain = small_chain::<P>();
+    let mut w = Wire::<P>::open(chain.height());
+    let a = w
+        .request(&P::get_headers_msg(&chain, 0), Some(1))
+        .unwrap()
+        .unwrap();
+    let b = w.request(&P::get_addr(), None).unwrap().unwrap();
+    w.m.send(w.now, &P::get_headers_msg(&chain, 1), Some(2), false)
+        .unwrap();
+    w.m.close(DisconnectReason::Requested);
+    let events = w.events();
+    let ended: Vec<u64> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Ended { id, error } => {
+                assert_eq!(*error, PeerError::Disconnected(DisconnectReason::Requested));
+                Some(*id)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        ended,
+        [a, b],
+        "each waiting caller once, the handler's request not"
+    );
+    assert!(matches!(
+        events.last(),
+        Some(Event::Closed(DisconnectReason::Requested))
+    ));
+    assert_eq!(
+        w.request(&P::get_addr(), None),
+        Err(PeerError::Disconnected(DisconnectReason::Requested))
+    );
+    w.m.close(DisconnectReason::RemoteClosed);
+    assert_eq!(
+        w.m.reason(),
+        Some(&DisconnectReason::Requested),
+        "the first reason wins"
+    );
+    assert!(w.events().is_empty());
+}
+
+fn pending_requests_are_bounded<P: Protocol>() {
+    let mut ours = config(US, 0);
+    ours.queues.pending_requests = 3;
+    let mut w = Wire::<P>::new(ours, config(THEM, 0));
+    w.handshake();
+    for _ in 0..3 {
+        w.request(&P::get_addr(), None).unwrap();
+    }
+    assert_eq!(
+        w.request(&P::get_addr(), None),
+        Err(PeerError::TooManyPending(3))
+    );
+    w.sent();
+    assert_eq!(w.m.pending_requests(), 3);
+}
+
+#[test]
+fn requests_wait_for_the_handshake() {
+    let mut w = Wire::<N3>::facing(0);
+    assert_eq!(
+        w.request(&N3::get_addr(), None),
+        Err(PeerError::NotHandshaken)
+    );
+}
+
+// ---- the request contract, request by request
+
+#[test]
+fn n3_stall_per_kind() {
+    let chain = small_chain::<N3>();
+    let tip = chain.height();
+    let block_hash = chain.hash(3).unwrap();
+    let asks = [
+        (
+            n3::Message::GetHeaders(n3::GetBlockByIndexPayload {
+                index_start: 0,
+                count: -1,
+            }),
+            RequestKind::Headers,
+        ),
+        (
+            n3::Message::GetBlockByIndex(n3::GetBlockByIndexPayload {
+                index_start: 1,
+                count: 5,
+            }),
+            RequestKind::BlocksByIndex,
+        ),
+        (
+            n3::Message::GetData(n3::InvPayload {
+                kind: n3::InventoryType::Block,
+                hashes: vec![block_hash],
+            }),
+            RequestKind::Data,
+        ),
+    ];
+    for (ask, kind) in asks {
+        let mut w = Wire::<N3>::open(tip);
+        w.request(&ask, None).unwrap();
+        assert_eq!(w.sent().len(), 1);
+        w.advance(ms(999));
+        assert!(!w.m.is_closed());
+        w.advance(ms(1));
+        assert_eq!(
+            w.closed_with(),
+            Some(DisconnectReason::Stalled(kind)),
+            "{kind:?}"
+        );
+    }
+}
+
+#[test]
+fn legacy_stall_per_kind() {
+    let chain = small_chain::<Legacy>();
+    let tip = chain.height();
+    let asks = [
+        (Legacy::get_headers_msg(&chain, 2), RequestKind::Headers),
+        (
+            legacy::Message::GetBlocks(legacy::GetBlocksPayload {
+                hash_start: vec![chain.hash(2).unwrap()],
+                hash_stop: UInt256::ZERO,
+            }),
+            RequestKind::BlockHashes,
+        ),
+        (
+            legacy::Message::GetData(legacy::InvPayload {
+                kind: legacy::InventoryType::Block,
+                hashes: vec![chain.hash(3).unwrap()],
+            }),
+            RequestKind::Data,
+        ),
+    ];
+    for (ask, kind) in asks {
+        let mut w = Wire::<Legacy>::open(tip);
+        w.request(&ask, Some(3)).unwrap();
+        assert_eq!(w.sent().len(), 1);
+        w.advance(ms(999));
+        assert!(!w.m.is_closed());
+        w.advance(ms(1));
+        assert_eq!(
+            w.closed_with(),
+            Some(DisconnectReason::Stalled(kind)),
+            "{kind:?}"
+        );
+    }
+}
+
+#[test]
+fn progress_keeps_a_long_answer_alive() {
+    let chain = small_chain::<N3>();
+    let mut w = Wire::<N3>::open(chain.height());
+    let ask = n3::Message::GetBlockByIndex(n3::GetBlockByIndexPayload {
+        index_start: 0,
+        count: -1,
+    });
+    w.request(&ask, None).unwrap();
+    for block in chain.answer(&ask) {
+        w.advance(ms(900));
+        w.feed(&block);
+        assert!(matches!(w.events()[..], [Event::Answer { .. }]));
+    }
+    assert!(!w.m.is_closed());
+    assert_eq!(w.m.pending_requests(), 0);
+}
+
+#[test]
+fn n3_blocks_by_index_minus_one_gets_every_block_the_remote_has() {
+    // Every block from the start up to the remote's height, none dropped.
+    let chain = chain_of::<N3>(30);
+    let mut w = Wire::<N3>::open(chain.height());
+    let ask = n3::Message::GetBlockByIndex(n3::GetBlockByIndexPayload {
+        index_start: 0,
+        count: -1,
+    });
+    let id = w.request(&ask, None).unwrap().unwrap();
+    let answers = chain.answer(&ask);
+    assert_eq!(answers.len(), 31);
+    for a in &answers {
+        w.feed(a);
+    }
+    let events = w.events();
+    assert_eq!(events.len(), 31);
+    for (i, e) in events.iter().enumerate() {
+        let Event::Answer {
+            id: got,
+            complete,
+            message: n3::Message::Block(b),
+        } = e
+        else {
+            panic!("{e:?}")
+        };
+        assert_eq!((*got, *complete, b.header.index), (id, i == 30, i as u32));
+    }
+    // A block beyond what was owed (the remote grew meanwhile) is not lost:
+    // it goes to the handler.
+    w.feed(&answers[3]);
+    assert!(matches!(
+        w.events()[..],
+        [Event::Message { answers: None, .. }]
+    ));
+}
+
+#[test]
+fn a_start_above_the_remote_height_is_not_sent() {
+    let mut w = Wire::<N3>::open(10);
+    for ask in [
+        n3::Message::GetHeaders(n3::GetBlockByIndexPayload {
+            index_start: 11,
+            count: -1,
+        }),
+        n3::Message::GetBlockByIndex(n3::GetBlockByIndexPayload {
+            index_start: 11,
+            count: 5,
+        }),
+    ] {
+        let kind = match ask {
+            n3::Message::GetHeaders(_) => RequestKind::Headers,
+            _ => RequestKind::BlocksByIndex,
+        };
+        assert_eq!(
+            w.request(&ask, None),
+            Err(PeerError::Unanswered { kind, height: 10 })
+        );
+    }
+    assert!(w.sent().is_empty(), "nothing crossed the wire");
+    assert!(!w.m.is_closed());
+    let err = PeerError::Unanswered {
+        kind: RequestKind::Headers,
+        height: 10,
+    };
+    assert!(err.to_string().contains("height is 10"), "{err}");
+}
+
+#[test]
+fn a_lying_height_is_corrected_and_reported() {
+    // The remote claims the highest height there is and has 101 headers.
+    let chain = chain_of::<N3>(100);
+    let mut w = Wire::<N3>::open(u32::MAX);
+    assert_eq!(w.m.remote().height, u32::MAX);
+    let ask = n3::Message::GetHeaders(n3::GetBlockByIndexPayload {
+        index_start: 0,
+        count: 2000,
+    });
+    let id = w.request(&ask, None).unwrap().unwrap();
+    for a in chain.answer(&ask) {
+        w.feed(&a);
+    }
+    let events = w.events();
+    assert!(
+        matches!(
+            &events[..],
+            [
+                Event::Misbehaved(Misbehaviour::HeightLie {
+                    claimed: u32::MAX,
+                    proven: 100
+                }),
+                Event::Answer { id: got, complete: true, .. }
+            ] if *got == id
+        ),
+        "{events:?}"
+    );
+    assert_eq!(w.m.remote().height, 100);
+    // What lies above is not asked for.
+    let next = n3::Message::GetHeaders(n3::GetBlockByIndexPayload {
+        index_start: 101,
+        count: 2000,
+    });
+    assert!(matches!(
+        w.request(&next, None),
+        Err(PeerError::Unanswered { height: 100, .. })
+    ));
+}
+
+#[test]
+fn getdata_naming_a_hash_twice_expects_it_once() {
+    let chain = small_chain::<N3>();
+    let h = chain.hash(2).unwrap();
+    let mut w = Wire::<N3>::open(chain.height());
+    let ask = n3::Message::GetData(n3::InvPayload {
+        kind: n3::InventoryType::Block,
+        hashes: vec![h, h, h],
+    });
+    w.request(&ask, None).unwrap();
+    let answers = chain.answer(&ask);
+    assert_eq!(answers.len(), 1, "a correct server sends it once");
+    w.feed(&answers[0]);
+    assert!(matches!(
+        w.events()[..],
+        [Event::Answer { complete: true, .. }]
+    ));
+    w.advance(ms(5000));
+    assert!(!matches!(w.m.reason(), Some(DisconnectReason::Stalled(_))));
+
+    // Legacy too.
+    let chain = small_chain::<Legacy>();
+    let h = chain.hash(2).unwrap();
+    let mut w = Wire::<Legacy>::open(chain.height());
+    let ask = legacy::Message::GetData(legacy::InvPayload {
+        kind: legacy::InventoryType::Block,
+        hashes: vec![h, h],
+    });
+    w.request(&ask, Some(2)).unwrap();
+    let answers = chain.answer(&ask);
+    assert_eq!(answers.len(), 1);
+    w.feed(&answers[0]);
+    assert!(matches!(
+        w.events()[..],
+        [Event::Answer { complete: true, .. }]
+    ));
+}
+
+#[test]
+fn n3_notfound_answers_missing_objects() {
+    let chain = small_chain::<N3>();
+    let mut w = Wire::<N3>::open(chain.height());
+    let (known, unknown) = (chain.hash(1).unwrap(), UInt256([0xAB; 32]));
+    let ask = n3::Message::GetData(n3::InvPayload {
+        kind: n3::InventoryType::Block,
+        hashes: vec![known, unknown],
+    });
+    w.request(&ask, None).unwrap();
+    for a in chain.answer(&ask) {
+        w.feed(&a);
+    }
+    let events = w.events();
+    assert!(
+        matches!(
+            &events[..],
+            [
+                Event::Answer {
+                    complete: false,
+                    message: n3::Message::Block(_),
+                    ..
+                },
+                Event::Answer {
+                    complete: true,
+                    message: n3::Message::NotFound(_),
+                    ..
+                }
+            ]
+        ),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn n3_missing_extensibles_may_be_silent() {
+    let mut w = Wire::<N3>::open(5);
+    let ask = n3::Message::GetData(n3::InvPayload {
+        kind: n3::InventoryType::Extensible,
+        hashes: vec![UInt256([1; 32])],
+    });
+    let id = w.request(&ask, None).unwrap().unwrap();
+    w.advance(ms(1000));
+    let events = w.events();
+    assert_eq!(
+        events,
+        [Event::Ended {
+            id,
+            error: PeerError::Unanswered {
+                kind: RequestKind::Data,
+                height: 5
+            }
+        }]
+    );
+    assert!(!w.m.is_closed(), "silence is its right");
+}
+
+#[test]
+fn legacy_getheaders_at_the_tip_is_not_a_stall() {
+    let chain = small_chain::<Legacy>();
+    let tip = chain.height();
+    let mut w = Wire::<Legacy>::open(tip);
+    // Knowing the start is the remote's tip: nothing to ask.
+    let at_tip = Legacy::get_headers_msg(&chain, tip);
+    assert_eq!(
+        w.request(&at_tip, Some(tip + 1)),
+        Err(PeerError::Unanswered {
+            kind: RequestKind::Headers,
+            height: tip
+        })
+    );
+    assert!(w.sent().is_empty());
+    // Not knowing it: sent, and the C# node's silence ends the request, not the peer.
+    let id = w.request(&at_tip, None).unwrap().unwrap();
+    assert_eq!(w.sent_commands(), ["getheaders"]);
+    assert!(chain.answer(&at_tip).is_empty(), "our server is silent too");
+    w.advance(ms(1000));
+    assert!(matches!(
+        w.events()[..],
+        [Event::Ended {
+            id: got,
+            error: PeerError::Unanswered { .. }
+        }] if got == id
+    ));
+    assert!(!w.m.is_closed());
+    // NEO•ONE's empty answer completes it.
+    let id = w.request(&at_tip, None).unwrap().unwrap();
+    w.feed(&legacy::Message::Headers(legacy::HeadersPayload {
+        headers: vec![],
+    }));
+    assert!(matches!(
+        w.events()[..],
+        [Event::Answer { id: got, complete: true, .. }] if got == id
+    ));
+    // Below the tip, with its height known, silence is a stall.
+    w.request(&Legacy::get_headers_msg(&chain, 1), Some(2))
+        .unwrap();
+    w.advance(ms(1000));
+    assert_eq!(
+        w.closed_with(),
+        Some(DisconnectReason::Stalled(RequestKind::Headers))
+    );
+}
+
+#[test]
+fn legacy_headers_answer_the_request_they_follow() {
+    let chain = small_chain::<Legacy>();
+    let mut w = Wire::<Legacy>::open(chain.height());
+    let a = w
+        .request(&Legacy::get_headers_msg(&chain, 0), Some(1))
+        .unwrap()
+        .unwrap();
+    let b = w
+        .request(&Legacy::get_headers_msg(&chain, 5), Some(6))
+        .unwrap()
+        .unwrap();
+    // The second request's answer comes first: each finds its own.
+    for (ask, id) in [(5, b), (0, a)] {
+        for answer in chain.answer(&Legacy::get_headers_msg(&chain, ask)) {
+            w.feed(&answer);
+        }
+        assert!(matches!(
+            w.events()[..],
+            [Event::Answer { id: got, complete: true, .. }] if got == id
+        ));
+    }
+}
+
+#[test]
+fn answers_without_a_reply_slot_go_to_the_handler_as_answers() {
+    let chain = small_chain::<N3>();
+    let mut w = Wire::<N3>::open(chain.height());
+    let ask = N3::get_headers_msg(&chain, 2);
+    w.m.send(w.now, &ask, None, false).unwrap();
+    for a in chain.answer(&ask) {
+        w.feed(&a);
+    }
+    assert!(matches!(
+        w.events()[..],
+        [Event::Message {
+            answers: Some(RequestKind::Headers),
+            ..
+        }]
+    ));
+    // The same message unasked goes to the handler as it is.
+    for a in chain.answer(&ask) {
+        w.feed(&a);
+    }
+    assert!(matches!(
+        w.events()[..],
+        [Event::Message { answers: None, .. }]
+    ));
+}
+
+#[test]
+fn statistics_count_both_ways_and_round_trips() {
+    let chain = small_chain::<N3>();
+    let mut ours = config(US, 0);
+    ours.timeouts.ping_interval = ms(60_000);
+    let stats = Stats::new();
+    let now = Instant::now();
+    let mut m = Machine::<N3>::new(Arc::new(ours), stats.clone(), now);
+    let codec = N3::codec(NET);
+    let feed = |m: &mut Machine<N3>, msg: &n3::Message| {
+        let mut f = BytesMut::new();
+        N3::encode(&codec, msg, &mut f).unwrap();
+        m.handle_bytes(now, &f);
+    };
+    feed(&mut m, &N3::version(&config(THEM, chain.height()).identity));
+    feed(&mut m, &N3::verack());
+    while m.poll_event(now).is_some() {}
+    let ask = N3::get_headers_msg(&chain, 0);
+    m.send(now, &ask, None, true).unwrap();
+    let later = now + ms(25);
+    for a in chain.answer(&ask) {
+        let mut f = BytesMut::new();
+        N3::encode(&codec, &a, &mut f).unwrap();
+        m.handle_bytes(later, &f);
+    }
+    while m.poll_event(later).is_some() {}
+    let snap = stats.snapshot();
+    assert_eq!(snap.get("version").messages_in, 1);
+    assert_eq!(snap.get("version").messages_out, 1);
+    assert_eq!(snap.get("getheaders").messages_out, 1);
+    assert_eq!(snap.get("headers").messages_in, 1);
+    assert!(snap.get("headers").bytes_in > 100);
+    assert_eq!(snap.get("headers").latency.mean(), Some(ms(25)));
+}
+
+#[test]
+fn fifty_minutes_of_pings_keep_a_quiet_peer() {
+    // A long quiet life, in no time: pings answered, a message now and then.
+    let mut w = Wire::<N3>::open_with(pinging(3000), 0);
+    for _ in 0..6000 {
+        w.advance(ms(500));
+        w.pong();
+        w.feed(&N3::get_addr());
+        w.events();
+    }
+    assert!(!w.m.is_closed(), "{:?}", w.m.reason());
+    assert!(w.m.remote().rtt.is_some());
+}
+
+// ---- helpers
+
+fn chain_of<P: TestChain>(blocks: u32) -> Chain<P> {
+    P::chain(&Synthetic {
+        blocks,
+        txs_per_block: 1,
+        seed: 7,
+        with_bodies: true,
+    })
+}
+
+fn small_chain<P: TestChain>() -> Chain<P> {
+    chain_of::<P>(10)
+}
+
+/// What the tests need from each generation's chain.
+trait TestChain: Protocol + Serve + Sized {
+    fn chain(spec: &Synthetic) -> Chain<Self>;
+    fn get_headers_msg(chain: &Chain<Self>, start: u32) -> Self::Message;
+    fn unknown() -> Self::Message;
+}
+
+impl TestChain for N3 {
+    fn chain(spec: &Synthetic) -> Chain<N3> {
+        Chain::<N3>::synthetic(spec)
+    }
+    fn get_headers_msg(_chain: &Chain<N3>, start: u32) -> n3::Message {
+        n3::Message::GetHeaders(n3::GetBlockByIndexPayload {
+            index_start: start,
+            count: -1,
+        })
+    }
+    fn unknown() -> n3::Message {
+        n3::Message::Unknown {
+            command: 0xEE,
+            payload: vec![1, 2, 3].into(),
+        }
+    }
+}
+
+impl TestChain for Legacy {
+    fn chain(spec: &Synthetic) -> Chain<Legacy> {
+        Chain::<Legacy>::synthetic(spec)
+    }
+    fn get_headers_msg(chain: &Chain<Legacy>, start: u32) -> legacy::Message {
+        legacy::Message::GetHeaders(legacy::GetBlocksPayload {
+            hash_start: vec![chain.hash(start).unwrap()],
+            hash_stop: UInt256::ZERO,
+        })
+    }
+    fn unknown() -> legacy::Message {
+        legacy::Message::Unknown {
+            command: "xyzzy".into(),
+            payload: vec![1, 2, 3].into(),
+        }
+    }
+}
