@@ -31,7 +31,7 @@
 //! | `neo_peer_stalls_total` | counter | `request` | requests left unanswered past the stall timeout (each drops its peer) |
 //! | `neo_peer_misbehaviour_points_total` | counter | | misbehaviour points a [`PeerManager`] gave remotes |
 //! | `neo_peer_bans_total` | counter | | addresses a [`PeerManager`] banned |
-//! | `neo_peer_book_addresses` | gauge | `table` | addresses in a manager's address book, per table (`all` today), updated when the manager starts, a peer joins, addresses are learned and the book is flushed |
+//! | `neo_peer_book_addresses` | gauge | `table` | addresses in a manager's address book, per table (`new`, `tried`, and `kept` for manual addresses and bans kept aside), updated when the manager starts, a peer joins, addresses are learned and the book is flushed |
 //! | `neo_peer_sync_headers` | gauge | | headers the running header sync has fetched and checked |
 //! | `neo_peer_sync_target_headers` | gauge | | headers the running header sync wants |
 //!
@@ -306,7 +306,10 @@ pub(crate) fn penalised(points: u32, banned: bool) {
 /// exposes: a manager calls it when it starts, when a peer joins, when it
 /// learns addresses and after each flush.
 pub(crate) fn address_book(book: &AddressBook) {
-    metrics::gauge!(BOOK_ADDRESSES, "table" => "all").set(book.len() as f64);
+    let counts = book.counts();
+    metrics::gauge!(BOOK_ADDRESSES, "table" => "new").set(counts.new as f64);
+    metrics::gauge!(BOOK_ADDRESSES, "table" => "tried").set(counts.tried as f64);
+    metrics::gauge!(BOOK_ADDRESSES, "table" => "kept").set(counts.kept as f64);
 }
 
 /// A header sync has `headers` of the `target` it wants.

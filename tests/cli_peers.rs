@@ -168,6 +168,14 @@ fn peers_lists_a_book_as_a_table_and_as_json() {
     assert_eq!(all[2]["address"], "[2001:db8::3]:20333");
     assert_eq!(all[2]["failures"], 2);
     assert!(all[2]["user_agent"].is_null());
+    // Where each sits: reached in "tried", gossip in "new", the manual
+    // address kept aside.
+    assert_eq!(good["table"], "tried");
+    assert!(good["bucket"].as_u64().unwrap() < neo_peer::book::TRIED_BUCKETS as u64);
+    assert_eq!(all[2]["table"], "new");
+    assert!(all[2]["bucket"].as_u64().unwrap() < neo_peer::book::NEW_BUCKETS as u64);
+    assert!(all[1]["table"].is_null() && all[1]["bucket"].is_null());
+    assert!(good["learned_from"].is_null());
 
     // While a node holds the book open, the file is locked.
     let held = AddressBook::open_existing(&path).unwrap();

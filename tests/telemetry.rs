@@ -122,7 +122,11 @@ fn a_sync_between_managers_records_the_documented_metrics() {
         );
         assert_eq!(get("neo_peer_bans_total"), Some(1.0));
         assert_eq!(get("neo_peer_misbehaviour_points_total"), Some(100.0));
-        assert_eq!(get("neo_peer_book_addresses{table=\"all\"}"), Some(1.0));
+        let book: Option<f64> = ["new", "tried", "kept"]
+            .iter()
+            .map(|table| get(&format!("neo_peer_book_addresses{{table=\"{table}\"}}")))
+            .sum();
+        assert_eq!(book, Some(1.0), "{text}");
         let headers = f64::from(BLOCKS + 1);
         assert_eq!(get("neo_peer_sync_headers"), Some(headers));
         assert_eq!(get("neo_peer_sync_target_headers"), Some(headers));

@@ -80,6 +80,13 @@ pub enum BookError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The book was [closed](super::AddressBook::close): its store is
+    /// released and nothing more can be written.
+    #[error("address book {path} is closed")]
+    Closed {
+        /// The store.
+        path: PathBuf,
+    },
     /// A seeds file cannot be read.
     #[error("cannot read seeds file {path}: {source}")]
     ReadSeeds {

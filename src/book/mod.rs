@@ -1,44 +1,71 @@
-//! The address book: every node we have heard of, kept between runs.
+//! The address book: every node we have heard of, kept between runs, in a
+//! form that one gossiping peer cannot take over.
 //!
 //! An [`AddressBook`] remembers, per address, where we learned it
-//! ([`Source`]), what the node told us when we last reached it, how each
-//! dial went, its height and round trip, and any ban. It is the same for
-//! both wire generations: what it knows of a node is protocol-neutral
-//! (Legacy service bits and N3 capabilities as short text side by side).
+//! ([`Source`]) and from whom, what the node told us when we last reached
+//! it, how each dial went, its height and round trip, and any ban. It is the
+//! same for both wire generations: what it knows of a node is
+//! protocol-neutral (Legacy service bits and N3 capabilities as short text
+//! side by side).
 //!
+//! - **Two tables** (after Bitcoin Core's address manager; see
+//!   [`Table`]): addresses we only heard of sit in "new", those we dialed
+//!   and handshook with in "tried". Gossip only ever writes to "new", in a
+//!   bucket chosen by a keyed hash of the group of the peer that told us
+//!   and of the address's group: one source /16 can fill at most
+//!   [`NEW_BUCKETS_PER_SOURCE_GROUP`] of the [`NEW_BUCKETS`] buckets (128
+//!   of 2048 slots), however much it sends. "Tried" is bucketed by the
+//!   address's own group ([`TRIED_BUCKETS_PER_GROUP`] of
+//!   [`TRIED_BUCKETS`], 64 of 1024 slots per /16). When a reached address
+//!   finds its "tried" slot taken, the occupant is tested first
+//!   (test-before-evict: [`AddressBook::select_feeler`] names it) and keeps
+//!   its slot if it answers. The key of the hashes is 32 random bytes from
+//!   the OS, kept in the store and never shown.
 //! - **Starting.** The first time, [`AddressBook::load_seeds`] reads a seeds
 //!   file ([`parse_seeds`] describes it). Afterwards the book is mostly fed
 //!   by gossip: [`AddressBook::learn`] takes the addresses of an `addr`
 //!   message ([`Protocol::addresses`](crate::protocol::Protocol::addresses))
 //!   and ignores what nobody can dial (unspecified, port 0, multicast,
-//!   broadcast); gossip never overwrites what we saw ourselves.
-//! - **Dialing.** [`AddressBook::select_for_dial`] picks whom to dial: never
-//!   a banned address, one already connected or one in backoff after failed
-//!   dials ([`BookConfig::backoff`]); nodes we reached before first, then
-//!   untried ones, then failing ones; spread over address groups
-//!   ([`address_group`]: IPv4 /16, IPv6 /32) so that one operator cannot
-//!   fill every slot. The outcome goes back through
-//!   [`record_attempt`](AddressBook::record_attempt),
+//!   broadcast); gossip never overwrites what we saw ourselves, and a
+//!   gossiped time is taken as [`GOSSIP_TIME_PENALTY`] older than claimed.
+//! - **Dialing.** [`AddressBook::select_for_dial`] picks whom to dial: for
+//!   each slot "tried" or "new" with even odds, then at random within the
+//!   table (first an address group of "tried" or a bucket of "new", then an
+//!   address in it, so that a crowd of addresses in one /16 weighs as one),
+//!   one peer per group ([`address_group`]: IPv4 /16, IPv6 /32); never a
+//!   banned address, one already connected or one in backoff after failed
+//!   dials ([`BookConfig::backoff`], kept in memory for the run). The
+//!   outcome goes back through [`record_attempt`](AddressBook::record_attempt),
 //!   [`record_failure`](AddressBook::record_failure) and
-//!   [`record_success`](AddressBook::record_success).
+//!   [`record_success`](AddressBook::record_success), which moves the
+//!   address to "tried".
+//! - **Anchors.** [`AddressBook::set_anchors`] stores the outbound peers
+//!   held at shutdown; [`AddressBook::take_anchors`] hands them to the next
+//!   start, to be dialed before anything else.
 //! - **Answering `getaddr`.** [`AddressBook::for_getaddr`]: recent, healthy,
-//!   unbanned addresses, shuffled.
-//! - **Size.** Beyond [`BookConfig::max_entries`] the worst records go:
-//!   gossip we never reached, failing, seen longest ago. Manual and banned
-//!   records go last.
+//!   unbanned addresses, those we reached ourselves first, each part
+//!   shuffled.
+//! - **Size.** At most 2048 addresses in "new", 1024 in "tried" and
+//!   [`MAX_KEPT`] kept aside (manual addresses, bans the tables have no room
+//!   for): 4096 records. A full "new" bucket takes a newcomer only in place
+//!   of a worthless address (not heard of for [`HORIZON`], or failing).
 //! - **Persistence.** Changes are kept in memory and marked dirty;
 //!   [`AddressBook::flush`] (or [`flush_async`](AddressBook::flush_async),
 //!   every [`BookConfig::flush_interval`]) writes them in one transaction
 //!   through a [`PeerStore`]: [`RedbStore`] (one redb file, the default) or
 //!   [`MemoryStore`]. A crash loses at most what changed since the last
-//!   flush. A store remembers its protocol and network; opening it for
-//!   another is an error.
+//!   flush. [`AddressBook::close`] flushes and releases the file. A store
+//!   remembers its protocol and network; opening it for another is an
+//!   error. A file written before the tables existed is placed into them
+//!   when opened, and rewritten at the next flush.
 //!
-//! Times are Unix milliseconds ([`now_ms`]).
+//! Randomness (the key, the draws, the shuffles) comes from `rand`'s
+//! generators seeded by the operating system. Times are Unix milliseconds
+//! ([`now_ms`]).
 //!
 //! ```
 //! use std::net::SocketAddr;
-//! use neo_peer::book::{AddressBook, BookConfig, Connected, Source};
+//! use neo_peer::book::{AddressBook, BookConfig, Connected, Source, Table};
 //!
 //! let book = AddressBook::in_memory(BookConfig::new("n3", 860_833_102));
 //! let a: SocketAddr = "10.0.0.1:10333".parse().unwrap();
@@ -46,35 +73,46 @@
 //! assert!(book.add(a, Source::Seed));
 //! assert!(book.add(b, Source::Manual));
 //! assert_eq!(book.select_for_dial(8, &[b]), vec![a]);
+//! assert_eq!(book.get(a).unwrap().table(), Some(Table::New));
 //!
 //! book.record_attempt(a);
 //! let facts = Connected { user_agent: "/Neo:3.8.2/".into(), start_height: 100, ..Default::default() };
 //! book.record_success(a, &facts);
+//! assert_eq!(book.get(a).unwrap().table(), Some(Table::Tried));
 //! assert_eq!(book.get(a).unwrap().user_agent.as_deref(), Some("/Neo:3.8.2/"));
 //! assert_eq!(book.flush().unwrap(), 2);
 //! ```
 
 mod error;
 mod seeds;
+mod select;
+mod state;
 mod store;
+mod tables;
 #[cfg(test)]
 mod tests;
 
-use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, ToSocketAddrs};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
 pub use error::BookError;
 pub use seeds::{SeedEntry, parse_seeds};
-pub use store::{MemoryStore, PeerStore, RedbStore, StoreMeta};
+pub use store::{Batch, MemoryStore, PeerStore, RedbStore, StoreMeta};
+pub use tables::{
+    BUCKET_SIZE, NEW_BUCKETS, NEW_BUCKETS_PER_SOURCE_GROUP, Slot, TRIED_BUCKETS,
+    TRIED_BUCKETS_PER_GROUP, Table,
+};
 
 use crate::protocol::GossipAddr;
+use state::State;
+use tables::BucketKey;
 
 /// Where we learned an address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -190,6 +228,13 @@ pub struct AddrRecord {
     pub ban_reason: Option<String>,
     /// Why the last connection to it ended.
     pub last_disconnect: Option<String>,
+    /// Who told us of it (the IP of the peer whose `addr` carried it);
+    /// `None` when nobody did (seeds file, the operator, the node itself).
+    /// Its group chooses the record's bucket in the "new" table.
+    pub learned_from: Option<IpAddr>,
+    /// Where it sits in the tables; `None` for a record kept aside (a manual
+    /// address, a ban the tables have no room for).
+    pub slot: Option<Slot>,
 }
 
 impl AddrRecord {
@@ -212,7 +257,14 @@ impl AddrRecord {
             banned_until_ms: None,
             ban_reason: None,
             last_disconnect: None,
+            learned_from: None,
+            slot: None,
         }
+    }
+
+    /// The table it sits in (`None`: kept aside).
+    pub fn table(&self) -> Option<Table> {
+        self.slot.map(|s| s.table)
     }
 
     /// Whether it is banned at `now_ms`.
@@ -264,10 +316,6 @@ impl From<&crate::wire::n3::VersionPayload> for Connected {
     }
 }
 
-/// Default [`BookConfig::max_entries`]: NEO networks have hundreds of
-/// listening nodes, not tens of thousands; 4096 keeps every one of them and
-/// bounds what gossip can make us store (about 1 MiB).
-pub const DEFAULT_MAX_ENTRIES: usize = 4096;
 /// Default [`BookConfig::backoff_base`]: the wait after the first failed
 /// dial, and the least time between two dials of one address.
 pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_secs(2);
@@ -283,6 +331,30 @@ pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(30);
 /// to that spirit (only nodes recently alive are passed on) while still
 /// answering when we are connected to few.
 pub const GETADDR_MAX_AGE: Duration = Duration::from_secs(3 * 3600);
+/// How much older than it claims a gossiped address is taken to be (as
+/// Bitcoin Core does): a gossiped "seen just now" is stored as two hours
+/// ago, so that it never looks fresher than a node we reached ourselves
+/// within that time. A node announcing itself is believed.
+pub const GOSSIP_TIME_PENALTY: Duration = Duration::from_secs(2 * 3600);
+/// An address not heard of for this long is worthless: its slot goes to
+/// the next address that needs it.
+pub const HORIZON: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Most records kept aside from the tables: manual addresses and bans of
+/// addresses the tables have no room for. Beyond it the bans that end
+/// soonest go first, manual addresses last.
+pub const MAX_KEPT: usize = 1024;
+/// Most addresses waiting for a "tried" slot whose occupant must be tested
+/// first.
+pub const MAX_TRIED_COLLISIONS: usize = 10;
+/// Most anchors stored: the outbound peers held at shutdown, dialed first
+/// at the next start.
+pub const MAX_ANCHORS: usize = 16;
+/// An occupant of "tried" that was reached within this time keeps its slot
+/// against a newcomer (test-before-evict).
+pub const REPLACEMENT: Duration = Duration::from_secs(4 * 3600);
+/// A newcomer waiting this long for its rival in "tried" to be tested takes
+/// the slot untested.
+pub const TEST_WINDOW: Duration = Duration::from_secs(40 * 60);
 
 /// How a book behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -293,12 +365,11 @@ pub struct BookConfig {
     pub protocol: &'static str,
     /// The network magic; stored and checked like `protocol`.
     pub network: u32,
-    /// Beyond this many records the worst are evicted.
-    pub max_entries: usize,
     /// The wait after the first failed dial; after `f` failures in a row it
     /// is `backoff_base * 2^(f-1)`, capped at `backoff_max`. Any dial also
     /// keeps the address out of [`AddressBook::select_for_dial`] for this
-    /// long (a dial may still be under way).
+    /// long (a dial may still be under way). The backoff lives in memory: a
+    /// restart forgets it, so that a quick restart skips no good peer.
     pub backoff_base: Duration,
     /// The longest backoff.
     pub backoff_max: Duration,
@@ -313,14 +384,14 @@ impl BookConfig {
         BookConfig {
             protocol,
             network,
-            max_entries: DEFAULT_MAX_ENTRIES,
             backoff_base: DEFAULT_BACKOFF_BASE,
             backoff_max: DEFAULT_BACKOFF_MAX,
             flush_interval: DEFAULT_FLUSH_INTERVAL,
         }
     }
 
-    /// How long to wait after `failures` failed dials in a row.
+    /// How long to wait after `failures` failed dials in a row (in this
+    /// run: the book keeps the backoff in memory).
     ///
     /// ```
     /// use std::time::Duration;
@@ -342,11 +413,8 @@ impl BookConfig {
             .min(self.backoff_max)
     }
 
-    fn meta(&self) -> StoreMeta {
-        StoreMeta {
-            protocol: self.protocol.to_string(),
-            network: self.network,
-        }
+    fn same_store(&self, meta: &StoreMeta) -> bool {
+        meta.protocol == self.protocol && meta.network == self.network
     }
 }
 
@@ -447,48 +515,13 @@ fn duration_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// xorshift64*: enough to shuffle addresses, with no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn new() -> Self {
-        let mut h = RandomState::new().build_hasher();
-        h.write_u64(now_ms());
-        Rng(h.finish() | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            // i < usize::MAX, so i + 1 fits, and the result is at most i.
-            let j = (self.next() % (i as u64 + 1)) as usize;
-            items.swap(i, j);
-        }
-    }
-}
-
-struct State {
-    config: BookConfig,
-    records: HashMap<SocketAddr, AddrRecord>,
-    /// Changed since the last flush.
-    dirty: HashSet<SocketAddr>,
-    /// Evicted since the last flush.
-    removed: HashSet<SocketAddr>,
-    rng: Rng,
-}
-
 struct Shared {
     state: Mutex<State>,
-    /// Held for a whole flush, so that flushes reach the store in order.
-    store: Mutex<Box<dyn PeerStore>>,
+    /// Held for a whole flush, so that flushes reach the store in order;
+    /// `None` once [`AddressBook::close`] released it.
+    store: Mutex<Option<Box<dyn PeerStore>>>,
+    /// Where the store keeps its records, for errors after it is closed.
+    location: PathBuf,
 }
 
 /// The address book (see the [module docs](self)). Cheap to clone: every
@@ -504,6 +537,8 @@ impl fmt::Debug for AddressBook {
         f.debug_struct("AddressBook")
             .field("config", &st.config)
             .field("records", &st.records.len())
+            .field("new", &st.table_len(Table::New))
+            .field("tried", &st.table_len(Table::Tried))
             .field("dirty", &(st.dirty.len() + st.removed.len()))
             .finish()
     }
@@ -524,6 +559,17 @@ fn static_protocol(name: String) -> &'static str {
     }
 }
 
+/// How many records each part of the book holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BookCounts {
+    /// In the "new" table (at most [`NEW_BUCKETS`] × [`BUCKET_SIZE`]).
+    pub new: usize,
+    /// In the "tried" table (at most [`TRIED_BUCKETS`] × [`BUCKET_SIZE`]).
+    pub tried: usize,
+    /// Kept aside from the tables (at most [`MAX_KEPT`]).
+    pub kept: usize,
+}
+
 impl AddressBook {
     /// Opens (or creates) the redb file at `path` for `config`'s protocol and
     /// network.
@@ -540,57 +586,89 @@ impl AddressBook {
     }
 
     /// Opens the redb file at `path`, which must exist, for whatever protocol
-    /// and network it was made for (other settings are the defaults). For
-    /// tools that read a book.
+    /// and network it was made for (other settings are the defaults), and
+    /// writes nothing to it. For tools that read a book.
     pub fn open_existing(path: impl AsRef<Path>) -> Result<Self, BookError> {
         let mut store = RedbStore::open_existing(&path)?;
         let meta = store.meta()?.ok_or_else(|| BookError::NoMeta {
             path: path.as_ref().to_path_buf(),
         })?;
-        let mut config = BookConfig::new(static_protocol(meta.protocol), meta.network);
-        config.max_entries = usize::MAX;
-        AddressBook::with_store(store, config)
+        let config = BookConfig::new(static_protocol(meta.protocol), meta.network);
+        AddressBook::from_store(Box::new(store), config, false)
     }
 
     /// A book that is never written anywhere.
     pub fn in_memory(config: BookConfig) -> Self {
-        AddressBook::from_parts(Box::new(MemoryStore::new()), config, Vec::new())
+        let rng = StdRng::from_rng(&mut rand::rng());
+        AddressBook::from_state(
+            State::new(config, BucketKey::random(), rng),
+            Some(Box::new(MemoryStore::new())),
+            PathBuf::from("(memory)"),
+        )
     }
 
     /// A book over `store`: a new store is marked with `config`'s protocol
-    /// and network; a store marked otherwise is refused
-    /// ([`BookError::Mismatch`]).
-    pub fn with_store(mut store: impl PeerStore, config: BookConfig) -> Result<Self, BookError> {
-        let wanted = config.meta();
-        match store.meta()? {
-            None => store.set_meta(&wanted)?,
-            Some(found) if found == wanted => {}
-            Some(found) => {
+    /// and network and given a fresh secret key; a store marked otherwise is
+    /// refused ([`BookError::Mismatch`]); a store written before the tables
+    /// existed gets a key and its records are placed into the tables (and
+    /// rewritten at the next flush).
+    pub fn with_store(store: impl PeerStore, config: BookConfig) -> Result<Self, BookError> {
+        AddressBook::from_store(Box::new(store), config, true)
+    }
+
+    fn from_store(
+        mut store: Box<dyn PeerStore>,
+        config: BookConfig,
+        writable: bool,
+    ) -> Result<Self, BookError> {
+        let mark = |key: [u8; 32]| StoreMeta {
+            protocol: config.protocol.to_string(),
+            network: config.network,
+            key: Some(key),
+        };
+        let (key, migrate) = match store.meta()? {
+            None if writable => {
+                let key = BucketKey::random();
+                store.set_meta(&mark(key.0))?;
+                (key, false)
+            }
+            None => {
+                return Err(BookError::NoMeta {
+                    path: store.location(),
+                });
+            }
+            Some(found) if !config.same_store(&found) => {
                 return Err(BookError::Mismatch {
                     path: store.location(),
-                    protocol: wanted.protocol,
-                    network: wanted.network,
+                    protocol: config.protocol.to_string(),
+                    network: config.network,
                     found_protocol: found.protocol,
                     found_network: found.network,
                 });
             }
-        }
+            Some(StoreMeta { key: Some(k), .. }) => (BucketKey(k), false),
+            Some(_) => {
+                let key = BucketKey::random();
+                if writable {
+                    store.set_meta(&mark(key.0))?;
+                }
+                (key, true)
+            }
+        };
         let records = store.load()?;
-        Ok(AddressBook::from_parts(Box::new(store), config, records))
+        let anchors = store.anchors()?;
+        let mut state = State::new(config, key, StdRng::from_rng(&mut rand::rng()));
+        state.load(records, anchors, migrate && writable, now_ms());
+        let location = store.location();
+        Ok(AddressBook::from_state(state, Some(store), location))
     }
 
-    fn from_parts(store: Box<dyn PeerStore>, config: BookConfig, records: Vec<AddrRecord>) -> Self {
-        let records = records.into_iter().map(|r| (r.addr, r)).collect();
+    fn from_state(state: State, store: Option<Box<dyn PeerStore>>, location: PathBuf) -> Self {
         AddressBook {
             shared: Arc::new(Shared {
-                state: Mutex::new(State {
-                    config,
-                    records,
-                    dirty: HashSet::new(),
-                    removed: HashSet::new(),
-                    rng: Rng::new(),
-                }),
+                state: Mutex::new(state),
                 store: Mutex::new(store),
+                location,
             }),
         }
     }
@@ -614,6 +692,16 @@ impl AddressBook {
         self.len() == 0
     }
 
+    /// How many records sit in each table, and aside.
+    pub fn counts(&self) -> BookCounts {
+        let st = self.state();
+        BookCounts {
+            new: st.table_len(Table::New),
+            tried: st.table_len(Table::Tried),
+            kept: st.kept(),
+        }
+    }
+
     /// The record of `addr`.
     pub fn get(&self, addr: SocketAddr) -> Option<AddrRecord> {
         self.state().records.get(&addr).cloned()
@@ -626,7 +714,7 @@ impl AddressBook {
         v
     }
 
-    /// How many records changed (or were evicted) since the last flush.
+    /// How many records changed (or were forgotten) since the last flush.
     pub fn dirty(&self) -> usize {
         let st = self.state();
         st.dirty.len() + st.removed.len()
@@ -635,17 +723,22 @@ impl AddressBook {
     /// Adds `addr`, learned from `source`; `true` if it is new. A known
     /// address keeps its record, and takes `source` if that says more
     /// (manual > seed > inbound > gossip). An address nobody can dial
-    /// ([`is_dialable`]) is refused (`false`).
+    /// ([`is_dialable`]) is refused (`false`), and so is one whose "new"
+    /// bucket is full of good addresses. A manual address is kept aside
+    /// from the tables, never pushed out by gossip.
     pub fn add(&self, addr: SocketAddr, source: Source) -> bool {
         self.state().add(addr, source, now_ms())
     }
 
     /// Takes in the addresses of an `addr` message from `from` (`None`: not
     /// from a peer); returns how many were new. Addresses nobody can dial
-    /// are ignored. For a known address gossip only fills gaps: it never
+    /// are ignored; a new address goes to the "new" table in a bucket of
+    /// `from`'s group, and is dropped when that bucket is full of good
+    /// addresses. For a known address gossip only fills gaps: it never
     /// changes the source, never replaces service bits, and moves
-    /// `last_seen_ms` forward (never past now) only for an address we have
-    /// never reached ourselves.
+    /// `last_seen_ms` forward only for an address we have never reached
+    /// ourselves, to the claimed time less [`GOSSIP_TIME_PENALTY`] (never
+    /// past now; no penalty when `from` speaks of its own IP).
     pub fn learn(&self, from: Option<SocketAddr>, addrs: &[GossipAddr]) -> usize {
         self.state().learn(from, addrs, now_ms())
     }
@@ -657,15 +750,28 @@ impl AddressBook {
     }
 
     /// A dial of `addr` failed (no connection, or no handshake): one more
-    /// failure in a row; the backoff runs from now.
+    /// failure in a row; this run's backoff runs from now.
     pub fn record_failure(&self, addr: SocketAddr) {
         self.state().failure(addr, now_ms());
     }
 
-    /// The handshake with `addr` completed: its facts are stored, its
-    /// failures reset.
+    /// A dial of ours to `addr` completed the handshake: its facts are
+    /// stored, its failures reset, and it moves to the "tried" table (when
+    /// its slot there is taken, it waits in "new" while the occupant is
+    /// tested: see [`select_feeler`](Self::select_feeler)).
     pub fn record_success(&self, addr: SocketAddr, facts: &Connected) {
         self.state().success(addr, facts, now_ms());
+    }
+
+    /// A node that connected to us completed the handshake, and listens on
+    /// `addr` (its IP, the port it announced): it is added (as
+    /// [`Source::Inbound`]) and its facts are stored, but it is not counted
+    /// as reached, nor moved to "tried": nobody has dialed it.
+    pub fn record_inbound(&self, addr: SocketAddr, facts: &Connected) {
+        let now = now_ms();
+        let mut st = self.state();
+        st.add(addr, Source::Inbound, now);
+        st.inbound(addr, facts, now);
     }
 
     /// `addr` proved to be at `height`.
@@ -677,7 +783,7 @@ impl AddressBook {
         });
     }
 
-    /// A ping round trip of `addr`.
+    /// A ping round trip of `addr` (what [`AddrRecord::rtt_ms`] holds).
     pub fn record_rtt(&self, addr: SocketAddr, rtt: Duration) {
         let ms = u32::try_from(rtt.as_millis()).unwrap_or(u32::MAX);
         self.state().update(addr, |r| r.rtt_ms = Some(ms));
@@ -693,8 +799,8 @@ impl AddressBook {
     }
 
     /// Bans `addr` for `duration` (an unknown address is added, as
-    /// [`Source::Inbound`]). Stored with the record at the next flush; a
-    /// longer ban already in force is kept.
+    /// [`Source::Inbound`], kept aside from the tables). Stored with the
+    /// record at the next flush; a longer ban already in force is kept.
     pub fn ban(&self, addr: SocketAddr, duration: Duration, reason: &str) {
         self.state().ban(addr, duration, reason, now_ms());
     }
@@ -716,8 +822,8 @@ impl AddressBook {
             .any(|r| r.addr.ip() == ip && r.is_banned_at(now))
     }
 
-    /// Up to `n` addresses to dial, best first (see the [module docs](self)),
-    /// none of them in `connected`. Group spreading counts the groups of
+    /// Up to `n` addresses to dial (see the [module docs](self)), none of
+    /// them in `connected`. Group spreading counts the groups of
     /// `connected` too; when every candidate is in an already used group
     /// (all on 127.0.0.1, say) the rest are still taken, fewest per group
     /// first.
@@ -725,19 +831,61 @@ impl AddressBook {
         self.state().select_for_dial(n, connected, now_ms())
     }
 
+    /// Whom a feeler connection should dial now, none of `connected`: the
+    /// occupant of a "tried" slot that a newly reached address is waiting
+    /// for (test-before-evict), else an address of the "new" table in a
+    /// group none of `connected` is in. A feeler that completes the
+    /// handshake reports it with [`record_success`](Self::record_success)
+    /// and hangs up: that keeps "tried" fresh without giving gossip a slot.
+    /// Collisions that can be settled are settled first.
+    pub fn select_feeler(&self, connected: &[SocketAddr]) -> Option<SocketAddr> {
+        self.state().select_feeler(connected, now_ms())
+    }
+
+    /// Stores the anchors: the outbound peers held now (at shutdown), oldest
+    /// first, at most [`MAX_ANCHORS`], each known to the book and not
+    /// banned. Written at the next flush.
+    pub fn set_anchors(&self, addrs: &[SocketAddr]) {
+        self.state().set_anchors(addrs, now_ms());
+    }
+
+    /// The anchors stored, which are cleared (a crash before the next
+    /// [`set_anchors`](Self::set_anchors) leaves none): the peers to dial
+    /// before anything else at startup. Banned ones are left out.
+    pub fn take_anchors(&self) -> Vec<SocketAddr> {
+        self.state().take_anchors(now_ms())
+    }
+
+    /// The anchors stored, without taking them.
+    pub fn anchors(&self) -> Vec<SocketAddr> {
+        self.state().anchors().to_vec()
+    }
+
     /// Up to `max` addresses for an `addr` answer: seen within
-    /// [`GETADDR_MAX_AGE`], not banned, not failing, shuffled. An inbound
-    /// address is passed on only once we have reached it ourselves.
+    /// [`GETADDR_MAX_AGE`], not banned, not failing, not worthless; those we
+    /// reached ourselves first, then those we only heard of, each part
+    /// shuffled. An inbound address is passed on only once we have reached
+    /// it ourselves.
     pub fn for_getaddr(&self, max: usize) -> Vec<GossipAddr> {
         self.state().for_getaddr(max, now_ms())
     }
 
-    /// Writes what changed since the last flush in one transaction; returns
-    /// how many records were written or removed. On error nothing is lost:
-    /// the records stay dirty for the next flush.
+    /// Writes what changed since the last flush (records and anchors) in
+    /// one transaction; returns how many records were written or removed.
+    /// On error nothing is lost: the changes stay for the next flush. After
+    /// [`close`](Self::close): [`BookError::Closed`].
     pub fn flush(&self) -> Result<usize, BookError> {
         let mut store = lock(&self.shared.store);
-        let (upserts, removals) = {
+        match store.as_mut() {
+            Some(store) => self.flush_into(store.as_mut()),
+            None => Err(BookError::Closed {
+                path: self.shared.location.clone(),
+            }),
+        }
+    }
+
+    fn flush_into(&self, store: &mut dyn PeerStore) -> Result<usize, BookError> {
+        let (upserts, removals, anchors) = {
             let mut st = self.state();
             let st = &mut *st;
             let mut upserts: Vec<AddrRecord> = st
@@ -748,12 +896,18 @@ impl AddressBook {
             upserts.sort_by_key(|r| r.addr);
             let mut removals: Vec<SocketAddr> = st.removed.drain().collect();
             removals.sort();
-            (upserts, removals)
+            let anchors = std::mem::take(&mut st.anchors_dirty).then(|| st.anchors().to_vec());
+            (upserts, removals, anchors)
         };
-        if upserts.is_empty() && removals.is_empty() {
+        if upserts.is_empty() && removals.is_empty() && anchors.is_none() {
             return Ok(0);
         }
-        match store.save(&upserts, &removals) {
+        let batch = Batch {
+            upserts: &upserts,
+            removals: &removals,
+            anchors: anchors.as_deref(),
+        };
+        match store.save(&batch) {
             Ok(()) => Ok(upserts.len() + removals.len()),
             Err(e) => {
                 let mut st = self.state();
@@ -768,6 +922,7 @@ impl AddressBook {
                         st.removed.insert(a);
                     }
                 }
+                st.anchors_dirty |= anchors.is_some();
                 Err(e)
             }
         }
@@ -778,6 +933,25 @@ impl AddressBook {
     pub async fn flush_async(&self) -> Result<usize, BookError> {
         let book = self.clone();
         blocking::unblock(move || book.flush()).await
+    }
+
+    /// Flushes, then releases the store (a redb file is unlocked: it can
+    /// be opened again at once, by this process or another). The book stays
+    /// readable in memory; later flushes are [`BookError::Closed`]. Returns
+    /// what the final flush wrote (0 when already closed); the store is
+    /// released even if that flush failed.
+    pub fn close(&self) -> Result<usize, BookError> {
+        let mut guard = lock(&self.shared.store);
+        let Some(mut store) = guard.take() else {
+            return Ok(0);
+        };
+        self.flush_into(store.as_mut())
+    }
+
+    /// [`close`](Self::close) on a thread of the `blocking` pool.
+    pub async fn close_async(&self) -> Result<usize, BookError> {
+        let book = self.clone();
+        blocking::unblock(move || book.close()).await
     }
 
     /// Adds the addresses of the seeds file at `path` ([`parse_seeds`]),
@@ -852,248 +1026,5 @@ impl AddressBook {
             .into_iter()
             .filter(|&a| st.add(a, Source::Seed, now))
             .count())
-    }
-}
-
-impl State {
-    fn touch(&mut self, addr: SocketAddr) {
-        self.removed.remove(&addr);
-        self.dirty.insert(addr);
-    }
-
-    fn add(&mut self, addr: SocketAddr, source: Source, now: u64) -> bool {
-        if !is_dialable(addr) {
-            return false;
-        }
-        if let Some(r) = self.records.get_mut(&addr) {
-            if source.rank() > r.source.rank() {
-                r.source = source;
-                self.touch(addr);
-            }
-            return false;
-        }
-        self.records
-            .insert(addr, AddrRecord::new(addr, source, now));
-        self.touch(addr);
-        self.evict(now);
-        true
-    }
-
-    fn learn(&mut self, from: Option<SocketAddr>, addrs: &[GossipAddr], now: u64) -> usize {
-        let mut new = 0;
-        let mut ignored = 0;
-        for g in addrs {
-            if !is_dialable(g.addr) {
-                ignored += 1;
-                continue;
-            }
-            let claimed = (u64::from(g.timestamp) * 1000).min(now);
-            match self.records.get_mut(&g.addr) {
-                Some(r) => {
-                    let mut changed = false;
-                    if r.services == 0 && g.services != 0 {
-                        r.services = g.services;
-                        changed = true;
-                    }
-                    if r.last_success_ms.is_none() && claimed > r.last_seen_ms {
-                        r.last_seen_ms = claimed;
-                        changed = true;
-                    }
-                    if changed {
-                        self.touch(g.addr);
-                    }
-                }
-                None => {
-                    let mut r = AddrRecord::new(g.addr, Source::Gossip, now);
-                    r.services = g.services;
-                    r.last_seen_ms = claimed;
-                    self.records.insert(g.addr, r);
-                    self.touch(g.addr);
-                    new += 1;
-                }
-            }
-        }
-        if ignored > 0 {
-            tracing::debug!(?from, ignored, "undialable gossiped addresses ignored");
-        }
-        self.evict(now);
-        new
-    }
-
-    fn update(&mut self, addr: SocketAddr, f: impl FnOnce(&mut AddrRecord)) {
-        match self.records.get_mut(&addr) {
-            Some(r) => {
-                f(r);
-                self.touch(addr);
-            }
-            None => tracing::debug!(%addr, "not in the address book; update ignored"),
-        }
-    }
-
-    fn attempt(&mut self, addr: SocketAddr, now: u64) {
-        self.update(addr, |r| r.last_attempt_ms = Some(now));
-    }
-
-    fn failure(&mut self, addr: SocketAddr, now: u64) {
-        self.update(addr, |r| {
-            r.failures = r.failures.saturating_add(1);
-            r.last_attempt_ms = Some(now);
-        });
-    }
-
-    fn success(&mut self, addr: SocketAddr, facts: &Connected, now: u64) {
-        self.update(addr, |r| {
-            r.user_agent = Some(facts.user_agent.clone());
-            r.services = facts.services;
-            r.capabilities = facts.capabilities.clone();
-            r.start_height = facts.start_height;
-            r.last_height = r.last_height.max(facts.start_height);
-            r.last_success_ms = Some(now);
-            r.last_seen_ms = r.last_seen_ms.max(now);
-            r.failures = 0;
-        });
-    }
-
-    fn ban(&mut self, addr: SocketAddr, duration: Duration, reason: &str, now: u64) {
-        let until = now.saturating_add(duration_ms(duration));
-        let r = self
-            .records
-            .entry(addr)
-            .or_insert_with(|| AddrRecord::new(addr, Source::Inbound, now));
-        if r.banned_until_ms.is_some_and(|u| u > until) {
-            return;
-        }
-        r.banned_until_ms = Some(until);
-        r.ban_reason = Some(reason.to_string());
-        self.touch(addr);
-        self.evict(now);
-    }
-
-    fn is_banned(&self, addr: SocketAddr, now: u64) -> bool {
-        self.records.get(&addr).is_some_and(|r| r.is_banned_at(now))
-    }
-
-    /// Whether a dial of `r` must wait: backoff after failures, and the base
-    /// wait after any attempt.
-    fn in_backoff(&self, r: &AddrRecord, now: u64) -> bool {
-        let Some(at) = r.last_attempt_ms else {
-            return false;
-        };
-        let wait = self
-            .config
-            .backoff(r.failures)
-            .max(self.config.backoff_base);
-        now < at.saturating_add(duration_ms(wait))
-    }
-
-    /// Drops the worst records beyond `max_entries`.
-    fn evict(&mut self, now: u64) {
-        let max = self.config.max_entries;
-        if self.records.len() <= max {
-            return;
-        }
-        let excess = self.records.len() - max;
-        // Smallest key goes first: unprotected, never reached, gossip, most
-        // failures, seen longest ago.
-        let mut keys: Vec<_> = self
-            .records
-            .values()
-            .map(|r| {
-                let protected = r.source == Source::Manual || r.is_banned_at(now);
-                (
-                    protected,
-                    r.last_success_ms.is_some(),
-                    r.source.rank(),
-                    std::cmp::Reverse(r.failures),
-                    r.last_seen_ms,
-                    r.addr,
-                )
-            })
-            .collect();
-        keys.select_nth_unstable(excess - 1);
-        for k in &keys[..excess] {
-            let addr = k.5;
-            self.records.remove(&addr);
-            self.dirty.remove(&addr);
-            self.removed.insert(addr);
-        }
-    }
-
-    fn select_for_dial(&mut self, n: usize, connected: &[SocketAddr], now: u64) -> Vec<SocketAddr> {
-        if n == 0 {
-            return Vec::new();
-        }
-        let connected_set: HashSet<SocketAddr> = connected.iter().copied().collect();
-        // (tier, order within the tier, random tie-break, address)
-        let mut candidates: Vec<(u8, u64, u64, SocketAddr)> = Vec::new();
-        for r in self.records.values() {
-            if connected_set.contains(&r.addr) || r.is_banned_at(now) || self.in_backoff(r, now) {
-                continue;
-            }
-            let (tier, order) = match (r.last_success_ms, r.last_attempt_ms) {
-                // Reached before and not failing since: most recent first.
-                (Some(ok), _) if r.failures == 0 => (0, u64::MAX - ok),
-                // Never tried.
-                (_, None) => (1, 0),
-                // Failing (or tried with no outcome): fewest failures first.
-                _ => (2, u64::from(r.failures)),
-            };
-            candidates.push((tier, order, 0, r.addr));
-        }
-        for c in &mut candidates {
-            c.2 = self.rng.next();
-        }
-        candidates.sort_unstable();
-
-        let mut per_group: HashMap<AddrGroup, usize> = HashMap::new();
-        for a in connected {
-            *per_group.entry(address_group(a.ip())).or_default() += 1;
-        }
-        let mut picked = Vec::with_capacity(n.min(candidates.len()));
-        let mut taken = vec![false; candidates.len()];
-        // Round k takes, best first, candidates whose group holds fewer than
-        // k addresses: one new group before a second address in any group.
-        let mut limit = 1;
-        while picked.len() < n && picked.len() < candidates.len() {
-            for (i, c) in candidates.iter().enumerate() {
-                if picked.len() == n {
-                    break;
-                }
-                if taken[i] {
-                    continue;
-                }
-                let count = per_group.entry(address_group(c.3.ip())).or_default();
-                if *count < limit {
-                    *count += 1;
-                    taken[i] = true;
-                    picked.push(c.3);
-                }
-            }
-            limit += 1;
-        }
-        picked
-    }
-
-    fn for_getaddr(&mut self, max: usize, now: u64) -> Vec<GossipAddr> {
-        let oldest = now.saturating_sub(duration_ms(GETADDR_MAX_AGE));
-        let mut out: Vec<GossipAddr> = self
-            .records
-            .values()
-            .filter(|r| {
-                let seen = r.last_seen_ms.max(r.last_success_ms.unwrap_or(0));
-                seen >= oldest
-                    && r.failures == 0
-                    && !r.is_banned_at(now)
-                    && (r.source != Source::Inbound || r.last_success_ms.is_some())
-            })
-            .map(|r| GossipAddr {
-                addr: r.addr,
-                timestamp: u32::try_from(r.last_seen_ms / 1000).unwrap_or(u32::MAX),
-                services: r.services,
-            })
-            .collect();
-        self.rng.shuffle(&mut out);
-        out.truncate(max);
-        out
     }
 }

@@ -1,31 +1,66 @@
 //! Where address records are kept between runs.
 //!
 //! [`RedbStore`] keeps them in one redb file: a `records` table (the address
-//! as text → the record in a small versioned binary layout) and a `meta`
-//! table (`protocol`, `network`). Every [`PeerStore::save`] is one write
+//! as text → the record in a small versioned binary layout, its table slot
+//! included) and a `meta` table (`protocol`, `network`, the secret bucket
+//! `key`, the `anchors`). Every [`PeerStore::save`] is one write
 //! transaction with redb's default immediate durability: once it returns the
 //! records are on disk, and a process killed at any moment leaves the file
 //! as of the last committed transaction.
 //! [`MemoryStore`] keeps the same things in memory.
+//!
+//! A redb file is never tiny, whatever the number of records: its size is
+//! redb's page allocator, sized for a 4 GiB region of the file. A new file
+//! is about 1 MiB while open, and about 2.8 MiB once closed, when redb
+//! writes that allocator's state into it so that the next open needs no
+//! repair; a full book (4096 records) adds little to either. New files use
+//! redb's newer file format, which is about 0.8 MiB smaller than the older
+//! one that files made before it keep (3.5 MiB closed).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::{Buf, BufMut};
-use redb::{Database, ReadableTable, TableDefinition, TableError};
+use redb::{Builder, Database, ReadableTable, TableDefinition, TableError};
 
+use super::tables::{Slot, Table};
 use super::{AddrRecord, BookError, Source};
 
-/// What a store was made for; an address book refuses a store made for
-/// another protocol or network.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a store was made for, and the secret it keeps; an address book
+/// refuses a store made for another protocol or network. The `Debug` form
+/// hides the key.
+#[derive(Clone, PartialEq, Eq)]
 pub struct StoreMeta {
     /// The protocol's short name (`"legacy"`, `"n3"`).
     pub protocol: String,
     /// The network magic.
     pub network: u32,
+    /// The secret key of the bucket hashes (`None` in a store written
+    /// before the tables existed). Never log or send it.
+    pub key: Option<[u8; 32]>,
+}
+
+impl std::fmt::Debug for StoreMeta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreMeta")
+            .field("protocol", &self.protocol)
+            .field("network", &self.network)
+            .field("key", &self.key.map(|_| ".."))
+            .finish()
+    }
+}
+
+/// What one flush writes, in one transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct Batch<'a> {
+    /// Records to write (new or changed).
+    pub upserts: &'a [AddrRecord],
+    /// Addresses to delete.
+    pub removals: &'a [SocketAddr],
+    /// The anchors to store instead of the stored ones, when they changed.
+    pub anchors: Option<&'a [SocketAddr]>,
 }
 
 /// Transactional persistence of address records.
@@ -39,19 +74,22 @@ pub trait PeerStore: Send + 'static {
     }
     /// What the store was made for (`None` for a new, empty store).
     fn meta(&mut self) -> Result<Option<StoreMeta>, BookError>;
-    /// Records what the store is made for.
+    /// Records what the store is made for, and its key.
     fn set_meta(&mut self, meta: &StoreMeta) -> Result<(), BookError>;
     /// Every record.
     fn load(&mut self) -> Result<Vec<AddrRecord>, BookError>;
-    /// Writes `upserts` and deletes `removals` in one transaction: after an
-    /// error or a crash, either all of it is stored or none of it.
-    fn save(&mut self, upserts: &[AddrRecord], removals: &[SocketAddr]) -> Result<(), BookError>;
+    /// The anchors stored (none in a new store).
+    fn anchors(&mut self) -> Result<Vec<SocketAddr>, BookError>;
+    /// Writes a flush in one transaction: after an error or a crash, either
+    /// all of it is stored or none of it.
+    fn save(&mut self, batch: &Batch<'_>) -> Result<(), BookError>;
 }
 
 #[derive(Debug, Default)]
 struct Memory {
     meta: Option<StoreMeta>,
     records: BTreeMap<SocketAddr, AddrRecord>,
+    anchors: Vec<SocketAddr>,
 }
 
 /// A store in memory. Clones share the same records, so a test can drop a
@@ -90,13 +128,20 @@ impl PeerStore for MemoryStore {
         Ok(self.lock().records.values().cloned().collect())
     }
 
-    fn save(&mut self, upserts: &[AddrRecord], removals: &[SocketAddr]) -> Result<(), BookError> {
+    fn anchors(&mut self) -> Result<Vec<SocketAddr>, BookError> {
+        Ok(self.lock().anchors.clone())
+    }
+
+    fn save(&mut self, batch: &Batch<'_>) -> Result<(), BookError> {
         let mut m = self.lock();
-        for r in upserts {
+        for r in batch.upserts {
             m.records.insert(r.addr, r.clone());
         }
-        for a in removals {
+        for a in batch.removals {
             m.records.remove(a);
+        }
+        if let Some(anchors) = batch.anchors {
+            m.anchors = anchors.to_vec();
         }
         Ok(())
     }
@@ -128,13 +173,27 @@ fn db_err<E: Into<redb::Error>>(path: &Path, op: &'static str) -> impl FnOnce(E)
     }
 }
 
+/// redb's page cache for a book: a book is read once at start and written a
+/// few kilobytes at a time (redb's default, 1 GiB, suits databases that do
+/// not fit in memory).
+const CACHE_BYTES: usize = 4 << 20;
+
+fn builder() -> Builder {
+    let mut b = Builder::new();
+    b.set_cache_size(CACHE_BYTES);
+    // redb's newer file format: a smaller new file. Files in the older
+    // format still open.
+    b.create_with_file_format_v3(true);
+    b
+}
+
 impl RedbStore {
     /// Opens the file at `path`, creating it (and its tables) if missing.
     /// A file killed mid-write is recovered to its last committed
     /// transaction.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, BookError> {
         let path = path.as_ref();
-        let db = Database::create(path).map_err(db_err(path, "open"))?;
+        let db = builder().create(path).map_err(db_err(path, "open"))?;
         let txn = db.begin_write().map_err(db_err(path, "write"))?;
         txn.open_table(RECORDS).map_err(db_err(path, "write"))?;
         txn.open_table(META).map_err(db_err(path, "write"))?;
@@ -154,7 +213,7 @@ impl RedbStore {
                 path: path.to_path_buf(),
             });
         }
-        let db = Database::open(path).map_err(db_err(path, "open"))?;
+        let db = builder().open(path).map_err(db_err(path, "open"))?;
         Ok(RedbStore {
             db,
             path: path.to_path_buf(),
@@ -165,6 +224,29 @@ impl RedbStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The value of `key` in the `meta` table (`None` when either is
+    /// missing).
+    fn meta_value(&self, key: &str) -> Result<Option<Vec<u8>>, BookError> {
+        let path = &self.path;
+        let txn = self.db.begin_read().map_err(db_err(path, "read"))?;
+        let table = match txn.open_table(META) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(db_err(path, "read")(e)),
+        };
+        let value = table.get(key).map_err(db_err(path, "read"))?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+
+    fn corrupt_meta(&self, key: &str, reason: &str) -> BookError {
+        BookError::Corrupt {
+            path: self.path.clone(),
+            what: "meta",
+            key: key.to_string(),
+            reason: reason.to_string(),
+        }
+    }
 }
 
 impl PeerStore for RedbStore {
@@ -173,26 +255,8 @@ impl PeerStore for RedbStore {
     }
 
     fn meta(&mut self) -> Result<Option<StoreMeta>, BookError> {
-        let path = &self.path;
-        let txn = self.db.begin_read().map_err(db_err(path, "read"))?;
-        let table = match txn.open_table(META) {
-            Ok(t) => t,
-            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(db_err(path, "read")(e)),
-        };
-        let get = |key: &'static str| -> Result<Option<Vec<u8>>, BookError> {
-            Ok(table
-                .get(key)
-                .map_err(db_err(path, "read"))?
-                .map(|v| v.value().to_vec()))
-        };
-        let corrupt = |key: &str, reason: &str| BookError::Corrupt {
-            path: path.clone(),
-            what: "meta",
-            key: key.to_string(),
-            reason: reason.to_string(),
-        };
-        match (get("protocol")?, get("network")?) {
+        let corrupt = |key, reason| self.corrupt_meta(key, reason);
+        match (self.meta_value("protocol")?, self.meta_value("network")?) {
             (None, None) => Ok(None),
             (Some(p), Some(n)) => {
                 let protocol =
@@ -200,7 +264,16 @@ impl PeerStore for RedbStore {
                 let network = <[u8; 4]>::try_from(n.as_slice())
                     .map(u32::from_le_bytes)
                     .map_err(|_| corrupt("network", "not 4 bytes"))?;
-                Ok(Some(StoreMeta { protocol, network }))
+                let key = self
+                    .meta_value("key")?
+                    .map(|k| <[u8; 32]>::try_from(k.as_slice()))
+                    .transpose()
+                    .map_err(|_| corrupt("key", "not 32 bytes"))?;
+                Ok(Some(StoreMeta {
+                    protocol,
+                    network,
+                    key,
+                }))
             }
             (None, Some(_)) => Err(corrupt("protocol", "missing")),
             (Some(_), None) => Err(corrupt("network", "missing")),
@@ -218,6 +291,11 @@ impl PeerStore for RedbStore {
             table
                 .insert("network", &meta.network.to_le_bytes()[..])
                 .map_err(db_err(path, "write"))?;
+            if let Some(key) = &meta.key {
+                table
+                    .insert("key", &key[..])
+                    .map_err(db_err(path, "write"))?;
+            }
         }
         txn.commit().map_err(db_err(path, "commit"))
     }
@@ -245,31 +323,52 @@ impl PeerStore for RedbStore {
         Ok(out)
     }
 
-    fn save(&mut self, upserts: &[AddrRecord], removals: &[SocketAddr]) -> Result<(), BookError> {
+    fn anchors(&mut self) -> Result<Vec<SocketAddr>, BookError> {
+        let Some(value) = self.meta_value("anchors")? else {
+            return Ok(Vec::new());
+        };
+        let corrupt = |reason| self.corrupt_meta("anchors", reason);
+        let text = std::str::from_utf8(&value).map_err(|_| corrupt("not UTF-8"))?;
+        text.lines()
+            .take(super::MAX_ANCHORS)
+            .map(|l| l.parse().map_err(|_| corrupt("not a socket address")))
+            .collect()
+    }
+
+    fn save(&mut self, batch: &Batch<'_>) -> Result<(), BookError> {
         let path = &self.path;
         let txn = self.db.begin_write().map_err(db_err(path, "write"))?;
         {
             let mut table = txn.open_table(RECORDS).map_err(db_err(path, "write"))?;
             let mut buf = Vec::new();
-            for r in upserts {
+            for r in batch.upserts {
                 buf.clear();
                 encode_record(r, &mut buf);
                 table
                     .insert(r.addr.to_string().as_str(), buf.as_slice())
                     .map_err(db_err(path, "write"))?;
             }
-            for a in removals {
+            for a in batch.removals {
                 table
                     .remove(a.to_string().as_str())
                     .map_err(db_err(path, "write"))?;
             }
         }
+        if let Some(anchors) = batch.anchors {
+            let mut table = txn.open_table(META).map_err(db_err(path, "write"))?;
+            let text: String = anchors.iter().map(|a| format!("{a}\n")).collect();
+            table
+                .insert("anchors", text.as_bytes())
+                .map_err(db_err(path, "write"))?;
+        }
         txn.commit().map_err(db_err(path, "commit"))
     }
 }
 
-/// The first byte of every stored record.
+/// The first byte of a record written before the tables existed.
 const LAYOUT_V1: u8 = 1;
+/// The first byte of every record written now.
+const LAYOUT_V2: u8 = 2;
 
 const HAS_ATTEMPT: u8 = 1;
 const HAS_SUCCESS: u8 = 1 << 1;
@@ -292,15 +391,18 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 /// Appends the stored form of `r` (its address is the key, not part of it):
 ///
 /// ```text
-/// u8 layout (1), u8 source, u64 services, u32 start_height, u32 last_height,
+/// u8 layout (2), u8 source, u64 services, u32 start_height, u32 last_height,
 /// u64 first_seen_ms, u64 last_seen_ms, u8 flags,
 /// [u64 last_attempt_ms] [u64 last_success_ms] [u32 rtt_ms] [u64 banned_until_ms],
 /// u32 failures, [str ban_reason] [str user_agent] [str last_disconnect],
-/// u16 count, str capability × count
+/// u16 count, str capability × count,
+/// u8 ip kind (0 none, 4, 6), [4 or 16 bytes learned_from],
+/// u8 table (0 none, 1 new, 2 tried), [u16 bucket, u16 position]
 /// ```
 ///
 /// Integers are little-endian; `str` is a u16 length and UTF-8; `[..]` is
-/// there when its flag bit is set.
+/// there when its flag bit (or kind byte) says so. Layout 1, written before
+/// the tables existed, is the same without the last two fields.
 pub(crate) fn encode_record(r: &AddrRecord, out: &mut Vec<u8>) {
     let mut flags = 0;
     for (present, bit) in [
@@ -316,7 +418,7 @@ pub(crate) fn encode_record(r: &AddrRecord, out: &mut Vec<u8>) {
             flags |= bit;
         }
     }
-    out.put_u8(LAYOUT_V1);
+    out.put_u8(LAYOUT_V2);
     out.put_u8(r.source.code());
     out.put_u64_le(r.services);
     out.put_u32_le(r.start_height);
@@ -348,6 +450,28 @@ pub(crate) fn encode_record(r: &AddrRecord, out: &mut Vec<u8>) {
     for c in &r.capabilities[..count] {
         put_str(out, c);
     }
+    match r.learned_from {
+        None => out.put_u8(0),
+        Some(IpAddr::V4(v4)) => {
+            out.put_u8(4);
+            out.put_slice(&v4.octets());
+        }
+        Some(IpAddr::V6(v6)) => {
+            out.put_u8(6);
+            out.put_slice(&v6.octets());
+        }
+    }
+    match r.slot {
+        None => out.put_u8(0),
+        Some(s) => {
+            out.put_u8(match s.table {
+                Table::New => 1,
+                Table::Tried => 2,
+            });
+            out.put_u16_le(s.bucket);
+            out.put_u16_le(s.position);
+        }
+    }
 }
 
 fn get_str(buf: &mut &[u8], what: &str) -> Result<String, String> {
@@ -373,7 +497,7 @@ pub(crate) fn decode_record(key: &str, mut buf: &[u8]) -> Result<AddrRecord, Str
     let b = &mut buf;
     let short = |field: &str| format!("truncated in {field}");
     let layout = b.try_get_u8().map_err(|_| "empty value".to_string())?;
-    if layout != LAYOUT_V1 {
+    if layout != LAYOUT_V1 && layout != LAYOUT_V2 {
         return Err(format!("unknown layout {layout}"));
     }
     let code = b.try_get_u8().map_err(|_| short("source"))?;
@@ -425,6 +549,11 @@ pub(crate) fn decode_record(key: &str, mut buf: &[u8]) -> Result<AddrRecord, Str
     for _ in 0..count {
         capabilities.push(get_str(b, "a capability")?);
     }
+    let (learned_from, slot) = if layout == LAYOUT_V2 {
+        (get_ip(b)?, get_slot(b)?)
+    } else {
+        (None, None)
+    };
     if b.has_remaining() {
         return Err(format!("{} bytes after the record", b.remaining()));
     }
@@ -445,5 +574,46 @@ pub(crate) fn decode_record(key: &str, mut buf: &[u8]) -> Result<AddrRecord, Str
         banned_until_ms,
         ban_reason,
         last_disconnect,
+        learned_from,
+        slot,
     })
+}
+
+fn get_ip(b: &mut &[u8]) -> Result<Option<IpAddr>, String> {
+    let short = || "truncated in learned_from".to_string();
+    match b.try_get_u8().map_err(|_| short())? {
+        0 => Ok(None),
+        4 => {
+            let mut o = [0u8; 4];
+            b.try_copy_to_slice(&mut o).map_err(|_| short())?;
+            Ok(Some(IpAddr::V4(Ipv4Addr::from(o))))
+        }
+        6 => {
+            let mut o = [0u8; 16];
+            b.try_copy_to_slice(&mut o).map_err(|_| short())?;
+            Ok(Some(IpAddr::V6(Ipv6Addr::from(o))))
+        }
+        k => Err(format!("unknown address kind {k}")),
+    }
+}
+
+fn get_slot(b: &mut &[u8]) -> Result<Option<Slot>, String> {
+    let short = || "truncated in slot".to_string();
+    let table = match b.try_get_u8().map_err(|_| short())? {
+        0 => return Ok(None),
+        1 => Table::New,
+        2 => Table::Tried,
+        t => return Err(format!("unknown table {t}")),
+    };
+    let bucket = b.try_get_u16_le().map_err(|_| short())?;
+    let position = b.try_get_u16_le().map_err(|_| short())?;
+    let slot = Slot {
+        table,
+        bucket,
+        position,
+    };
+    if !slot.in_range() {
+        return Err(format!("slot {table} {bucket}/{position} out of range"));
+    }
+    Ok(Some(slot))
 }

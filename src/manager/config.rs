@@ -24,6 +24,11 @@ pub const ROUTE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DIAL_INTERVAL: Duration = Duration::from_millis(500);
 /// Time allowed for a TCP connect.
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the dialer makes a feeler connection (Bitcoin Core's interval):
+/// a short handshake with an address of the book's "new" table, which moves
+/// it to "tried" if it answers, or a test of a "tried" address that a newly
+/// reached one wants to replace. Only while every outbound slot is filled.
+pub const FEELER_INTERVAL: Duration = Duration::from_secs(120);
 /// How often every peer is asked for addresses (`getaddr`).
 pub const ADDR_INTERVAL: Duration = Duration::from_secs(300);
 /// Misbehaviour points at which an address is banned.
@@ -40,6 +45,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 const _: () = {
     assert!(TARGET_OUTBOUND <= MAX_OUTBOUND);
+    assert!(FEELER_INTERVAL.as_secs() > DIAL_INTERVAL.as_secs());
     assert!(MAX_ATTEMPTS >= 2);
     assert!(MAX_IN_FLIGHT_PER_KIND >= 1);
 };
@@ -100,6 +106,8 @@ pub struct ManagerConfig<P: Protocol> {
     pub dial_interval: Duration,
     /// [`DIAL_TIMEOUT`].
     pub dial_timeout: Duration,
+    /// [`FEELER_INTERVAL`].
+    pub feeler_interval: Duration,
     /// [`ADDR_INTERVAL`].
     pub addr_interval: Duration,
     /// [`BAN_THRESHOLD`].
@@ -128,6 +136,7 @@ impl<P: Protocol> ManagerConfig<P> {
             route_timeout: ROUTE_TIMEOUT,
             dial_interval: DIAL_INTERVAL,
             dial_timeout: DIAL_TIMEOUT,
+            feeler_interval: FEELER_INTERVAL,
             addr_interval: ADDR_INTERVAL,
             ban_threshold: BAN_THRESHOLD,
             ban_duration: BAN_DURATION,

@@ -51,6 +51,7 @@
 
 mod config;
 mod error;
+mod feeler;
 mod net;
 mod request;
 mod routing;
@@ -68,13 +69,13 @@ use event_listener::Event;
 use futures_lite::future;
 
 pub use config::{
-    ADDR_INTERVAL, BAN_DURATION, BAN_THRESHOLD, DIAL_INTERVAL, DIAL_TIMEOUT, FLUSH_INTERVAL,
-    MAX_ATTEMPTS, MAX_IN_FLIGHT_PER_KIND, MAX_INBOUND, MAX_OUTBOUND, MAX_PER_IP, ManagerConfig,
-    Penalties, ROUTE_TIMEOUT, SHUTDOWN_GRACE, TARGET_OUTBOUND,
+    ADDR_INTERVAL, BAN_DURATION, BAN_THRESHOLD, DIAL_INTERVAL, DIAL_TIMEOUT, FEELER_INTERVAL,
+    FLUSH_INTERVAL, MAX_ATTEMPTS, MAX_IN_FLIGHT_PER_KIND, MAX_INBOUND, MAX_OUTBOUND, MAX_PER_IP,
+    ManagerConfig, Penalties, ROUTE_TIMEOUT, SHUTDOWN_GRACE, TARGET_OUTBOUND,
 };
 pub use error::{Departed, ManagerError, ManagerEvent, PeerSummary, ShutdownReport};
 
-use crate::book::{AddressBook, Connected, Source};
+use crate::book::AddressBook;
 use crate::executor::{Executor, Task};
 use crate::peer::{
     Connection, Direction, DisconnectReason, Handler, Misbehaviour, Peer, PeerError,
@@ -371,7 +372,8 @@ impl<P: Protocol> Inner<P> {
         if let Some(addr) = entry.addr {
             self.book.record_disconnect(addr, &reason.to_string());
             self.book.record_height(addr, entry.peer.height());
-            if let Some(rtt) = entry.rtt.or(entry.peer.info().rtt) {
+            // The book keeps the ping round trip, not request latencies.
+            if let Some(rtt) = entry.peer.info().rtt {
                 self.book.record_rtt(addr, rtt);
             }
         }
@@ -716,20 +718,12 @@ impl<P: Protocol> PeerManager<P> {
             },
             span,
         ));
-        let facts = match info.version.as_ref().map(P::version_facts) {
-            Some(v) => Connected::from(&v),
-            None => Connected {
-                user_agent: String::new(),
-                services: 0,
-                capabilities: Vec::new(),
-                start_height: info.height,
-            },
-        };
+        let facts = feeler::facts(&info);
         if let Some(a) = addr.filter(|a| a.port() != 0) {
-            if direction == Direction::Inbound {
-                inner.book.add(a, Source::Inbound);
+            match direction {
+                Direction::Inbound => inner.book.record_inbound(a, &facts),
+                Direction::Outbound => inner.book.record_success(a, &facts),
             }
-            inner.book.record_success(a, &facts);
         }
         telemetry::address_book(&inner.book);
         inner.changed.notify(usize::MAX);
@@ -798,11 +792,14 @@ impl<P: Protocol> PeerManager<P> {
         }
     }
 
-    /// Disconnects every peer (reason [`DisconnectReason::Shutdown`]), stops
-    /// the listener, dialer and periodic tasks, waits for every task to end
-    /// (up to [`ManagerConfig::shutdown_grace`]) and flushes the book.
+    /// Stores the outbound peers as the book's anchors, disconnects every
+    /// peer (reason [`DisconnectReason::Shutdown`]), stops the listener,
+    /// dialer and periodic tasks, waits for every task to end (up to
+    /// [`ManagerConfig::shutdown_grace`]), flushes the book and releases its
+    /// file ([`AddressBook::close`]).
     pub async fn shutdown(&self) -> ShutdownReport {
         let inner = &self.inner;
+        self.save_anchors();
         inner.shutting_down.store(true, Ordering::Release);
         inner.stop.notify(usize::MAX);
         inner.changed.notify(usize::MAX);
@@ -819,8 +816,8 @@ impl<P: Protocol> PeerManager<P> {
         while (self.live_tasks() > 0 || !self.is_empty()) && Instant::now() < deadline {
             Timer::after(Duration::from_millis(2)).await;
         }
-        let flushed = inner.book.flush_async().await.map_err(|e| e.to_string());
         telemetry::address_book(&inner.book);
+        let flushed = inner.book.close_async().await.map_err(|e| e.to_string());
         ShutdownReport {
             peers: peers.len(),
             tasks_left: self.live_tasks(),

@@ -14,7 +14,7 @@ use crate::protocol::Protocol;
 /// Opens a TCP connection within `timeout`, with Nagle off: requests are
 /// small, and a Nagle delay against delayed acknowledgements costs 40 ms a
 /// round trip.
-async fn open(
+pub(super) async fn open(
     addr: SocketAddr,
     timeout: std::time::Duration,
 ) -> Result<Async<TcpStream>, ManagerError> {
@@ -117,17 +117,31 @@ impl<P: Protocol> PeerManager<P> {
         Ok(bound)
     }
 
-    /// Starts the dialer: every [`dial_interval`](super::ManagerConfig::dial_interval)
-    /// it dials addresses from the book (best first, spread across address
-    /// groups, failed ones backed off by the book) until
+    /// Starts the dialer. It first dials the book's anchors (the outbound
+    /// peers held at the last shutdown, [`AddressBook::take_anchors`](crate::book::AddressBook::take_anchors)),
+    /// then every [`dial_interval`](super::ManagerConfig::dial_interval)
+    /// dials addresses the book selects (tried or new at random, one per
+    /// address group, failed ones backed off) until
     /// [`target_outbound`](super::ManagerConfig::target_outbound) outbound
-    /// peers are live; it stops at shutdown.
+    /// peers are live. Every [`feeler_interval`](super::ManagerConfig::feeler_interval)
+    /// in which all those slots are filled it makes one feeler connection.
+    /// It stops at shutdown.
     pub fn start_dialer(&self) {
         let manager = self.clone();
         self.inner.spawn(async move {
+            let config = &manager.inner.config;
+            let mut anchors = manager.inner.book.take_anchors();
+            let mut next_feeler = Instant::now() + config.feeler_interval;
             loop {
-                manager.dial_round();
-                let wake = Instant::now() + manager.inner.config.dial_interval;
+                let full = manager.dial_round(std::mem::take(&mut anchors));
+                let now = Instant::now();
+                if now >= next_feeler {
+                    if full {
+                        manager.start_feeler();
+                    }
+                    next_feeler = now + config.feeler_interval;
+                }
+                let wake = (now + config.dial_interval).min(next_feeler);
                 if !manager.sleep_until(wake).await {
                     return;
                 }
@@ -135,35 +149,50 @@ impl<P: Protocol> PeerManager<P> {
         });
     }
 
-    /// One look at the outbound slots: starts the dials that fill them.
-    fn dial_round(&self) {
+    /// The addresses of the live peers and of the dials under way.
+    pub(super) fn busy(&self) -> Vec<SocketAddr> {
+        let reg = self.inner.lock();
+        reg.peers
+            .values()
+            .filter_map(|e| e.addr)
+            .chain(reg.dialing.iter().copied())
+            .collect()
+    }
+
+    /// One look at the outbound slots: starts the dials that fill them,
+    /// `anchors` first. Returns whether every slot is held by a live peer.
+    fn dial_round(&self, anchors: Vec<SocketAddr>) -> bool {
         let inner = &self.inner;
         if inner.is_shutting_down() {
-            return;
+            return false;
         }
-        let (need, busy) = {
+        let (need, full) = {
             let reg = inner.lock();
             let outbound = reg
                 .peers
                 .values()
                 .filter(|e| e.peer.direction() == Direction::Outbound)
                 .count();
-            let need = inner
-                .config
-                .target_outbound
-                .saturating_sub(outbound + reg.dialing.len());
-            let busy: Vec<SocketAddr> = reg
-                .peers
-                .values()
-                .filter_map(|e| e.addr)
-                .chain(reg.dialing.iter().copied())
-                .collect();
-            (need, busy)
+            let target = inner.config.target_outbound;
+            (
+                target.saturating_sub(outbound + reg.dialing.len()),
+                outbound >= target,
+            )
         };
         if need == 0 {
-            return;
+            return full;
         }
-        for addr in inner.book.select_for_dial(need, &busy) {
+        let mut busy = self.busy();
+        let mut picks: Vec<SocketAddr> = anchors
+            .into_iter()
+            .filter(|a| !busy.contains(a))
+            .take(need)
+            .collect();
+        if picks.len() < need {
+            busy.extend(&picks);
+            picks.extend(inner.book.select_for_dial(need - picks.len(), &busy));
+        }
+        for addr in picks {
             if !inner.lock().dialing.insert(addr) {
                 continue;
             }
@@ -180,5 +209,23 @@ impl<P: Protocol> PeerManager<P> {
                 }
             });
         }
+        full
+    }
+
+    /// Stores the outbound peers held now, oldest first, as the book's
+    /// anchors (called at shutdown, before the peers are disconnected).
+    pub(super) fn save_anchors(&self) {
+        let held: Vec<SocketAddr> = {
+            let reg = self.inner.lock();
+            let mut held: Vec<(super::PeerId, SocketAddr)> = reg
+                .peers
+                .iter()
+                .filter(|(_, e)| e.peer.direction() == Direction::Outbound)
+                .filter_map(|(&id, e)| e.addr.map(|a| (id, a)))
+                .collect();
+            held.sort_unstable();
+            held.into_iter().map(|(_, a)| a).collect()
+        };
+        self.inner.book.set_anchors(&held);
     }
 }

@@ -109,17 +109,9 @@ pub struct N3Extra {
     pub capabilities: Vec<NodeCapability>,
 }
 
-/// A nonce that differs between processes and calls, without a random-number
-/// dependency: the standard library's per-process random hash keys, mixed
-/// with the time.
+/// A random nonce, from `rand`'s thread generator (a ChaCha stream seeded by
+/// the operating system): nobody can predict it, so nobody can forge our
+/// identity in the self-connection check.
 pub fn random_nonce() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    let x = h.finish();
-    (x ^ (x >> 32)) as u32
+    rand::random()
 }

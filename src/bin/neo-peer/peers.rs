@@ -12,7 +12,9 @@ pub struct PeersArgs {
     /// The address book (a redb file written by a node).
     #[arg(long, value_name = "PATH")]
     db: PathBuf,
-    /// Print a JSON array of the records instead of a table.
+    /// Print a JSON array of the records instead of a table (with the
+    /// table, `new` or `tried`, and the bucket of each; both null for a
+    /// record kept aside).
     #[arg(long)]
     json: bool,
 }
@@ -55,6 +57,9 @@ fn to_json(r: &AddrRecord) -> Value {
         "banned_until_ms": r.banned_until_ms,
         "ban_reason": r.ban_reason,
         "last_disconnect": r.last_disconnect,
+        "learned_from": r.learned_from.map(|ip| ip.to_string()),
+        "table": r.table().map(|t| t.as_str()),
+        "bucket": r.slot.map(|s| s.bucket),
     })
 }
 
