@@ -259,7 +259,8 @@ pub enum ChainError {
         /// The `prev_hash` found.
         got: UInt256,
     },
-    /// The chain already holds this hash.
+    /// The chain already holds this block (a header is never a duplicate:
+    /// its index is part of its hash, and it must be the next one).
     #[error("{hash} is already in the chain at height {index}")]
     Duplicate {
         /// The hash.
@@ -322,8 +323,7 @@ pub enum ChainError {
 }
 
 impl ChainError {
-    /// The height of the header or block refused (for [`ChainError::Duplicate`],
-    /// where the chain holds it), if the error is about one.
+    /// The height of the header or block refused, if the error is about one.
     pub fn height(&self) -> Option<u32> {
         match *self {
             ChainError::GenesisIndex { got } => Some(got),
@@ -473,9 +473,9 @@ impl<G: Generation> Chain<G> {
         self.append.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Checks, under the append lock, that `header` (whose hash is `hash`)
-    /// may become the new tip; returns its height.
-    fn check_link(&self, header: &G::Header, hash: UInt256) -> Result<u32, ChainError> {
+    /// Checks, under the append lock, that `header` may become the new tip;
+    /// returns its height.
+    fn check_link(&self, header: &G::Header) -> Result<u32, ChainError> {
         let (tip, tip_hash) = self.tip();
         let expected = tip.checked_add(1).ok_or(ChainError::Full)?;
         let index = G::header_index(header);
@@ -492,9 +492,6 @@ impl<G: Generation> Chain<G> {
                 expected: tip_hash,
                 got: prev,
             });
-        }
-        if let Some(at) = self.heights.get(&hash) {
-            return Err(ChainError::Duplicate { hash, index: at });
         }
         G::check_header(header).map_err(|source| ChainError::InvalidHeader { index, source })?;
         Ok(index)
@@ -513,7 +510,7 @@ impl<G: Generation> Chain<G> {
     pub fn push_header(&self, header: G::Header) -> Result<(), ChainError> {
         let hash = G::header_hash(&header);
         let _append = self.lock();
-        self.check_link(&header, hash)?;
+        self.check_link(&header)?;
         self.append_header(header, hash);
         Ok(())
     }
@@ -551,7 +548,7 @@ impl<G: Generation> Chain<G> {
             }
             Some(_) => {}
             None => {
-                self.check_link(&header, hash)?;
+                self.check_link(&header)?;
             }
         }
         if index as usize != next_body {
