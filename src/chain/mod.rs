@@ -365,7 +365,7 @@ pub struct TxLocation {
 /// count that readers go by is published. So a reader sees a chain as it
 /// was after some append, never half of one, and a reference it got stays
 /// valid as long as the chain lives. Reading by height takes no lock at all;
-/// a lookup by hash takes the read lock of one of 64 shards of the hash
+/// a lookup by hash takes the read lock of one of 256 shards of the hash
 /// index, for that lookup only. Appends are serialised by a lock that
 /// readers never take. A server encoding 2000 headers holds no lock.
 ///

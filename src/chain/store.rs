@@ -11,8 +11,7 @@ use crate::wire::UInt256;
 /// node stores. The rules:
 ///
 /// - the store holds headers for every height `0..=height()`, and the bodies
-///   of every height `0..=block_height()` (a block height above the tip
-///   is never used);
+///   of every height `0..=block_height()`, which is never above `height()`;
 /// - it only grows: what one call returned, a later call returns too (NEO
 ///   blocks are final). An answer may thus read the store a little at a
 ///   time while it grows, and still be one a correct node could give;

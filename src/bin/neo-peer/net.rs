@@ -177,7 +177,7 @@ fn mirror_n3(source: SocketAddr, config: LocalConfig, out: Out) -> Result<Chain<
                 }
                 let appended = match &chain {
                     Some(chain) => chain.push_block(block),
-                    None => Chain::from_genesis_block(block).map(|c| chain = Some(c)),
+                    None => Chain::from_genesis_block(block).map(|genesis| chain = Some(genesis)),
                 };
                 appended.map_err(|e| format!("mirrored chain: {e}"))?;
             }
