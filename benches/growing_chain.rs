@@ -7,8 +7,9 @@
 //!   headers; and the same for Legacy blocks;
 //! - the time to answer `getheaders` for 2000 headers (what a peer asks most)
 //!   while one thread appends headers as fast as it can, then with no
-//!   writer: median, 99th percentile and worst answer, answers a second, and
-//!   the append rate meanwhile;
+//!   writer, then while a thread keeps a core busy without touching the
+//!   chain (the control: what remains is scheduling): median, 99th
+//!   percentile and worst answer, answers a second, and the append rate;
 //! - how long one append takes while a reader answers 2000-header requests
 //!   in a loop (median, 99th percentile, worst): the writer waits for no
 //!   reader;
@@ -199,6 +200,27 @@ fn main() {
         "getheaders 2000, no writer          {}  {}",
         spread(&mut idle),
         rate(idle.len(), serving)
+    );
+    // The control: a thread that keeps a core as busy as the writer did,
+    // without touching the chain. What remains of the tail is scheduling.
+    let (mut control, serving) = thread::scope(|s| {
+        let spinner = s.spawn(|| {
+            let mut x = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                x = black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+        });
+        let t = Instant::now();
+        let took = serve_2000(&chain, &AtomicBool::new(false), busy.len());
+        let serving = t.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        spinner.join().unwrap();
+        (took, serving)
+    });
+    println!(
+        "getheaders 2000, a core kept busy   {}  {}",
+        spread(&mut control),
+        rate(control.len(), serving)
     );
 
     // ---- how long an append waits while a reader serves
