@@ -10,9 +10,10 @@ use crate::wire::UInt256;
 
 /// Shards of a [`HashIndex`]. A shard's lock is held for one lookup or one
 /// insert, and a shard grows (rehashes) on its own, so the longest a reader
-/// can wait is one rehash of 1/256th of the index: measured at 3 ms for the
-/// 34,000 entries of a shard of a 10-million-entry index
-/// (`benches/growing_chain.rs`). 256 empty shards take 16 KiB.
+/// can wait is one rehash of 1/256th of the index: for a 10-million-entry
+/// index, the last rehash of a shard moves about 29,000 entries, measured at
+/// 1 to 4 ms on a loaded two-core machine (`benches/growing_chain.rs`).
+/// 256 empty shards take 16 KiB.
 const SHARDS: usize = 256;
 
 /// A map from hashes to small values, split into [`SHARDS`] maps behind
