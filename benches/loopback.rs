@@ -95,7 +95,7 @@ fn round_trips(c: &mut Criterion) {
     g.finish();
 
     let chain = LegacyChain::synthetic(&synthetic());
-    let hashes: Vec<UInt256> = chain.hashes().to_vec();
+    let hashes: Vec<UInt256> = chain.hashes().collect();
     let legacy = connect::<Legacy>(&ex, chain);
     let mut g = c.benchmark_group("round_trip/legacy");
     g.throughput(Throughput::Elements(1));

@@ -30,9 +30,12 @@
 //!   and bans; picks whom to dial (backoff, spread over address groups) and
 //!   what to answer `getaddr` with; kept in one redb file, written in
 //!   transactions. The same book serves both generations.
-//! - [`chain`]: an in-memory chain, a synthetic chain generator, and
+//! - [`chain`]: an in-memory chain that grows while it is served (appends
+//!   checked for linkage, readers never see half an append), the
+//!   [`ChainStore`](chain::ChainStore) trait for serving from a node's own
+//!   database, a synthetic chain generator, and
 //!   [`ChainServer`](chain::ChainServer), a handler that serves headers and
-//!   blocks from it.
+//!   blocks from a store.
 //! - [`telemetry`]: the metrics the crate records (through the `metrics`
 //!   facade, a no-op until you install a recorder), listed in one table, and
 //!   how its `tracing` logs name each peer.

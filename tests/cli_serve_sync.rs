@@ -70,6 +70,32 @@ fn synthetic() -> Synthetic {
     }
 }
 
+/// The parts of a `synced` line: `synced N headers, tip INDEX 0x<hash> in T
+/// (R headers/s)`, with T as Rust prints a duration (`38.12ms`, `1.20s`).
+/// Checks that the rate is the count over the time.
+fn synced_line(line: &str) -> (u64, u32, String) {
+    let rest = line.strip_prefix("synced ").expect(line);
+    let (count, rest) = rest.split_once(" headers, tip ").expect(line);
+    let (tip, rest) = rest.split_once(' ').expect(line);
+    let (hash, rest) = rest.split_once(" in ").expect(line);
+    let (time, rest) = rest.split_once(" (").expect(line);
+    let rate = rest.strip_suffix(" headers/s)").expect(line);
+    let seconds = [("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9), ("s", 1.0)]
+        .iter()
+        .find_map(|(unit, scale)| Some(time.strip_suffix(unit)?.parse::<f64>().ok()? * scale))
+        .unwrap_or_else(|| panic!("{time:?} is no duration: {line}"));
+    let count: u64 = count.parse().expect(line);
+    let rate: f64 = rate.parse().expect(line);
+    assert!(seconds > 0.0, "{line}");
+    let expected = count as f64 / seconds;
+    // The time is printed with two decimals: a few percent off at most.
+    assert!(
+        (rate - expected).abs() <= expected * 0.05 + 1.0,
+        "{rate} headers/s, but {count} in {seconds} s: {line}"
+    );
+    (count, tip.parse().expect(line), hash.to_string())
+}
+
 #[test]
 fn n3_sync_fetches_the_served_chain() {
     let (_server, addr, genesis) = serve("n3");
@@ -85,22 +111,15 @@ fn n3_sync_fetches_the_served_chain() {
     ]);
     let first = out.lines().next().unwrap();
     assert_eq!(
-        first,
-        format!(
-            "synced {} headers, tip {BLOCKS} {}",
-            BLOCKS + 1,
-            chain.tip_hash()
-        )
+        synced_line(first),
+        (u64::from(BLOCKS) + 1, BLOCKS, chain.tip_hash().to_string())
     );
     // the statistics table follows
     assert!(out.contains("getheaders") && out.contains("headers"));
     let out = sync(&["--connect", &addr, "--count", "1000"]);
-    assert!(
-        out.starts_with(&format!(
-            "synced 1000 headers, tip 999 {}",
-            chain.hash(999).unwrap()
-        )),
-        "{out}"
+    assert_eq!(
+        synced_line(out.lines().next().unwrap()),
+        (1000, 999, chain.hash(999).unwrap().to_string())
     );
 }
 
@@ -119,13 +138,9 @@ fn legacy_sync_fetches_the_served_chain() {
         "--genesis",
         &genesis,
     ]);
-    assert!(
-        out.starts_with(&format!(
-            "synced {} headers, tip {BLOCKS} {}",
-            BLOCKS + 1,
-            chain.tip_hash()
-        )),
-        "{out}"
+    assert_eq!(
+        synced_line(out.lines().next().unwrap()),
+        (u64::from(BLOCKS) + 1, BLOCKS, chain.tip_hash().to_string())
     );
 }
 
@@ -188,6 +203,13 @@ fn json_events_one_object_per_line() {
     assert_eq!(synced[0]["headers"], 2501);
     assert_eq!(synced[0]["tip_index"], 2500);
     assert_eq!(synced[0]["tip_hash"], chain.tip_hash().to_string());
+    let seconds = synced[0]["seconds"].as_f64().unwrap();
+    let rate = synced[0]["headers_per_second"].as_f64().unwrap();
+    assert!(
+        (rate - (2501.0 / seconds).round()).abs() <= 1.0,
+        "{}",
+        synced[0]
+    );
     let last_progress = named(&got, "progress").pop().expect("progress");
     assert_eq!(last_progress["headers"], 2501);
     let peers = named(&got, "peer");

@@ -2,17 +2,23 @@
 //! chain, what our server answers is exactly what our client expects — every
 //! answer matches the request, an owed request is complete at the last
 //! answer, and a request the contract lets go unanswered is one the server
-//! may leave unanswered. Then the contract against what the reference nodes
-//! were measured to do (`protocol/*-behaviour.md`).
+//! may leave unanswered. The answers come from the in-memory chain and, the
+//! same, from a store of our own read through `ChainStore` only. Then the
+//! contract against what the reference nodes were measured to do
+//! (`protocol/*-behaviour.md`).
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use neo_peer::chain::{Chain, Synthetic};
+use neo_peer::chain::{Chain, Serve, Synthetic};
 use neo_peer::peer::StallDetector;
 use neo_peer::protocol::{Legacy, N3, Obligation, Protocol, ReplyKey, RequestKind, Silence};
 use neo_peer::wire::{PingPayload, UInt256, legacy, n3};
 use proptest::prelude::*;
+
+mod tiny_store;
+
+use tiny_store::TinyStore;
 
 const BLOCKS: u32 = 40;
 
@@ -26,6 +32,29 @@ fn n3_chain() -> &'static Chain<N3> {
             with_bodies: true,
         })
     })
+}
+
+fn n3_store() -> &'static TinyStore<N3> {
+    static STORE: OnceLock<TinyStore<N3>> = OnceLock::new();
+    STORE.get_or_init(|| TinyStore::copy_of(n3_chain()))
+}
+
+fn legacy_store() -> &'static TinyStore<Legacy> {
+    static STORE: OnceLock<TinyStore<Legacy>> = OnceLock::new();
+    STORE.get_or_init(|| TinyStore::copy_of(legacy_chain()))
+}
+
+/// The chain's answers to `ask`, after checking that the store answers the same.
+fn answers<P: Serve>(chain: &Chain<P>, store: &TinyStore<P>, ask: &P::Message) -> Vec<P::Message>
+where
+    P::Message: PartialEq,
+{
+    let answer = chain.answer(ask);
+    assert!(
+        P::answer(store, ask) == answer,
+        "{ask:?}: the store answers otherwise"
+    );
+    answer
 }
 
 fn legacy_chain() -> &'static Chain<Legacy> {
@@ -138,7 +167,7 @@ proptest! {
             }
         };
         let reach = (kind == 2 && start < BLOCKS).then_some(start + 1);
-        holds::<N3>(&ask, reach, chain.height(), &chain.answer(&ask));
+        holds::<N3>(&ask, reach, chain.height(), &answers(chain, n3_store(), &ask));
     }
 
     #[test]
@@ -174,7 +203,7 @@ proptest! {
             _ => start <= BLOCKS && asks_something && stop.is_none_or(|s| s <= BLOCKS),
         };
         let reach = (known_reach && held).then_some(reach);
-        holds::<Legacy>(&ask, reach, chain.height(), &chain.answer(&ask));
+        holds::<Legacy>(&ask, reach, chain.height(), &answers(chain, legacy_store(), &ask));
     }
 }
 

@@ -288,10 +288,9 @@ fn neo_peer_sync_against_neo_go() {
     let want =
         rpc(&json!({"jsonrpc": "2.0", "id": 1, "method": "getblockheader", "params": [HEIGHT, 1]}));
     let hash = want["result"]["hash"].as_str().unwrap();
-    assert_eq!(
-        text.lines().next().unwrap(),
-        format!("synced {} headers, tip {HEIGHT} {hash}", HEIGHT + 1)
-    );
+    let first = text.lines().next().unwrap();
+    let want = format!("synced {} headers, tip {HEIGHT} {hash} in ", HEIGHT + 1);
+    assert!(first.starts_with(&want), "{first}");
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! The server side of the synchronisation requests: which messages a node
-//! holding a [`Chain`] sends back for `getheaders`, `getblocks`,
-//! `getblockbyindex` and `getdata`. Counts and de-duplicated hashes come
-//! from the [request contract](crate::protocol::contract), the same the
-//! asking side expects.
+//! holding a chain sends back for `getheaders`, `getblocks`,
+//! `getblockbyindex` and `getdata`, read from any [`ChainStore`]. Counts and
+//! de-duplicated hashes come from the [request contract](crate::protocol::contract),
+//! the same the asking side expects.
 //!
 //! The answers follow the C# reference node of each generation. They are
 //! pure: no per-peer state is kept, so the C# habit of serving each hash
@@ -13,7 +13,8 @@
 //! (at most 2000 headers and 500 hashes per message, never an empty list,
 //! never a payload over [`MAX_PAYLOAD`]).
 
-use super::{Chain, Legacy, N3};
+use super::{Chain, ChainStore, Generation, Legacy, N3};
+use crate::protocol::Protocol;
 use crate::protocol::contract::{distinct, requested};
 use crate::wire::{Encode, MAX_PAYLOAD, UInt256, legacy, n3};
 
@@ -28,9 +29,7 @@ fn heights(first: u64, count: usize, last: Option<u32>) -> impl Iterator<Item = 
 }
 
 /// The leading items whose encodings, after a 3-byte count, fit one payload.
-fn within_payload<'a, T: Encode + 'a>(
-    items: impl Iterator<Item = &'a T>,
-) -> impl Iterator<Item = &'a T> {
+fn within_payload<T: Encode>(items: impl Iterator<Item = T>) -> impl Iterator<Item = T> {
     let mut size = 3;
     items.take_while(move |item| {
         size += item.size();
@@ -38,11 +37,15 @@ fn within_payload<'a, T: Encode + 'a>(
     })
 }
 
-impl Chain<N3> {
-    /// The messages answering `msg`, in the order to send them; an empty
-    /// vector means silence. Only the requests below are answered; anything
-    /// else (`ping`, `getaddr`, `mempool`, …) gives an empty vector and is
-    /// the caller's.
+/// A generation whose chains can answer requests (both generations can).
+pub trait Serve: Protocol + Generation {
+    /// The messages answering `msg` from `store`, in the order to send them;
+    /// an empty vector means silence. Only the requests below are
+    /// answered; anything else (`ping`, `getaddr`, `mempool`, …) gives an
+    /// empty vector and is the caller's. Counts the decoder refuses (0,
+    /// below -1, above 2000) ask for nothing.
+    ///
+    /// N3:
     ///
     /// - `getheaders(index_start, count)`: one `headers` with the headers of
     ///   heights `index_start…` (inclusive), `count` of them (2000 for `-1`,
@@ -62,92 +65,8 @@ impl Chain<N3> {
     ///   500 hashes at most each, listing the missing ones. Extensible and
     ///   notary-request hashes are skipped silently (none is held).
     ///
-    /// Counts the decoder refuses (0, below -1, above 2000) ask for nothing.
-    pub fn answer(&self, msg: &n3::Message) -> Vec<n3::Message> {
-        match msg {
-            n3::Message::GetHeaders(p) => self.n3_headers(p),
-            n3::Message::GetBlockByIndex(p) => self.n3_blocks_by_index(p),
-            n3::Message::GetBlocks(p) => self.n3_block_hashes(p),
-            n3::Message::GetData(p) => self.n3_objects(p),
-            _ => Vec::new(),
-        }
-    }
-
-    fn n3_headers(&self, p: &n3::GetBlockByIndexPayload) -> Vec<n3::Message> {
-        let count = requested(p.count, n3::MAX_HEADERS);
-        let from = self
-            .headers()
-            .get(p.index_start as usize..)
-            .unwrap_or_default();
-        let asked = &from[..from.len().min(count)];
-        let fit = within_payload(asked.iter()).count();
-        if fit == 0 {
-            return Vec::new();
-        }
-        vec![n3::Message::Headers(n3::HeadersPayload::new(&asked[..fit]))]
-    }
-
-    fn n3_blocks_by_index(&self, p: &n3::GetBlockByIndexPayload) -> Vec<n3::Message> {
-        let count = requested(p.count, n3::MAX_BLOCKS_PER_REQUEST);
-        heights(p.index_start.into(), count, self.block_height())
-            .map_while(|h| self.block(h))
-            .map(|b| n3::Message::Block(b.clone()))
-            .collect()
-    }
-
-    fn n3_block_hashes(&self, p: &n3::GetBlocksPayload) -> Vec<n3::Message> {
-        let Some(start) = self.index_of(&p.hash_start) else {
-            return Vec::new();
-        };
-        let count = requested(p.count, n3::MAX_GETBLOCKS_HASHES);
-        let hashes: Vec<UInt256> = heights(u64::from(start) + 1, count, self.block_height())
-            .filter_map(|h| self.hash(h))
-            .collect();
-        if hashes.is_empty() {
-            return Vec::new();
-        }
-        vec![n3::Message::Inv(n3::InvPayload {
-            kind: n3::InventoryType::Block,
-            hashes,
-        })]
-    }
-
-    fn n3_objects(&self, p: &n3::InvPayload) -> Vec<n3::Message> {
-        let mut out = Vec::new();
-        let mut missing = Vec::new();
-        for hash in distinct(&p.hashes) {
-            let found = match p.kind {
-                n3::InventoryType::Block => self
-                    .block_by_hash(&hash)
-                    .map(|b| n3::Message::Block(b.clone())),
-                n3::InventoryType::Transaction => self
-                    .transaction(&hash)
-                    .map(|tx| n3::Message::Transaction(tx.clone())),
-                n3::InventoryType::Extensible | n3::InventoryType::P2PNotaryRequest => continue,
-            };
-            match found {
-                Some(m) => out.push(m),
-                None => missing.push(hash),
-            }
-        }
-        out.extend(missing.chunks(n3::MAX_INV_HASHES).map(|chunk| {
-            n3::Message::NotFound(n3::InvPayload {
-                kind: p.kind,
-                hashes: chunk.to_vec(),
-            })
-        }));
-        out
-    }
-}
-
-impl Chain<Legacy> {
-    /// The messages answering `msg`, in the order to send them; an empty
-    /// vector means silence. Only the requests below are answered; anything
-    /// else (`ping`, `getaddr`, `mempool`, …) gives an empty vector and is
-    /// the caller's.
-    ///
-    /// Only `hash_start[0]` of `getheaders` and `getblocks` is used, as the
-    /// C# node does (NEO•ONE picks the lowest known entry instead); an
+    /// Legacy: only `hash_start[0]` of `getheaders` and `getblocks` is used,
+    /// as the C# node does (NEO•ONE picks the lowest known entry instead); an
     /// all-zero `hash_stop` never matches a block, so it means "no stop".
     ///
     /// - `getheaders`: one `headers` with the headers of the heights after
@@ -161,73 +80,194 @@ impl Chain<Legacy> {
     /// - `getdata`: a `block` or `tx` per distinct known hash (transactions
     ///   are looked up in the blocks held); unknown hashes, and state-root and
     ///   consensus hashes, are skipped silently (NEO 2 has no `notfound`).
-    pub fn answer(&self, msg: &legacy::Message) -> Vec<legacy::Message> {
+    fn answer<S: ChainStore<Self> + ?Sized>(store: &S, msg: &Self::Message) -> Vec<Self::Message>;
+}
+
+impl Serve for N3 {
+    fn answer<S: ChainStore<N3> + ?Sized>(store: &S, msg: &n3::Message) -> Vec<n3::Message> {
         match msg {
-            legacy::Message::GetHeaders(p) => self.legacy_headers(p),
-            legacy::Message::GetBlocks(p) => self.legacy_block_hashes(p),
-            legacy::Message::GetData(p) => self.legacy_objects(p),
+            n3::Message::GetHeaders(p) => n3_headers(store, p),
+            n3::Message::GetBlockByIndex(p) => n3_blocks_by_index(store, p),
+            n3::Message::GetBlocks(p) => n3_block_hashes(store, p),
+            n3::Message::GetData(p) => n3_objects(store, p),
             _ => Vec::new(),
         }
     }
+}
 
-    /// The heights after `hash_start[0]`, at most `count`, up to `last`,
-    /// stopping before `hash_stop`.
-    fn after_start(
-        &self,
-        p: &legacy::GetBlocksPayload,
-        count: usize,
-        last: Option<u32>,
-    ) -> impl Iterator<Item = u32> + '_ {
-        let start = p
-            .hash_start
-            .first()
-            .filter(|&&h| h != p.hash_stop)
-            .and_then(|h| self.index_of(h));
-        let range = match start {
-            Some(start) => heights(u64::from(start) + 1, count, last),
-            None => heights(0, 0, None),
+impl Serve for Legacy {
+    fn answer<S: ChainStore<Legacy> + ?Sized>(
+        store: &S,
+        msg: &legacy::Message,
+    ) -> Vec<legacy::Message> {
+        match msg {
+            legacy::Message::GetHeaders(p) => legacy_headers(store, p),
+            legacy::Message::GetBlocks(p) => legacy_block_hashes(store, p),
+            legacy::Message::GetData(p) => legacy_objects(store, p),
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl<P: Serve> Chain<P> {
+    /// The messages answering `msg`, in the order to send them; an empty
+    /// vector means silence (see [`Serve::answer`] for what is answered and
+    /// how).
+    pub fn answer(&self, msg: &P::Message) -> Vec<P::Message> {
+        P::answer(self, msg)
+    }
+}
+
+/// The headers of heights `range`, stopping at the first height the store
+/// does not hold and before the payload is full.
+fn headers_in<G: Generation, S: ChainStore<G> + ?Sized>(
+    store: &S,
+    range: impl Iterator<Item = u32>,
+) -> Vec<G::Header>
+where
+    G::Header: Encode,
+{
+    within_payload(range.map_while(|h| store.header(h))).collect()
+}
+
+fn n3_headers<S: ChainStore<N3> + ?Sized>(
+    store: &S,
+    p: &n3::GetBlockByIndexPayload,
+) -> Vec<n3::Message> {
+    let count = requested(p.count, n3::MAX_HEADERS);
+    let range = heights(p.index_start.into(), count, Some(store.height()));
+    let headers = headers_in::<N3, S>(store, range);
+    if headers.is_empty() {
+        return Vec::new();
+    }
+    vec![n3::Message::Headers(n3::HeadersPayload::new(&headers))]
+}
+
+fn n3_blocks_by_index<S: ChainStore<N3> + ?Sized>(
+    store: &S,
+    p: &n3::GetBlockByIndexPayload,
+) -> Vec<n3::Message> {
+    let count = requested(p.count, n3::MAX_BLOCKS_PER_REQUEST);
+    heights(p.index_start.into(), count, store.block_height())
+        .map_while(|h| store.block(h))
+        .map(n3::Message::Block)
+        .collect()
+}
+
+fn n3_block_hashes<S: ChainStore<N3> + ?Sized>(
+    store: &S,
+    p: &n3::GetBlocksPayload,
+) -> Vec<n3::Message> {
+    let Some(start) = store.index_of(&p.hash_start) else {
+        return Vec::new();
+    };
+    let count = requested(p.count, n3::MAX_GETBLOCKS_HASHES);
+    let hashes: Vec<UInt256> = heights(u64::from(start) + 1, count, store.block_height())
+        .map_while(|h| store.hash(h))
+        .collect();
+    if hashes.is_empty() {
+        return Vec::new();
+    }
+    vec![n3::Message::Inv(n3::InvPayload {
+        kind: n3::InventoryType::Block,
+        hashes,
+    })]
+}
+
+fn n3_objects<S: ChainStore<N3> + ?Sized>(store: &S, p: &n3::InvPayload) -> Vec<n3::Message> {
+    let mut out = Vec::new();
+    let mut missing = Vec::new();
+    for hash in distinct(&p.hashes) {
+        let found = match p.kind {
+            n3::InventoryType::Block => store.block_by_hash(&hash).map(n3::Message::Block),
+            n3::InventoryType::Transaction => {
+                store.transaction(&hash).map(n3::Message::Transaction)
+            }
+            n3::InventoryType::Extensible | n3::InventoryType::P2PNotaryRequest => continue,
         };
-        let stop = p.hash_stop;
-        range.take_while(move |&h| self.hash(h).is_some_and(|hash| hash != stop))
-    }
-
-    fn legacy_headers(&self, p: &legacy::GetBlocksPayload) -> Vec<legacy::Message> {
-        let range = self.after_start(p, legacy::MAX_HEADERS as usize, Some(self.height()));
-        let headers: Vec<_> = within_payload(range.filter_map(|h| self.header(h)))
-            .cloned()
-            .collect();
-        if headers.is_empty() {
-            return Vec::new();
+        match found {
+            Some(m) => out.push(m),
+            None => missing.push(hash),
         }
-        vec![legacy::Message::Headers(legacy::HeadersPayload { headers })]
     }
+    out.extend(missing.chunks(n3::MAX_INV_HASHES).map(|chunk| {
+        n3::Message::NotFound(n3::InvPayload {
+            kind: p.kind,
+            hashes: chunk.to_vec(),
+        })
+    }));
+    out
+}
 
-    fn legacy_block_hashes(&self, p: &legacy::GetBlocksPayload) -> Vec<legacy::Message> {
-        let range = self.after_start(p, legacy::MAX_INV_HASHES as usize, self.block_height());
-        let hashes: Vec<UInt256> = range.filter_map(|h| self.hash(h)).collect();
-        if hashes.is_empty() {
-            return Vec::new();
-        }
-        vec![legacy::Message::Inv(legacy::InvPayload {
-            kind: legacy::InventoryType::Block,
-            hashes,
-        })]
-    }
+/// The heights after `hash_start[0]`, at most `count`, up to `last`,
+/// stopping before `hash_stop`.
+fn after_start<S: ChainStore<Legacy> + ?Sized>(
+    store: &S,
+    p: &legacy::GetBlocksPayload,
+    count: usize,
+    last: Option<u32>,
+) -> impl Iterator<Item = u32> {
+    let start = p
+        .hash_start
+        .first()
+        .filter(|&&h| h != p.hash_stop)
+        .and_then(|h| store.index_of(h));
+    let range = match start {
+        Some(start) => heights(u64::from(start) + 1, count, last),
+        None => heights(0, 0, None),
+    };
+    let stop = p.hash_stop;
+    range.take_while(move |&h| store.hash(h).is_some_and(|hash| hash != stop))
+}
 
-    fn legacy_objects(&self, p: &legacy::InvPayload) -> Vec<legacy::Message> {
-        distinct(&p.hashes)
-            .into_iter()
-            .filter_map(|hash| match p.kind {
-                legacy::InventoryType::Block => self
-                    .block_by_hash(&hash)
-                    .map(|b| legacy::Message::Block(Box::new(b.clone()))),
-                legacy::InventoryType::Tx => self
-                    .transaction(&hash)
-                    .map(|tx| legacy::Message::Tx(Box::new(tx.clone()))),
-                legacy::InventoryType::StateRoot | legacy::InventoryType::Consensus => None,
-            })
-            .collect()
+fn legacy_headers<S: ChainStore<Legacy> + ?Sized>(
+    store: &S,
+    p: &legacy::GetBlocksPayload,
+) -> Vec<legacy::Message> {
+    let range = after_start(store, p, legacy::MAX_HEADERS as usize, Some(store.height()));
+    let headers = headers_in::<Legacy, S>(store, range);
+    if headers.is_empty() {
+        return Vec::new();
     }
+    vec![legacy::Message::Headers(legacy::HeadersPayload { headers })]
+}
+
+fn legacy_block_hashes<S: ChainStore<Legacy> + ?Sized>(
+    store: &S,
+    p: &legacy::GetBlocksPayload,
+) -> Vec<legacy::Message> {
+    let range = after_start(
+        store,
+        p,
+        legacy::MAX_INV_HASHES as usize,
+        store.block_height(),
+    );
+    let hashes: Vec<UInt256> = range.map_while(|h| store.hash(h)).collect();
+    if hashes.is_empty() {
+        return Vec::new();
+    }
+    vec![legacy::Message::Inv(legacy::InvPayload {
+        kind: legacy::InventoryType::Block,
+        hashes,
+    })]
+}
+
+fn legacy_objects<S: ChainStore<Legacy> + ?Sized>(
+    store: &S,
+    p: &legacy::InvPayload,
+) -> Vec<legacy::Message> {
+    distinct(&p.hashes)
+        .into_iter()
+        .filter_map(|hash| match p.kind {
+            legacy::InventoryType::Block => store
+                .block_by_hash(&hash)
+                .map(|b| legacy::Message::Block(Box::new(b))),
+            legacy::InventoryType::Tx => store
+                .transaction(&hash)
+                .map(|tx| legacy::Message::Tx(Box::new(tx))),
+            legacy::InventoryType::StateRoot | legacy::InventoryType::Consensus => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -242,13 +282,13 @@ mod tests {
         };
         let items = vec![big; 4];
         assert_eq!(
-            within_payload(items.iter()).count(),
+            within_payload(items.iter().cloned()).count(),
             3,
             "3 x 10 MiB fit, 4 do not"
         );
-        assert_eq!(within_payload(items[..2].iter()).count(), 2);
+        assert_eq!(within_payload(items[..2].iter().cloned()).count(), 2);
         assert_eq!(
-            within_payload(std::iter::empty::<&crate::wire::Witness>()).count(),
+            within_payload(std::iter::empty::<crate::wire::Witness>()).count(),
             0
         );
     }

@@ -1,35 +1,23 @@
-//! A ready-made handler that serves a [`Chain`] to peers.
+//! A ready-made handler that serves a [`ChainStore`] to peers.
 
+use std::fmt;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::{Chain, Generation};
+use super::{Chain, ChainStore, Serve};
 use crate::peer::{Handler, Peer};
-use crate::protocol::{GossipAddr, Legacy, N3, Protocol};
-use crate::wire::{legacy, n3};
-
-/// A generation whose chain can answer requests (both generations can).
-pub trait Serve: Protocol + Generation {
-    /// The answers to `msg` (empty when it is not a request the chain answers).
-    fn answer(chain: &Chain<Self>, msg: &Self::Message) -> Vec<Self::Message>;
-}
-
-impl Serve for N3 {
-    fn answer(chain: &Chain<N3>, msg: &n3::Message) -> Vec<n3::Message> {
-        chain.answer(msg)
-    }
-}
-
-impl Serve for Legacy {
-    fn answer(chain: &Chain<Legacy>, msg: &legacy::Message) -> Vec<legacy::Message> {
-        chain.answer(msg)
-    }
-}
+use crate::protocol::GossipAddr;
 
 /// Answers `getheaders`, `getblocks`, `getblockbyindex` and `getdata` from a
-/// shared in-memory chain, and `getaddr` from a list of addresses (no answer
-/// while the list is empty: an empty `addr` is refused by the reference
-/// nodes); ignores everything else.
+/// shared chain store ([`Serve::answer`]), and `getaddr` from a list of
+/// addresses (no answer while the list is empty: an empty `addr` is refused
+/// by the reference nodes); ignores everything else.
+///
+/// The store is an in-memory [`Chain`] by default, or any [`ChainStore`]
+/// (a node's own database). It may grow while it is served: every answer
+/// reads what the store holds when the request is handled. Keep the height
+/// the handshake announces current by reading it from the store, as below.
 ///
 /// ```no_run
 /// # async fn demo(conn: async_io::Async<std::net::TcpStream>) {
@@ -41,33 +29,46 @@ impl Serve for Legacy {
 ///
 /// let chain = Arc::new(N3Chain::synthetic(&Synthetic { blocks: 1000, ..Synthetic::default() }));
 /// let mut config = LocalConfig::new(neo_peer::wire::n3::PRIVNET_MAGIC);
-/// let height = chain.height();
-/// config.identity.current_height = Arc::new(move || height);
-/// let peer: Peer<N3> = Peer::new(conn, Direction::Inbound, config, ChainServer::new(chain), SmolGlobal);
+/// let served = chain.clone();
+/// config.identity.current_height = Arc::new(move || served.height());
+/// let peer: Peer<N3> = Peer::new(conn, Direction::Inbound, config, ChainServer::new(chain.clone()), SmolGlobal);
 /// peer.run().await.unwrap();
+/// // Meanwhile, `chain.push_block(..)` appends what the node downloads.
 /// # }
 /// ```
-#[derive(Debug)]
-pub struct ChainServer<P: Serve> {
-    chain: Arc<Chain<P>>,
+pub struct ChainServer<P: Serve, S: ChainStore<P> + ?Sized = Chain<P>> {
+    store: Arc<S>,
     addresses: Arc<[SocketAddr]>,
+    protocol: PhantomData<fn() -> P>,
 }
 
-impl<P: Serve> Clone for ChainServer<P> {
+impl<P: Serve, S: ChainStore<P> + ?Sized> Clone for ChainServer<P, S> {
     fn clone(&self) -> Self {
         ChainServer {
-            chain: self.chain.clone(),
+            store: self.store.clone(),
             addresses: self.addresses.clone(),
+            protocol: PhantomData,
         }
     }
 }
 
-impl<P: Serve> ChainServer<P> {
-    /// A server of `chain` that knows no addresses.
-    pub fn new(chain: Arc<Chain<P>>) -> Self {
+impl<P: Serve, S: ChainStore<P> + ?Sized> fmt::Debug for ChainServer<P, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChainServer")
+            .field("protocol", &P::NAME)
+            .field("height", &self.store.height())
+            .field("addresses", &self.addresses)
+            .finish()
+    }
+}
+
+impl<P: Serve, S: ChainStore<P> + ?Sized> ChainServer<P, S> {
+    /// A server of `store` that knows no addresses.
+    pub fn new(store: Arc<S>) -> Self {
         ChainServer {
-            chain,
+            store,
             addresses: Arc::from(Vec::new()),
+            protocol: PhantomData,
         }
     }
 
@@ -77,16 +78,13 @@ impl<P: Serve> ChainServer<P> {
         self
     }
 
-    /// The chain served.
-    pub fn chain(&self) -> &Arc<Chain<P>> {
-        &self.chain
+    /// The store served.
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
     }
 }
 
-impl<P: Serve + Sync> Handler<P> for ChainServer<P>
-where
-    Chain<P>: Send + Sync,
-{
+impl<P: Serve + Sync, S: ChainStore<P> + ?Sized + 'static> Handler<P> for ChainServer<P, S> {
     async fn handle(&self, peer: &Peer<P>, msg: P::Message) {
         if P::is_get_addr(&msg) {
             let timestamp = crate::protocol::unix_seconds();
@@ -104,7 +102,7 @@ where
             }
             return;
         }
-        for answer in P::answer(&self.chain, &msg) {
+        for answer in P::answer(&*self.store, &msg) {
             if peer.send(answer).await.is_err() {
                 break;
             }

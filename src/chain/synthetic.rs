@@ -326,7 +326,7 @@ impl Chain<N3> {
             .txs_per_block
             .min(n3::MAX_TRANSACTIONS_PER_BLOCK as u32);
         let genesis = b.genesis();
-        let mut chain = if spec.with_bodies {
+        let chain = if spec.with_bodies {
             Chain::from_genesis_block(genesis)
         } else {
             Chain::new(genesis.header)
@@ -540,7 +540,7 @@ impl Chain<Legacy> {
         let mut b = LegacyBuilder::new(spec.seed);
         let txs = spec.txs_per_block.min(legacy::MAX_BLOCK_TXS as u32 - 1);
         let genesis = b.genesis();
-        let mut chain = if spec.with_bodies {
+        let chain = if spec.with_bodies {
             Chain::from_genesis_block(genesis)
         } else {
             Chain::new(genesis.header())

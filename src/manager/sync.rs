@@ -455,7 +455,7 @@ mod tests {
             blocks: 5,
             ..Synthetic::default()
         });
-        let headers = chain.headers();
+        let headers: Vec<n3::Header> = chain.headers().cloned().collect();
         let payload = n3::HeadersPayload::new(&headers[1..4]);
         check_n3_range(&payload, 1, 3).unwrap();
         check_n3_range(&payload, 1, 4).unwrap();

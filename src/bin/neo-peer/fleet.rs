@@ -22,8 +22,8 @@ use crate::net::{TimeoutArgs, config, network};
 use crate::output::{Out, table};
 use crate::telemetry::TelemetryArgs;
 
-/// How long to wait for the dialer to fill the slots before syncing with
-/// the peers there are.
+/// How long to wait for the dialer to fill the slots from the address book
+/// before syncing with the peers there are.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// `neo-peer sync`.
@@ -115,10 +115,7 @@ pub struct CrawlArgs {
 }
 
 /// What the command line needs from each generation.
-trait Cli: Serve + Sized
-where
-    Chain<Self>: Send + Sync,
-{
+trait Cli: Serve + Sized {
     /// A synthetic chain.
     fn synthetic(s: &Synthetic) -> Chain<Self>;
     /// Syncs through `manager` up to index `target` (or the best height).
@@ -282,19 +279,32 @@ async fn reporting_events<P: Proto, T>(
     futures_lite::future::or(work, report).await
 }
 
-/// Connects to `connect` and, from the book, up to `want` peers in all.
+/// Connects to every `connect` address at once, and waits until each is
+/// connected or has failed. Then, if the book had addresses before (from a
+/// seeds file or an earlier run), dials from it until `want` peers are live
+/// or [`GATHER_TIMEOUT`] passes; with only `connect` addresses, waits for
+/// nothing more.
 async fn gather<P: Proto>(
     manager: &PeerManager<P>,
     connect: &[SocketAddr],
     want: usize,
 ) -> Result<(), String> {
+    // Before the connections below add their addresses to it.
+    let from_book = !manager.book().is_empty();
+    let dials: Vec<_> = connect
+        .iter()
+        .map(|&addr| {
+            let manager = manager.clone();
+            smol::spawn(async move { manager.connect(addr).await.map(drop) })
+        })
+        .collect();
     let mut errors = Vec::new();
-    for &addr in connect {
-        if let Err(e) = manager.connect(addr).await {
+    for dial in dials {
+        if let Err(e) = dial.await {
             errors.push(e.to_string());
         }
     }
-    if !manager.book().is_empty() {
+    if from_book {
         manager.start_dialer();
         manager.wait_for_peers(want.max(1), GATHER_TIMEOUT).await;
     }
@@ -363,10 +373,7 @@ fn run_sync<P: Cli>(
     args: &SyncArgs,
     genesis: UInt256,
     target: Option<u32>,
-) -> Result<(), String>
-where
-    Chain<P>: Send + Sync,
-{
+) -> Result<(), String> {
     let port = default_port(args.protocol, config.local.identity.network);
     let manager =
         PeerManager::<P>::new(config, book, IgnoreAll, SmolGlobal).map_err(|e| e.to_string())?;
@@ -381,12 +388,7 @@ where
             })
             .await?;
             progress.finish();
-            out.outcome("synced", synced_fields(&synced), || {
-                format!(
-                    "synced {} headers, tip {} {}",
-                    synced.count, synced.tip_index, synced.tip_hash
-                )
-            });
+            out.outcome("synced", synced_fields(&synced), || synced_line(&synced));
             report_peers(&manager, out);
             Ok(())
         })
@@ -396,6 +398,23 @@ where
     })
 }
 
+/// Headers a second over a whole sync.
+fn rate(s: &SyncOutcome) -> f64 {
+    s.count as f64 / s.elapsed.as_secs_f64().max(1e-9)
+}
+
+/// `synced N headers, tip INDEX 0x<hash> in T (R headers/s)`.
+fn synced_line(s: &SyncOutcome) -> String {
+    format!(
+        "synced {} headers, tip {} {} in {:.2?} ({:.0} headers/s)",
+        s.count,
+        s.tip_index,
+        s.tip_hash,
+        s.elapsed,
+        rate(s)
+    )
+}
+
 /// What `synced` reports with `--json`.
 fn synced_fields(s: &SyncOutcome) -> Value {
     json!({
@@ -403,6 +422,7 @@ fn synced_fields(s: &SyncOutcome) -> Value {
         "tip_index": s.tip_index,
         "tip_hash": s.tip_hash.to_string(),
         "seconds": s.elapsed.as_secs_f64(),
+        "headers_per_second": rate(s).round(),
     })
 }
 
@@ -535,10 +555,7 @@ pub fn demo(args: DemoArgs) -> Result<(), String> {
     result
 }
 
-fn run_demo<P: Cli>(args: &DemoArgs, dir: &Path, synthetic: &Synthetic) -> Result<(), String>
-where
-    Chain<P>: Send + Sync,
-{
+fn run_demo<P: Cli>(args: &DemoArgs, dir: &Path, synthetic: &Synthetic) -> Result<(), String> {
     let magic = network(args.protocol, "privnet")?;
     let started = Instant::now();
     let chain = Arc::new(P::synthetic(synthetic));
@@ -606,14 +623,7 @@ where
             if out.tip_hash != chain.tip_hash() {
                 return Err(format!("synced tip {} is not the chain's", out.tip_hash));
             }
-            println!(
-                "synced {} headers, tip {} {} in {:.2?} ({:.0} headers/s)",
-                out.count,
-                out.tip_index,
-                out.tip_hash,
-                out.elapsed,
-                out.count as f64 / out.elapsed.as_secs_f64().max(1e-9)
-            );
+            println!("{}", synced_line(&out));
             report_peers(&manager, Out::Human);
             Ok(())
         }

@@ -125,7 +125,7 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         let config = config(magic, &args.timeouts, 0, 0)?;
         let out = Out::new(args.json);
         return match args.protocol {
-            Protocol::N3 => serve_chain(mirror_n3(source, config, out)?, magic, &args),
+            Protocol::N3 => serve_chain(Arc::new(mirror_n3(source, config, out)?), magic, &args),
             Protocol::Legacy => Err("--mirror speaks N3 only for now".into()),
         };
     }
@@ -136,10 +136,12 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         with_bodies: true,
     };
     match args.protocol {
-        Protocol::N3 => serve_chain::<N3>(Chain::<N3>::synthetic(&synthetic), magic, &args),
-        Protocol::Legacy => {
-            serve_chain::<Legacy>(Chain::<Legacy>::synthetic(&synthetic), magic, &args)
-        }
+        Protocol::N3 => serve_chain(Arc::new(Chain::<N3>::synthetic(&synthetic)), magic, &args),
+        Protocol::Legacy => serve_chain(
+            Arc::new(Chain::<Legacy>::synthetic(&synthetic)),
+            magic,
+            &args,
+        ),
     }
 }
 
@@ -152,7 +154,8 @@ impl neo_peer::peer::N3Handler for BlockSink {
     }
 }
 
-/// The whole chain of the N3 node at `source`: every block, checked and linked.
+/// The whole chain of the N3 node at `source`: every block, checked and
+/// appended as it comes.
 fn mirror_n3(source: SocketAddr, config: LocalConfig<N3>, out: Out) -> Result<Chain<N3>, String> {
     let conn = connect(source)?;
     smol::block_on(async {
@@ -166,9 +169,9 @@ fn mirror_n3(source: SocketAddr, config: LocalConfig<N3>, out: Out) -> Result<Ch
             .map_err(|e| format!("handshake with {source}: {e}"))?;
         let top = peer.height();
         let mut progress = out.progress("blocks");
-        let mut blocks: Vec<n3::Block> = Vec::with_capacity(top as usize + 1);
-        while blocks.len() as u64 <= u64::from(top) {
-            let next = blocks.len() as u32;
+        let mut chain: Option<Chain<N3>> = None;
+        let mut next = 0u32;
+        while next <= top {
             let n = (top - next + 1).min(n3::MAX_BLOCKS_PER_REQUEST as u32);
             peer.request_blocks_by_index(next, n as i16)
                 .await
@@ -181,13 +184,18 @@ fn mirror_n3(source: SocketAddr, config: LocalConfig<N3>, out: Out) -> Result<Ch
                 if block.header.index != i {
                     return Err(format!("asked for block {i}, got {}", block.header.index));
                 }
-                blocks.push(block);
+                let appended = match &chain {
+                    Some(chain) => chain.push_block(block),
+                    None => Chain::from_genesis_block(block).map(|genesis| chain = Some(genesis)),
+                };
+                appended.map_err(|e| format!("mirrored chain: {e}"))?;
             }
-            progress.show(blocks.len() as u64, u64::from(top) + 1);
+            next += n;
+            progress.show(u64::from(next), u64::from(top) + 1);
         }
         progress.finish();
         peer.disconnect();
-        let chain = Chain::<N3>::from_blocks(blocks).map_err(|e| format!("mirrored chain: {e}"))?;
+        let chain = chain.ok_or("the mirrored node sent no block")?;
         out.event(
             "mirrored",
             json!({"from": source.to_string(), "blocks": chain.len()}),
@@ -197,15 +205,17 @@ fn mirror_n3(source: SocketAddr, config: LocalConfig<N3>, out: Out) -> Result<Ch
     })
 }
 
-fn serve_chain<P: Serve>(chain: Chain<P>, magic: u32, args: &ServeArgs) -> Result<(), String>
-where
-    Chain<P>: Send + Sync,
-{
+/// Serves `chain` until killed. The chain may grow meanwhile (appended to
+/// through another handle): every answer, and the height each handshake
+/// announces, is read from it when needed.
+fn serve_chain<P: Serve>(chain: Arc<Chain<P>>, magic: u32, args: &ServeArgs) -> Result<(), String> {
     let listener = TcpListener::bind(args.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let listener = Async::new(listener).map_err(|e| e.to_string())?;
-    let config = config(magic, &args.timeouts, chain.height(), local.port())?;
+    let mut config = config(magic, &args.timeouts, 0, local.port())?;
+    let served = chain.clone();
+    config.identity.current_height = Arc::new(move || served.height());
     let out = Out::new(args.json);
     let (genesis, height) = (chain.genesis_hash(), chain.height());
     out.outcome(
@@ -214,7 +224,7 @@ where
         || format!("listening on {local}, genesis {genesis}, height {height}"),
     );
     // `getaddr` is answered with this node's own address.
-    let server = ChainServer::new(Arc::new(chain)).with_addresses(vec![local]);
+    let server = ChainServer::new(chain).with_addresses(vec![local]);
     let active = Arc::new(AtomicUsize::new(0));
     smol::block_on(async {
         loop {

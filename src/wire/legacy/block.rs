@@ -232,6 +232,12 @@ impl Block {
     /// transaction 0 is a `MinerTransaction` and no other one is, no duplicate
     /// transaction hashes, and the merkle root matches.
     pub fn check(&self) -> Result<(), DecodeError> {
+        self.check_hashed(&self.tx_hashes())
+    }
+
+    /// [`Block::check`] with the transaction hashes already computed, in
+    /// order (for a caller that needs them too).
+    pub fn check_hashed(&self, tx_hashes: &[UInt256]) -> Result<(), DecodeError> {
         let mut types = self.transactions.iter().map(Transaction::tx_type);
         if types.next() != Some(TransactionType::Miner) {
             return Err(DecodeError::Invalid {
@@ -245,7 +251,7 @@ impl Block {
                 reason: "more than one MinerTransaction",
             });
         }
-        check_tx_hashes(&self.tx_hashes(), &self.base.merkle_root)
+        check_tx_hashes(tx_hashes, &self.base.merkle_root)
     }
 }
 
