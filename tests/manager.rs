@@ -155,7 +155,13 @@ fn registry_routes_and_forgets<R: Rt>(rt: R) {
             assert_eq!(headers.len(), 30);
             assert_eq!(headers[0].hash(), chain.header(start).unwrap().hash());
         }
-        let served: Vec<u64> = c.peers().iter().map(|p| p.served).collect();
+        // (`served` also counts the `getaddr` the manager sends each new
+        // peer, so count the `headers` answers themselves.)
+        let served: Vec<u64> = c
+            .peers()
+            .iter()
+            .map(|p| p.stats.get("headers").messages_in)
+            .collect();
         assert!(served.iter().all(|&s| s >= 1), "{served:?}");
         assert_eq!(served.iter().sum::<u64>(), 10);
         // Too high: nobody has it.
@@ -322,10 +328,12 @@ fn churn<R: Rt>(rt: R, requests: u32) {
         let expected: usize = dispatched as usize;
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut failed = 0;
+        let mut errors = Vec::new();
         loop {
             while let Ok(e) = events.try_recv() {
-                if let ManagerEvent::RequestFailed { .. } = e {
+                if let ManagerEvent::RequestFailed { error, .. } = e {
                     failed += 1;
+                    errors.push(error);
                 }
             }
             let delivered: usize = deliveries.0.lock().unwrap().values().sum();
@@ -337,7 +345,7 @@ fn churn<R: Rt>(rt: R, requests: u32) {
         stop.store(true, Ordering::Relaxed);
         killer.await;
         let counts = deliveries.0.lock().unwrap().clone();
-        assert_eq!(failed, 0, "dispatched requests failed");
+        assert_eq!(failed, 0, "dispatched requests failed: {errors:?}");
         assert_eq!(counts.values().sum::<usize>(), expected);
         for start in 0..dispatched {
             // `start % 995` repeats only past 995.
@@ -482,8 +490,8 @@ fn limits_addresses_and_shutdown<R: Rt>(rt: R) {
                 .is_some_and(|r| r.last_success_ms.is_some())
         })
         .await;
-        let answer = first.request(<N3 as Protocol>::get_addr()).await.unwrap();
-        let listed = N3::addresses(&answer).unwrap();
+        let answers = first.request(<N3 as Protocol>::get_addr()).await.unwrap();
+        let listed = N3::addresses(&answers[0]).unwrap();
         assert!(listed.iter().any(|g| g.addr == addr), "{listed:?}");
 
         let tasks_before = server.live_tasks();
@@ -785,16 +793,19 @@ fn parallel_sync_async_std() {
 // ---------------------------------------------------------------------------
 
 /// `getaddr` sent by hand on a managed peer: its answers are answers, not
-/// unsolicited gossip, however many times it is asked.
+/// unsolicited gossip, however many times it is asked, and they reach the
+/// book whether the caller waits for them or not.
 fn request_addr_by_hand_is_no_misbehaviour<R: Rt>(rt: R) {
     rt.block_on(async {
         let server = node(rt, n3_chain(10)).await;
         let c = client::<N3, _, _>(rt, IgnoreAll);
         let peer = c.connect(server.addr).await.unwrap();
         assert!(eventually(Duration::from_secs(5), || addr_received(&c)).await);
-        for _ in 0..6 {
-            peer.request_addr().await.unwrap();
+        for _ in 0..5 {
+            let answers = peer.request(<N3 as Protocol>::get_addr()).await.unwrap();
+            assert_eq!(answers.len(), 1);
         }
+        peer.send(<N3 as Protocol>::get_addr()).await.unwrap();
         // Every answer came (the server's statistics say so) ...
         let answered = || {
             server
@@ -873,4 +884,78 @@ fn a_book_for_another_network_is_refused() {
     let err =
         PeerManager::<N3>::new(manager_config(0), other_net, IgnoreAll, SmolRt.ex()).unwrap_err();
     assert!(err.to_string().contains("network"), "{err}");
+}
+
+/// A request made on a managed peer takes one of its slots: routing sees
+/// the peer busy, a second request of the kind is refused as busy, and the
+/// slot comes back when the request ends.
+fn a_managed_peer_keeps_the_books<R: Rt>(rt: R) {
+    rt.block_on(async {
+        let silent = silent_node::<N3, _>(rt, 1000).await;
+        let mut config = manager_config::<N3>(0);
+        // The silent node never answers: the request ends only when asked to.
+        config.local.timeouts.stall = Duration::from_secs(600);
+        config.route_timeout = Duration::from_millis(300);
+        let c = PeerManager::new(config, book::<N3>(), IgnoreAll, rt.ex()).unwrap();
+        let peer = c.connect(silent.addr).await.unwrap();
+        assert_eq!(c.peer(peer.id()).map(|p| p.addr()), Some(Some(silent.addr)));
+        let headers = <N3 as Protocol>::Message::GetHeaders(n3::GetBlockByIndexPayload {
+            index_start: 0,
+            count: 10,
+        });
+        let waiting = {
+            let (peer, headers) = (peer.clone(), headers.clone());
+            rt.spawn(async move { peer.request(headers).await })
+        };
+        let in_flight = || c.peers().first().is_some_and(|p| p.in_flight == 1);
+        assert!(eventually(Duration::from_secs(5), in_flight).await);
+        let busy = peer.request(headers.clone()).await.unwrap_err();
+        assert!(
+            matches!(
+                busy,
+                ManagerError::Busy {
+                    kind: RequestKind::Headers,
+                    in_flight: 1,
+                    ..
+                }
+            ),
+            "{busy}"
+        );
+        assert_eq!(peer.send(headers).await.unwrap_err(), busy);
+        // Routing sees it too: no peer is free for headers.
+        assert_eq!(
+            c.get_headers(0, 10).await.unwrap_err(),
+            ManagerError::NoAvailablePeers {
+                kind: RequestKind::Headers,
+                min_height: 0
+            }
+        );
+        peer.disconnect();
+        let ended = waiting.await.unwrap_err();
+        assert_eq!(
+            ended,
+            ManagerError::Peer(neo_peer::peer::PeerError::Disconnected(
+                DisconnectReason::Requested
+            ))
+        );
+        assert!(eventually(Duration::from_secs(5), || c.is_empty()).await);
+        // A handle outlives its peer: calls then say why it ended.
+        assert_eq!(
+            peer.ping().await.unwrap_err(),
+            ManagerError::Peer(neo_peer::peer::PeerError::Disconnected(
+                DisconnectReason::Requested
+            ))
+        );
+        shut(&[&c, &silent.manager]).await;
+    });
+}
+
+#[test]
+fn a_managed_peer_keeps_the_books_smol() {
+    a_managed_peer_keeps_the_books(SmolRt);
+}
+
+#[test]
+fn a_managed_peer_keeps_the_books_async_std() {
+    a_managed_peer_keeps_the_books(AsyncStdRt);
 }

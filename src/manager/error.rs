@@ -5,9 +5,9 @@ use std::time::{Duration, SystemTime};
 
 use thiserror::Error;
 
-use super::PeerId;
+use super::{ManagedPeer, PeerId};
 use crate::book::BookError;
-use crate::peer::{Direction, DisconnectReason, Peer, PeerError, PeerInfo, StatsSnapshot};
+use crate::peer::{Direction, DisconnectReason, PeerError, PeerInfo, StatsSnapshot};
 use crate::protocol::{Protocol, RequestKind};
 
 /// Why a manager call failed.
@@ -31,6 +31,18 @@ pub enum ManagerError {
         attempts: u32,
         /// The last peer's error.
         last: PeerError,
+    },
+    /// The peer a request was meant for already has as many requests of its
+    /// kind outstanding as the manager allows
+    /// ([`ManagerConfig::max_in_flight_per_kind`](super::ManagerConfig::max_in_flight_per_kind)).
+    #[error("peer {id} is busy with {} ({in_flight} outstanding)", .kind.command())]
+    Busy {
+        /// The peer.
+        id: PeerId,
+        /// The request.
+        kind: RequestKind,
+        /// Its requests of that kind outstanding.
+        in_flight: u32,
     },
     /// The request itself is wrong (no other peer would do better).
     #[error(transparent)]
@@ -161,8 +173,8 @@ pub struct PeerSummary<P: Protocol> {
     pub id: PeerId,
     /// Its address (for an inbound peer: its IP and advertised port).
     pub addr: Option<SocketAddr>,
-    /// The peer itself.
-    pub peer: Peer<P>,
+    /// The peer itself, through the manager.
+    pub peer: ManagedPeer<P>,
     /// What the peer knows about the remote.
     pub info: PeerInfo<P>,
     /// Its per-command statistics.

@@ -7,8 +7,8 @@ use std::time::Instant;
 use async_io::{Async, Timer};
 use futures_lite::future;
 
-use super::{ManagerError, ManagerEvent, PeerManager};
-use crate::peer::{Direction, Peer};
+use super::{ManagedPeer, ManagerError, ManagerEvent, PeerManager};
+use crate::peer::Direction;
 use crate::protocol::Protocol;
 
 /// Opens a TCP connection within `timeout`, with Nagle off: requests are
@@ -42,13 +42,13 @@ pub(super) async fn open(
 impl<P: Protocol> PeerManager<P> {
     /// Dials `addr`, runs the handshake and adds the peer. The attempt and
     /// its outcome are recorded in the address book.
-    pub async fn connect(&self, addr: SocketAddr) -> Result<Peer<P>, ManagerError> {
+    pub async fn connect(&self, addr: SocketAddr) -> Result<ManagedPeer<P>, ManagerError> {
         self.inner.book.add(addr, crate::book::Source::Manual);
         self.dial(addr).await
     }
 
     /// Dials an address the book knows.
-    async fn dial(&self, addr: SocketAddr) -> Result<Peer<P>, ManagerError> {
+    async fn dial(&self, addr: SocketAddr) -> Result<ManagedPeer<P>, ManagerError> {
         let book = &self.inner.book;
         if book.is_banned(addr) {
             return Err(ManagerError::Banned(addr));

@@ -14,7 +14,7 @@ use crate::protocol::{Legacy, N3, Protocol, RequestKind, contract};
 use crate::wire::{UInt256, legacy, n3};
 
 /// A request slot taken on one peer; given back when dropped.
-struct Lease<P: Protocol> {
+pub(super) struct Lease<P: Protocol> {
     inner: Arc<Inner<P>>,
     id: PeerId,
     kind: RequestKind,
@@ -147,7 +147,98 @@ struct Attempts {
     max: u32,
 }
 
+impl<P: Protocol> Inner<P> {
+    /// Takes a request slot of `kind` on peer `id` itself. Fails with
+    /// `None` when the peer is not registered, or with its requests of that
+    /// kind outstanding when it has no slot free.
+    pub(super) fn lease_on(
+        self: &Arc<Self>,
+        id: PeerId,
+        kind: RequestKind,
+    ) -> Result<Lease<P>, Option<u32>> {
+        let mut reg = self.lock();
+        reg.clock += 1;
+        let clock = reg.clock;
+        let e = reg.peers.get_mut(&id).ok_or(None)?;
+        let slot = &mut e.in_flight[kind_index(kind)];
+        if *slot >= self.config.max_in_flight_per_kind {
+            return Err(Some(*slot));
+        }
+        *slot += 1;
+        e.last_used = clock;
+        Ok(Lease {
+            inner: self.clone(),
+            id,
+            kind,
+            peer: e.peer.clone(),
+            started: Instant::now(),
+        })
+    }
+
+    /// Hands one answer of a routed request to the handler; `addr`
+    /// answers feed the address book first.
+    async fn hand_answer(&self, lease: &Lease<P>, answer: P::Message) {
+        if let Some(addrs) = P::addresses(&answer) {
+            self.learn(lease.id, &addrs);
+        }
+        (self.deliver)(lease.peer.clone(), answer, lease.kind).await;
+    }
+}
+
 impl<P: Protocol> PeerManager<P> {
+    /// The end of a request made on `lease`: an answer counts for the
+    /// peer's round trip, a wrong answer costs it points.
+    pub(super) fn settle<T>(
+        &self,
+        lease: &Lease<P>,
+        outcome: Result<T, PeerError>,
+    ) -> Result<T, ManagerError> {
+        match outcome {
+            Ok(value) => {
+                lease.answered();
+                Ok(value)
+            }
+            Err(error) => {
+                self.blame(lease.id, &error);
+                Err(ManagerError::Peer(error))
+            }
+        }
+    }
+
+    /// A wrong answer costs peer `id` points.
+    fn blame(&self, id: PeerId, error: &PeerError) {
+        if let PeerError::UnexpectedAnswer(what) = error {
+            let addr = self.inner.addr_of(id);
+            self.inner
+                .penalise(addr, self.inner.config.penalties.bad_answer, what);
+        }
+    }
+
+    /// Hands every answer of a request made on `lease` to the handler, and
+    /// gives the slot back at the end.
+    pub(super) async fn hand_over(
+        &self,
+        kind: RequestKind,
+        mut answers: Answers<P>,
+        lease: Lease<P>,
+    ) -> Result<(), PeerError> {
+        debug_assert_eq!(kind, lease.kind);
+        while let Some(answer) = answers.next().await {
+            self.inner.hand_answer(&lease, answer?).await;
+        }
+        lease.answered();
+        Ok(())
+    }
+
+    /// Says that a request the caller no longer waits for failed.
+    pub(super) fn request_failed(&self, kind: RequestKind, error: &ManagerError) {
+        tracing::warn!(request = kind.command(), %error, "request failed");
+        self.inner.emit(ManagerEvent::RequestFailed {
+            kind,
+            error: error.to_string(),
+        });
+    }
+
     /// Routes a request: `call` runs on the best peer for `kind` at least
     /// `min_height` high, and again on another peer when that peer
     /// disconnects, stalls, is too busy, has nothing for it or answers
@@ -199,11 +290,7 @@ impl<P: Protocol> PeerManager<P> {
                 Ok(value) => return Ok((value, lease)),
                 Err(error) => error,
             };
-            if let PeerError::UnexpectedAnswer(what) = &error {
-                let addr = self.inner.addr_of(lease.id);
-                self.inner
-                    .penalise(addr, self.inner.config.penalties.bad_answer, what);
-            }
+            self.blame(lease.id, &error);
             drop(lease);
             match classify(&error) {
                 Retry::Elsewhere => last = error,
@@ -246,11 +333,7 @@ impl<P: Protocol> PeerManager<P> {
                 .deliver_all(kind, min_height, msg, rest, attempts, answers, lease)
                 .await;
             if let Err(error) = failed {
-                tracing::warn!(request = kind.command(), %error, "request failed");
-                manager.inner.emit(ManagerEvent::RequestFailed {
-                    kind,
-                    error: error.to_string(),
-                });
+                manager.request_failed(kind, &error);
             }
         });
         Ok(())
@@ -275,7 +358,7 @@ impl<P: Protocol> PeerManager<P> {
             match answers.next().await {
                 Some(Ok(answer)) => {
                     delivered += 1;
-                    (self.inner.deliver)(lease.peer.clone(), answer, kind).await;
+                    self.inner.hand_answer(&lease, answer).await;
                 }
                 None => {
                     lease.answered();

@@ -1,0 +1,127 @@
+//! Gossip: `getaddr` answered from the book, `addr` answers learned into
+//! it, unsolicited `addr` penalised, and the periodic asking.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+
+use super::ManagerEvent;
+use super::{Inner, PeerId, PeerManager};
+use crate::peer::{Handler, Misbehaviour, Peer};
+use crate::protocol::{Protocol, RequestKind};
+use crate::telemetry;
+
+/// The handler every managed peer runs: the manager's own business
+/// (`getaddr`, `addr`, misbehaviour) first, everything else to the caller's
+/// handler.
+pub(super) struct Managed<P: Protocol, H> {
+    pub(super) user: Arc<H>,
+    pub(super) inner: Weak<Inner<P>>,
+}
+
+impl<P: Protocol, H: Handler<P>> Handler<P> for Managed<P, H> {
+    async fn handle(&self, peer: &Peer<P>, msg: P::Message) {
+        if let Some(inner) = self.inner.upgrade() {
+            if P::is_get_addr(&msg) {
+                let known = inner.addresses_for(peer.id());
+                if let Some(answer) = P::addr(&known) {
+                    let _ = peer.send(answer).await;
+                }
+                return;
+            }
+            if P::addresses(&msg).is_some() {
+                // An `addr` that answers no `getaddr` of ours (the peer
+                // machine matched our requests' answers; this is not one).
+                let addr = inner.addr_of(peer.id());
+                let points = inner.config.penalties.unsolicited_addr;
+                inner.penalise(addr, points, "unsolicited addr");
+                return;
+            }
+        }
+        self.user.handle(peer, msg).await;
+    }
+
+    async fn handle_answer(&self, peer: &Peer<P>, msg: P::Message, request: RequestKind) {
+        if let Some(inner) = self.inner.upgrade() {
+            if let Some(addrs) = P::addresses(&msg) {
+                inner.learn(peer.id(), &addrs);
+            }
+        }
+        self.user.handle_answer(peer, msg, request).await;
+    }
+
+    async fn misbehaved(&self, peer: &Peer<P>, what: Misbehaviour) {
+        if let Some(inner) = self.inner.upgrade() {
+            let points = match what {
+                Misbehaviour::HeightLie { .. } => inner.config.penalties.height_lie,
+            };
+            inner.penalise(inner.addr_of(peer.id()), points, &what.to_string());
+        }
+        self.user.misbehaved(peer, what).await;
+    }
+}
+
+impl<P: Protocol> Inner<P> {
+    /// What to answer peer `id`'s `getaddr` with: the book's best
+    /// addresses or, while it has none, the listening addresses of the live
+    /// peers; our own listener (as `id` reaches us) always, so that the
+    /// answer is never empty while we listen (an unanswered `getaddr`
+    /// stalls the asker).
+    pub(super) fn addresses_for(&self, id: PeerId) -> Vec<crate::protocol::GossipAddr> {
+        const MOST: usize = 200;
+        let now = crate::protocol::unix_seconds();
+        let gossip = |addr| crate::protocol::GossipAddr {
+            addr,
+            timestamp: now,
+            services: P::services(&self.config.local.identity),
+        };
+        let mut known = self.book.for_getaddr(MOST - 1);
+        let reg = self.lock();
+        if known.is_empty() {
+            known.extend(
+                reg.peers
+                    .values()
+                    .filter_map(|e| e.addr)
+                    .filter(|a| a.port() != 0)
+                    .take(MOST - 1)
+                    .map(gossip),
+            );
+        }
+        let port = self.listen_port.load(Ordering::Relaxed);
+        let ours = reg.peers.get(&id).and_then(|e| e.local);
+        if let Some(local) = ours.filter(|_| port != 0) {
+            let me = SocketAddr::new(local.ip(), port);
+            if !known.iter().any(|g| g.addr == me) {
+                known.push(gossip(me));
+            }
+        }
+        known
+    }
+
+    /// Addresses peer `id` sent in answer to our `getaddr`: into the book.
+    pub(super) fn learn(&self, id: PeerId, addrs: &[crate::protocol::GossipAddr]) {
+        let from = self.addr_of(id);
+        let new = self.book.learn(from, addrs);
+        if new > 0 {
+            telemetry::address_book(&self.book);
+            self.emit(ManagerEvent::Learned { from, new });
+        }
+    }
+}
+
+impl<P: Protocol> PeerManager<P> {
+    /// Sends `getaddr` to peer `id`; its `addr` answer feeds the book.
+    pub(super) async fn ask_addresses(&self, id: PeerId) {
+        if let Some(peer) = self.peer(id) {
+            let _ = peer.send_reporting(P::get_addr(), false).await;
+        }
+    }
+
+    /// Asks every live peer for addresses now.
+    pub async fn refresh_addresses(&self) {
+        let ids: Vec<PeerId> = self.inner.lock().peers.keys().copied().collect();
+        for id in ids {
+            self.ask_addresses(id).await;
+        }
+    }
+}
