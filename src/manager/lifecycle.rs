@@ -64,8 +64,8 @@ impl<P: Protocol> PeerManager<P> {
     /// Stores the outbound peers as the book's anchors, disconnects every
     /// peer (reason [`DisconnectReason::Shutdown`]), stops the listener,
     /// dialer and periodic tasks, waits for every task to end (up to
-    /// [`ManagerConfig::shutdown_grace`]), flushes the book and releases its
-    /// file ([`AddressBook::close`]).
+    /// [`ManagerConfig::shutdown_grace`](super::ManagerConfig::shutdown_grace)), flushes the book and releases its
+    /// file ([`AddressBook::close`](crate::book::AddressBook::close)).
     pub async fn shutdown(&self) -> ShutdownReport {
         let inner = &self.inner;
         self.save_anchors();
@@ -120,8 +120,8 @@ impl<P: Protocol> PeerManager<P> {
         .await
     }
 
-    /// Flushes the book every [`ManagerConfig::flush_interval`] and asks the
-    /// peers for addresses every [`ManagerConfig::addr_interval`], until
+    /// Flushes the book every [`ManagerConfig::flush_interval`](super::ManagerConfig::flush_interval) and asks the
+    /// peers for addresses every [`ManagerConfig::addr_interval`](super::ManagerConfig::addr_interval), until
     /// shutdown.
     pub fn start_maintenance(&self) {
         let manager = self.clone();
