@@ -903,6 +903,10 @@ fn a_managed_peer_keeps_the_books<R: Rt>(rt: R) {
             index_start: 0,
             count: 10,
         });
+        // The manager's own `getaddr` to the new peer holds a slot until
+        // answered: let it end, so the only request in flight is ours.
+        let idle = || addr_received(&c) && c.peers().first().is_some_and(|p| p.in_flight == 0);
+        assert!(eventually(Duration::from_secs(5), idle).await);
         let waiting = {
             let (peer, headers) = (peer.clone(), headers.clone());
             rt.spawn(async move { peer.request(headers).await })

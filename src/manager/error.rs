@@ -179,7 +179,8 @@ pub struct PeerSummary<P: Protocol> {
     pub info: PeerInfo<P>,
     /// Its per-command statistics.
     pub stats: StatsSnapshot,
-    /// Requests it answered through the manager.
+    /// Requests it answered through the manager (the manager's own
+    /// `getaddr` to it not counted).
     pub served: u64,
     /// Requests it is answering now through the manager.
     pub in_flight: u32,

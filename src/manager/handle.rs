@@ -146,7 +146,8 @@ impl<P: Protocol> ManagedPeer<P> {
         let Some(kind) = request_kind::<P>(&msg) else {
             return self.peer.send(msg).await.map_err(ManagerError::Peer);
         };
-        let lease = self.lease(kind).await?;
+        let mut lease = self.lease(kind).await?;
+        lease.counted = report;
         let answers = self
             .peer
             .request_answers(msg, None)

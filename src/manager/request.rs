@@ -20,6 +20,9 @@ pub(super) struct Lease<P: Protocol> {
     kind: RequestKind,
     peer: Peer<P>,
     started: Instant,
+    /// Whether an answer counts as served for the peer (the manager's own
+    /// requests, such as its `getaddr`, do not).
+    pub(super) counted: bool,
 }
 
 impl<P: Protocol> Lease<P> {
@@ -28,7 +31,7 @@ impl<P: Protocol> Lease<P> {
         let elapsed = self.started.elapsed();
         let mut reg = self.inner.lock();
         if let Some(e) = reg.peers.get_mut(&self.id) {
-            e.served += 1;
+            e.served += u64::from(self.counted);
             // A smoothed round trip, weighting the last answer by 1/4.
             e.rtt = Some(e.rtt.map_or(elapsed, |r| (r * 3 + elapsed) / 4));
         }
@@ -137,6 +140,7 @@ impl<P: Protocol> Inner<P> {
             kind,
             peer: e.peer.clone(),
             started: Instant::now(),
+            counted: true,
         })
     }
 }
@@ -172,6 +176,7 @@ impl<P: Protocol> Inner<P> {
             kind,
             peer: e.peer.clone(),
             started: Instant::now(),
+            counted: true,
         })
     }
 
