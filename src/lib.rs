@@ -36,6 +36,9 @@
 //!   database, a synthetic chain generator, and
 //!   [`ChainServer`](chain::ChainServer), a handler that serves headers and
 //!   blocks from a store.
+//! - [`relay`]: the bookkeeping of relaying, without I/O: what each peer is
+//!   known to have (never announced or sent to it again), and one download
+//!   per announced item, asked of one peer at a time.
 //! - [`telemetry`]: the metrics the crate records (through the `metrics`
 //!   facade, a no-op until you install a recorder), listed in one table, and
 //!   how its `tracing` logs name each peer.
@@ -127,6 +130,7 @@ pub mod fuzzing;
 pub mod manager;
 pub mod peer;
 pub mod protocol;
+pub mod relay;
 pub mod telemetry;
 #[cfg(feature = "tokio")]
 pub mod tokio;
