@@ -439,6 +439,61 @@ fn stalls_lead_to_a_ban_async_std() {
 
 // ---------------------------------------------------------------------------
 
+/// Reads what the other end sends until it closes (a reset counts as closed).
+async fn read_to_close(addr: SocketAddr, send: &[u8]) -> Vec<u8> {
+    use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = async_io::Async::<std::net::TcpStream>::connect(addr)
+        .await
+        .unwrap();
+    if !send.is_empty() {
+        // The server may close first: what it read is what counts.
+        let _ = s.write_all(send).await;
+    }
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// A remote that breaks the framing rules during its handshake (a `version`
+/// declared 32 MiB long) is banned, and when it comes back it is refused at
+/// accept: the connection is closed before any handshake, without even our
+/// `version`, however often it tries.
+#[test]
+fn a_banned_address_is_refused_at_accept() {
+    SmolRt.block_on(async {
+        let server = node::<N3, _>(SmolRt, n3_chain(10)).await;
+        let m = &server.manager;
+        // N3: flags 0, command 0x00 (`version`), length 0x02000000.
+        let bad = [0x00, 0x00, 0xFE, 0x00, 0x00, 0x00, 0x02];
+        let first = read_to_close(server.addr, &bad).await;
+        let mut codec = n3::Codec::new();
+        let version = codec
+            .decode_frame(&mut bytes::BytesMut::from(&first[..]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            version.command,
+            n3::Command::Version.as_u8(),
+            "a handshake began"
+        );
+        let loopback = "127.0.0.1".parse().unwrap();
+        assert!(eventually(Duration::from_secs(5), || m.book().is_ip_banned(loopback)).await);
+        for _ in 0..50 {
+            assert!(
+                read_to_close(server.addr, &[]).await.is_empty(),
+                "refused before any handshake"
+            );
+        }
+        assert!(m.is_empty());
+        shut(&[m]).await;
+    });
+}
+
 /// Per-IP, inbound and duplicate-nonce limits; `getaddr` is answered from
 /// what the node knows; shutdown ends every task and says why to every peer.
 fn limits_addresses_and_shutdown<R: Rt>(rt: R) {

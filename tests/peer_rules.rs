@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use neo_peer::chain::{Chain, Serve, Synthetic};
 use neo_peer::peer::{
-    DisconnectReason, Event, LocalConfig, Machine, Misbehaviour, PeerError, Stats, Violation,
+    DisconnectReason, Event, LocalConfig, Machine, Misbehaviour, PeerError, ReceiveBudget, Stats,
+    UNBUDGETED, Violation,
 };
 use neo_peer::protocol::{Legacy, N3, Protocol, RequestKind, Role};
-use neo_peer::wire::{FrameError, PingPayload, UInt256, legacy, n3};
+use neo_peer::wire::{FrameError, PayloadLimits, PingPayload, UInt256, legacy, n3};
 
 const NET: u32 = 56753;
 const US: u32 = 1;
@@ -187,6 +188,9 @@ both!(
     getaddr_answers_are_told_apart_from_gossip,
     close_ends_every_waiting_request_once,
     pending_requests_are_bounded,
+    receive_budget_holds_under_many_large_partial_frames,
+    receive_budget_is_given_back_when_peers_end,
+    receive_budget_serves_an_honest_large_frame,
 );
 
 fn handshake_completes_and_crosses_the_wire<P: Protocol>() {
@@ -1085,6 +1089,186 @@ fn fifty_minutes_of_pings_keep_a_quiet_peer() {
     assert!(w.m.remote().rtt.is_some());
 }
 
+// ---- the receive budget
+
+/// Payloads this large are allowed for unknown commands in the budget
+/// tests, which play large frames with them.
+const LARGE: usize = 3 << 20;
+
+/// A handshaken machine drawing on `budget`, and its remote's codec set to
+/// send large frames of unknown commands.
+fn budgeted<P: TestChain>(budget: &ReceiveBudget, at: Instant) -> Wire<P> {
+    let mut ours = config::<P>(US, 0);
+    // Long, so that only the budget drops anyone.
+    ours.timeouts.idle = ms(60_000);
+    ours.receive_budget = budget.clone();
+    let mut limits = PayloadLimits::N3;
+    if P::NAME == Legacy::NAME {
+        limits = PayloadLimits::LEGACY;
+    }
+    limits.unknown = LARGE;
+    ours.payload_limits = limits;
+    let mut w = Wire::<P>::open_with(ours, 0);
+    P::set_limits(&mut w.codec, limits);
+    // Every machine of a test on one clock.
+    w.now = w.now.max(at);
+    w
+}
+
+/// The encoded frame of an unknown command with `len` bytes of payload.
+fn large_frame<P: TestChain>(w: &Wire<P>, len: usize) -> Vec<u8> {
+    let mut frame = BytesMut::new();
+    P::encode(&w.codec, &P::unknown_of(len), &mut frame).unwrap();
+    frame.to_vec()
+}
+
+/// The remote sends from `data[*sent..]` as fast as we read; returns
+/// whether the machine read at all (false: it waits for the budget).
+fn pump<P: Protocol>(w: &mut Wire<P>, data: &[u8], sent: &mut usize, upto: usize) -> bool {
+    let mut read_any = false;
+    while *sent < upto && !w.m.is_closed() {
+        let now = w.now;
+        let polled = w.m.receive_with(now, |room| {
+            let n = room.len().min(upto - *sent);
+            room[..n].copy_from_slice(&data[*sent..*sent + n]);
+            std::task::Poll::Ready(Ok(n))
+        });
+        match polled {
+            std::task::Poll::Ready(Ok(n)) if n > 0 => {
+                *sent += n;
+                read_any = true;
+            }
+            _ => break,
+        }
+    }
+    read_any
+}
+
+/// Many peers each declare a large frame, send a third of it and stall:
+/// together they hold no more than the budget (plus each peer's small free
+/// allowance), never the room of a full read ahead of their data.
+fn receive_budget_holds_under_many_large_partial_frames<P: TestChain>() {
+    let limit = 8 << 20;
+    let budget = ReceiveBudget::new(limit);
+    let t0 = Instant::now();
+    let mut crowd: Vec<Wire<P>> = (0..20).map(|_| budgeted::<P>(&budget, t0)).collect();
+    let frame = large_frame(&crowd[0], LARGE);
+    let mut starved = 0;
+    for w in &mut crowd {
+        let mut sent = 0;
+        pump(w, &frame, &mut sent, LARGE / 3);
+        // Never more room than half again what arrived.
+        assert!(
+            w.m.receive_held() <= (sent + sent / 2).max(UNBUDGETED),
+            "{sent} sent"
+        );
+        starved += usize::from(w.m.is_starved());
+        assert!(w.events().is_empty(), "no frame is complete");
+        assert!(budget.used() <= limit, "{} of {limit}", budget.used());
+    }
+    assert!(starved > 0, "the budget ran out: later peers were not read");
+    let total: usize = crowd.iter().map(|w| w.m.receive_held()).sum();
+    assert!(
+        total <= limit + crowd.len() * UNBUDGETED,
+        "{total} bytes held by {} peers",
+        crowd.len()
+    );
+    assert!(!crowd.iter().any(|w| w.m.is_closed()), "no one dropped yet");
+}
+
+/// Bytes a peer held are given back when it ends, closed or dropped, and a
+/// peer dropped to free the budget says why.
+fn receive_budget_is_given_back_when_peers_end<P: TestChain>() {
+    let budget = ReceiveBudget::new(4 << 20);
+    let t0 = Instant::now();
+    let mut a = budgeted::<P>(&budget, t0);
+    let mut b = budgeted::<P>(&budget, t0);
+    let frame = large_frame(&a, LARGE);
+    let (mut sa, mut sb) = (0, 0);
+    pump(&mut a, &frame, &mut sa, 1 << 20);
+    pump(&mut b, &frame, &mut sb, 1 << 20);
+    let both = budget.used();
+    assert!(both >= 2 * ((1 << 20) - UNBUDGETED), "{both}");
+    a.m.close(DisconnectReason::Requested);
+    assert!(budget.used() <= both / 2 + UNBUDGETED, "closing gives back");
+    drop(b);
+    assert_eq!(budget.used(), 0, "dropping gives back");
+}
+
+/// A crowd that fills the budget with stalled frames, then an honest peer
+/// with a large frame: it waits for the budget's patience, then the oldest
+/// stalled frames are dropped for it and its frame is delivered whole.
+fn receive_budget_serves_an_honest_large_frame<P: TestChain>() {
+    let limit = 6 << 20;
+    let budget = ReceiveBudget::new(limit);
+    let t0 = Instant::now();
+    let mut crowd: Vec<Wire<P>> = (0..8).map(|_| budgeted::<P>(&budget, t0)).collect();
+    let t0 = crowd.iter().map(|w| w.now).max().unwrap();
+    let frame = large_frame(&crowd[0], LARGE);
+    for (i, w) in crowd.iter_mut().enumerate() {
+        // The crowd's frames begin one after the other, a second apart.
+        w.now = t0 + Duration::from_secs(i as u64);
+        let mut sent = 0;
+        pump(w, &frame, &mut sent, LARGE - 1);
+    }
+    assert!(budget.free() < 1 << 20, "the crowd spent the budget");
+    let mut honest = budgeted::<P>(&budget, t0 + Duration::from_secs(10));
+    let start = honest.now;
+    let mut sent = 0;
+    let mut events = Vec::new();
+    let mut waited = false;
+    while sent < frame.len() {
+        let before = sent;
+        pump(&mut honest, &frame, &mut sent, frame.len());
+        events.extend(honest.events());
+        if sent == before {
+            assert!(honest.m.is_starved(), "waits for the budget, not for data");
+            waited = true;
+            honest.advance(ms(100));
+            // The crowd notices it was dropped when next it wakes.
+            for w in &mut crowd {
+                w.now = honest.now;
+                if w.m.poll_timeout().is_some_and(|t| t <= w.now) {
+                    w.m.handle_timeout(w.now);
+                }
+            }
+        }
+        assert!(!honest.m.is_closed(), "{:?}", honest.m.reason());
+        assert!(budget.used() <= limit + UNBUDGETED);
+    }
+    events.extend(honest.events());
+    assert!(
+        matches!(&events[..], [Event::Message { .. }]),
+        "the frame is delivered: {events:?}"
+    );
+    assert!(waited, "the crowd had spent the budget");
+    assert!(honest.now - start <= ms(1000), "served within a second");
+    // Room was made by dropping crowd frames, the oldest first: each learns
+    // it when next it wakes.
+    for w in &mut crowd {
+        w.now = honest.now;
+        if w.m.poll_timeout().is_some_and(|t| t <= w.now) {
+            w.m.handle_timeout(w.now);
+        }
+    }
+    let reasons: Vec<_> = crowd.iter().map(|w| w.m.reason().cloned()).collect();
+    assert!(
+        matches!(reasons[0], Some(DisconnectReason::ReceiveBudget(_))),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .flatten()
+            .all(|r| matches!(r, DisconnectReason::ReceiveBudget(_))),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(Option::is_none),
+        "not everyone: {reasons:?}"
+    );
+}
+
 // ---- helpers
 
 fn chain_of<P: TestChain>(blocks: u32) -> Chain<P> {
@@ -1105,6 +1289,8 @@ trait TestChain: Protocol + Serve + Sized {
     fn chain(spec: &Synthetic) -> Chain<Self>;
     fn get_headers_msg(chain: &Chain<Self>, start: u32) -> Self::Message;
     fn unknown() -> Self::Message;
+    /// A message of a command no layout is defined for, `len` bytes of payload.
+    fn unknown_of(len: usize) -> Self::Message;
 }
 
 impl TestChain for N3 {
@@ -1123,6 +1309,12 @@ impl TestChain for N3 {
             payload: vec![1, 2, 3].into(),
         }
     }
+    fn unknown_of(len: usize) -> n3::Message {
+        n3::Message::Unknown {
+            command: 0xEE,
+            payload: vec![7; len].into(),
+        }
+    }
 }
 
 impl TestChain for Legacy {
@@ -1139,6 +1331,12 @@ impl TestChain for Legacy {
         legacy::Message::Unknown {
             command: "xyzzy".into(),
             payload: vec![1, 2, 3].into(),
+        }
+    }
+    fn unknown_of(len: usize) -> legacy::Message {
+        legacy::Message::Unknown {
+            command: "xyzzy".into(),
+            payload: vec![7; len].into(),
         }
     }
 }

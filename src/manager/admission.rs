@@ -59,12 +59,7 @@ impl<P: Protocol> PeerManager<P> {
         }
         let ip = remote.map(|a| a.ip());
         if let Some(addr) = remote {
-            // An inbound peer comes from a port of its own choosing: its IP decides.
-            let banned = inner.book.is_banned(addr)
-                || (direction == Direction::Inbound && inner.book.is_ip_banned(addr.ip()));
-            if banned {
-                return Err(ManagerError::Banned(addr));
-            }
+            self.check_ban(addr, direction)?;
         }
         let mut reservation = self.reserve(direction, ip)?;
         let mut peer = (inner.make_peer)(Box::new(conn), direction, Arc::downgrade(inner));
@@ -160,6 +155,49 @@ impl<P: Protocol> PeerManager<P> {
             self.ask_addresses(id).await;
         }
         Ok(ManagedPeer::new(self.clone(), addr, peer))
+    }
+
+    /// Refuses `addr` if it is banned; an inbound peer comes from a port of
+    /// its own choosing, so for it its IP decides.
+    fn check_ban(&self, addr: SocketAddr, direction: Direction) -> Result<(), ManagerError> {
+        let book = &self.inner.book;
+        let banned = book.is_banned(addr)
+            || (direction == Direction::Inbound && book.is_ip_banned(addr.ip()));
+        if banned {
+            return Err(ManagerError::Banned(addr));
+        }
+        Ok(())
+    }
+
+    /// What the listener asks of a connection it has just accepted from
+    /// `remote`, before it spends anything on it (no task, no buffer, not a
+    /// byte written): refused if the manager is shutting down, the address
+    /// is banned, or the inbound or per-IP limit is reached. A connection
+    /// that passes is checked again, and its place held, as it is added.
+    pub(super) fn door(&self, remote: SocketAddr) -> Result<(), ManagerError> {
+        let inner = &self.inner;
+        if inner.is_shutting_down() {
+            return Err(ManagerError::Shutdown);
+        }
+        self.check_ban(remote, Direction::Inbound)?;
+        let reg = inner.lock();
+        let d = direction_index(Direction::Inbound);
+        let live = reg
+            .peers
+            .values()
+            .filter(|e| e.peer.direction() == Direction::Inbound)
+            .count();
+        if live + reg.handshaking[d] >= inner.config.max_inbound {
+            return Err(ManagerError::Limit("inbound peers"));
+        }
+        if reg
+            .per_ip
+            .get(&remote.ip())
+            .is_some_and(|n| *n >= inner.config.max_per_ip)
+        {
+            return Err(ManagerError::Limit("connections per IP"));
+        }
+        Ok(())
     }
 
     /// Checks the limits for a new connection and holds its place.

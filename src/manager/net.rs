@@ -68,6 +68,11 @@ impl<P: Protocol> PeerManager<P> {
 
     /// Listens on `addr` and adds every peer that connects (within the
     /// limits) until shutdown. Returns the address bound (useful with port 0).
+    ///
+    /// A connection from a banned IP (a peer of it broke a rule, see
+    /// [`Penalties`](super::Penalties)), or one over the inbound or per-IP
+    /// limit, is closed as soon as it is accepted, before any handshake:
+    /// not even our `version` is written, and no task is started for it.
     pub async fn listen(&self, addr: SocketAddr) -> Result<SocketAddr, ManagerError> {
         let listener = Async::<TcpListener>::bind(addr).map_err(|e| ManagerError::Connect {
             addr,
@@ -101,6 +106,13 @@ impl<P: Protocol> PeerManager<P> {
                         continue;
                     }
                 };
+                // Banned or over a limit: closed at once, before any
+                // handshake, costing nothing but the accept.
+                if let Err(e) = manager.door(remote) {
+                    tracing::debug!(%remote, error = %e, "inbound connection refused at accept");
+                    drop(conn);
+                    continue;
+                }
                 let _ = conn.get_ref().set_nodelay(true);
                 let local = conn.get_ref().local_addr().ok();
                 let m = manager.clone();

@@ -3,7 +3,9 @@
 use std::fmt;
 use std::time::Duration;
 
+use super::budget::ReceiveBudget;
 use crate::protocol::{Identity, Protocol};
+use crate::wire::PayloadLimits;
 
 /// Time allowed for the whole version/verack exchange.
 ///
@@ -132,6 +134,15 @@ pub struct LocalConfig<P: Protocol> {
     pub queues: Queues,
     /// [`HANDSHAKE_MAX_PAYLOAD`].
     pub handshake_max_payload: usize,
+    /// The configurable per-command caps of received and sent payloads
+    /// (block and transaction sizes, unknown commands); by default the
+    /// generation's ([`Protocol::PAYLOAD_LIMITS`]).
+    pub payload_limits: PayloadLimits,
+    /// The budget the partial frames of this peer draw on, shared with
+    /// every peer given a clone of this configuration (see
+    /// [`ReceiveBudget`]). [`LocalConfig::new`] makes a new one of
+    /// [`RECEIVE_BUDGET`](super::RECEIVE_BUDGET) bytes.
+    pub receive_budget: ReceiveBudget,
 }
 
 impl<P: Protocol> LocalConfig<P> {
@@ -143,6 +154,8 @@ impl<P: Protocol> LocalConfig<P> {
             timeouts: Timeouts::default(),
             queues: Queues::default(),
             handshake_max_payload: HANDSHAKE_MAX_PAYLOAD,
+            payload_limits: P::PAYLOAD_LIMITS,
+            receive_budget: ReceiveBudget::default(),
         }
     }
 
@@ -159,6 +172,8 @@ impl<P: Protocol> Clone for LocalConfig<P> {
             timeouts: self.timeouts,
             queues: self.queues,
             handshake_max_payload: self.handshake_max_payload,
+            payload_limits: self.payload_limits,
+            receive_budget: self.receive_budget.clone(),
         }
     }
 }
@@ -170,6 +185,8 @@ impl<P: Protocol> fmt::Debug for LocalConfig<P> {
             .field("timeouts", &self.timeouts)
             .field("queues", &self.queues)
             .field("handshake_max_payload", &self.handshake_max_payload)
+            .field("payload_limits", &self.payload_limits)
+            .field("receive_budget", &self.receive_budget)
             .finish()
     }
 }

@@ -14,7 +14,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Instant, SystemTime};
 
 use async_io::Timer;
-use event_listener::Event;
+use event_listener::{Event, EventListener};
 use futures_lite::FutureExt;
 use tracing::Instrument;
 
@@ -191,6 +191,7 @@ where
         flushed: true,
         handshake_end: None,
         connected: None,
+        budget_wait: None,
     };
     let handshaken = std::future::poll_fn(|cx| driver.poll(cx, true))
         .instrument(span.clone())
@@ -253,6 +254,9 @@ struct Driver<P: Protocol, C, H, E> {
     handshake_end: Option<u64>,
     /// Counts the peer as connected from the handshake to its end.
     connected: Option<telemetry::LivePeer>,
+    /// While the machine waits for room in the receive budget: told when
+    /// another peer gives bytes back.
+    budget_wait: Option<EventListener>,
 }
 
 impl<P: Protocol, C: Connection, H: Handler<P>, E: Executor> Driver<P, C, H, E> {
@@ -279,6 +283,8 @@ impl<P: Protocol, C: Connection, H: Handler<P>, E: Executor> Driver<P, C, H, E> 
                 st.waker = Some(cx.waker().clone());
             }
             let m = &mut st.machine;
+            // Woken if another peer drops this one to free the budget.
+            m.claim().register(cx.waker());
             if m.poll_timeout().is_some_and(|t| t <= now) {
                 m.handle_timeout(now);
             }
@@ -365,6 +371,26 @@ impl<P: Protocol, C: Connection, H: Handler<P>, E: Executor> Driver<P, C, H, E> 
                     .is_ready()
                 {
                     progress = true;
+                }
+                if m.is_starved() {
+                    // Not read: the remote waits in TCP until bytes are
+                    // given back (or the budget's patience runs out, below).
+                    match self.budget_wait.as_mut() {
+                        None => {
+                            // Listening first, then trying again, so that
+                            // bytes freed in between are not missed.
+                            self.budget_wait = Some(m.claim().budget().listen());
+                            progress = true;
+                        }
+                        Some(freed) => {
+                            if Pin::new(freed).poll(cx).is_ready() {
+                                self.budget_wait = None;
+                                progress = true;
+                            }
+                        }
+                    }
+                } else {
+                    self.budget_wait = None;
                 }
             }
             // Sleeping until the next deadline.

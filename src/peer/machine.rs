@@ -41,6 +41,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
+use super::budget::{Claim, UNBUDGETED};
 use super::handshake::{Handshake, Received, Step};
 use super::stall::{RequestId, StallDetector};
 use super::{DisconnectReason, LocalConfig, PeerError, Stats, Violation};
@@ -53,8 +54,11 @@ use crate::wire::{MAX_PAYLOAD, PingPayload};
 /// progress (small: an idle peer holds this much at most).
 pub const READ_CHUNK: usize = 1024;
 
-/// Most bytes of room offered per read: while a frame is incomplete the room
-/// doubles with what is already buffered, so a large frame takes few reads.
+/// Most bytes of room offered per read. While a frame is incomplete the room
+/// grows with what is already buffered (half of it), so a large frame takes
+/// few reads, but never past what the frame's header says it still needs: a
+/// remote that stalls mid-frame leaves us holding at most half again what it
+/// sent.
 pub const MAX_READ_CHUNK: usize = 1 << 20;
 
 /// Capacity above which an emptied buffer is given back rather than kept.
@@ -189,6 +193,16 @@ pub struct Machine<P: Protocol> {
     encoder: P::Codec,
     /// Received bytes not yet decoded.
     inbox: BytesMut,
+    /// Bytes of `inbox`'s buffer, from its start, that reads have filled
+    /// (with data or zeroed room): what it holds in memory.
+    held: usize,
+    /// This peer's share of the receive budget, charged with `held` beyond
+    /// [`UNBUDGETED`].
+    claim: Claim,
+    /// When the frame in progress began to arrive.
+    frame_since: Option<Instant>,
+    /// Since when reading has waited for room in the budget, and how much.
+    starved: Option<(Instant, usize)>,
     /// Whether `inbox` may hold a complete frame (false once decoding asked
     /// for more bytes).
     decodable: bool,
@@ -236,8 +250,11 @@ impl<P: Protocol> Machine<P> {
     pub fn new(config: Arc<LocalConfig<P>>, stats: Stats, now: Instant) -> Self {
         let mut decoder = P::codec(config.identity.network);
         P::set_max_payload(&mut decoder, config.handshake_max_payload);
+        P::set_limits(&mut decoder, config.payload_limits);
         let mut encoder = P::codec(config.identity.network);
         P::set_max_payload(&mut encoder, MAX_PAYLOAD);
+        P::set_limits(&mut encoder, config.payload_limits);
+        let claim = config.receive_budget.claim();
         let mut m = Machine {
             handshake: Handshake::new(config.identity.nonce, config.identity.network),
             handshake_deadline: now + config.timeouts.handshake,
@@ -256,6 +273,10 @@ impl<P: Protocol> Machine<P> {
             decoder,
             encoder,
             inbox: BytesMut::new(),
+            held: 0,
+            claim,
+            frame_since: None,
+            starved: None,
             decodable: false,
             outbox: BytesMut::new(),
             written: 0,
@@ -323,6 +344,23 @@ impl<P: Protocol> Machine<P> {
         self.written + self.outbox.len() as u64
     }
 
+    /// Whether the last read found no room in the receive budget (and was
+    /// not made): the driver should retry when the budget frees bytes (see
+    /// [`ReceiveBudget`](super::ReceiveBudget)).
+    pub fn is_starved(&self) -> bool {
+        self.starved.is_some()
+    }
+
+    /// Bytes the receive buffer holds in memory (data and zeroed room).
+    pub fn receive_held(&self) -> usize {
+        self.held
+    }
+
+    /// This peer's share of the receive budget.
+    pub(crate) fn claim(&self) -> &Claim {
+        &self.claim
+    }
+
     /// Whether the machine wants bytes from the remote: it is not closed,
     /// not held back by a busy handler, and every complete frame it had is
     /// decoded.
@@ -333,13 +371,19 @@ impl<P: Protocol> Machine<P> {
     // ---- inputs
 
     /// Takes bytes read from the remote at `now` (copied; see
-    /// [`receive_with`](Machine::receive_with) for reading in place).
+    /// [`receive_with`](Machine::receive_with) for reading in place). The
+    /// bytes are charged to the receive budget whatever it has left: they
+    /// are in memory already.
     pub fn handle_bytes(&mut self, now: Instant, data: &[u8]) {
-        let _ = now;
         if self.phase == Phase::Closed || data.is_empty() {
             return;
         }
+        if self.inbox.is_empty() {
+            self.frame_since = Some(now);
+        }
         self.inbox.extend_from_slice(data);
+        self.held = self.held.max(self.inbox.len());
+        self.settle();
         self.decodable = true;
     }
 
@@ -349,14 +393,44 @@ impl<P: Protocol> Machine<P> {
     /// that the connection failed: either ends the peer. While nothing is
     /// buffered and `read` is pending, the room is given back, so an idle
     /// peer holds no receive buffer.
+    ///
+    /// The room is what the frame in progress still needs, as its header
+    /// declares it, up to half again what is buffered (at least
+    /// [`READ_CHUNK`], at most [`MAX_READ_CHUNK`]); what the buffer holds
+    /// beyond [`UNBUDGETED`] is taken from the receive
+    /// budget first. When the budget has no room left, `read` is not called
+    /// (the remote waits in TCP) and `Poll::Pending` is returned:
+    /// [`is_starved`](Machine::is_starved) says so, and once the budget's
+    /// patience has passed [`handle_timeout`](Machine::handle_timeout) drops
+    /// the oldest partial frames of the budget to make room.
     pub fn receive_with(
         &mut self,
         now: Instant,
         read: impl FnOnce(&mut [u8]) -> Poll<io::Result<usize>>,
     ) -> Poll<io::Result<usize>> {
+        if self.claim.is_evicted() && self.phase != Phase::Closed {
+            self.close(DisconnectReason::ReceiveBudget(self.inbox.len()));
+        }
+        if self.phase == Phase::Closed {
+            return Poll::Ready(Ok(0));
+        }
         let start = self.inbox.len();
-        let room = start.clamp(READ_CHUNK, MAX_READ_CHUNK);
+        let wanted = self.room_wanted(start);
+        let lacking = (start + wanted)
+            .saturating_sub(UNBUDGETED)
+            .saturating_sub(self.claim.held());
+        let got = self.claim.take(lacking);
+        let room = wanted.saturating_sub(lacking - got);
+        if room == 0 {
+            // Only a frame beyond the free allowance can find no room.
+            if self.starved.is_none() {
+                self.starved = Some((now, lacking));
+            }
+            return Poll::Pending;
+        }
+        self.starved = None;
         self.inbox.resize(start + room, 0);
+        self.held = self.held.max(start + room);
         let polled = read(&mut self.inbox[start..]);
         let n = match &polled {
             Poll::Ready(Ok(n)) => (*n).min(room),
@@ -365,15 +439,40 @@ impl<P: Protocol> Machine<P> {
         self.inbox.truncate(start + n);
         if start == 0 && n == 0 {
             self.inbox = BytesMut::new();
+            self.held = 0;
+        } else if start == 0 {
+            self.frame_since = Some(now);
         }
+        self.settle();
         match &polled {
             Poll::Ready(Ok(0)) => self.close(DisconnectReason::RemoteClosed),
             Poll::Ready(Ok(_)) => self.decodable = true,
             Poll::Ready(Err(e)) => self.close(io_reason(e)),
             Poll::Pending => {}
         }
-        let _ = now;
         polled
+    }
+
+    /// The room the next read wants, with `start` bytes buffered.
+    fn room_wanted(&self, start: usize) -> usize {
+        let room = match P::frame_len(&self.inbox) {
+            Some(total) if total > start => (total - start)
+                .min((start / 2).max(READ_CHUNK))
+                .min(MAX_READ_CHUNK),
+            _ => READ_CHUNK,
+        };
+        // Reading past the frame costs nothing within the free allowance.
+        room.max(READ_CHUNK.min(UNBUDGETED.saturating_sub(start)))
+    }
+
+    /// Charges the receive budget with what the buffer holds now, and
+    /// records the age of the frame in progress.
+    fn settle(&mut self) {
+        if self.inbox.is_empty() {
+            self.frame_since = None;
+        }
+        self.claim.set(self.held.saturating_sub(UNBUDGETED));
+        self.claim.set_since(self.frame_since);
     }
 
     /// Queues `message` at `now`. `reach`, when known, is the height the
@@ -442,6 +541,26 @@ impl<P: Protocol> Machine<P> {
             let _ = until;
             self.hold = None;
         }
+        if self.claim.is_evicted() {
+            return self.close(DisconnectReason::ReceiveBudget(self.inbox.len()));
+        }
+        if let Some((since, lacking)) = self.starved {
+            let budget = self.claim.budget();
+            if now >= since + budget.patience() {
+                let dropped = self.claim.make_room(lacking);
+                tracing::debug!(
+                    dropped,
+                    lacking,
+                    "receive budget spent: oldest frames dropped"
+                );
+                if self.claim.is_evicted() || (dropped == 0 && budget.free() < lacking) {
+                    // Nobody else holds a frame to drop: this one cannot fit.
+                    return self.close(DisconnectReason::ReceiveBudget(self.inbox.len()));
+                }
+                // Retried at the next read; if still short, after another wait.
+                self.starved = Some((now, lacking));
+            }
+        }
         if self.phase == Phase::Handshaking {
             if now >= self.handshake_deadline {
                 return self.close(DisconnectReason::HandshakeTimeout);
@@ -506,6 +625,9 @@ impl<P: Protocol> Machine<P> {
         self.events.push_back(Event::Closed(reason.clone()));
         self.reason = Some(reason);
         self.inbox = BytesMut::new();
+        self.held = 0;
+        self.starved = None;
+        self.settle();
         self.outbox = BytesMut::new();
         self.decodable = false;
         self.write_stuck_since = None;
@@ -572,6 +694,13 @@ impl<P: Protocol> Machine<P> {
         if let Some(since) = self.write_stuck_since {
             at(since + timeouts.write);
         }
+        if let Some((since, _)) = self.starved {
+            at(since + self.claim.budget().patience());
+        }
+        if self.claim.is_evicted() {
+            // Due at once: any instant already passed will do.
+            at(self.last_message.min(self.last_queued));
+        }
         next
     }
 
@@ -585,12 +714,22 @@ impl<P: Protocol> Machine<P> {
             if !self.decodable || self.busy_since.is_some() || self.phase == Phase::Closed {
                 return None;
             }
-            match P::decode(&mut self.decoder, &mut self.inbox) {
+            let before = self.inbox.len();
+            let decoded = P::decode(&mut self.decoder, &mut self.inbox);
+            if self.inbox.len() < before {
+                // A frame left the buffer: what follows is the next frame's start.
+                self.held = self.held.saturating_sub(before - self.inbox.len());
+                self.frame_since = Some(now);
+                self.settle();
+            }
+            match decoded {
                 Ok(None) => {
                     self.decodable = false;
                     if self.inbox.is_empty() && self.inbox.capacity() > KEEP_CAPACITY {
                         // Give back the room a large frame took.
                         self.inbox = BytesMut::new();
+                        self.held = 0;
+                        self.settle();
                     }
                 }
                 Ok(Some(Decoded { message, wire_len })) => {

@@ -35,6 +35,7 @@
 //! The sans-I/O pieces the engine is built from are public too:
 //! [`handshake`], [`stall`], [`stats`].
 
+mod budget;
 mod config;
 mod engine;
 pub mod handler;
@@ -54,6 +55,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_lite::io::{AsyncRead, AsyncWrite};
 use thiserror::Error;
 
+pub use budget::{BUDGET_PATIENCE, RECEIVE_BUDGET, ReceiveBudget, UNBUDGETED};
 pub use config::{
     HANDLER_QUEUE_CAPACITY, HANDSHAKE_MAX_PAYLOAD, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, LocalConfig,
     MAILBOX_CAPACITY, MAX_PENDING_REQUESTS, PING_INTERVAL, Queues, STALL_CHECK_INTERVAL,
@@ -142,6 +144,10 @@ pub enum DisconnectReason {
     /// Another connection to the same node (same nonce) already exists.
     #[error("duplicate connection (nonce {0:#010x})")]
     Duplicate(u32),
+    /// The receive budget shared with other peers stayed spent, and this
+    /// peer's partial frame was among the oldest (see [`ReceiveBudget`]).
+    #[error("receive budget spent: dropped with one of the oldest partial frames ({0} bytes)")]
+    ReceiveBudget(usize),
 }
 
 impl DisconnectReason {
@@ -151,7 +157,7 @@ impl DisconnectReason {
     /// `handshake_timeout`, `protocol_violation`, `idle_timeout`, `stalled`,
     /// `write_timeout`, `bad_frame`, `encode_error`, `io_error`,
     /// `handler_panicked`, `handler_gone`, `misbehaviour`, `shutdown`,
-    /// `duplicate`), whatever the details the reason carries.
+    /// `duplicate`, `receive_budget`), whatever the details the reason carries.
     ///
     /// ```
     /// use std::time::Duration;
@@ -179,6 +185,7 @@ impl DisconnectReason {
             DisconnectReason::Misbehaviour(_) => "misbehaviour",
             DisconnectReason::Shutdown => "shutdown",
             DisconnectReason::Duplicate(_) => "duplicate",
+            DisconnectReason::ReceiveBudget(_) => "receive_budget",
         }
     }
 
@@ -197,6 +204,7 @@ impl DisconnectReason {
                 | DisconnectReason::WriteTimeout(_)
                 | DisconnectReason::Frame(_)
                 | DisconnectReason::Misbehaviour(_)
+                | DisconnectReason::ReceiveBudget(_)
         )
     }
 }

@@ -9,7 +9,7 @@ use super::{
     Decoded, GossipAddr, Identity, LegacyExtra, Protocol, RequestKind, Role, VersionFacts,
     unix_seconds,
 };
-use crate::wire::{FrameError, PingPayload, legacy};
+use crate::wire::{FrameError, PayloadLimits, PingPayload, legacy};
 
 /// NEO Legacy (2.x).
 #[derive(Debug, Clone, Copy, Default)]
@@ -24,6 +24,7 @@ impl Protocol for Legacy {
     type Version = legacy::VersionPayload;
     type Extra = LegacyExtra;
     type Codec = legacy::Codec;
+    const PAYLOAD_LIMITS: PayloadLimits = PayloadLimits::LEGACY;
 
     fn codec(network: u32) -> legacy::Codec {
         legacy::Codec::new(network)
@@ -31,6 +32,14 @@ impl Protocol for Legacy {
 
     fn set_max_payload(codec: &mut legacy::Codec, max: usize) {
         codec.set_max_payload(max);
+    }
+
+    fn set_limits(codec: &mut legacy::Codec, limits: PayloadLimits) {
+        codec.set_limits(limits);
+    }
+
+    fn frame_len(buf: &[u8]) -> Option<usize> {
+        legacy::Codec::frame_len(buf)
     }
 
     fn decode(

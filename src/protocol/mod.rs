@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
 
-use crate::wire::{FrameError, PingPayload};
+use crate::wire::{FrameError, PayloadLimits, PingPayload};
 
 /// A request that expects answers, as the stall detector tracks it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -133,11 +133,20 @@ pub trait Protocol: Sized + Clone + Debug + Send + Sync + 'static {
     type Version: Clone + Debug + Send + Sync + 'static;
     /// Framing state.
     type Codec: Send + Sync + 'static;
+    /// The default per-command caps of this generation's public networks
+    /// ([`PayloadLimits::N3`], [`PayloadLimits::LEGACY`]).
+    const PAYLOAD_LIMITS: PayloadLimits;
 
     /// A codec for `network`.
     fn codec(network: u32) -> Self::Codec;
     /// Caps received and sent payloads.
     fn set_max_payload(codec: &mut Self::Codec, max: usize);
+    /// Sets the configurable per-command caps.
+    fn set_limits(codec: &mut Self::Codec, limits: PayloadLimits);
+    /// The wire length of the frame at the front of `buf` as its header
+    /// declares it (`None` until the header is there); see
+    /// [`legacy::Codec::frame_len`](crate::wire::legacy::Codec::frame_len).
+    fn frame_len(buf: &[u8]) -> Option<usize>;
     /// Turns compression of sent payloads on or off (no-op where the
     /// generation has none).
     fn set_compression(_codec: &mut Self::Codec, _on: bool) {}

@@ -8,7 +8,7 @@ use super::contract::{self, Expected, Matcher, Obligation, Reply, ReplyKey, Sile
 use super::{
     Decoded, GossipAddr, Identity, N3Extra, Protocol, RequestKind, Role, VersionFacts, unix_seconds,
 };
-use crate::wire::{FrameError, PingPayload, n3};
+use crate::wire::{FrameError, PayloadLimits, PingPayload, n3};
 
 /// Neo N3.
 #[derive(Debug, Clone, Copy, Default)]
@@ -23,6 +23,7 @@ impl Protocol for N3 {
     type Version = n3::VersionPayload;
     type Extra = N3Extra;
     type Codec = n3::Codec;
+    const PAYLOAD_LIMITS: PayloadLimits = PayloadLimits::N3;
 
     fn codec(_network: u32) -> n3::Codec {
         n3::Codec::new()
@@ -30,6 +31,14 @@ impl Protocol for N3 {
 
     fn set_max_payload(codec: &mut n3::Codec, max: usize) {
         codec.set_max_payload(max);
+    }
+
+    fn set_limits(codec: &mut n3::Codec, limits: PayloadLimits) {
+        codec.set_limits(limits);
+    }
+
+    fn frame_len(buf: &[u8]) -> Option<usize> {
+        n3::Codec::frame_len(buf)
     }
 
     fn set_compression(codec: &mut n3::Codec, on: bool) {

@@ -191,6 +191,28 @@ impl Codec {
         Ok(())
     }
 
+    /// The length on the wire of the frame at the front of `buf` (header
+    /// and payload), as its header declares it: `None` until the 24-byte
+    /// header is there. Nothing is checked: this is for a reader that
+    /// already had [`Codec::decode_frame`] check the header and wants to
+    /// know how many bytes the frame still needs.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use neo_peer::wire::legacy::{Codec, Message, MAINNET_MAGIC};
+    ///
+    /// let codec = Codec::new(MAINNET_MAGIC);
+    /// let mut frame = BytesMut::new();
+    /// codec.encode(&Message::GetAddr, &mut frame).unwrap();
+    /// assert_eq!(Codec::frame_len(&frame[..23]), None);
+    /// assert_eq!(Codec::frame_len(&frame[..24]), Some(24));
+    /// ```
+    pub fn frame_len(buf: &[u8]) -> Option<usize> {
+        let header = buf.first_chunk::<HEADER_SIZE>()?;
+        let len = u32::from_le_bytes([header[16], header[17], header[18], header[19]]);
+        usize::try_from(len).ok()?.checked_add(HEADER_SIZE)
+    }
+
     /// Takes the next frame off `buf` without decoding its payload.
     ///
     /// Returns `Ok(None)`, consuming nothing, while the frame is incomplete.

@@ -637,6 +637,38 @@ impl Codec {
         self.compression = on;
     }
 
+    /// The length on the wire of the frame at the front of `buf` (flags,
+    /// command, length prefix and payload as sent), as its header declares
+    /// it: `None` until the header (up to its var-int length) is there.
+    /// Nothing is checked: this is for a reader that already had
+    /// [`Codec::decode_frame`] check the header and wants to know how many
+    /// bytes the frame still needs.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use neo_peer::wire::n3::{Codec, Message};
+    ///
+    /// let mut frame = BytesMut::new();
+    /// Codec::new().encode(&Message::GetAddr, &mut frame).unwrap();
+    /// assert_eq!(Codec::frame_len(&frame[..2]), None);
+    /// assert_eq!(Codec::frame_len(&frame), Some(3));
+    /// ```
+    pub fn frame_len(buf: &[u8]) -> Option<usize> {
+        let (prefix, len) = match *buf.get(2)? {
+            0xFD => (
+                3,
+                u64::from(u16::from_le_bytes(*buf.get(3..)?.first_chunk()?)),
+            ),
+            0xFE => (
+                5,
+                u64::from(u32::from_le_bytes(*buf.get(3..)?.first_chunk()?)),
+            ),
+            0xFF => (9, u64::from_le_bytes(*buf.get(3..)?.first_chunk()?)),
+            b => (1, u64::from(b)),
+        };
+        usize::try_from(len).ok()?.checked_add(2 + prefix)
+    }
+
     /// Takes one frame off the front of `buf`: `Ok(None)` (nothing consumed)
     /// while it is incomplete.
     pub fn decode_frame(&mut self, buf: &mut BytesMut) -> Result<Option<RawFrame>, FrameError> {

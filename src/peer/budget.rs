@@ -1,0 +1,419 @@
+//! The receive budget: how much memory the partial frames of many peers may
+//! hold together (see [`ReceiveBudget`]).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use atomic_waker::AtomicWaker;
+use event_listener::{Event, EventListener};
+
+use super::machine::READ_CHUNK;
+
+/// Default receive budget: 64 MiB for the partial frames of all the peers
+/// of a node together.
+///
+/// The largest frame either generation allows is 32 MiB (a NEO Legacy block
+/// may take all of it), so two such frames fit at once, or 32 N3 blocks of
+/// the 2 MiB the public network allows; a node that downloads more at once
+/// than that should raise it. A hostile crowd that declares large frames
+/// and stalls gets 64 MiB between all of its connections, not 64 MiB each.
+pub const RECEIVE_BUDGET: usize = 64 << 20;
+
+/// How long a peer waits for room in a spent budget before the oldest
+/// partial frames are dropped to make room for it.
+///
+/// Long enough that a budget spent by honest traffic (blocks arriving from
+/// many peers at once) drains on its own at any usable link speed, short
+/// enough that an honest peer behind a crowd of stalled frames is served
+/// within about a second.
+pub const BUDGET_PATIENCE: Duration = Duration::from_millis(500);
+
+/// Bytes of receive buffer each peer may hold without drawing on the
+/// budget: a few reads' worth, so that small messages (requests, `inv`,
+/// `ping`, the handshake) never wait for it.
+pub const UNBUDGETED: usize = 4 * READ_CHUNK;
+
+/// The bit of a claim's state that says it was dropped to free the budget;
+/// the other bits are the bytes it holds.
+const EVICTED: usize = 1 << (usize::BITS - 1);
+
+/// A receive budget shared by many peers: how much memory their partial
+/// frames may hold together.
+///
+/// Each peer may buffer [`UNBUDGETED`] bytes of its own (enough for every
+/// small message); whatever a frame in progress holds beyond that is drawn
+/// from the budget of its [`LocalConfig::receive_budget`](super::LocalConfig::receive_budget).
+/// Cloning a budget gives another handle to the same budget, and cloning a
+/// [`LocalConfig`](super::LocalConfig) clones the handle: the peers a
+/// [`PeerManager`](crate::manager::PeerManager) starts all get a clone of
+/// its [`ManagerConfig::local`](crate::manager::ManagerConfig::local), and
+/// `neo-peer serve` clones one configuration for every connection, so all
+/// of their peers share one budget. Give the same budget to peers of
+/// different managers (or to peers started by hand) to bound them together;
+/// give a peer a budget of its own (`ReceiveBudget::new`) to keep it apart.
+///
+/// The rules, which the peer [`Machine`](super::Machine) applies:
+///
+/// - a read never offers room beyond what the frame in progress still
+///   needs (as its header declares it), nor beyond half again what it has
+///   buffered: a remote that stalls mid-frame leaves at most 1.5 times what
+///   it sent (not a full read's room ahead of its data);
+/// - that room is taken from the budget before the read; when none is left
+///   the peer is not read at all
+///   ([`Machine::is_starved`](super::Machine::is_starved)), so its TCP
+///   window fills and the remote waits; it is read again as soon as any
+///   peer gives bytes back;
+/// - a peer that has waited for room for the budget's patience
+///   ([`BUDGET_PATIENCE`] by default) drops the other peers holding the
+///   oldest partial frames, oldest first (the frame in progress the longest
+///   is the one its sender is slowest to finish, and a stalled frame only
+///   grows older), until what it needs is free; each ends with
+///   [`DisconnectReason::ReceiveBudget`](super::DisconnectReason::ReceiveBudget).
+///   If no other peer holds a frame, its own frame cannot fit in the
+///   budget and it is the one dropped;
+/// - bytes are charged when they are reserved (the room of a read is
+///   zero-filled, so it is resident memory) and given back when the frame
+///   is decoded or the peer ends (closed or dropped).
+///
+/// So the receive buffers of all the peers hold at most the budget plus
+/// [`UNBUDGETED`] per peer, however many of them stall mid-frame, and a
+/// peer sending a legitimate large frame is served: it waits at most the
+/// patience, then room is made for it at the expense of the oldest frames.
+/// The budget should be at least the largest frame the peers may receive
+/// ([`PayloadLimits::block`](crate::wire::PayloadLimits::block)).
+///
+/// ```
+/// use neo_peer::peer::{LocalConfig, ReceiveBudget};
+/// use neo_peer::protocol::N3;
+/// use neo_peer::wire::n3::PRIVNET_MAGIC;
+///
+/// let budget = ReceiveBudget::new(16 << 20);
+/// let mut a = LocalConfig::<N3>::new(PRIVNET_MAGIC);
+/// a.receive_budget = budget.clone();
+/// let mut b = LocalConfig::<N3>::new(PRIVNET_MAGIC);
+/// b.receive_budget = budget.clone();
+/// assert_eq!(budget.used(), 0);
+/// assert_eq!(budget.limit(), 16 << 20);
+/// ```
+#[derive(Clone)]
+pub struct ReceiveBudget {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    limit: usize,
+    patience: Duration,
+    /// Bytes charged to claims: the sum of their states' byte counts.
+    used: AtomicUsize,
+    /// The instant frame ages are counted from.
+    epoch: Instant,
+    /// Every live claim, by number (one per peer: bounded by the peers).
+    claims: Mutex<HashMap<u64, Arc<Holder>>>,
+    next: AtomicU64,
+    /// Told when bytes are given back, so that peers waiting for room retry.
+    freed: Event,
+}
+
+/// One peer's share of the budget.
+struct Holder {
+    /// Bytes charged, and [`EVICTED`].
+    state: AtomicUsize,
+    /// When its partial frame began: nanoseconds since the epoch, plus one
+    /// (0: no frame in progress).
+    since: AtomicU64,
+    /// The peer's driver, woken when the peer is dropped to free the budget.
+    waker: AtomicWaker,
+}
+
+impl Default for ReceiveBudget {
+    fn default() -> Self {
+        ReceiveBudget::new(RECEIVE_BUDGET)
+    }
+}
+
+impl std::fmt::Debug for ReceiveBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReceiveBudget")
+            .field("limit", &self.inner.limit)
+            .field("used", &self.used())
+            .field("patience", &self.inner.patience)
+            .finish()
+    }
+}
+
+impl ReceiveBudget {
+    /// A budget of `limit` bytes, with the default patience ([`BUDGET_PATIENCE`]).
+    pub fn new(limit: usize) -> Self {
+        ReceiveBudget::with_patience(limit, BUDGET_PATIENCE)
+    }
+
+    /// A budget of `limit` bytes whose waiting peers make room after `patience`.
+    pub fn with_patience(limit: usize, patience: Duration) -> Self {
+        ReceiveBudget {
+            inner: Arc::new(Inner {
+                limit: limit.min(EVICTED - 1),
+                patience,
+                used: AtomicUsize::new(0),
+                epoch: Instant::now(),
+                claims: Mutex::new(HashMap::new()),
+                next: AtomicU64::new(0),
+                freed: Event::new(),
+            }),
+        }
+    }
+
+    /// The most bytes the peers sharing it may hold beyond their own [`UNBUDGETED`].
+    pub fn limit(&self) -> usize {
+        self.inner.limit
+    }
+
+    /// How long a peer waits for room before the oldest frames are dropped.
+    pub fn patience(&self) -> Duration {
+        self.inner.patience
+    }
+
+    /// Bytes held now.
+    pub fn used(&self) -> usize {
+        self.inner.used.load(Ordering::Acquire)
+    }
+
+    /// Bytes free now.
+    pub fn free(&self) -> usize {
+        self.inner.limit.saturating_sub(self.used())
+    }
+
+    /// Whether `self` and `other` are handles to the same budget.
+    pub fn same(&self, other: &ReceiveBudget) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// A new share, for one peer.
+    pub(crate) fn claim(&self) -> Claim {
+        let id = self.inner.next.fetch_add(1, Ordering::Relaxed);
+        let holder = Arc::new(Holder {
+            state: AtomicUsize::new(0),
+            since: AtomicU64::new(0),
+            waker: AtomicWaker::new(),
+        });
+        self.inner.lock().insert(id, holder.clone());
+        Claim {
+            budget: self.clone(),
+            id,
+            holder,
+        }
+    }
+
+    /// A listener told when bytes are given back.
+    pub(crate) fn listen(&self) -> EventListener {
+        self.inner.freed.listen()
+    }
+
+    /// Drops the claims other than `except` with the oldest partial frames
+    /// until `need` bytes are free or no other claim holds a frame; returns
+    /// how many it dropped.
+    fn evict_oldest(&self, need: usize, except: u64) -> usize {
+        let inner = &self.inner;
+        let free = |inner: &Inner| {
+            inner
+                .limit
+                .saturating_sub(inner.used.load(Ordering::Acquire))
+        };
+        if free(inner) >= need {
+            return 0;
+        }
+        let mut holders: Vec<(u64, Arc<Holder>)> = inner
+            .lock()
+            .iter()
+            .filter(|(id, _)| **id != except)
+            .map(|(_, h)| h)
+            .filter_map(|h| {
+                let since = h.since.load(Ordering::Acquire);
+                let state = h.state.load(Ordering::Acquire);
+                (since != 0 && state & EVICTED == 0 && state > 0).then(|| (since, h.clone()))
+            })
+            .collect();
+        holders.sort_unstable_by_key(|(since, _)| *since);
+        let mut dropped = 0;
+        for (_, holder) in holders {
+            if free(inner) >= need {
+                break;
+            }
+            let taken = holder
+                .state
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                    (s & EVICTED == 0).then_some(EVICTED)
+                });
+            if let Ok(held) = taken {
+                inner.used.fetch_sub(held, Ordering::AcqRel);
+                holder.waker.wake();
+                dropped += 1;
+            }
+        }
+        if dropped > 0 {
+            inner.freed.notify(usize::MAX);
+        }
+        dropped
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        let n = at.saturating_duration_since(self.inner.epoch).as_nanos();
+        u64::try_from(n).unwrap_or(u64::MAX - 1) + 1
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Holder>>> {
+        // The map is never left half-updated: a poisoned lock is taken over.
+        self.claims.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One peer's share of a [`ReceiveBudget`]: the bytes it holds, the age of
+/// its frame in progress, and whether it was dropped to free the budget.
+/// Dropping it gives its bytes back.
+pub(crate) struct Claim {
+    budget: ReceiveBudget,
+    id: u64,
+    holder: Arc<Holder>,
+}
+
+impl Claim {
+    /// The budget it is a share of.
+    pub(crate) fn budget(&self) -> &ReceiveBudget {
+        &self.budget
+    }
+
+    /// Bytes charged to it.
+    pub(crate) fn held(&self) -> usize {
+        self.holder.state.load(Ordering::Acquire) & !EVICTED
+    }
+
+    /// Whether it was dropped to free the budget.
+    pub(crate) fn is_evicted(&self) -> bool {
+        self.holder.state.load(Ordering::Acquire) & EVICTED != 0
+    }
+
+    /// Takes up to `want` more bytes, as many as the budget has left;
+    /// returns how many it took (none once evicted).
+    pub(crate) fn take(&self, want: usize) -> usize {
+        if want == 0 || self.is_evicted() {
+            return 0;
+        }
+        let limit = self.budget.inner.limit;
+        let used = &self.budget.inner.used;
+        let Ok(before) = used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+            (u < limit).then(|| u + want.min(limit - u))
+        }) else {
+            return 0;
+        };
+        let got = want.min(limit - before);
+        self.holder.state.fetch_add(got, Ordering::AcqRel);
+        got
+    }
+
+    /// Sets the bytes charged to `held`: gives back what it holds above it,
+    /// or charges what it lacks whatever the budget has left (for bytes
+    /// already in memory).
+    pub(crate) fn set(&self, held: usize) {
+        let held = held.min(EVICTED - 1);
+        let Ok(before) = self
+            .holder
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                Some((s & EVICTED) | held)
+            })
+        else {
+            return;
+        };
+        let before = before & !EVICTED;
+        let inner = &self.budget.inner;
+        if held > before {
+            inner.used.fetch_add(held - before, Ordering::AcqRel);
+        } else if held < before {
+            inner.used.fetch_sub(before - held, Ordering::AcqRel);
+            inner.freed.notify(usize::MAX);
+        }
+    }
+
+    /// Records when its frame in progress began (`None`: no frame in progress).
+    pub(crate) fn set_since(&self, since: Option<Instant>) {
+        let n = since.map_or(0, |at| self.budget.nanos(at));
+        self.holder.since.store(n, Ordering::Release);
+    }
+
+    /// Drops the oldest frames of the budget, other than this claim's, until
+    /// `need` bytes are free; returns how many claims were dropped.
+    pub(crate) fn make_room(&self, need: usize) -> usize {
+        self.budget.evict_oldest(need, self.id)
+    }
+
+    /// Wakes `waker` when this claim is dropped to free the budget.
+    pub(crate) fn register(&self, waker: &Waker) {
+        self.holder.waker.register(waker);
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.set(0);
+        self.budget.inner.lock().remove(&self.id);
+    }
+}
+
+impl std::fmt::Debug for Claim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Claim")
+            .field("held", &self.held())
+            .field("evicted", &self.is_evicted())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn takes_only_what_is_left_and_gives_back() {
+        let budget = ReceiveBudget::new(100);
+        let (a, b) = (budget.claim(), budget.claim());
+        assert_eq!(a.take(60), 60);
+        assert_eq!(b.take(60), 40);
+        assert_eq!(b.take(1), 0);
+        assert_eq!(budget.used(), 100);
+        a.set(10);
+        assert_eq!(budget.used(), 50);
+        drop(b);
+        assert_eq!(budget.used(), 10);
+        // Bytes already in memory are charged whatever is left.
+        a.set(150);
+        assert_eq!(budget.used(), 150);
+        assert_eq!(a.take(1), 0);
+    }
+
+    #[test]
+    fn the_oldest_frames_go_first_and_only_as_many_as_needed() {
+        let budget = ReceiveBudget::new(300);
+        let t0 = Instant::now();
+        let claims: Vec<Claim> = (0..3).map(|_| budget.claim()).collect();
+        for (i, c) in claims.iter().enumerate() {
+            assert_eq!(c.take(100), 100);
+            // The last claim's frame is the oldest.
+            c.set_since(Some(t0 + Duration::from_secs(10 - i as u64)));
+        }
+        let newcomer = budget.claim();
+        assert_eq!(newcomer.make_room(150), 2);
+        assert!(claims[2].is_evicted() && claims[1].is_evicted());
+        assert!(!claims[0].is_evicted());
+        assert_eq!(budget.used(), 100);
+        assert_eq!(claims[2].take(1), 0, "an evicted claim takes nothing");
+        // Nothing to do when enough is free.
+        assert_eq!(newcomer.make_room(200), 0);
+        drop(claims);
+        assert_eq!(budget.used(), 0);
+        assert_eq!(budget.inner.lock().len(), 1);
+    }
+}
