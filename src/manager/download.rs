@@ -35,9 +35,10 @@
 //!   block that fails is never handed out: its peer is reported
 //!   ([`Ready::Fault`], [`Arrival::Bad`]) and its heights fetched elsewhere.
 //!
-//! A driver turns [`Request`]s into `getblockbyindex` (N3) or `getdata`
-//! (Legacy) requests, whose answers the peer matches by the request
-//! contract, and feeds the blocks back.
+//! The driver, [`download`], turns [`Request`]s into `getblockbyindex`
+//! (N3) or `getdata` (Legacy) requests to the manager's peers, whose
+//! answers each peer matches by the request contract, and feeds the blocks
+//! back.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -46,6 +47,9 @@ use std::time::{Duration, Instant};
 use super::PeerId;
 use super::routing::{self, Candidate};
 use crate::wire::{Encode, UInt256, legacy, n3};
+
+mod driver;
+pub use driver::{BlockSource, DownloadError, DownloadOutcome, download};
 
 /// Heights ahead of the next block to hand out that may be asked for.
 pub const WINDOW: u32 = 512;
@@ -387,10 +391,9 @@ impl<B: Fetched> Schedule<B> {
     }
 
     /// A peer that can serve heights up to `height` (added, or its height
-    /// updated).
+    /// updated: a peer found to have less than it claimed is lowered).
     pub fn set_peer(&mut self, peer: PeerId, height: u32) {
-        let slot = self.peers.entry(peer).or_default();
-        slot.height = slot.height.max(height);
+        self.peers.entry(peer).or_default().height = height;
     }
 
     /// A peer that is gone: its requests are abandoned (returned, for the
