@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use neo_peer::book::{AddressBook, BookConfig, now_ms};
 use neo_peer::chain::{Chain, ChainServer, Serve, Synthetic};
 use neo_peer::executor::SmolGlobal;
+use neo_peer::manager::download::{BlockSource, DownloadOutcome, ScheduleConfig, download};
 use neo_peer::manager::sync::{SyncOptions, SyncOutcome, sync_legacy, sync_n3};
 use neo_peer::manager::{ManagerConfig, ManagerEvent, PeerManager};
 use neo_peer::peer::{CommandStats, Direction, IgnoreAll, LocalConfig, StatsSnapshot};
@@ -54,6 +55,10 @@ pub struct SyncArgs {
     /// Legacy: the genesis hash to start from (built in for mainnet and testnet).
     #[arg(long, value_name = "0xHASH")]
     genesis: Option<UInt256>,
+    /// After the headers, fetch the full blocks too, from every peer at
+    /// once, each checked against its header (keeps 32 bytes a header).
+    #[arg(long)]
+    blocks: bool,
     /// Report events (peers, progress, the result, each peer's share and
     /// each command's totals) as JSON, one object per line on standard output.
     #[arg(long)]
@@ -115,14 +120,17 @@ pub struct CrawlArgs {
 }
 
 /// What the command line needs from each generation.
-trait Cli: Serve + Sized {
+trait Cli: Serve + BlockSource + Sized {
     /// A synthetic chain.
     fn synthetic(s: &Synthetic) -> Chain<Self>;
-    /// Syncs through `manager` up to index `target` (or the best height).
+    /// Syncs through `manager` up to index `target` (or the best height);
+    /// with `hashes`, pushes the hash of every header there, by height from
+    /// genesis.
     async fn sync(
         manager: &PeerManager<Self>,
         genesis: UInt256,
         target: Option<u32>,
+        hashes: Option<&mut Vec<UInt256>>,
         progress: impl FnMut(u64, u64),
     ) -> Result<SyncOutcome, String>;
 }
@@ -136,13 +144,19 @@ impl Cli for N3 {
         manager: &PeerManager<N3>,
         _genesis: UInt256,
         target: Option<u32>,
+        mut hashes: Option<&mut Vec<UInt256>>,
         progress: impl FnMut(u64, u64),
     ) -> Result<SyncOutcome, String> {
         let options = SyncOptions {
             target,
             ..SyncOptions::default()
         };
-        sync_n3(manager, 0, &options, |_| {}, progress)
+        let keep = |headers: &[neo_peer::wire::n3::Header]| {
+            if let Some(h) = hashes.as_deref_mut() {
+                h.extend(headers.iter().map(|h| h.hash()));
+            }
+        };
+        sync_n3(manager, 0, &options, keep, progress)
             .await
             .map_err(|e| e.to_string())
     }
@@ -157,13 +171,22 @@ impl Cli for Legacy {
         manager: &PeerManager<Legacy>,
         genesis: UInt256,
         target: Option<u32>,
+        mut hashes: Option<&mut Vec<UInt256>>,
         progress: impl FnMut(u64, u64),
     ) -> Result<SyncOutcome, String> {
         let options = SyncOptions {
             target,
             ..SyncOptions::default()
         };
-        sync_legacy(manager, genesis, 0, &options, |_| {}, progress)
+        if let Some(h) = hashes.as_deref_mut() {
+            h.push(genesis);
+        }
+        let keep = |headers: &[legacy::Header]| {
+            if let Some(h) = hashes.as_deref_mut() {
+                h.extend(headers.iter().map(|h| h.hash()));
+            }
+        };
+        sync_legacy(manager, genesis, 0, &options, keep, progress)
             .await
             .map_err(|e| e.to_string())
     }
@@ -383,18 +406,90 @@ fn run_sync<P: Cli>(
             bootstrap(manager.book(), args.seeds.as_deref(), port, out).await?;
             gather(&manager, &args.connect, args.max_peers).await?;
             let mut progress = out.progress("headers");
-            let synced = P::sync(&manager, genesis, target, |have, want| {
+            let mut hashes = Vec::new();
+            let keep = args.blocks.then_some(&mut hashes);
+            let synced = P::sync(&manager, genesis, target, keep, |have, want| {
                 progress.show(have, want)
             })
             .await?;
             progress.finish();
             out.outcome("synced", synced_fields(&synced), || synced_line(&synced));
+            if args.blocks {
+                let blocks = fetch_blocks(&manager, hashes, out).await?;
+                out.outcome("synced_blocks", blocks_fields(&blocks), || {
+                    blocks_line(&blocks)
+                });
+            }
             report_peers(&manager, out);
             Ok(())
         })
         .await;
         manager.shutdown().await;
         result
+    })
+}
+
+/// Downloads the blocks of heights 1 to the last of `hashes` (the header
+/// hashes by height from genesis), each checked against its header.
+async fn fetch_blocks<P: Cli>(
+    manager: &PeerManager<P>,
+    hashes: Vec<UInt256>,
+    out: Out,
+) -> Result<DownloadOutcome, String> {
+    let Some(tip) = hashes.len().checked_sub(1) else {
+        return Err("no headers to fetch the blocks of".into());
+    };
+    let tip = u32::try_from(tip).map_err(|_| "too many headers".to_string())?;
+    let genesis = hashes[0];
+    let mut progress = out.progress("blocks");
+    let mut have = 0u64;
+    let outcome = download(
+        manager,
+        ScheduleConfig::default(),
+        1,
+        Some(tip),
+        Some(genesis),
+        move |i| hashes.get(i as usize).copied(),
+        |_block, _from| {
+            have += 1;
+            progress.show(have, u64::from(tip));
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    progress.finish();
+    Ok(outcome)
+}
+
+/// Blocks a second over a whole download.
+fn block_rate(d: &DownloadOutcome) -> f64 {
+    d.count as f64 / d.elapsed.as_secs_f64().max(1e-9)
+}
+
+/// `synced N blocks, tip INDEX 0x<hash> in T (B blocks/s)`.
+fn blocks_line(d: &DownloadOutcome) -> String {
+    format!(
+        "synced {} blocks, tip {} {} in {:.2?} ({:.0} blocks/s)",
+        d.count,
+        d.tip_index.unwrap_or(0),
+        d.tip_hash.unwrap_or(UInt256::ZERO),
+        d.elapsed,
+        block_rate(d)
+    )
+}
+
+/// What `synced_blocks` reports with `--json`.
+fn blocks_fields(d: &DownloadOutcome) -> Value {
+    let secs = d.elapsed.as_secs_f64();
+    json!({
+        "blocks": d.count,
+        "bytes": d.bytes,
+        "tip_index": d.tip_index,
+        "tip_hash": d.tip_hash.map(|h| h.to_string()),
+        "seconds": secs,
+        "blocks_per_second": block_rate(d).round(),
+        "megabytes_per_second": (d.bytes as f64 / secs.max(1e-9) / 1e4).round() / 100.0,
+        "faults": d.faults,
     })
 }
 
@@ -615,7 +710,7 @@ fn run_demo<P: Cli>(args: &DemoArgs, dir: &Path, synthetic: &Synthetic) -> Resul
             gather(&manager, &[], args.nodes).await?;
             eprintln!("connected to {} peers", manager.len());
             let mut progress = Out::Human.progress("headers");
-            let out = P::sync(&manager, genesis, None, |have, want| {
+            let out = P::sync(&manager, genesis, None, None, |have, want| {
                 progress.show(have, want)
             })
             .await?;

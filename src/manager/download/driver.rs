@@ -20,16 +20,16 @@ const REFRESH: Duration = Duration::from_millis(100);
 /// A protocol whose blocks the pipeline can fetch.
 pub trait BlockSource: Protocol {
     /// Its block.
-    type Block: Fetched;
+    type FetchedBlock: Fetched;
     /// The request for the heights of `request`; `None` when it cannot be
     /// made (Legacy asks by hash and needs every hash).
     fn ask(request: &Request) -> Option<Self::Message>;
     /// The block an answer carries, if it is one.
-    fn block(answer: Self::Message) -> Option<Self::Block>;
+    fn block(answer: Self::Message) -> Option<Self::FetchedBlock>;
 }
 
 impl BlockSource for N3 {
-    type Block = n3::Block;
+    type FetchedBlock = n3::Block;
     fn ask(request: &Request) -> Option<n3::Message> {
         Some(n3::Message::GetBlockByIndex(n3::GetBlockByIndexPayload {
             index_start: request.start,
@@ -45,7 +45,7 @@ impl BlockSource for N3 {
 }
 
 impl BlockSource for Legacy {
-    type Block = legacy::Block;
+    type FetchedBlock = legacy::Block;
     fn ask(request: &Request) -> Option<legacy::Message> {
         let hashes = request.hashes.iter().copied().collect::<Option<Vec<_>>>()?;
         Some(legacy::Message::GetData(legacy::InvPayload {
@@ -122,11 +122,11 @@ pub async fn download<P: BlockSource>(
     target: Option<u32>,
     after: Option<UInt256>,
     expected: impl Fn(u32) -> Option<UInt256> + Send + Sync + 'static,
-    mut on_block: impl FnMut(P::Block, PeerId),
+    mut on_block: impl FnMut(P::FetchedBlock, PeerId),
 ) -> Result<DownloadOutcome, DownloadError> {
     let started = Instant::now();
     let target = target.unwrap_or_else(|| manager.best_height());
-    let mut schedule: Schedule<P::Block> =
+    let mut schedule: Schedule<P::FetchedBlock> =
         Schedule::new(config, from, Some(target), after, expected);
     type Answer<M> = (RequestId, Result<Vec<M>, ManagerError>);
     let (tx, rx) = async_channel::unbounded::<Answer<P::Message>>();
