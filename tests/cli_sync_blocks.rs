@@ -4,8 +4,15 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 
-use neo_peer::chain::{LegacyChain, N3Chain, Synthetic};
+use neo_peer::book::{AddressBook, BookConfig};
+use neo_peer::chain::{Chain, ChainServer, LegacyChain, N3Chain, Synthetic};
+use neo_peer::executor::SmolGlobal;
+use neo_peer::manager::{ManagerConfig, PeerManager};
+use neo_peer::peer::LocalConfig;
+use neo_peer::protocol::{N3, Protocol};
+use neo_peer::wire::n3;
 
 const BLOCKS: u32 = 1500;
 
@@ -132,4 +139,80 @@ fn legacy_sync_blocks_fetches_every_block_by_hash() {
         blocks_line(&out),
         (u64::from(BLOCKS), BLOCKS, chain.tip_hash().to_string())
     );
+}
+
+/// `sync --blocks --follow` against an in-process node whose chain grows:
+/// after the `synced` lines, one `block` line per new block, once, in
+/// order, while the process keeps running.
+#[test]
+fn n3_sync_follow_prints_each_new_block_once() {
+    let full = N3Chain::synthetic(&Synthetic {
+        blocks: 60,
+        with_bodies: true,
+        ..synthetic()
+    });
+    let served = Arc::new(Chain::<N3>::from_blocks(full.blocks().take(31).cloned()).unwrap());
+    let mut local = LocalConfig::<N3>::new(n3::PRIVNET_MAGIC);
+    let height = served.clone();
+    local.identity.current_height = Arc::new(move || height.height());
+    let book = AddressBook::in_memory(BookConfig {
+        protocol: N3::NAME,
+        network: n3::PRIVNET_MAGIC,
+        ..BookConfig::default()
+    });
+    let server = PeerManager::new(
+        ManagerConfig::new(local),
+        book,
+        ChainServer::new(served.clone()),
+        SmolGlobal,
+    )
+    .unwrap();
+    let addr = smol::block_on(server.listen("127.0.0.1:0".parse().unwrap())).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_neo-peer"))
+        .args([
+            "sync",
+            "--connect",
+            &addr.to_string(),
+            "--blocks",
+            "--follow",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = Server(child);
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let mut next = |what: &str| {
+        lines
+            .next()
+            .unwrap_or_else(|| panic!("the output ended before {what}"))
+            .unwrap()
+    };
+    assert!(next("the headers").starts_with("synced 31 headers, tip 30 "));
+    assert!(next("the blocks").starts_with("synced 30 blocks, tip 30 "));
+    // The first new blocks; the tables come before the first block line.
+    for b in full.blocks().skip(31).take(15) {
+        served.push_block(b.clone()).unwrap();
+    }
+    let mut line = next("the tables");
+    // (The statistics table has a `block` row too.)
+    while !(line.starts_with("block ") && line.as_bytes().get(6).is_some_and(u8::is_ascii_digit)) {
+        line = next("the first new block");
+    }
+    for index in 31..=60u32 {
+        let hash = full.hash(index).unwrap();
+        let want = format!("block {index} {hash} txs 1 from {addr}");
+        assert_eq!(line, want);
+        if index == 45 {
+            for b in full.blocks().skip(46) {
+                served.push_block(b.clone()).unwrap();
+            }
+        }
+        if index < 60 {
+            line = next("the next block");
+        }
+    }
+    assert!(child.0.try_wait().unwrap().is_none(), "still following");
+    drop(child);
+    smol::block_on(server.shutdown());
 }

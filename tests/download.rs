@@ -4,12 +4,13 @@
 //! headers.
 
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use neo_peer::book::{AddressBook, BookConfig};
 use neo_peer::chain::{Chain, ChainServer, Serve, Synthetic};
-use neo_peer::manager::download::{Fetched, ScheduleConfig, download};
+use neo_peer::manager::download::{Fetched, ScheduleConfig, download, follow};
 use neo_peer::manager::{ManagerConfig, PeerManager};
 use neo_peer::peer::{IgnoreAll, LocalConfig};
 use neo_peer::protocol::{Legacy, N3, Protocol};
@@ -179,4 +180,74 @@ fn a_node_on_another_chain_is_dropped_and_the_download_completes() {
         2,
         Some(n3_chain(600, 7)),
     ));
+}
+
+/// A node whose chain grows while it is followed: each new block reaches
+/// the follower (through the heights in the pongs to its pings) once, in
+/// order; the node grows by ten blocks each time the follower has every
+/// block it has.
+fn following_a_growing_chain<R: Rt>(rt: R) {
+    rt.block_on(async {
+        let full = n3_chain(120, 0);
+        let start: Vec<_> = full.blocks().take(51).cloned().collect();
+        let served = Arc::new(Chain::<N3>::from_blocks(start).unwrap());
+        let mut config = manager_config::<N3>(0);
+        let height = served.clone();
+        config.local.identity.current_height = Arc::new(move || height.height());
+        let server = PeerManager::new(
+            config,
+            book::<N3>(),
+            ChainServer::new(served.clone()),
+            rt.ex(),
+        )
+        .unwrap();
+        let addr = server.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let client =
+            PeerManager::<N3>::new(manager_config(0), book::<N3>(), IgnoreAll, rt.ex()).unwrap();
+        client.connect(addr).await.unwrap();
+        let mut got = Vec::new();
+        let outcome = follow(
+            &client,
+            ScheduleConfig::default(),
+            1,
+            Some(full.genesis_hash()),
+            |_| None,
+            Duration::from_millis(10),
+            |block, _| {
+                let index = block.index();
+                assert_eq!(Some(block.hash()), full.hash(index));
+                got.push(index);
+                if index == 120 {
+                    return ControlFlow::Break(());
+                }
+                if index == served.height() {
+                    for b in full.blocks().skip(index as usize + 1).take(10) {
+                        served.push_block(b.clone()).unwrap();
+                    }
+                }
+                ControlFlow::Continue(())
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            got,
+            (1..=120).collect::<Vec<_>>(),
+            "every block once, in order"
+        );
+        assert_eq!(outcome.tip_hash, Some(full.tip_hash()));
+        assert_eq!(client.len(), 1, "the node was never dropped");
+        client.shutdown().await;
+        server.shutdown().await;
+    });
+}
+
+#[test]
+fn following_a_growing_chain_smol() {
+    following_a_growing_chain(SmolRt);
+}
+
+#[test]
+fn following_a_growing_chain_async_std() {
+    following_a_growing_chain(AsyncStdRt);
 }

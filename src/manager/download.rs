@@ -49,7 +49,7 @@ use super::routing::{self, Candidate};
 use crate::wire::{Encode, UInt256, legacy, n3};
 
 mod driver;
-pub use driver::{BlockSource, DownloadError, DownloadOutcome, download};
+pub use driver::{BlockSource, DownloadError, DownloadOutcome, download, follow};
 
 /// Heights ahead of the next block to hand out that may be asked for.
 pub const WINDOW: u32 = 512;

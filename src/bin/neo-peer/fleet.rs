@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use neo_peer::book::{AddressBook, BookConfig, now_ms};
 use neo_peer::chain::{Chain, ChainServer, Serve, Synthetic};
 use neo_peer::executor::SmolGlobal;
-use neo_peer::manager::download::{BlockSource, DownloadOutcome, ScheduleConfig, download};
+use neo_peer::manager::download::{
+    BlockSource, DownloadOutcome, Fetched, ScheduleConfig, download, follow,
+};
 use neo_peer::manager::sync::{SyncOptions, SyncOutcome, sync_legacy, sync_n3};
 use neo_peer::manager::{ManagerConfig, ManagerEvent, PeerManager};
 use neo_peer::peer::{CommandStats, Direction, IgnoreAll, LocalConfig, StatsSnapshot};
@@ -59,6 +61,10 @@ pub struct SyncArgs {
     /// once, each checked against its header (keeps 32 bytes a header).
     #[arg(long)]
     blocks: bool,
+    /// After the blocks, keep following the tip (N3) until killed: one line
+    /// per new block, `block INDEX 0x<hash> txs N from PEER`.
+    #[arg(long, requires = "blocks")]
+    follow: bool,
     /// Report events (peers, progress, the result, each peer's share and
     /// each command's totals) as JSON, one object per line on standard output.
     #[arg(long)]
@@ -366,6 +372,7 @@ pub fn sync(args: SyncArgs) -> Result<(), String> {
             let config = manager_config(config(magic, &args.timeouts, 0, 0)?, args.max_peers);
             run_sync::<N3>(config, book, &args, UInt256::ZERO, target)
         }
+        Protocol::Legacy if args.follow => Err("--follow speaks N3 only for now".into()),
         Protocol::Legacy => {
             let genesis = match (args.genesis, magic) {
                 (Some(g), _) => g,
@@ -419,6 +426,10 @@ fn run_sync<P: Cli>(
                 out.outcome("synced_blocks", blocks_fields(&blocks), || {
                     blocks_line(&blocks)
                 });
+                if args.follow {
+                    report_peers(&manager, out);
+                    return follow_tip(&manager, &blocks, genesis, out).await;
+                }
             }
             report_peers(&manager, out);
             Ok(())
@@ -459,6 +470,50 @@ async fn fetch_blocks<P: Cli>(
     .map_err(|e| e.to_string())?;
     progress.finish();
     Ok(outcome)
+}
+
+/// How often a follower pings its peers for their heights.
+const FOLLOW_CHECK: Duration = Duration::from_millis(200);
+
+/// Follows the tip after `synced` until the process is killed, printing
+/// each new block once, in order.
+async fn follow_tip<P: Cli>(
+    manager: &PeerManager<P>,
+    synced: &DownloadOutcome,
+    genesis: UInt256,
+    out: Out,
+) -> Result<(), String> {
+    let from = synced.tip_index.map_or(1, |t| t + 1);
+    let after = synced.tip_hash.unwrap_or(genesis);
+    let outcome = follow(
+        manager,
+        ScheduleConfig::default(),
+        from,
+        Some(after),
+        |_| None,
+        FOLLOW_CHECK,
+        |block, from| {
+            let peer = manager
+                .peer(from)
+                .and_then(|p| p.addr())
+                .map_or_else(|| "?".to_string(), |a| a.to_string());
+            let (index, hash, txs) = (block.index(), block.hash(), block.tx_count());
+            out.outcome(
+                "block",
+                json!({
+                    "index": index,
+                    "hash": hash.to_string(),
+                    "txs": txs,
+                    "size": block.wire_size(),
+                    "peer": peer,
+                }),
+                || format!("block {index} {hash} txs {txs} from {peer}"),
+            );
+            std::ops::ControlFlow::Continue(())
+        },
+    )
+    .await;
+    outcome.map(drop).map_err(|e| e.to_string())
 }
 
 /// Blocks a second over a whole download.

@@ -2,6 +2,7 @@
 //! their answers come back to it, and its blocks go to the caller in order.
 
 use std::collections::HashSet;
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use async_io::Timer;
@@ -124,14 +125,77 @@ pub async fn download<P: BlockSource>(
     expected: impl Fn(u32) -> Option<UInt256> + Send + Sync + 'static,
     mut on_block: impl FnMut(P::FetchedBlock, PeerId),
 ) -> Result<DownloadOutcome, DownloadError> {
+    let target = Some(target.unwrap_or_else(|| manager.best_height()));
+    let on_block = |block, from| {
+        on_block(block, from);
+        ControlFlow::Continue(())
+    };
+    run(
+        manager, config, from, target, after, expected, None, on_block,
+    )
+    .await
+}
+
+/// Follows the chain from height `from` for as long as `on_block` says
+/// [`ControlFlow::Continue`]: every block the peers have, then each new one
+/// as they learn of it, handed to `on_block` once, strictly in order,
+/// checked as by [`download`] (`after`, `expected`).
+///
+/// The heights of the peers are what they say in `version`, `ping` and
+/// `pong` and what they serve; every `check` each live peer is pinged, and
+/// N3 peers answer with their height. A peer with nothing new is never
+/// asked for it, and never dropped for it. Legacy asks by hash: without the
+/// hash of a new height from `expected`, it ends with
+/// [`DownloadError::UnknownHash`].
+///
+/// Memory: as [`download`]; the pings sent are at most one per live peer
+/// each `check`, each ending by the peer's own deadline.
+#[allow(clippy::too_many_arguments)]
+pub async fn follow<P: BlockSource>(
+    manager: &PeerManager<P>,
+    config: ScheduleConfig,
+    from: u32,
+    after: Option<UInt256>,
+    expected: impl Fn(u32) -> Option<UInt256> + Send + Sync + 'static,
+    check: Duration,
+    on_block: impl FnMut(P::FetchedBlock, PeerId) -> ControlFlow<()>,
+) -> Result<DownloadOutcome, DownloadError> {
+    let check = check.max(Duration::from_millis(1));
+    run(
+        manager,
+        config,
+        from,
+        None,
+        after,
+        expected,
+        Some(check),
+        on_block,
+    )
+    .await
+}
+
+/// [`download`] up to `target`, or [`follow`] (`target` `None`) with the
+/// peers pinged every `check`.
+#[allow(clippy::too_many_arguments)]
+async fn run<P: BlockSource>(
+    manager: &PeerManager<P>,
+    config: ScheduleConfig,
+    from: u32,
+    target: Option<u32>,
+    after: Option<UInt256>,
+    expected: impl Fn(u32) -> Option<UInt256> + Send + Sync + 'static,
+    check: Option<Duration>,
+    mut on_block: impl FnMut(P::FetchedBlock, PeerId) -> ControlFlow<()>,
+) -> Result<DownloadOutcome, DownloadError> {
     let started = Instant::now();
-    let target = target.unwrap_or_else(|| manager.best_height());
+    let following = target.is_none();
     let mut schedule: Schedule<P::FetchedBlock> =
-        Schedule::new(config, from, Some(target), after, expected);
+        Schedule::new(config, from, target, after, expected);
+    let mut next_check = started;
     type Answer<M> = (RequestId, Result<Vec<M>, ManagerError>);
     let (tx, rx) = async_channel::unbounded::<Answer<P::Message>>();
-    // Peers dropped for a wrong block: never given work again here. At
-    // most the peers seen during this download.
+    // Peers dropped for a wrong block and not gone yet: never given work
+    // again here. At most the live peers.
     let mut dropped: HashSet<PeerId> = HashSet::new();
     let mut outcome = DownloadOutcome {
         count: 0,
@@ -156,9 +220,10 @@ pub async fn download<P: BlockSource>(
             return Err(DownloadError::Shutdown);
         }
         // The peers as they are now.
-        let live: Vec<(PeerId, u32)> = manager
-            .peers()
-            .into_iter()
+        let summaries = manager.peers();
+        dropped.retain(|id| summaries.iter().any(|s| s.id == *id));
+        let live: Vec<(PeerId, u32)> = summaries
+            .iter()
             .filter(|s| !dropped.contains(&s.id))
             .map(|s| (s.id, s.peer.height()))
             .collect();
@@ -172,8 +237,21 @@ pub async fn download<P: BlockSource>(
         }
         for &(id, height) in &live {
             schedule.set_peer(id, height);
+            if following {
+                schedule.set_target(height);
+            }
         }
         let now = Instant::now();
+        if let Some(check) = check.filter(|_| now >= next_check) {
+            next_check = now + check;
+            for s in summaries.iter().filter(|s| !dropped.contains(&s.id)) {
+                let peer = s.peer.clone();
+                manager.inner.spawn(async move {
+                    // The height comes with the pong; a busy peer is asked next time.
+                    let _ = peer.ping().await;
+                });
+            }
+        }
         schedule.handle_timeout(now).iter().for_each(log_abandoned);
         while let Some(request) = schedule.poll_request(now) {
             let Some(msg) = P::ask(&request) else {
@@ -199,18 +277,21 @@ pub async fn download<P: BlockSource>(
                     outcome.bytes += block.wire_size() as u64;
                     outcome.tip_index = Some(block.index());
                     outcome.tip_hash = Some(block.hash());
-                    on_block(block, from);
+                    if on_block(block, from).is_break() {
+                        outcome.elapsed = started.elapsed();
+                        return Ok(outcome);
+                    }
                 }
                 Ready::Fault { peer, why, .. } => {
                     fault(peer, &why, &mut dropped, &mut outcome.faults);
                 }
             }
         }
-        if schedule.is_done() {
+        if schedule.is_done() && !following {
             outcome.elapsed = started.elapsed();
             return Ok(outcome);
         }
-        if schedule.in_flight() == 0 {
+        if schedule.in_flight() == 0 && !following {
             let next = schedule.next_index();
             let served = schedule.peers().any(|(_, h)| u64::from(h) >= next);
             if !served {
@@ -220,9 +301,12 @@ pub async fn download<P: BlockSource>(
             }
         }
         // Wait for an answer, a deadline, or the next look at the peers.
-        let wake = schedule
+        let mut wake = schedule
             .poll_timeout()
             .map_or(now + REFRESH, |t| t.min(now + REFRESH));
+        if check.is_some() {
+            wake = wake.min(next_check);
+        }
         let answer = future::or(async { rx.recv().await.ok() }, async {
             Timer::at(wake).await;
             None
