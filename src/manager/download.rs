@@ -54,8 +54,10 @@ pub use driver::{BlockSource, DownloadError, DownloadOutcome, download, follow};
 /// Heights ahead of the next block to hand out that may be asked for.
 pub const WINDOW: u32 = 512;
 /// Most heights in one request.
-pub const RANGE: u32 = 32;
-/// Most requests of ours one peer answers at once.
+pub const RANGE: u32 = 64;
+/// Most requests of ours one peer answers at once (the driver lowers it to
+/// the manager's
+/// [`max_in_flight_per_kind`](super::ManagerConfig::max_in_flight_per_kind)).
 pub const PER_PEER: u32 = 2;
 /// How long a request may take before what it still owes goes elsewhere.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,7 +1,7 @@
 //! The driver of a [`Schedule`]: its requests go to the manager's peers,
 //! their answers come back to it, and its blocks go to the caller in order.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
@@ -113,9 +113,11 @@ pub struct DownloadOutcome {
 /// elsewhere.
 ///
 /// Memory: the blocks held are bounded by the window (see the
-/// [module](super) docs); each request sent is one task, at most
-/// `window / range` of them live plus those abandoned and not yet ended
-/// (each ends by the peer's own stall deadline at the latest).
+/// [module](super) docs). Each request sent is one task; a peer is sent no
+/// more than the manager's `max_in_flight_per_kind` requests at once,
+/// abandoned ones included (each ends by the peer's own stall deadline at
+/// the latest), so at most that many answers of `range` blocks per live
+/// peer are in transit besides the window.
 pub async fn download<P: BlockSource>(
     manager: &PeerManager<P>,
     config: ScheduleConfig,
@@ -189,14 +191,24 @@ async fn run<P: BlockSource>(
 ) -> Result<DownloadOutcome, DownloadError> {
     let started = Instant::now();
     let following = target.is_none();
+    // One peer answers at most this many requests of a kind at once.
+    let limit = manager.config().max_in_flight_per_kind.max(1);
+    let config = ScheduleConfig {
+        per_peer: config.per_peer.min(limit),
+        ..config
+    };
     let mut schedule: Schedule<P::FetchedBlock> =
         Schedule::new(config, from, target, after, expected);
     let mut next_check = started;
-    type Answer<M> = (RequestId, Result<Vec<M>, ManagerError>);
+    type Answer<M> = (RequestId, PeerId, Result<Vec<M>, ManagerError>);
     let (tx, rx) = async_channel::unbounded::<Answer<P::Message>>();
     // Peers dropped for a wrong block and not gone yet: never given work
     // again here. At most the live peers.
     let mut dropped: HashSet<PeerId> = HashSet::new();
+    // Requests sent to each peer and not ended, abandoned ones included
+    // (they hold the peer's request slot till they end). At most the live
+    // peers, or those with a request running.
+    let mut running: HashMap<PeerId, u32> = HashMap::new();
     let mut outcome = DownloadOutcome {
         count: 0,
         bytes: 0,
@@ -236,7 +248,10 @@ async fn run<P: BlockSource>(
             schedule.remove_peer(id);
         }
         for &(id, height) in &live {
-            schedule.set_peer(id, height);
+            // A peer whose slots are all taken (by requests the schedule
+            // abandoned) is offered nothing till one ends.
+            let free = running.get(&id).is_none_or(|&n| n < limit);
+            schedule.set_peer(id, if free { height } else { 0 });
             if following {
                 schedule.set_target(height);
             }
@@ -262,12 +277,15 @@ async fn run<P: BlockSource>(
             let id = request.id;
             let tx = tx.clone();
             let Some(peer) = manager.peer(request.peer) else {
-                schedule.on_end(id);
+                // Gone since the look at the peers.
+                schedule.remove_peer(request.peer);
                 continue;
             };
+            *running.entry(request.peer).or_default() += 1;
+            let from = request.peer;
             manager.inner.spawn(async move {
                 let answer = peer.request(msg).await;
-                let _ = tx.send((id, answer)).await;
+                let _ = tx.send((id, from, answer)).await;
             });
         }
         while let Some(ready) = schedule.poll_ready() {
@@ -291,9 +309,9 @@ async fn run<P: BlockSource>(
             outcome.elapsed = started.elapsed();
             return Ok(outcome);
         }
-        if schedule.in_flight() == 0 && !following {
+        if schedule.in_flight() == 0 && running.is_empty() && !following {
             let next = schedule.next_index();
-            let served = schedule.peers().any(|(_, h)| u64::from(h) >= next);
+            let served = live.iter().any(|&(_, h)| u64::from(h) >= next);
             if !served {
                 return Err(DownloadError::NoPeers {
                     index: u32::try_from(next).unwrap_or(u32::MAX),
@@ -312,9 +330,15 @@ async fn run<P: BlockSource>(
             None
         })
         .await;
-        let Some((id, answer)) = answer else {
+        let Some((id, peer, answer)) = answer else {
             continue;
         };
+        if let Some(n) = running.get_mut(&peer) {
+            *n -= 1;
+            if *n == 0 {
+                running.remove(&peer);
+            }
+        }
         let now = Instant::now();
         match answer {
             Ok(messages) => {
