@@ -54,6 +54,7 @@
 
 mod admission;
 mod config;
+pub mod download;
 mod error;
 mod feeler;
 mod gossip;

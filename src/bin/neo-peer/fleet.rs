@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 use neo_peer::book::{AddressBook, BookConfig, now_ms};
 use neo_peer::chain::{Chain, ChainServer, Serve, Synthetic};
 use neo_peer::executor::SmolGlobal;
+use neo_peer::manager::download::{
+    BlockSource, DownloadOutcome, Fetched, ScheduleConfig, download, follow,
+};
 use neo_peer::manager::sync::{SyncOptions, SyncOutcome, sync_legacy, sync_n3};
 use neo_peer::manager::{ManagerConfig, ManagerEvent, PeerManager};
 use neo_peer::peer::{CommandStats, Direction, IgnoreAll, LocalConfig, StatsSnapshot};
@@ -54,6 +57,14 @@ pub struct SyncArgs {
     /// Legacy: the genesis hash to start from (built in for mainnet and testnet).
     #[arg(long, value_name = "0xHASH")]
     genesis: Option<UInt256>,
+    /// After the headers, fetch the full blocks too, from every peer at
+    /// once, each checked against its header (keeps 32 bytes a header).
+    #[arg(long)]
+    blocks: bool,
+    /// After the blocks, keep following the tip (N3) until killed: one line
+    /// per new block, `block INDEX 0x<hash> txs N from PEER`.
+    #[arg(long, requires = "blocks")]
+    follow: bool,
     /// Report events (peers, progress, the result, each peer's share and
     /// each command's totals) as JSON, one object per line on standard output.
     #[arg(long)]
@@ -115,14 +126,17 @@ pub struct CrawlArgs {
 }
 
 /// What the command line needs from each generation.
-trait Cli: Serve + Sized {
+trait Cli: Serve + BlockSource + Sized {
     /// A synthetic chain.
     fn synthetic(s: &Synthetic) -> Chain<Self>;
-    /// Syncs through `manager` up to index `target` (or the best height).
+    /// Syncs through `manager` up to index `target` (or the best height);
+    /// with `hashes`, pushes the hash of every header there, by height from
+    /// genesis.
     async fn sync(
         manager: &PeerManager<Self>,
         genesis: UInt256,
         target: Option<u32>,
+        hashes: Option<&mut Vec<UInt256>>,
         progress: impl FnMut(u64, u64),
     ) -> Result<SyncOutcome, String>;
 }
@@ -136,13 +150,19 @@ impl Cli for N3 {
         manager: &PeerManager<N3>,
         _genesis: UInt256,
         target: Option<u32>,
+        mut hashes: Option<&mut Vec<UInt256>>,
         progress: impl FnMut(u64, u64),
     ) -> Result<SyncOutcome, String> {
         let options = SyncOptions {
             target,
             ..SyncOptions::default()
         };
-        sync_n3(manager, 0, &options, |_| {}, progress)
+        let keep = |headers: &[neo_peer::wire::n3::Header]| {
+            if let Some(h) = hashes.as_deref_mut() {
+                h.extend(headers.iter().map(|h| h.hash()));
+            }
+        };
+        sync_n3(manager, 0, &options, keep, progress)
             .await
             .map_err(|e| e.to_string())
     }
@@ -157,13 +177,22 @@ impl Cli for Legacy {
         manager: &PeerManager<Legacy>,
         genesis: UInt256,
         target: Option<u32>,
+        mut hashes: Option<&mut Vec<UInt256>>,
         progress: impl FnMut(u64, u64),
     ) -> Result<SyncOutcome, String> {
         let options = SyncOptions {
             target,
             ..SyncOptions::default()
         };
-        sync_legacy(manager, genesis, 0, &options, |_| {}, progress)
+        if let Some(h) = hashes.as_deref_mut() {
+            h.push(genesis);
+        }
+        let keep = |headers: &[legacy::Header]| {
+            if let Some(h) = hashes.as_deref_mut() {
+                h.extend(headers.iter().map(|h| h.hash()));
+            }
+        };
+        sync_legacy(manager, genesis, 0, &options, keep, progress)
             .await
             .map_err(|e| e.to_string())
     }
@@ -343,6 +372,7 @@ pub fn sync(args: SyncArgs) -> Result<(), String> {
             let config = manager_config(config(magic, &args.timeouts, 0, 0)?, args.max_peers);
             run_sync::<N3>(config, book, &args, UInt256::ZERO, target)
         }
+        Protocol::Legacy if args.follow => Err("--follow speaks N3 only for now".into()),
         Protocol::Legacy => {
             let genesis = match (args.genesis, magic) {
                 (Some(g), _) => g,
@@ -383,18 +413,138 @@ fn run_sync<P: Cli>(
             bootstrap(manager.book(), args.seeds.as_deref(), port, out).await?;
             gather(&manager, &args.connect, args.max_peers).await?;
             let mut progress = out.progress("headers");
-            let synced = P::sync(&manager, genesis, target, |have, want| {
+            let mut hashes = Vec::new();
+            let keep = args.blocks.then_some(&mut hashes);
+            let synced = P::sync(&manager, genesis, target, keep, |have, want| {
                 progress.show(have, want)
             })
             .await?;
             progress.finish();
             out.outcome("synced", synced_fields(&synced), || synced_line(&synced));
+            if args.blocks {
+                let blocks = fetch_blocks(&manager, hashes, out).await?;
+                out.outcome("synced_blocks", blocks_fields(&blocks), || {
+                    blocks_line(&blocks)
+                });
+                if args.follow {
+                    report_peers(&manager, out);
+                    return follow_tip(&manager, &blocks, genesis, out).await;
+                }
+            }
             report_peers(&manager, out);
             Ok(())
         })
         .await;
         manager.shutdown().await;
         result
+    })
+}
+
+/// Downloads the blocks of heights 1 to the last of `hashes` (the header
+/// hashes by height from genesis), each checked against its header.
+async fn fetch_blocks<P: Cli>(
+    manager: &PeerManager<P>,
+    hashes: Vec<UInt256>,
+    out: Out,
+) -> Result<DownloadOutcome, String> {
+    let Some(tip) = hashes.len().checked_sub(1) else {
+        return Err("no headers to fetch the blocks of".into());
+    };
+    let tip = u32::try_from(tip).map_err(|_| "too many headers".to_string())?;
+    let genesis = hashes[0];
+    let mut progress = out.progress("blocks");
+    let mut have = 0u64;
+    let outcome = download(
+        manager,
+        ScheduleConfig::default(),
+        1,
+        Some(tip),
+        Some(genesis),
+        move |i| hashes.get(i as usize).copied(),
+        |_block, _from| {
+            have += 1;
+            progress.show(have, u64::from(tip));
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    progress.finish();
+    Ok(outcome)
+}
+
+/// How often a follower pings its peers for their heights.
+const FOLLOW_CHECK: Duration = Duration::from_millis(200);
+
+/// Follows the tip after `synced` until the process is killed, printing
+/// each new block once, in order.
+async fn follow_tip<P: Cli>(
+    manager: &PeerManager<P>,
+    synced: &DownloadOutcome,
+    genesis: UInt256,
+    out: Out,
+) -> Result<(), String> {
+    let from = synced.tip_index.map_or(1, |t| t + 1);
+    let after = synced.tip_hash.unwrap_or(genesis);
+    let outcome = follow(
+        manager,
+        ScheduleConfig::default(),
+        from,
+        Some(after),
+        |_| None,
+        FOLLOW_CHECK,
+        |block, from| {
+            let peer = manager
+                .peer(from)
+                .and_then(|p| p.addr())
+                .map_or_else(|| "?".to_string(), |a| a.to_string());
+            let (index, hash, txs) = (block.index(), block.hash(), block.tx_count());
+            out.outcome(
+                "block",
+                json!({
+                    "index": index,
+                    "hash": hash.to_string(),
+                    "txs": txs,
+                    "size": block.wire_size(),
+                    "peer": peer,
+                }),
+                || format!("block {index} {hash} txs {txs} from {peer}"),
+            );
+            std::ops::ControlFlow::Continue(())
+        },
+    )
+    .await;
+    outcome.map(drop).map_err(|e| e.to_string())
+}
+
+/// Blocks a second over a whole download.
+fn block_rate(d: &DownloadOutcome) -> f64 {
+    d.count as f64 / d.elapsed.as_secs_f64().max(1e-9)
+}
+
+/// `synced N blocks, tip INDEX 0x<hash> in T (B blocks/s)`.
+fn blocks_line(d: &DownloadOutcome) -> String {
+    format!(
+        "synced {} blocks, tip {} {} in {:.2?} ({:.0} blocks/s)",
+        d.count,
+        d.tip_index.unwrap_or(0),
+        d.tip_hash.unwrap_or(UInt256::ZERO),
+        d.elapsed,
+        block_rate(d)
+    )
+}
+
+/// What `synced_blocks` reports with `--json`.
+fn blocks_fields(d: &DownloadOutcome) -> Value {
+    let secs = d.elapsed.as_secs_f64();
+    json!({
+        "blocks": d.count,
+        "bytes": d.bytes,
+        "tip_index": d.tip_index,
+        "tip_hash": d.tip_hash.map(|h| h.to_string()),
+        "seconds": secs,
+        "blocks_per_second": block_rate(d).round(),
+        "megabytes_per_second": (d.bytes as f64 / secs.max(1e-9) / 1e4).round() / 100.0,
+        "faults": d.faults,
     })
 }
 
@@ -615,7 +765,7 @@ fn run_demo<P: Cli>(args: &DemoArgs, dir: &Path, synthetic: &Synthetic) -> Resul
             gather(&manager, &[], args.nodes).await?;
             eprintln!("connected to {} peers", manager.len());
             let mut progress = Out::Human.progress("headers");
-            let out = P::sync(&manager, genesis, None, |have, want| {
+            let out = P::sync(&manager, genesis, None, None, |have, want| {
                 progress.show(have, want)
             })
             .await?;

@@ -1,0 +1,748 @@
+//! The rules of the block download pipeline, as a plain data structure: no
+//! sockets, no tasks, no clock of its own (every input takes `now`).
+//!
+//! A [`Schedule`] fetches the blocks of heights `next..=target` from many
+//! peers and hands them out strictly in order:
+//!
+//! - **A bounded window.** Only heights below `next + window` are asked
+//!   for, in ranges of at most `range` heights. Nothing above the window is
+//!   held, so the blocks buffered are at most `window` of them: with the
+//!   default window of 512 and N3's block cap of 2 MiB
+//!   ([`PayloadLimits::N3`](crate::wire::PayloadLimits::N3)), at most
+//!   1 GiB in the worst case the wire allows, 512 times the average block in
+//!   practice (N3 MainNet blocks average a few KiB: a few MiB).
+//! - **Free peers, least loaded, fastest.** A range goes to a peer that has
+//!   its heights, has fewer than `per_peer` of our requests outstanding and
+//!   has not tried it before, chosen by the manager's routing rule (least
+//!   loaded, then fastest per block, then least recently used). The lowest
+//!   ranges are given out first. A peer lower than a range's end gets the
+//!   part it has.
+//! - **A deadline per request.** A request not complete within `timeout`
+//!   is abandoned: its peer is marked slow (it keeps its connection; being
+//!   slow is no offence) and what is still missing goes to another peer.
+//!   When the window is full and a peer is idle, the range holding up the
+//!   window is taken from its peer after `steal_after`, so that one slow
+//!   peer never stalls the pipeline.
+//! - **Never the same peer twice for one range**, as long as another peer
+//!   that has the heights has not tried it; once every such peer has, the
+//!   range starts a new round rather than waiting forever.
+//! - **Out of order in, in order out.** Blocks are buffered by height and
+//!   handed out ([`Schedule::poll_ready`]) only when every lower height has
+//!   been. Each block is checked twice: on arrival (its Merkle root and
+//!   transactions, its height, its hash against the expected one when the
+//!   header is known) and when handed out (its `prev_hash` against the hash
+//!   of the block handed out before it, and the expected hash again). A
+//!   block that fails is never handed out: its peer is reported
+//!   ([`Ready::Fault`], [`Arrival::Bad`]) and its heights fetched elsewhere.
+//!
+//! The driver, [`download`], turns [`Request`]s into `getblockbyindex`
+//! (N3) or `getdata` (Legacy) requests to the manager's peers, whose
+//! answers each peer matches by the request contract, and feeds the blocks
+//! back.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use super::PeerId;
+use super::routing::{self, Candidate};
+use crate::wire::{Encode, UInt256, legacy, n3};
+
+mod driver;
+pub use driver::{BlockSource, DownloadError, DownloadOutcome, download, follow};
+
+/// Heights ahead of the next block to hand out that may be asked for.
+pub const WINDOW: u32 = 512;
+/// Most heights in one request.
+pub const RANGE: u32 = 64;
+/// Most requests of ours one peer answers at once (the driver lowers it to
+/// the manager's
+/// [`max_in_flight_per_kind`](super::ManagerConfig::max_in_flight_per_kind)).
+pub const PER_PEER: u32 = 2;
+/// How long a request may take before what it still owes goes elsewhere.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the range holding up a full window may stay with its peer
+/// while another peer is idle.
+pub const STEAL_AFTER: Duration = Duration::from_secs(2);
+
+/// A block as the pipeline checks it; implemented for both generations.
+pub trait Fetched: Clone + fmt::Debug + Send + 'static {
+    /// Its height.
+    fn index(&self) -> u32;
+    /// Its hash.
+    fn hash(&self) -> UInt256;
+    /// The hash of the block before it.
+    fn prev_hash(&self) -> UInt256;
+    /// Its Merkle root against its transactions, and no transaction twice.
+    fn check(&self) -> Result<(), String>;
+    /// Its size on the wire.
+    fn wire_size(&self) -> usize;
+    /// How many transactions it holds.
+    fn tx_count(&self) -> usize;
+}
+
+impl Fetched for n3::Block {
+    fn index(&self) -> u32 {
+        self.header.index
+    }
+    fn hash(&self) -> UInt256 {
+        n3::Block::hash(self)
+    }
+    fn prev_hash(&self) -> UInt256 {
+        self.header.prev_hash
+    }
+    fn check(&self) -> Result<(), String> {
+        n3::Block::check(self).map_err(|e| e.to_string())
+    }
+    fn wire_size(&self) -> usize {
+        self.size()
+    }
+    fn tx_count(&self) -> usize {
+        self.transactions.len()
+    }
+}
+
+impl Fetched for legacy::Block {
+    fn index(&self) -> u32 {
+        legacy::Block::index(self)
+    }
+    fn hash(&self) -> UInt256 {
+        legacy::Block::hash(self)
+    }
+    fn prev_hash(&self) -> UInt256 {
+        legacy::Block::prev_hash(self)
+    }
+    fn check(&self) -> Result<(), String> {
+        legacy::Block::check(self).map_err(|e| e.to_string())
+    }
+    fn wire_size(&self) -> usize {
+        self.size()
+    }
+    fn tx_count(&self) -> usize {
+        self.transactions.len()
+    }
+}
+
+/// How a [`Schedule`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScheduleConfig {
+    /// Heights ahead of the next one to hand out that may be asked for
+    /// (default [`WINDOW`]); bounds the blocks held.
+    pub window: u32,
+    /// Most heights in one request (default [`RANGE`]; N3 answers at most
+    /// 500 a request).
+    pub range: u32,
+    /// Most requests one peer answers at once (default [`PER_PEER`]).
+    pub per_peer: u32,
+    /// Deadline of one request (default [`REQUEST_TIMEOUT`]).
+    pub timeout: Duration,
+    /// How long the range holding up a full window may stay with its peer
+    /// while another is idle (default [`STEAL_AFTER`]).
+    pub steal_after: Duration,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            window: WINDOW,
+            range: RANGE,
+            per_peer: PER_PEER,
+            timeout: REQUEST_TIMEOUT,
+            steal_after: STEAL_AFTER,
+        }
+    }
+}
+
+/// A request's number, unique in its [`Schedule`].
+pub type RequestId = u64;
+
+/// A request to send: heights `start..start + count` to peer `peer`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Its number: the answers are fed back with it.
+    pub id: RequestId,
+    /// The peer to ask.
+    pub peer: PeerId,
+    /// The first height.
+    pub start: u32,
+    /// How many heights (at least 1, at most the configured range).
+    pub count: u32,
+    /// The expected hash of each height, where known (Legacy asks by them).
+    pub hashes: Vec<Option<UInt256>>,
+}
+
+/// What became of a block fed to [`Schedule::on_block`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arrival {
+    /// Kept, to be handed out in order.
+    Kept,
+    /// Not wanted (any more): its request was abandoned, its height is
+    /// already held or handed out. Dropped, and no fault.
+    Stale,
+    /// Wrong: the peer's requests are abandoned and what they owed goes
+    /// elsewhere. The driver drops and penalises the peer.
+    Bad {
+        /// The peer.
+        peer: PeerId,
+        /// What was wrong.
+        why: String,
+    },
+}
+
+/// What [`Schedule::poll_ready`] hands out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ready<B> {
+    /// The next block, checked; `from` served it.
+    Block {
+        /// The block.
+        block: B,
+        /// The peer it came from.
+        from: PeerId,
+    },
+    /// The next block came from `peer` and did not follow the blocks before
+    /// it: dropped, fetched again elsewhere. The driver drops and penalises
+    /// the peer.
+    Fault {
+        /// The peer.
+        peer: PeerId,
+        /// The height.
+        index: u32,
+        /// What was wrong.
+        why: String,
+    },
+}
+
+/// A request that was abandoned: the driver stops listening to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Abandoned {
+    /// The request.
+    pub id: RequestId,
+    /// Its peer.
+    pub peer: PeerId,
+}
+
+#[derive(Debug, Clone)]
+struct Flight {
+    id: RequestId,
+    peer: PeerId,
+    since: Instant,
+}
+
+/// Heights `start..=end`, none of them held yet when it was made.
+#[derive(Debug, Clone)]
+struct Work {
+    end: u32,
+    /// Peers that were given it.
+    tried: Vec<PeerId>,
+    flight: Option<Flight>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Slot {
+    height: u32,
+    in_flight: u32,
+    /// Smoothed time per block of its requests.
+    per_block: Option<Duration>,
+    last_used: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Held<B> {
+    block: B,
+    from: PeerId,
+    request: RequestId,
+    size: usize,
+}
+
+/// The scheduling state of one download; see the [module](self) docs.
+pub struct Schedule<B: Fetched> {
+    config: ScheduleConfig,
+    /// The next height to hand out.
+    next: u64,
+    /// The last height wanted.
+    target: u64,
+    /// Heights below it are covered by work, held or handed out.
+    planned: u64,
+    /// Outstanding work by first height: disjoint, heights not held.
+    work: BTreeMap<u32, Work>,
+    /// Received blocks not handed out yet, by height.
+    held: BTreeMap<u32, Held<B>>,
+    held_bytes: usize,
+    /// The hash of the block at `next - 1`, once known.
+    last_hash: Option<UInt256>,
+    peers: HashMap<PeerId, Slot>,
+    /// The work of each live request, by its first height.
+    requests: HashMap<RequestId, u32>,
+    next_request: RequestId,
+    clock: u64,
+    expected: Box<dyn Fn(u32) -> Option<UInt256> + Send + Sync>,
+}
+
+impl<B: Fetched> fmt::Debug for Schedule<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Schedule")
+            .field("next", &self.next)
+            .field("target", &self.target)
+            .field("work", &self.work.len())
+            .field("held", &self.held.len())
+            .field("peers", &self.peers.len())
+            .finish()
+    }
+}
+
+impl<B: Fetched> Schedule<B> {
+    /// A download of heights `from..=target` (nothing while `target` is
+    /// below `from`). `after` is the hash of the block at `from - 1`, which
+    /// the first block must follow (`None`: not checked, e.g. from
+    /// genesis). `expected` gives the hash of a height when its header is
+    /// known (every block is then checked against it; Legacy needs it for
+    /// every height, since it asks by hash).
+    pub fn new(
+        config: ScheduleConfig,
+        from: u32,
+        target: Option<u32>,
+        after: Option<UInt256>,
+        expected: impl Fn(u32) -> Option<UInt256> + Send + Sync + 'static,
+    ) -> Self {
+        let config = ScheduleConfig {
+            window: config.window.max(1),
+            range: config.range.clamp(1, n3::MAX_BLOCKS_PER_REQUEST as u32),
+            per_peer: config.per_peer.max(1),
+            ..config
+        };
+        Schedule {
+            config,
+            next: u64::from(from),
+            target: target.map_or(u64::from(from), |t| u64::from(t) + 1),
+            planned: u64::from(from),
+            work: BTreeMap::new(),
+            held: BTreeMap::new(),
+            held_bytes: 0,
+            last_hash: after,
+            peers: HashMap::new(),
+            requests: HashMap::new(),
+            next_request: 0,
+            clock: 0,
+            expected: Box::new(expected),
+        }
+    }
+
+    // ---- getters ----
+
+    /// The settings.
+    pub fn config(&self) -> &ScheduleConfig {
+        &self.config
+    }
+
+    /// The next height to hand out.
+    pub fn next_index(&self) -> u64 {
+        self.next
+    }
+
+    /// The last height wanted: the height before the first one while
+    /// nothing is (`None` when that is below 0).
+    pub fn target(&self) -> Option<u32> {
+        self.target.checked_sub(1).map(|t| t as u32)
+    }
+
+    /// True when every wanted height has been handed out.
+    pub fn is_done(&self) -> bool {
+        self.next >= self.target
+    }
+
+    /// Blocks held, waiting for a lower height.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Bytes of the blocks held.
+    pub fn held_bytes(&self) -> usize {
+        self.held_bytes
+    }
+
+    /// Requests outstanding.
+    pub fn in_flight(&self) -> usize {
+        self.requests.len()
+    }
+
+    /// The peer a live request was sent to.
+    pub fn request_peer(&self, id: RequestId) -> Option<PeerId> {
+        let start = self.requests.get(&id)?;
+        Some(self.work.get(start)?.flight.as_ref()?.peer)
+    }
+
+    /// The earliest instant at which [`Schedule::handle_timeout`] has
+    /// something to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let head_steal = self
+            .steal_candidate()
+            .map(|f| f.since + self.config.steal_after);
+        self.work
+            .values()
+            .filter_map(|w| w.flight.as_ref())
+            .map(|f| f.since + self.config.timeout)
+            .chain(head_steal)
+            .min()
+    }
+
+    // ---- inputs ----
+
+    /// Raises the last height wanted to `target` (never lowers it).
+    pub fn set_target(&mut self, target: u32) {
+        self.target = self.target.max(u64::from(target) + 1);
+    }
+
+    /// A peer that can serve heights up to `height` (added, or its height
+    /// updated: a peer found to have less than it claimed is lowered).
+    pub fn set_peer(&mut self, peer: PeerId, height: u32) {
+        self.peers.entry(peer).or_default().height = height;
+    }
+
+    /// A peer that is gone: its requests are abandoned (returned, for the
+    /// driver to stop listening to them) and their heights go elsewhere.
+    pub fn remove_peer(&mut self, peer: PeerId) -> Vec<Abandoned> {
+        self.peers.remove(&peer);
+        let ids: Vec<RequestId> = self
+            .work
+            .values()
+            .filter_map(|w| w.flight.as_ref())
+            .filter(|f| f.peer == peer)
+            .map(|f| f.id)
+            .collect();
+        ids.into_iter()
+            .filter_map(|id| self.abandon(id, false))
+            .collect()
+    }
+
+    /// The peers known, with their heights.
+    pub fn peers(&self) -> impl Iterator<Item = (PeerId, u32)> + '_ {
+        self.peers.iter().map(|(&id, s)| (id, s.height))
+    }
+
+    /// A block that came as an answer to request `id`.
+    pub fn on_block(&mut self, id: RequestId, block: B, now: Instant) -> Arrival {
+        let index = block.index();
+        let Some(&start) = self.requests.get(&id) else {
+            return Arrival::Stale;
+        };
+        let Some(work) = self.work.get(&start) else {
+            return Arrival::Stale;
+        };
+        let Some(peer) = work.flight.as_ref().map(|f| f.peer) else {
+            return Arrival::Stale;
+        };
+        let again = self.held.contains_key(&index) || u64::from(index) < self.next;
+        if !(start..=work.end).contains(&index) || again {
+            // The contract matched it to the request, so it is one of its
+            // heights: a second copy is the only way here.
+            return Arrival::Stale;
+        }
+        let why = match block.check() {
+            Err(e) => Some(format!("block {index}: {e}")),
+            Ok(()) => match (self.expected)(index) {
+                Some(want) if want != block.hash() => Some(format!(
+                    "block {index} is {}, its header says {want}",
+                    block.hash()
+                )),
+                _ => None,
+            },
+        };
+        if let Some(why) = why {
+            self.remove_peer(peer);
+            return Arrival::Bad { peer, why };
+        }
+        let size = block.wire_size();
+        self.held_bytes += size;
+        self.held.insert(
+            index,
+            Held {
+                block,
+                from: peer,
+                request: id,
+                size,
+            },
+        );
+        // Heights below `next` were held (only this request covers them).
+        let complete =
+            (start..=work.end).all(|h| u64::from(h) < self.next || self.held.contains_key(&h));
+        if complete {
+            self.finish(id, Some(now));
+        }
+        Arrival::Kept
+    }
+
+    /// Request `id` has ended: every answer came, or the peer failed (it
+    /// left, stalled, or owed nothing more). What it did not bring goes to
+    /// another peer. Returns whether it was still live.
+    pub fn on_end(&mut self, id: RequestId) -> bool {
+        self.finish(id, None)
+    }
+
+    /// Abandons the requests past their deadline, and the one holding up a
+    /// full window when another peer is idle; returns them.
+    pub fn handle_timeout(&mut self, now: Instant) -> Vec<Abandoned> {
+        let late: Vec<RequestId> = self
+            .work
+            .values()
+            .filter_map(|w| w.flight.as_ref())
+            .filter(|f| now >= f.since + self.config.timeout)
+            .map(|f| f.id)
+            .collect();
+        let mut out: Vec<Abandoned> = late
+            .into_iter()
+            .filter_map(|id| self.abandon(id, true))
+            .collect();
+        let steal = self
+            .steal_candidate()
+            .filter(|f| now >= f.since + self.config.steal_after)
+            .map(|f| f.id);
+        if let Some(steal) = steal {
+            out.extend(self.abandon(steal, true));
+        }
+        out
+    }
+
+    // ---- outputs ----
+
+    /// The next request to send, if a peer is free for some wanted range.
+    /// Call until `None` after every input.
+    pub fn poll_request(&mut self, now: Instant) -> Option<Request> {
+        self.plan();
+        let starts: Vec<u32> = self
+            .work
+            .iter()
+            .filter(|(_, w)| w.flight.is_none())
+            .map(|(&s, _)| s)
+            .collect();
+        for start in starts {
+            if let Some(request) = self.assign(start, now) {
+                return Some(request);
+            }
+        }
+        None
+    }
+
+    /// The next block in order, once every lower one has been handed out.
+    pub fn poll_ready(&mut self) -> Option<Ready<B>> {
+        let index = u32::try_from(self.next).ok()?;
+        let held = self.held.remove(&index)?;
+        self.held_bytes -= held.size;
+        let hash = held.block.hash();
+        let why = if let Some(want) = (self.expected)(index).filter(|w| *w != hash) {
+            Some(format!("block {index} is {hash}, its header says {want}"))
+        } else {
+            match self.last_hash {
+                Some(last) if held.block.prev_hash() != last => Some(format!(
+                    "block {index} follows {}, not {last}",
+                    held.block.prev_hash()
+                )),
+                _ => None,
+            }
+        };
+        if let Some(why) = why {
+            let peer = held.from;
+            let live = self.requests.contains_key(&held.request);
+            self.remove_peer(peer);
+            if !live {
+                // Its request is over: the height needs work of its own.
+                self.work.insert(
+                    index,
+                    Work {
+                        end: index,
+                        tried: vec![peer],
+                        flight: None,
+                    },
+                );
+            }
+            return Some(Ready::Fault { peer, index, why });
+        }
+        self.next += 1;
+        self.last_hash = Some(hash);
+        Some(Ready::Block {
+            block: held.block,
+            from: held.from,
+        })
+    }
+
+    // ---- internals ----
+
+    /// Cuts new work from the wanted heights inside the window.
+    fn plan(&mut self) {
+        let limit = self
+            .target
+            .min(self.next + u64::from(self.config.window))
+            .min(u64::from(u32::MAX) + 1);
+        while self.planned < limit {
+            let start = self.planned;
+            let end = (start + u64::from(self.config.range)).min(limit) - 1;
+            self.work.insert(
+                start as u32,
+                Work {
+                    end: end as u32,
+                    tried: Vec::new(),
+                    flight: None,
+                },
+            );
+            self.planned = end + 1;
+        }
+    }
+
+    fn candidates(&self) -> impl Iterator<Item = Candidate> + '_ {
+        self.peers.iter().map(|(&id, s)| Candidate {
+            id,
+            height: s.height,
+            in_flight_kind: s.in_flight,
+            in_flight: s.in_flight,
+            rtt: s.per_block,
+            last_used: s.last_used,
+        })
+    }
+
+    /// Gives the waiting work at `start` to the best peer for it.
+    fn assign(&mut self, start: u32, now: Instant) -> Option<Request> {
+        let work = self.work.get(&start)?;
+        let end = work.end;
+        let per_peer = self.config.per_peer;
+        // Every peer that has the start tried it: a new round.
+        let fresh = self
+            .peers
+            .iter()
+            .any(|(id, s)| s.height >= start && !work.tried.contains(id));
+        let excluded: &[PeerId] = if fresh { &work.tried } else { &[] };
+        let peer = routing::choose(self.candidates(), end, per_peer, excluded)
+            .or_else(|| routing::choose(self.candidates(), start, per_peer, excluded))?;
+        let height = self.peers.get(&peer)?.height;
+        let mut work = self.work.remove(&start)?;
+        if !fresh {
+            work.tried.clear();
+        }
+        if height < work.end {
+            // The peer has only the first part: the rest waits for another.
+            self.work.insert(
+                height + 1,
+                Work {
+                    end: work.end,
+                    tried: work.tried.clone(),
+                    flight: None,
+                },
+            );
+            work.end = height;
+        }
+        let id = self.next_request;
+        self.next_request += 1;
+        self.clock += 1;
+        if let Some(slot) = self.peers.get_mut(&peer) {
+            slot.in_flight += 1;
+            slot.last_used = self.clock;
+        }
+        work.tried.push(peer);
+        work.flight = Some(Flight {
+            id,
+            peer,
+            since: now,
+        });
+        let count = work.end - start + 1;
+        self.work.insert(start, work);
+        self.requests.insert(id, start);
+        Some(Request {
+            id,
+            peer,
+            start,
+            count,
+            hashes: (start..=start + (count - 1)).map(&self.expected).collect(),
+        })
+    }
+
+    /// The request holding up a full window while a peer that has not
+    /// tried its heights is idle: taken from its peer once `steal_after`
+    /// old.
+    fn steal_candidate(&self) -> Option<&Flight> {
+        let full = self.planned >= self.target.min(self.next + u64::from(self.config.window));
+        if !full || self.work.values().any(|w| w.flight.is_none()) {
+            return None;
+        }
+        let next = u32::try_from(self.next).ok()?;
+        let (_, work) = self.work.range(..=next).next_back()?;
+        let flight = work.flight.as_ref().filter(|_| work.end >= next)?;
+        let idle = self
+            .peers
+            .iter()
+            .any(|(id, s)| s.in_flight == 0 && s.height >= next && !work.tried.contains(id));
+        idle.then_some(flight)
+    }
+
+    /// Ends request `id`; `completed` is when every height came (its
+    /// peer's speed is then measured). What it did not bring becomes
+    /// waiting work.
+    fn finish(&mut self, id: RequestId, completed: Option<Instant>) -> bool {
+        let Some(start) = self.requests.remove(&id) else {
+            return false;
+        };
+        let Some(mut work) = self.work.remove(&start) else {
+            return false;
+        };
+        let Some(flight) = work.flight.take() else {
+            return false;
+        };
+        let count = work.end - start + 1;
+        if let Some(slot) = self.peers.get_mut(&flight.peer) {
+            slot.in_flight = slot.in_flight.saturating_sub(1);
+            if let Some(now) = completed {
+                let sample = now.saturating_duration_since(flight.since) / count;
+                slot.per_block = Some(slot.per_block.map_or(sample, |r| (r * 3 + sample) / 4));
+            }
+        }
+        self.requeue(start, work);
+        true
+    }
+
+    /// Abandons live request `id`; a `slow` peer is marked so (it was too
+    /// slow for its deadline).
+    fn abandon(&mut self, id: RequestId, slow: bool) -> Option<Abandoned> {
+        let peer = self.request_peer(id)?;
+        if slow {
+            if let Some(slot) = self.peers.get_mut(&peer) {
+                let timeout = self.config.timeout;
+                slot.per_block = Some(slot.per_block.map_or(timeout, |r| r.max(timeout)));
+            }
+        }
+        self.finish(id, None);
+        Some(Abandoned { id, peer })
+    }
+
+    /// Puts back, as waiting work, the heights of `work` (which started at
+    /// `start`) that are neither held nor handed out.
+    fn requeue(&mut self, start: u32, work: Work) {
+        let from = u64::from(start).max(self.next);
+        let mut run: Option<u32> = None;
+        for h in from..=u64::from(work.end) {
+            let h = h as u32;
+            let missing = !self.held.contains_key(&h);
+            match (missing, run) {
+                (true, None) => run = Some(h),
+                (false, Some(s)) => {
+                    self.waiting(s, h - 1, &work.tried);
+                    run = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(s) = run {
+            self.waiting(s, work.end, &work.tried);
+        }
+    }
+
+    fn waiting(&mut self, start: u32, end: u32, tried: &[PeerId]) {
+        self.work.insert(
+            start,
+            Work {
+                end,
+                tried: tried.to_vec(),
+                flight: None,
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests;

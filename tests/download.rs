@@ -1,0 +1,253 @@
+//! The block download pipeline over loopback TCP, on smol and on
+//! async-std: in-process nodes serve a synthetic chain, a manager downloads
+//! every block from them once, in order, checked against the chain's
+//! headers.
+
+use std::net::SocketAddr;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use neo_peer::book::{AddressBook, BookConfig};
+use neo_peer::chain::{Chain, ChainServer, Serve, Synthetic};
+use neo_peer::manager::download::{Fetched, ScheduleConfig, download, follow};
+use neo_peer::manager::{ManagerConfig, PeerManager};
+use neo_peer::peer::{IgnoreAll, LocalConfig};
+use neo_peer::protocol::{Legacy, N3, Protocol};
+
+#[allow(dead_code)]
+mod rt;
+
+use rt::{AsyncStdRt, Rt, SmolRt};
+
+const NET: u32 = 56753;
+
+fn book<P: Protocol>() -> AddressBook {
+    AddressBook::in_memory(BookConfig {
+        protocol: P::NAME,
+        network: NET,
+        ..BookConfig::default()
+    })
+}
+
+fn manager_config<P: Protocol>(height: u32) -> ManagerConfig<P> {
+    let mut local = LocalConfig::new(NET);
+    local.identity.current_height = Arc::new(move || height);
+    local.timeouts.handshake = Duration::from_secs(5);
+    local.timeouts.stall = Duration::from_secs(5);
+    let mut c = ManagerConfig::new(local);
+    c.max_per_ip = 1000;
+    c.max_inbound = 1000;
+    c.max_outbound = 1000;
+    c.shutdown_grace = Duration::from_secs(5);
+    c
+}
+
+/// A node serving `chain` on a loopback port.
+async fn node<P: Serve, R: Rt>(rt: R, chain: Arc<Chain<P>>) -> (PeerManager<P>, SocketAddr)
+where
+    Chain<P>: Send + Sync,
+{
+    let config = manager_config(chain.height());
+    let manager = PeerManager::new(config, book::<P>(), ChainServer::new(chain), rt.ex()).unwrap();
+    let addr = manager
+        .listen("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    (manager, addr)
+}
+
+fn synthetic(blocks: u32, seed: u64) -> Synthetic {
+    Synthetic {
+        blocks,
+        txs_per_block: 2,
+        seed,
+        with_bodies: true,
+    }
+}
+
+fn n3_chain(blocks: u32, seed: u64) -> Arc<Chain<N3>> {
+    Arc::new(Chain::<N3>::synthetic(&synthetic(blocks, seed)))
+}
+
+fn legacy_chain(blocks: u32, seed: u64) -> Arc<Chain<Legacy>> {
+    Arc::new(Chain::<Legacy>::synthetic(&synthetic(blocks, seed)))
+}
+
+/// Downloads heights 1..=tip of `chain` from `nodes` serving it (and from
+/// `wrong`, serving another chain, whose blocks must never be taken);
+/// checks every block came once, in order, with the chain's hash.
+async fn download_all<P, R>(rt: R, chain: Arc<Chain<P>>, nodes: usize, wrong: Option<Arc<Chain<P>>>)
+where
+    P: Serve + neo_peer::manager::download::BlockSource,
+    R: Rt,
+    Chain<P>: Send + Sync,
+{
+    let mut servers = Vec::new();
+    for _ in 0..nodes {
+        servers.push(node(rt, chain.clone()).await);
+    }
+    if let Some(w) = &wrong {
+        servers.push(node(rt, w.clone()).await);
+    }
+    let client = PeerManager::<P>::new(manager_config(0), book::<P>(), IgnoreAll, rt.ex()).unwrap();
+    for (_, addr) in &servers {
+        client.connect(*addr).await.unwrap();
+    }
+    let faults_wanted = u32::from(wrong.is_some());
+    let tip = chain.height();
+    let hashes = chain.clone();
+    let mut got: Vec<u32> = Vec::with_capacity(tip as usize);
+    let config = ScheduleConfig {
+        window: 256,
+        range: 16,
+        ..ScheduleConfig::default()
+    };
+    let outcome = download(
+        &client,
+        config,
+        1,
+        Some(tip),
+        Some(chain.genesis_hash()),
+        move |i| hashes.hash(i),
+        |block, _from| {
+            assert_eq!(Some(block.hash()), chain.hash(block.index()));
+            got.push(block.index());
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        got,
+        (1..=tip).collect::<Vec<_>>(),
+        "every block once, in order"
+    );
+    assert_eq!(outcome.count, u64::from(tip));
+    assert_eq!(outcome.tip_index, Some(tip));
+    assert_eq!(outcome.tip_hash, Some(chain.tip_hash()));
+    // All peers are free at the start: each, the wrong one too, gets work.
+    assert_eq!(outcome.faults, faults_wanted);
+    let secs = outcome.elapsed.as_secs_f64().max(1e-9);
+    eprintln!(
+        "{} {}: {} blocks from {} peers in {:.3} s ({:.0} blocks/s, {:.1} MB/s), {} faults",
+        R::NAME,
+        P::NAME,
+        outcome.count,
+        servers.len(),
+        secs,
+        outcome.count as f64 / secs,
+        outcome.bytes as f64 / secs / 1e6,
+        outcome.faults,
+    );
+    client.shutdown().await;
+    for (m, _) in &servers {
+        m.shutdown().await;
+    }
+}
+
+#[test]
+fn n3_blocks_once_in_order_from_three_nodes_smol() {
+    SmolRt.block_on(download_all::<N3, _>(SmolRt, n3_chain(3_000, 0), 3, None));
+}
+
+#[test]
+fn n3_blocks_once_in_order_from_three_nodes_async_std() {
+    AsyncStdRt.block_on(download_all::<N3, _>(
+        AsyncStdRt,
+        n3_chain(1_000, 0),
+        3,
+        None,
+    ));
+}
+
+#[test]
+fn legacy_blocks_by_hash_once_in_order_from_three_nodes_smol() {
+    SmolRt.block_on(download_all::<Legacy, _>(
+        SmolRt,
+        legacy_chain(1_000, 0),
+        3,
+        None,
+    ));
+}
+
+/// A node on another chain claims the heights: whatever it sends fails the
+/// headers' hashes, it is dropped, and the download completes from the rest.
+#[test]
+fn a_node_on_another_chain_is_dropped_and_the_download_completes() {
+    SmolRt.block_on(download_all::<N3, _>(
+        SmolRt,
+        n3_chain(600, 0),
+        2,
+        Some(n3_chain(600, 7)),
+    ));
+}
+
+/// A node whose chain grows while it is followed: each new block reaches
+/// the follower (through the heights in the pongs to its pings) once, in
+/// order; the node grows by ten blocks each time the follower has every
+/// block it has.
+fn following_a_growing_chain<R: Rt>(rt: R) {
+    rt.block_on(async {
+        let full = n3_chain(120, 0);
+        let start: Vec<_> = full.blocks().take(51).cloned().collect();
+        let served = Arc::new(Chain::<N3>::from_blocks(start).unwrap());
+        let mut config = manager_config::<N3>(0);
+        let height = served.clone();
+        config.local.identity.current_height = Arc::new(move || height.height());
+        let server = PeerManager::new(
+            config,
+            book::<N3>(),
+            ChainServer::new(served.clone()),
+            rt.ex(),
+        )
+        .unwrap();
+        let addr = server.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let client =
+            PeerManager::<N3>::new(manager_config(0), book::<N3>(), IgnoreAll, rt.ex()).unwrap();
+        client.connect(addr).await.unwrap();
+        let mut got = Vec::new();
+        let outcome = follow(
+            &client,
+            ScheduleConfig::default(),
+            1,
+            Some(full.genesis_hash()),
+            |_| None,
+            Duration::from_millis(10),
+            |block, _| {
+                let index = block.index();
+                assert_eq!(Some(block.hash()), full.hash(index));
+                got.push(index);
+                if index == 120 {
+                    return ControlFlow::Break(());
+                }
+                if index == served.height() {
+                    for b in full.blocks().skip(index as usize + 1).take(10) {
+                        served.push_block(b.clone()).unwrap();
+                    }
+                }
+                ControlFlow::Continue(())
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            got,
+            (1..=120).collect::<Vec<_>>(),
+            "every block once, in order"
+        );
+        assert_eq!(outcome.tip_hash, Some(full.tip_hash()));
+        assert_eq!(client.len(), 1, "the node was never dropped");
+        client.shutdown().await;
+        server.shutdown().await;
+    });
+}
+
+#[test]
+fn following_a_growing_chain_smol() {
+    following_a_growing_chain(SmolRt);
+}
+
+#[test]
+fn following_a_growing_chain_async_std() {
+    following_a_growing_chain(AsyncStdRt);
+}
