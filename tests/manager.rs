@@ -126,6 +126,12 @@ fn addr_received(c: &PeerManager<N3>) -> bool {
         .is_some_and(|p| p.stats.get("addr").messages_in > 0)
 }
 
+/// Whether the first peer of `c` has answered the manager's `getaddr` and
+/// the request has given its slot back.
+fn addr_settled(c: &PeerManager<N3>) -> bool {
+    addr_received(c) && c.peers().first().is_some_and(|p| p.in_flight == 0)
+}
+
 async fn shut<P: Protocol>(managers: &[&PeerManager<P>]) {
     for m in managers {
         let report = m.shutdown().await;
@@ -855,7 +861,8 @@ fn request_addr_by_hand_is_no_misbehaviour<R: Rt>(rt: R) {
         let server = node(rt, n3_chain(10)).await;
         let c = client::<N3, _, _>(rt, IgnoreAll);
         let peer = c.connect(server.addr).await.unwrap();
-        assert!(eventually(Duration::from_secs(5), || addr_received(&c)).await);
+        // The manager's own `getaddr` holds the slot until it is answered.
+        assert!(eventually(Duration::from_secs(5), || addr_settled(&c)).await);
         for _ in 0..5 {
             let answers = peer.request(<N3 as Protocol>::get_addr()).await.unwrap();
             assert_eq!(answers.len(), 1);
@@ -960,8 +967,7 @@ fn a_managed_peer_keeps_the_books<R: Rt>(rt: R) {
         });
         // The manager's own `getaddr` to the new peer holds a slot until
         // answered: let it end, so the only request in flight is ours.
-        let idle = || addr_received(&c) && c.peers().first().is_some_and(|p| p.in_flight == 0);
-        assert!(eventually(Duration::from_secs(5), idle).await);
+        assert!(eventually(Duration::from_secs(5), || addr_settled(&c)).await);
         let waiting = {
             let (peer, headers) = (peer.clone(), headers.clone());
             rt.spawn(async move { peer.request(headers).await })
