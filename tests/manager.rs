@@ -551,6 +551,7 @@ fn limits_addresses_and_shutdown<R: Rt>(rt: R) {
                 .is_some_and(|r| r.last_success_ms.is_some())
         })
         .await;
+        assert!(eventually(Duration::from_secs(5), || addr_settled(&clients[0])).await);
         let answers = first.request(<N3 as Protocol>::get_addr()).await.unwrap();
         let listed = N3::addresses(&answers[0]).unwrap();
         assert!(listed.iter().any(|g| g.addr == addr), "{listed:?}");
