@@ -7,6 +7,7 @@ use std::time::Instant;
 use async_io::Timer;
 use futures_lite::future;
 
+use super::registry::Registry;
 use super::routing::{self, Candidate};
 use super::{Inner, ManagerError, ManagerEvent, PeerId, PeerManager, kind_index};
 use crate::peer::{Answers, DisconnectReason, Peer, PeerError};
@@ -129,10 +130,21 @@ impl<P: Protocol> Inner<P> {
             self.config.max_in_flight_per_kind,
             excluded,
         )?;
+        self.take_slot(&mut reg, id, kind)
+    }
+
+    /// Takes a slot of `kind` on registered peer `id`, which the caller
+    /// found free; `None` when `id` is not registered.
+    fn take_slot(
+        self: &Arc<Self>,
+        reg: &mut Registry<P>,
+        id: PeerId,
+        kind: RequestKind,
+    ) -> Option<Lease<P>> {
         reg.clock += 1;
         let clock = reg.clock;
         let e = reg.peers.get_mut(&id)?;
-        e.in_flight[k] += 1;
+        e.in_flight[kind_index(kind)] += 1;
         e.last_used = clock;
         Some(Lease {
             inner: self.clone(),
@@ -161,23 +173,11 @@ impl<P: Protocol> Inner<P> {
         kind: RequestKind,
     ) -> Result<Lease<P>, Option<u32>> {
         let mut reg = self.lock();
-        reg.clock += 1;
-        let clock = reg.clock;
-        let e = reg.peers.get_mut(&id).ok_or(None)?;
-        let slot = &mut e.in_flight[kind_index(kind)];
-        if *slot >= self.config.max_in_flight_per_kind {
-            return Err(Some(*slot));
+        let in_flight = reg.peers.get(&id).ok_or(None)?.in_flight[kind_index(kind)];
+        if in_flight >= self.config.max_in_flight_per_kind {
+            return Err(Some(in_flight));
         }
-        *slot += 1;
-        e.last_used = clock;
-        Ok(Lease {
-            inner: self.clone(),
-            id,
-            kind,
-            peer: e.peer.clone(),
-            started: Instant::now(),
-            counted: true,
-        })
+        self.take_slot(&mut reg, id, kind).ok_or(None)
     }
 
     /// Hands one answer of a routed request to the handler; `addr`
