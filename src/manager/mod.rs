@@ -53,6 +53,7 @@
 //! ```
 
 mod admission;
+mod announce;
 mod config;
 pub mod download;
 mod error;
@@ -72,6 +73,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use event_listener::Event;
 
+pub use announce::{ANNOUNCED_HASHES, ANNOUNCEMENT_CAPACITY, Announcement};
 pub use config::{
     ADDR_INTERVAL, BAN_DURATION, BAN_THRESHOLD, DIAL_INTERVAL, DIAL_TIMEOUT, FEELER_INTERVAL,
     FLUSH_INTERVAL, MAX_ATTEMPTS, MAX_IN_FLIGHT_PER_KIND, MAX_INBOUND, MAX_OUTBOUND, MAX_PER_IP,
@@ -115,6 +117,9 @@ pub(crate) struct Inner<P: Protocol> {
     events_rx: async_channel::Receiver<ManagerEvent>,
     /// The port the listener is bound to (0: not listening).
     listen_port: std::sync::atomic::AtomicU16,
+    /// Subscribers to block announcements (each queue bounded; closed ones
+    /// are removed at the next announcement).
+    announcements: Mutex<Vec<async_channel::Sender<Announcement>>>,
 }
 
 /// A manager of the peers of protocol `P`. Cheap to clone: every clone is
@@ -204,6 +209,7 @@ impl<P: Protocol> PeerManager<P> {
                 events,
                 events_rx,
                 listen_port: std::sync::atomic::AtomicU16::new(0),
+                announcements: Mutex::new(Vec::new()),
             }),
         })
     }
