@@ -48,7 +48,7 @@ use super::PeerId;
 use super::routing::{self, Candidate};
 use crate::wire::{Encode, UInt256, legacy, n3};
 
-mod driver;
+pub(crate) mod driver;
 pub use driver::{BlockSource, DownloadError, DownloadOutcome, SEEN, download, follow};
 
 /// Heights ahead of the next block to hand out that may be asked for.

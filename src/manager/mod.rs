@@ -58,6 +58,7 @@ mod config;
 pub mod download;
 mod error;
 mod feeler;
+mod follower;
 mod gossip;
 mod handle;
 mod lifecycle;
@@ -80,6 +81,7 @@ pub use config::{
     ManagerConfig, Penalties, ROUTE_TIMEOUT, SHUTDOWN_GRACE, TARGET_OUTBOUND,
 };
 pub use error::{Departed, ManagerError, ManagerEvent, PeerSummary, ShutdownReport};
+pub use follower::{FOLLOW_CHECK, FOLLOW_EVENTS, FollowConfig, FollowError, FollowEvent, Follower};
 pub use handle::ManagedPeer;
 
 use gossip::Managed;

@@ -11,6 +11,7 @@ use futures_lite::future;
 use thiserror::Error;
 
 use super::{Abandoned, Arrival, Fetched, Ready, Request, RequestId, Schedule, ScheduleConfig};
+use crate::chain::Generation;
 use crate::manager::{Announcement, ManagerError, ManagerEvent, PeerId, PeerManager};
 use crate::protocol::{Legacy, N3, Protocol};
 use crate::relay::KnownSet;
@@ -20,8 +21,8 @@ use crate::wire::{UInt256, legacy, n3};
 /// who grew) when nothing else happens.
 const REFRESH: Duration = Duration::from_millis(100);
 
-/// A protocol whose blocks the pipeline can fetch.
-pub trait BlockSource: Protocol {
+/// A protocol whose blocks the pipeline can fetch (both generations).
+pub trait BlockSource: Protocol + Generation {
     /// Its block.
     type FetchedBlock: Fetched;
     /// Whether blocks are asked by hash: following then learns the hashes
@@ -36,9 +37,10 @@ pub trait BlockSource: Protocol {
     /// The request for the headers after the header at height `index`
     /// whose hash is `hash`.
     fn ask_headers(index: u32, hash: UInt256) -> Self::Message;
-    /// The height, hash and previous hash of each header an answer carries
-    /// (`None`: it is no `headers`).
-    fn headers(answer: &Self::Message) -> Option<Vec<(u32, UInt256, UInt256)>>;
+    /// The headers an answer carries (`None`: it is no `headers`).
+    fn headers(answer: &Self::Message) -> Option<Vec<Self::Header>>;
+    /// A fetched block as a [`Chain`](crate::chain::Chain) holds it.
+    fn chain_block(block: Self::FetchedBlock) -> <Self as Generation>::Block;
 }
 
 impl BlockSource for N3 {
@@ -62,13 +64,14 @@ impl BlockSource for N3 {
             count: -1,
         })
     }
-    fn headers(answer: &n3::Message) -> Option<Vec<(u32, UInt256, UInt256)>> {
+    fn headers(answer: &n3::Message) -> Option<Vec<n3::Header>> {
         match answer {
-            n3::Message::Headers(h) => {
-                Some(h.iter().map(|h| (h.index, h.hash(), h.prev_hash)).collect())
-            }
+            n3::Message::Headers(h) => Some(h.to_vec()),
             _ => None,
         }
+    }
+    fn chain_block(block: n3::Block) -> n3::Block {
+        block
     }
 }
 
@@ -94,16 +97,14 @@ impl BlockSource for Legacy {
             hash_stop: UInt256::ZERO,
         })
     }
-    fn headers(answer: &legacy::Message) -> Option<Vec<(u32, UInt256, UInt256)>> {
+    fn headers(answer: &legacy::Message) -> Option<Vec<legacy::Header>> {
         match answer {
-            legacy::Message::Headers(h) => Some(
-                h.headers
-                    .iter()
-                    .map(|h| (h.index(), h.hash(), h.prev_hash()))
-                    .collect(),
-            ),
+            legacy::Message::Headers(h) => Some(h.headers.clone()),
             _ => None,
         }
+    }
+    fn chain_block(block: legacy::Block) -> legacy::Block {
+        block
     }
 }
 
@@ -178,7 +179,16 @@ pub async fn download<P: BlockSource>(
         ControlFlow::Continue(())
     };
     run(
-        manager, config, from, target, after, expected, None, on_block,
+        manager,
+        config,
+        from,
+        target,
+        after,
+        expected,
+        None,
+        None,
+        |_| {},
+        on_block,
     )
     .await
 }
@@ -235,6 +245,8 @@ pub async fn follow<P: BlockSource>(
         after,
         expected,
         Some(check),
+        None,
+        |_| {},
         on_block,
     )
     .await
@@ -268,9 +280,11 @@ fn lock(tail: &Mutex<Tail>) -> std::sync::MutexGuard<'_, Tail> {
 }
 
 /// [`download`] up to `target`, or [`follow`] (`target` `None`) with the
-/// peers pinged every `check`.
+/// peers pinged every `check`. Following Legacy learns the headers after
+/// `headers_from` (by default the block before `from`), each handed to
+/// `on_header` once, in order.
 #[allow(clippy::too_many_arguments)]
-async fn run<P: BlockSource>(
+pub(crate) async fn run<P: BlockSource>(
     manager: &PeerManager<P>,
     config: ScheduleConfig,
     from: u32,
@@ -278,14 +292,19 @@ async fn run<P: BlockSource>(
     after: Option<UInt256>,
     expected: impl Fn(u32) -> Option<UInt256> + Send + Sync + 'static,
     check: Option<Duration>,
+    headers_from: Option<(u32, UInt256)>,
+    mut on_header: impl FnMut(&P::Header),
     mut on_block: impl FnMut(P::FetchedBlock, PeerId) -> ControlFlow<()>,
 ) -> Result<DownloadOutcome, DownloadError> {
     let started = Instant::now();
     let following = target.is_none();
     // Legacy following learns hashes from headers after the last known one.
     let by_headers = following && P::BY_HASH;
-    if by_headers && after.is_none() && from > 0 {
-        return Err(DownloadError::UnknownHash { index: from - 1 });
+    let header_tip = headers_from.or(from.checked_sub(1).zip(after));
+    if by_headers && header_tip.is_none() {
+        return Err(DownloadError::UnknownHash {
+            index: from.saturating_sub(1),
+        });
     }
     // One peer answers at most this many requests of a kind at once.
     let limit = manager.config().max_in_flight_per_kind.max(1);
@@ -294,7 +313,7 @@ async fn run<P: BlockSource>(
         ..config
     };
     let tail = Arc::new(Mutex::new(Tail {
-        tip: from.checked_sub(1).zip(after),
+        tip: header_tip,
         ahead: BTreeMap::new(),
     }));
     let known = tail.clone();
@@ -546,7 +565,9 @@ async fn run<P: BlockSource>(
                     .filter_map(|m| P::headers(&m))
                     .flatten();
                 let mut t = lock(&tail);
-                for (index, hash, prev) in headers {
+                for header in headers {
+                    let (index, hash) = (P::header_index(&header), P::header_hash(&header));
+                    let prev = P::header_prev_hash(&header);
                     let (tip_index, tip_hash) = t.tip.unwrap_or((0, UInt256::ZERO));
                     let why = if index <= tip_index {
                         // An answer to an earlier `getheaders`: known
@@ -565,6 +586,7 @@ async fn run<P: BlockSource>(
                         t.tip = Some((index, hash));
                         t.ahead.insert(index, hash);
                         seen.insert(hash);
+                        on_header(&header);
                         None
                     };
                     if let Some(why) = why {
