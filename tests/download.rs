@@ -127,6 +127,16 @@ where
     assert_eq!(outcome.tip_hash, Some(chain.tip_hash()));
     // All peers are free at the start: each, the wrong one too, gets work.
     assert_eq!(outcome.faults, faults_wanted);
+    // Each wrong block is reported as an event naming its peer.
+    let events = client.events();
+    let mut reported = 0;
+    while let Ok(event) = events.try_recv() {
+        if let neo_peer::manager::ManagerEvent::WrongBlock { addr, reason, .. } = event {
+            assert_eq!(addr, servers.last().map(|s| s.1), "{reason}");
+            reported += 1;
+        }
+    }
+    assert_eq!(reported, faults_wanted);
     let secs = outcome.elapsed.as_secs_f64().max(1e-9);
     eprintln!(
         "{} {}: {} blocks from {} peers in {:.3} s ({:.0} blocks/s, {:.1} MB/s), {} faults",

@@ -34,6 +34,8 @@ pub trait BlockSource: Protocol + Generation {
     fn ask(request: &Request) -> Option<Self::Message>;
     /// The block an answer carries, if it is one.
     fn block(answer: Self::Message) -> Option<Self::FetchedBlock>;
+    /// The request for the blocks with these hashes (`getdata`).
+    fn ask_by_hash(hashes: Vec<UInt256>) -> Self::Message;
     /// The request for the headers after the header at height `index`
     /// whose hash is `hash`.
     fn ask_headers(index: u32, hash: UInt256) -> Self::Message;
@@ -57,6 +59,12 @@ impl BlockSource for N3 {
             n3::Message::Block(b) => Some(b),
             _ => None,
         }
+    }
+    fn ask_by_hash(hashes: Vec<UInt256>) -> n3::Message {
+        n3::Message::GetData(n3::InvPayload {
+            kind: n3::InventoryType::Block,
+            hashes,
+        })
     }
     fn ask_headers(index: u32, _hash: UInt256) -> n3::Message {
         n3::Message::GetHeaders(n3::GetBlockByIndexPayload {
@@ -90,6 +98,12 @@ impl BlockSource for Legacy {
             legacy::Message::Block(b) => Some(*b),
             _ => None,
         }
+    }
+    fn ask_by_hash(hashes: Vec<UInt256>) -> legacy::Message {
+        legacy::Message::GetData(legacy::InvPayload {
+            kind: legacy::InventoryType::Block,
+            hashes,
+        })
     }
     fn ask_headers(_index: u32, hash: UInt256) -> legacy::Message {
         legacy::Message::GetHeaders(legacy::GetBlocksPayload {
@@ -213,7 +227,10 @@ pub async fn download<P: BlockSource>(
 ///   that header; a peer whose headers do not is dropped as for a wrong
 ///   block. A C# node at its tip may leave `getheaders` unanswered: it is
 ///   never dropped for it, and after the request deadline another peer may
-///   be asked.
+///   be asked. Announced blocks the headers do not reach (NEO•ONE leaves its
+///   tip out of them) are asked of their announcer by hash and, when they
+///   follow the last header, taken as they are ([`Schedule::offer`]): each
+///   block is still fetched once.
 ///
 /// A block offered at a height already held or handed out (among the last
 /// window of them) that is not ours is never applied: its peer is reported
@@ -264,6 +281,8 @@ enum Note<M> {
     Pinged(PeerId),
     /// The answers of a `getheaders` (Legacy following).
     Headers(PeerId, Result<Vec<M>, ManagerError>),
+    /// The blocks an announcer was asked for by hash (Legacy following).
+    Offered(PeerId, Result<Vec<M>, ManagerError>),
 }
 
 /// The headers known past the blocks, when blocks are asked by hash.
@@ -339,8 +358,11 @@ pub(crate) async fn run<P: BlockSource>(
     }
     // Legacy following: the `getheaders` running (its peer, since when),
     // and a peer that announced a block not seen yet (with its hashes).
-    let mut headers_running: Option<(PeerId, Instant)> = None;
+    let mut headers_running: Option<(PeerId, Instant, Vec<UInt256>)> = None;
     let mut announced: Option<(PeerId, Vec<UInt256>)> = None;
+    // Legacy following: the peer asked for the blocks it announced that its
+    // headers did not reach (NEO•ONE leaves its tip out of `headers`).
+    let mut offering: Option<PeerId> = None;
     let mut outcome = DownloadOutcome {
         count: 0,
         bytes: 0,
@@ -415,7 +437,10 @@ pub(crate) async fn run<P: BlockSource>(
             }
         }
         if by_headers {
-            if headers_running.is_some_and(|(_, since)| now >= since + config.timeout) {
+            if headers_running
+                .as_ref()
+                .is_some_and(|(_, since, _)| now >= *since + config.timeout)
+            {
                 // Left unanswered (a C# node at its tip): another may be asked.
                 headers_running = None;
             }
@@ -425,16 +450,18 @@ pub(crate) async fn run<P: BlockSource>(
                 let fresh = announced
                     .take()
                     .filter(|(_, hashes)| hashes.iter().any(|h| !seen.contains(h)))
-                    .map(|(peer, _)| peer)
-                    .filter(|p| live.iter().any(|(l, _)| l == p));
+                    .filter(|(p, _)| live.iter().any(|(l, _)| l == p));
                 let higher = live
                     .iter()
                     .filter(|&&(_, h)| h > tip_index)
                     .max_by_key(|&&(_, h)| h)
-                    .map(|&(id, _)| id);
-                if let Some(peer) = fresh.or(higher).and_then(|id| manager.peer(id)) {
+                    .map(|&(id, _)| (id, Vec::new()));
+                let ask = fresh.or(higher);
+                if let Some((peer, hashes)) =
+                    ask.and_then(|(id, hashes)| Some((manager.peer(id)?, hashes)))
+                {
                     let id = peer.id();
-                    headers_running = Some((id, now));
+                    headers_running = Some((id, now, hashes));
                     let tx = tx.clone();
                     let msg = P::ask_headers(tip_index, tip_hash);
                     manager.inner.spawn(async move {
@@ -555,9 +582,46 @@ pub(crate) async fn run<P: BlockSource>(
                 pinging.remove(&peer);
                 continue;
             }
+            Note::Offered(peer, answer) => {
+                if offering == Some(peer) {
+                    offering = None;
+                }
+                if let Some(n) = running.get_mut(&peer) {
+                    *n -= 1;
+                    if *n == 0 {
+                        running.remove(&peer);
+                    }
+                }
+                for block in answer.into_iter().flatten().filter_map(P::block) {
+                    let (index, hash) = (block.index(), block.hash());
+                    let mut t = lock(&tail);
+                    let follows = t.tip.is_some_and(|(i, h)| {
+                        i.checked_add(1) == Some(index) && h == block.prev_hash()
+                    });
+                    if !follows {
+                        continue;
+                    }
+                    t.tip = Some((index, hash));
+                    t.ahead.insert(index, hash);
+                    drop(t);
+                    seen.insert(hash);
+                    on_header(&P::block_header(&P::chain_block(block.clone())));
+                    schedule.set_target(index);
+                    if let Arrival::Bad { peer, why } = schedule.offer(block, peer) {
+                        fault(peer, Some(index), &why, &mut dropped, &mut outcome.faults);
+                        break;
+                    }
+                }
+                continue;
+            }
             Note::Headers(peer, answer) => {
-                if headers_running.is_some_and(|(p, _)| p == peer) {
-                    headers_running = None;
+                let mut announced_hashes = Vec::new();
+                if let Some((p, since, hashes)) = headers_running.take() {
+                    if p == peer {
+                        announced_hashes = hashes;
+                    } else {
+                        headers_running = Some((p, since, hashes));
+                    }
                 }
                 let headers = answer
                     .into_iter()
@@ -594,6 +658,24 @@ pub(crate) async fn run<P: BlockSource>(
                         fault(peer, Some(index), &why, &mut dropped, &mut outcome.faults);
                         break;
                     }
+                }
+                // Announced blocks the headers did not reach: asked of their
+                // announcer by hash, and offered to the schedule.
+                let unseen: Vec<UInt256> = announced_hashes
+                    .into_iter()
+                    .filter(|h| !seen.contains(h))
+                    .collect();
+                let usable = !dropped.contains(&peer) && offering.is_none();
+                if let Some(p) = manager.peer(peer).filter(|_| usable && !unseen.is_empty()) {
+                    offering = Some(peer);
+                    // It holds one of the peer's request slots.
+                    *running.entry(peer).or_default() += 1;
+                    let tx = tx.clone();
+                    let msg = P::ask_by_hash(unseen);
+                    manager.inner.spawn(async move {
+                        let answer = p.request(msg).await;
+                        let _ = tx.send(Note::Offered(peer, answer)).await;
+                    });
                 }
                 continue;
             }
