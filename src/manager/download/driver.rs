@@ -362,7 +362,7 @@ pub(crate) async fn run<P: BlockSource>(
     let mut announced: Option<(PeerId, Vec<UInt256>)> = None;
     // Legacy following: the peer asked for the blocks it announced that its
     // headers did not reach (NEO•ONE leaves its tip out of `headers`).
-    let mut offering: Option<PeerId> = None;
+    let mut offering: Option<(PeerId, Instant)> = None;
     let mut outcome = DownloadOutcome {
         count: 0,
         bytes: 0,
@@ -443,6 +443,10 @@ pub(crate) async fn run<P: BlockSource>(
             {
                 // Left unanswered (a C# node at its tip): another may be asked.
                 headers_running = None;
+            }
+            if offering.is_some_and(|(_, since)| now >= since + config.timeout) {
+                // Blocks announced and not sent: others may be asked for.
+                offering = None;
             }
             let (tip_index, tip_hash) = lock(&tail).tip.unwrap_or((0, UInt256::ZERO));
             let room = u64::from(tip_index) < schedule.next_index() + u64::from(config.window);
@@ -583,7 +587,7 @@ pub(crate) async fn run<P: BlockSource>(
                 continue;
             }
             Note::Offered(peer, answer) => {
-                if offering == Some(peer) {
+                if offering.is_some_and(|(p, _)| p == peer) {
                     offering = None;
                 }
                 if let Some(n) = running.get_mut(&peer) {
@@ -667,7 +671,7 @@ pub(crate) async fn run<P: BlockSource>(
                     .collect();
                 let usable = !dropped.contains(&peer) && offering.is_none();
                 if let Some(p) = manager.peer(peer).filter(|_| usable && !unseen.is_empty()) {
-                    offering = Some(peer);
+                    offering = Some((peer, now));
                     // It holds one of the peer's request slots.
                     *running.entry(peer).or_default() += 1;
                     let tx = tx.clone();
