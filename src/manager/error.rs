@@ -86,6 +86,10 @@ pub enum ManagerError {
         /// The manager's.
         manager: (&'static str, u32),
     },
+    /// [`PeerManager::start_relay`](super::PeerManager::start_relay) was
+    /// called before.
+    #[error("the relay is already started")]
+    RelayStarted,
 }
 
 impl From<BookError> for ManagerError {
