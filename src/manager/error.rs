@@ -164,6 +164,20 @@ pub enum ManagerEvent {
         /// How many were new.
         new: usize,
     },
+    /// A peer served a wrong block or header while the chain was being
+    /// fetched or followed (its Merkle root, its hash against its header, a
+    /// block that does not follow the one before it, or another block at a
+    /// height already held): it was penalised and disconnected.
+    WrongBlock {
+        /// The peer.
+        id: PeerId,
+        /// Its address.
+        addr: Option<SocketAddr>,
+        /// The height, when known.
+        index: Option<u32>,
+        /// What was wrong.
+        reason: String,
+    },
     /// A `request_*` whose answer was to reach the handler failed on every
     /// attempt.
     RequestFailed {

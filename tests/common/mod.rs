@@ -13,8 +13,30 @@ use serde_json::Value;
 /// Seconds a node lives at most, whatever happens to the test process.
 const LIFETIME: &str = "240";
 
-/// A free TCP port on 127.0.0.1.
+/// A free TCP port on 127.0.0.1: one the system picks, or, with
+/// `NEO_PEER_TEST_PORTS=LOW-HIGH` set, one of that range (where the nodes
+/// of runs sharing the machine are kept apart).
 pub fn free_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let range = std::env::var("NEO_PEER_TEST_PORTS").ok().and_then(|r| {
+        let (low, high) = r.split_once('-')?;
+        Some((
+            low.trim().parse::<u16>().ok()?,
+            high.trim().parse::<u16>().ok()?,
+        ))
+    });
+    if let Some((low, high)) = range.filter(|(l, h)| l <= h) {
+        let span = u32::from(high) - u32::from(low) + 1;
+        let start = std::process::id() % span;
+        for _ in 0..span {
+            let step = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % span;
+            let port = (u32::from(low) + (start + step) % span) as u16;
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+        panic!("no free port in NEO_PEER_TEST_PORTS={low}-{high}");
+    }
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
