@@ -86,6 +86,10 @@ pub enum ManagerError {
         /// The manager's.
         manager: (&'static str, u32),
     },
+    /// [`PeerManager::start_relay`](super::PeerManager::start_relay) was
+    /// called before.
+    #[error("the relay is already started")]
+    RelayStarted,
 }
 
 impl From<BookError> for ManagerError {
@@ -127,6 +131,23 @@ pub enum ManagerEvent {
         /// Where to.
         addr: SocketAddr,
         /// Why.
+        error: String,
+    },
+    /// An inbound connection was closed before it joined, without a
+    /// handshake: its IP is banned, or a limit (inbound peers, connections
+    /// per IP) is reached. At accept, nothing else is spent on it.
+    Refused {
+        /// Where it came from.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+    /// An inbound connection's handshake failed (or it was refused right
+    /// after it: a duplicate, a banned node).
+    HandshakeFailed {
+        /// Where it came from.
+        addr: SocketAddr,
+        /// What went wrong.
         error: String,
     },
     /// An address was banned.

@@ -28,6 +28,11 @@
 //!   feed the book, `getaddr` is answered from it. The book is flushed
 //!   every [`ManagerConfig::flush_interval`] and at shutdown.
 //!
+//! - **Relay.** [`PeerManager::start_relay`] downloads each item peers
+//!   announce once, hands it to the embedder, and
+//!   [`PeerManager::relay`] announces what it accepts to every peer that
+//!   lacks it, never back to where it came from.
+//!
 //! [`sync`] fetches a header chain through a manager, from many peers at once.
 //!
 //! ```no_run
@@ -64,13 +69,14 @@ mod handle;
 mod lifecycle;
 mod net;
 mod registry;
+mod relay;
 mod request;
 mod routing;
 mod scores;
 pub mod sync;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use event_listener::Event;
 
@@ -83,6 +89,7 @@ pub use config::{
 pub use error::{Departed, ManagerError, ManagerEvent, PeerSummary, ShutdownReport};
 pub use follower::{FOLLOW_CHECK, FOLLOW_EVENTS, FollowConfig, FollowError, FollowEvent, Follower};
 pub use handle::ManagedPeer;
+pub use relay::{FLOOD_POINTS, OnItem, RELAY_CACHE, RELAY_OUTBOX, RelayConfig, RelayStats};
 
 use gossip::Managed;
 use lifecycle::Counted;
@@ -119,6 +126,8 @@ pub(crate) struct Inner<P: Protocol> {
     events_rx: async_channel::Receiver<ManagerEvent>,
     /// The port the listener is bound to (0: not listening).
     listen_port: std::sync::atomic::AtomicU16,
+    /// The relay room, once started.
+    relay: OnceLock<Box<dyn relay::RelayRoom<P>>>,
     /// Subscribers to block announcements (each queue bounded; closed ones
     /// are removed at the next announcement).
     announcements: Mutex<Vec<async_channel::Sender<Announcement>>>,
@@ -211,6 +220,7 @@ impl<P: Protocol> PeerManager<P> {
                 events,
                 events_rx,
                 listen_port: std::sync::atomic::AtomicU16::new(0),
+                relay: OnceLock::new(),
                 announcements: Mutex::new(Vec::new()),
             }),
         })
