@@ -7,6 +7,8 @@
 //!   and the mean block interval.
 //! - [`transfer_through_relay`]: a GAS transfer submitted to a follower whose only peer is
 //!   the relay reaches the validators and comes back in a block.
+//! - [`legacy_follower_through_relay`]: NEO Legacy, a NEO•ONE follower behind the relay
+//!   keeps up with a NEO•ONE validator.
 //! - [`latency_per_hop`] (ignored, a measurement): the time a transaction takes from its
 //!   submission at node A to node C's mempool, A–X–C, with X a neo-go node and X the relay:
 //!
@@ -29,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use common::{Kill, free_port};
+use common::{Kill, RealNode, free_port};
 use serde_json::{Value, json};
 
 /// How long each network is watched.
@@ -315,16 +317,27 @@ struct Relay {
 }
 
 impl Relay {
-    /// Listens on a fresh port of 127.0.0.1 and dials `connect`.
+    /// An N3 relay listening on a fresh port of 127.0.0.1 and dialing `connect`.
     fn start(magic: u32, connect: &[String]) -> Result<Relay, String> {
+        Self::start_on("n3", magic, connect)
+    }
+
+    /// The same for `protocol` (`n3` or `legacy`).
+    fn start_on(protocol: &str, magic: u32, connect: &[String]) -> Result<Relay, String> {
         let port = free_port();
         let addr = loopback(port);
         let log =
             std::env::temp_dir().join(format!("neo-peer-relay-{}-{port}.log", std::process::id()));
         let out = File::create(&log).map_err(|e| e.to_string())?;
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_neo-peer"));
-        cmd.args(["relay", "--protocol", "n3", "--network", &magic.to_string()])
-            .args(["--listen", &addr, "--no-gossip", "--verbose"]);
+        cmd.args([
+            "relay",
+            "--protocol",
+            protocol,
+            "--network",
+            &magic.to_string(),
+        ])
+        .args(["--listen", &addr, "--no-gossip", "--verbose"]);
         for c in connect {
             cmd.args(["--connect", c]);
         }
@@ -610,6 +623,58 @@ fn transfer_through_neo_go() {
     if let Err(e) = result {
         panic!("{e}\n{}", net.logs());
     }
+}
+
+/// NEO Legacy: a NEO•ONE 2.7.4 follower whose only peer is the relay, the relay dialing a
+/// NEO•ONE validator (one block a second), syncs from genesis and keeps up with the
+/// validator for 30 s.
+#[test]
+fn legacy_follower_through_relay() {
+    if skip_without_relay("legacy_follower_through_relay") {
+        return;
+    }
+    let validator = RealNode::start("neoone", 3, &[]);
+    let relay = Relay::start_on("legacy", 56753, &[validator.p2p.to_string()]).unwrap();
+    let follower = RealNode::follow_on("neoone", &relay.addr);
+    let height = |node: &RealNode| node.call("getblockcount", json!([])).as_u64().unwrap_or(0);
+    let fail = |what: String| -> ! { panic!("{what}\nrelay:\n{}", relay.log_tail()) };
+    wait_for(Duration::from_secs(60), "the follower syncs", || {
+        (height(&follower) + 2 >= height(&validator)).then_some(())
+    })
+    .unwrap_or_else(|e| {
+        fail(format!(
+            "{e}: follower at {}, validator at {}",
+            height(&follower),
+            height(&validator)
+        ))
+    });
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        thread::sleep(Duration::from_secs(2));
+        let (f, v) = (height(&follower), height(&validator));
+        if f + 3 < v {
+            fail(format!(
+                "the follower fell behind: {f} blocks, the validator {v}"
+            ));
+        }
+    }
+    let peers = follower.call("getpeers", json!([]));
+    let connected: Vec<String> = peers["connected"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| format!("{}:{}", p["address"].as_str().unwrap_or("?"), p["port"]))
+        .collect();
+    if connected != [relay.addr.clone()] {
+        fail(format!(
+            "the follower is connected to {connected:?}, not only to the relay"
+        ));
+    }
+    println!(
+        "NEO•ONE follower through the relay: {} blocks, the validator {}",
+        height(&follower),
+        height(&validator)
+    );
 }
 
 /// The signed transaction a neo-go `--out` context file holds for a single-signature

@@ -40,7 +40,12 @@ impl RealNode {
 
     /// `scripts/neogo follow`: a neo-go without consensus whose only seed is `seed`.
     pub fn follow(seed: &str) -> RealNode {
-        Self::run("neogo", "follow", seed.to_string(), &[])
+        Self::follow_on("neogo", seed)
+    }
+
+    /// `scripts/<script> follow`: a node without consensus whose only seed is `seed`.
+    pub fn follow_on(script: &'static str, seed: &str) -> RealNode {
+        Self::run(script, "follow", seed.to_string(), &[])
     }
 
     fn run(script: &'static str, verb: &str, last: String, env: &[(&str, &str)]) -> RealNode {
