@@ -337,7 +337,15 @@ impl Relay {
             "--network",
             &magic.to_string(),
         ])
-        .args(["--listen", &addr, "--no-gossip", "--verbose"]);
+        .args([
+            "--listen",
+            &addr,
+            "--no-gossip",
+            "--verbose",
+            "--json",
+            "--summary",
+            "1",
+        ]);
         for c in connect {
             cmd.args(["--connect", c]);
         }
@@ -359,6 +367,16 @@ impl Relay {
             return Err(format!("the relay ended: {status}\n{}", relay.log_tail()));
         }
         Ok(relay)
+    }
+
+    /// The relay's latest statistics: the last JSON line it printed that has them
+    /// (a summary, once a second).
+    fn stats(&self) -> Option<Value> {
+        let text = fs::read_to_string(&self.log).ok()?;
+        text.lines()
+            .rev()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v.get("duplicates").is_some())
     }
 
     fn log_tail(&self) -> String {
@@ -388,6 +406,8 @@ struct Rate {
     per_minute: f64,
     mean_interval_ms: f64,
     longest_interval_ms: u64,
+    /// Each relay's statistics at the end of the window.
+    relays: Vec<Option<Value>>,
 }
 
 /// Watches `net` for [`WINDOW`]: blocks per minute (by the wall clock) and the block
@@ -428,6 +448,7 @@ fn watch(net: &Net, only_peer: Option<&[String]>) -> Result<Rate, String> {
             (times[times.len() - 1] - times[0]) as f64 / f64::from(blocks)
         },
         longest_interval_ms: longest,
+        relays: Vec::new(),
     })
 }
 
@@ -442,8 +463,10 @@ fn one_relay() -> Result<Rate, String> {
     let net = Net::start("one-relay", 56762, &seed, 1)
         .map_err(|e| format!("{e}\nrelay:\n{}", relay.log_tail()))?;
     let expected: Vec<String> = std::iter::repeat_n(relay.addr.clone(), 4).collect();
-    watch(&net, Some(&expected))
-        .map_err(|e| format!("{e}\n{}\nrelay:\n{}", net.logs(), relay.log_tail()))
+    let mut rate = watch(&net, Some(&expected))
+        .map_err(|e| format!("{e}\n{}\nrelay:\n{}", net.logs(), relay.log_tail()))?;
+    rate.relays = vec![relay.stats()];
+    Ok(rate)
 }
 
 fn two_relays() -> Result<Rate, String> {
@@ -458,14 +481,16 @@ fn two_relays() -> Result<Rate, String> {
     let net = Net::start("two-relays", 56763, &groups, 1)
         .map_err(|e| format!("{e}\nrelays:\n{}\n{}", first.log_tail(), second.log_tail()))?;
     let expected = [&first.addr, &first.addr, &second.addr, &second.addr].map(|a| a.clone());
-    watch(&net, Some(&expected)).map_err(|e| {
+    let mut rate = watch(&net, Some(&expected)).map_err(|e| {
         format!(
             "{e}\n{}\nrelays:\n{}\n{}",
             net.logs(),
             first.log_tail(),
             second.log_tail()
         )
-    })
+    })?;
+    rate.relays = vec![first.stats(), second.stats()];
+    Ok(rate)
 }
 
 #[test]
@@ -498,6 +523,30 @@ fn consensus_direct_and_through_relays() {
             None => println!("{name:<24}skipped: no relay subcommand"),
         }
     }
+    for (name, result) in &results {
+        for (i, stats) in result
+            .iter()
+            .flatten()
+            .flat_map(|r| r.relays.iter())
+            .enumerate()
+        {
+            let Some(s) = stats else { continue };
+            let r = &s["relayed"];
+            println!(
+                "{name}, relay {}: relayed {} tx, {} blocks, {} payloads; received {}, twice {}, \
+                 duplicates avoided {}, announced {}, served {}",
+                i + 1,
+                r["tx"],
+                r["block"],
+                r["extensible"],
+                s["received"],
+                s["duplicates"],
+                s["duplicates_avoided"],
+                s["announced"],
+                s["served"]
+            );
+        }
+    }
     for (name, result) in results {
         if let Some(result) = result {
             let rate = result.unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -506,6 +555,18 @@ fn consensus_direct_and_through_relays() {
                 "{name}: {:.1} blocks per minute, want at least {MIN_BLOCKS_PER_MIN}",
                 rate.per_minute
             );
+            // One download per item: nothing the relay held came to it again.
+            for (i, stats) in rate.relays.iter().enumerate() {
+                let stats = stats
+                    .as_ref()
+                    .unwrap_or_else(|| panic!("{name}: relay {} printed no statistics", i + 1));
+                assert_eq!(
+                    stats["duplicates"],
+                    0,
+                    "{name}: relay {} received items it held: {stats}",
+                    i + 1
+                );
+            }
         }
     }
 }
