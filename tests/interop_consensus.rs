@@ -26,6 +26,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -48,13 +49,22 @@ fn neogo_net() -> String {
     format!("{}/scripts/neogo-net", env!("CARGO_MANIFEST_DIR"))
 }
 
-fn neogo() -> String {
-    let out = Command::new(format!("{}/scripts/neogo", env!("CARGO_MANIFEST_DIR")))
-        .arg("install")
-        .output()
-        .expect("scripts/neogo runs");
-    assert!(out.status.success(), "scripts/neogo install failed");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+/// The neo-go binary, installed by `scripts/neogo` once per test process (the
+/// networks start at once; one download).
+fn neogo() -> &'static str {
+    static PATH: OnceLock<String> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let out = Command::new(format!("{}/scripts/neogo", env!("CARGO_MANIFEST_DIR")))
+            .arg("install")
+            .output()
+            .expect("scripts/neogo runs");
+        assert!(
+            out.status.success(),
+            "scripts/neogo install failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    })
 }
 
 fn loopback(port: u16) -> String {
@@ -156,6 +166,7 @@ impl Net {
     /// Four validators with a fresh chain; `how` are the options that say who they dial
     /// (nothing: a direct mesh). Returns once every validator has height `at_least`.
     fn start(name: &str, magic: u32, how: &[String], at_least: u32) -> Result<Net, String> {
+        neogo();
         let validators: Vec<Node> = (0..4)
             .map(|_| Node {
                 p2p: free_port(),
