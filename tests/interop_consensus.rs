@@ -672,9 +672,12 @@ fn transfer_through_relay() {
     let seed = vec!["--seed".to_string(), relay.addr.clone()];
     let net = Net::start("transfer", 56764, &seed, 1)
         .unwrap_or_else(|e| panic!("{e}\nrelay:\n{}", relay.log_tail()));
-    let result = net
-        .follow("follower", &relay.addr, 1)
-        .and_then(|follower| transfer_reaches_validators(&net, follower, &relay.addr));
+    let only_relay: Vec<String> = std::iter::repeat_n(relay.addr.clone(), 4).collect();
+    let result = net.follow("follower", &relay.addr, 1).and_then(|follower| {
+        transfer_reaches_validators(&net, follower, &relay.addr)?;
+        // The transfer had no other way to the validators, nor its block back.
+        check_only_peer(&net.validators, &only_relay)
+    });
     if let Err(e) = result {
         panic!("{e}\n{}\nrelay:\n{}", net.logs(), relay.log_tail());
     }
