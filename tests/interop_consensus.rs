@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use common::{Kill, RealNode, free_port};
+use common::{Kill, RealNode, node_port};
 use serde_json::{Value, json};
 
 /// How long each network is watched.
@@ -169,8 +169,8 @@ impl Net {
         neogo();
         let validators: Vec<Node> = (0..4)
             .map(|_| Node {
-                p2p: free_port(),
-                rpc: free_port(),
+                p2p: node_port(),
+                rpc: node_port(),
             })
             .collect();
         let list = |f: fn(&Node) -> u16| {
@@ -228,8 +228,8 @@ impl Net {
         env: &[(&str, &str)],
     ) -> Result<Node, String> {
         let node = Node {
-            p2p: free_port(),
-            rpc: free_port(),
+            p2p: node_port(),
+            rpc: node_port(),
         };
         let out = Command::new(neogo_net())
             .env("NEO_PEER_WATCH_PID", std::process::id().to_string())
@@ -285,6 +285,10 @@ impl Drop for Net {
             .arg(&self.dir)
             .stdout(Stdio::null())
             .status();
+        // Kept after a failure, for its logs.
+        if !thread::panicking() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -335,7 +339,7 @@ impl Relay {
 
     /// The same for `protocol` (`n3` or `legacy`).
     fn start_on(protocol: &str, magic: u32, connect: &[String]) -> Result<Relay, String> {
-        let port = free_port();
+        let port = node_port();
         let addr = loopback(port);
         let log =
             std::env::temp_dir().join(format!("neo-peer-relay-{}-{port}.log", std::process::id()));
@@ -394,6 +398,14 @@ impl Relay {
         let text = fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(10)..].join("\n")
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if !thread::panicking() {
+            let _ = fs::remove_file(&self.log);
+        }
     }
 }
 

@@ -3,10 +3,12 @@
 // Each test file uses a different part of this module.
 #![allow(dead_code)]
 
+use std::fs;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::Value;
 
@@ -20,6 +22,30 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A port of 127.0.0.1 for a node to listen on: free now and below the range the
+/// kernel draws the local ports of outgoing connections from (the many connections
+/// the nodes here open could otherwise take it before the node binds it). Each
+/// port is handed out once per test process.
+pub fn node_port() -> u16 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .filter(|&low| low > 11_000)
+        .unwrap_or(32_768);
+    let span = 10_000;
+    let first = low - span - 1;
+    let start = std::process::id().wrapping_mul(7919) % span;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(n < span, "no free port left below {low}");
+        let port = (first + (start + n) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A node run by one of the scripts.
@@ -49,7 +75,7 @@ impl RealNode {
     }
 
     fn run(script: &'static str, verb: &str, last: String, env: &[(&str, &str)]) -> RealNode {
-        let (p2p, rpc) = (free_port(), free_port());
+        let (p2p, rpc) = (node_port(), node_port());
         let dir = std::env::temp_dir().join(format!(
             "neo-peer-{script}-{verb}-{p2p}-{}",
             std::process::id()
