@@ -722,9 +722,9 @@ fn legacy_follower_through_relay() {
     if skip_without_relay("legacy_follower_through_relay") {
         return;
     }
-    let validator = RealNode::start("neoone", 3, &[]);
+    let validator = RealNode::start_on("neoone", (node_port(), node_port()), 3, &[]);
     let relay = Relay::start_on("legacy", 56753, &[validator.p2p.to_string()]).unwrap();
-    let follower = RealNode::follow_on("neoone", &relay.addr);
+    let follower = RealNode::follow_on("neoone", &relay.addr, (node_port(), node_port()));
     let height = |node: &RealNode| node.call("getblockcount", json!([])).as_u64().unwrap_or(0);
     let fail = |what: String| -> ! { panic!("{what}\nrelay:\n{}", relay.log_tail()) };
     wait_for(Duration::from_secs(60), "the follower syncs", || {

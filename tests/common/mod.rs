@@ -3,20 +3,40 @@
 // Each test file uses a different part of this module.
 #![allow(dead_code)]
 
-use std::fs;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::Value;
 
 /// Seconds a node lives at most, whatever happens to the test process.
 const LIFETIME: &str = "240";
 
-/// A free TCP port on 127.0.0.1.
+/// A free TCP port on 127.0.0.1: one the system picks, or, with
+/// `NEO_PEER_TEST_PORTS=LOW-HIGH` set, one of that range (where the nodes
+/// of runs sharing the machine are kept apart).
 pub fn free_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let range = std::env::var("NEO_PEER_TEST_PORTS").ok().and_then(|r| {
+        let (low, high) = r.split_once('-')?;
+        Some((
+            low.trim().parse::<u16>().ok()?,
+            high.trim().parse::<u16>().ok()?,
+        ))
+    });
+    if let Some((low, high)) = range.filter(|(l, h)| l <= h) {
+        let span = u32::from(high) - u32::from(low) + 1;
+        let start = std::process::id() % span;
+        for _ in 0..span {
+            let step = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % span;
+            let port = (u32::from(low) + (start + step) % span) as u16;
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+        panic!("no free port in NEO_PEER_TEST_PORTS={low}-{high}");
+    }
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -24,28 +44,30 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A port of 127.0.0.1 for a node to listen on: free now and below the range the
-/// kernel draws the local ports of outgoing connections from (the many connections
-/// the nodes here open could otherwise take it before the node binds it). Each
-/// port is handed out once per test process.
+/// Ports for real nodes that must not meet the ports the OS hands out
+/// ([`free_port`], other tests' connections): below the ephemeral range.
+pub const NODE_PORTS: std::ops::Range<u16> = 31000..31500;
+
+/// A port of [`NODE_PORTS`] free now, never the same twice in one process
+/// (each process starts at its own place in the range).
 pub fn node_port() -> u16 {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let low = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
-        .filter(|&low| low > 11_000)
-        .unwrap_or(32_768);
-    let span = 10_000;
-    let first = low - span - 1;
-    let start = std::process::id().wrapping_mul(7919) % span;
-    loop {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        assert!(n < span, "no free port left below {low}");
-        let port = (first + (start + n) % span) as u16;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = u32::from(NODE_PORTS.end - NODE_PORTS.start);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id() % span,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..span {
+        let k = NEXT.fetch_add(1, Ordering::Relaxed) % span;
+        let port = NODE_PORTS.start + k as u16;
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
+    panic!("no free port in {NODE_PORTS:?}")
 }
 
 /// A node run by one of the scripts.
@@ -66,16 +88,36 @@ impl RealNode {
 
     /// `scripts/neogo follow`: a neo-go without consensus whose only seed is `seed`.
     pub fn follow(seed: &str) -> RealNode {
-        Self::follow_on("neogo", seed)
+        Self::run("neogo", "follow", seed.to_string(), &[])
     }
 
-    /// `scripts/<script> follow`: a node without consensus whose only seed is `seed`.
-    pub fn follow_on(script: &'static str, seed: &str) -> RealNode {
-        Self::run(script, "follow", seed.to_string(), &[])
+    /// [`RealNode::start`] on the given P2P and RPC ports.
+    pub fn start_on(
+        script: &'static str,
+        ports: (u16, u16),
+        height: u32,
+        env: &[(&str, &str)],
+    ) -> RealNode {
+        Self::run_on(script, "start", height.to_string(), env, ports)
+    }
+
+    /// `scripts/<script> follow` on the given P2P and RPC ports: a node
+    /// without consensus whose only peer is `seed`.
+    pub fn follow_on(script: &'static str, seed: &str, ports: (u16, u16)) -> RealNode {
+        Self::run_on(script, "follow", seed.to_string(), &[], ports)
     }
 
     fn run(script: &'static str, verb: &str, last: String, env: &[(&str, &str)]) -> RealNode {
-        let (p2p, rpc) = (node_port(), node_port());
+        Self::run_on(script, verb, last, env, (free_port(), free_port()))
+    }
+
+    fn run_on(
+        script: &'static str,
+        verb: &str,
+        last: String,
+        env: &[(&str, &str)],
+        (p2p, rpc): (u16, u16),
+    ) -> RealNode {
         let dir = std::env::temp_dir().join(format!(
             "neo-peer-{script}-{verb}-{p2p}-{}",
             std::process::id()
