@@ -10,7 +10,7 @@ use futures_lite::future;
 use neo_peer::book::{AddressBook, BookConfig};
 use neo_peer::chain::{Chain, Synthetic};
 use neo_peer::executor::SmolGlobal;
-use neo_peer::manager::{ManagerConfig, PeerManager, RelayConfig, RelayStats};
+use neo_peer::manager::{ManagerConfig, PeerManager, RelayConfig, RelayStats, WeakManager};
 use neo_peer::peer::{Handler, IgnoreAll, LocalConfig, Peer};
 use neo_peer::protocol::{Legacy, N3, Protocol};
 use neo_peer::relay::{Inventory, Item, ItemKind};
@@ -292,6 +292,54 @@ fn an_announcement_flood_costs_points() {
         })
         .await;
         for m in [hub, flooder] {
+            m.shutdown().await;
+        }
+    });
+}
+
+/// Tells who called it: the managed peer, through the manager.
+struct Who(
+    WeakManager<N3>,
+    Sender<(u64, Option<SocketAddr>, Option<SocketAddr>)>,
+);
+
+impl Handler<N3> for Who {
+    async fn handle(&self, peer: &Peer<N3>, _msg: n3::Message) {
+        let managed = self.0.peer(peer).expect("a registered peer");
+        assert_eq!(managed.id(), peer.id());
+        let _ = self
+            .1
+            .try_send((managed.id(), managed.addr(), managed.remote_addr()));
+    }
+}
+
+/// A handler knows which managed peer called it, inbound or outbound.
+#[test]
+fn a_handler_knows_its_managed_peer() {
+    smol::block_on(async {
+        let (tx, rx) = async_channel::unbounded();
+        let make = |tx: Sender<_>| move |weak| Who(weak, tx);
+        let a =
+            PeerManager::<N3>::with_handler(config(), book::<N3>(), make(tx.clone()), SmolGlobal)
+                .unwrap();
+        let b =
+            PeerManager::<N3>::with_handler(config(), book::<N3>(), make(tx), SmolGlobal).unwrap();
+        let b_addr = listening(&b).await;
+        let a_to_b = a.connect(b_addr).await.unwrap();
+        assert_eq!(b.wait_for_peers(1, WAIT).await, 1);
+        let b_to_a = b.peers()[0].peer.clone();
+        let inv = N3::inv(ItemKind::Transaction, &[neo_peer::wire::UInt256([9; 32])]).unwrap();
+        a_to_b.send(inv.clone()).await.unwrap();
+        let (id, addr, remote) = within("B's handler", rx.recv()).await.unwrap();
+        assert_eq!(
+            (id, addr, remote),
+            (b_to_a.id(), b_to_a.addr(), b_to_a.remote_addr())
+        );
+        assert!(remote.is_some(), "an inbound peer's address is known");
+        b_to_a.send(inv).await.unwrap();
+        let (id, addr, _) = within("A's handler", rx.recv()).await.unwrap();
+        assert_eq!((id, addr), (a_to_b.id(), Some(b_addr)));
+        for m in [a, b] {
             m.shutdown().await;
         }
     });
