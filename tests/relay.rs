@@ -344,3 +344,37 @@ fn a_handler_knows_its_managed_peer() {
         }
     });
 }
+
+/// The first announcer never answers: at the deadline the item is asked of
+/// the next.
+#[test]
+fn a_silent_announcer_is_passed_over_at_the_deadline() {
+    smol::block_on(async {
+        let mut relay_config = RelayConfig::default();
+        relay_config.tracker.request_timeout = Duration::from_millis(300);
+        let (hub, hub_got) = relaying_with::<N3, _>(IgnoreAll, relay_config);
+        let addr = listening(&hub).await;
+        let (asked_tx, asked) = async_channel::unbounded();
+        let silent =
+            PeerManager::<N3>::new(config(), book::<N3>(), Asked(asked_tx), SmolGlobal).unwrap();
+        let silent_link = silent.connect(addr).await.unwrap();
+        let (s2, _) = relaying::<N3, _>(IgnoreAll);
+        s2.connect(addr).await.unwrap();
+        assert_eq!(hub.wait_for_peers(2, WAIT).await, 2);
+
+        let item = N3::tx(4);
+        let inv = N3::inv(ItemKind::Transaction, &[item.hash]).unwrap();
+        silent_link.send(inv).await.unwrap();
+        within("the hub's getdata", asked.recv()).await.unwrap();
+        assert_eq!(s2.relay(item.clone()), 1);
+        let (from_id, _, got) = within("the item", hub_got.recv()).await.unwrap();
+        assert_eq!(got.hash, item.hash);
+        let sender = hub.peer(from_id).unwrap();
+        assert_eq!(sender.info().nonce, Some(s2.config().local.identity.nonce));
+        let s = hub.relay_stats().unwrap();
+        assert_eq!((s.received, s.requested, s.timeouts), (1, 2, 1));
+        for m in [hub, silent, s2] {
+            m.shutdown().await;
+        }
+    });
+}

@@ -349,7 +349,17 @@ fn check<P: Node>(
     Ok(())
 }
 
-fn summary_line(s: &RelayStats, counters: &Counters, height: Option<u32>) -> String {
+/// What a summary tells: the relay's counters, its connected peers and the
+/// height of the chain it holds.
+struct Summary<'a> {
+    stats: RelayStats,
+    peers: usize,
+    counters: &'a Counters,
+    height: Option<u32>,
+}
+
+fn summary_line(m: &Summary<'_>) -> String {
+    let (s, counters, height) = (&m.stats, m.counters, m.height);
     let relayed: Vec<u64> = counters
         .relayed
         .iter()
@@ -358,7 +368,7 @@ fn summary_line(s: &RelayStats, counters: &Counters, height: Option<u32>) -> Str
     format!(
         "relay: {} peers, relayed {} tx {} blocks {} payloads, received {}, duplicates avoided {}, \
 served {}, rejected {}, height {}",
-        s.peers,
+        m.peers,
         relayed[0],
         relayed[1],
         relayed[2] + relayed[3],
@@ -370,10 +380,11 @@ served {}, rejected {}, height {}",
     )
 }
 
-fn summary_json(s: &RelayStats, counters: &Counters, height: Option<u32>) -> serde_json::Value {
+fn summary_json(m: &Summary<'_>) -> serde_json::Value {
+    let (s, counters, height) = (&m.stats, m.counters, m.height);
     let r = |k: ItemKind| counters.relayed[kind_index(k)].load(Ordering::Relaxed);
     json!({
-        "peers": s.peers,
+        "peers": m.peers,
         "relayed": {
             "tx": r(ItemKind::Transaction),
             "block": r(ItemKind::Block),
@@ -559,10 +570,13 @@ where
             record_metrics(&stats, &counters);
             if let (Some(at), Some(e)) = (next_summary, every) {
                 if now >= at {
-                    let h = held.height();
-                    out.event("summary", summary_json(&stats, &counters, h), || {
-                        summary_line(&stats, &counters, h)
-                    });
+                    let summary = Summary {
+                        stats,
+                        peers: manager.len(),
+                        counters: &counters,
+                        height: held.height(),
+                    };
+                    out.event("summary", summary_json(&summary), || summary_line(&summary));
                     next_summary = Some(now + e);
                 }
             }
@@ -575,11 +589,13 @@ where
             }
             async_io::Timer::at(wake).await;
         }
-        let stats = manager.relay_stats().unwrap_or_default();
-        let h = held.height();
-        out.outcome("summary", summary_json(&stats, &counters, h), || {
-            summary_line(&stats, &counters, h)
-        });
+        let summary = Summary {
+            stats: manager.relay_stats().unwrap_or_default(),
+            peers: manager.len(),
+            counters: &counters,
+            height: held.height(),
+        };
+        out.outcome("summary", summary_json(&summary), || summary_line(&summary));
         manager.shutdown().await;
         Ok(())
     })
