@@ -378,3 +378,31 @@ fn a_silent_announcer_is_passed_over_at_the_deadline() {
         }
     });
 }
+
+/// A `getdata` longer than the asker's queue has room for is answered only
+/// as far as that room goes.
+#[test]
+fn a_long_getdata_is_answered_as_far_as_the_queue_allows() {
+    smol::block_on(async {
+        let relay_config = RelayConfig {
+            outbox: 4,
+            ..RelayConfig::default()
+        };
+        let (hub, _) = relaying_with::<N3, _>(IgnoreAll, relay_config);
+        let addr = listening(&hub).await;
+        let asker = PeerManager::<N3>::new(config(), book::<N3>(), IgnoreAll, SmolGlobal).unwrap();
+        let link = asker.connect(addr).await.unwrap();
+        let hashes: Vec<_> = (0..10u8)
+            .map(|i| neo_peer::wire::UInt256([i; 32]))
+            .collect();
+        link.send(N3::get_data(ItemKind::Transaction, &hashes).unwrap())
+            .await
+            .unwrap();
+        until("the answer", &hub, |s| s.not_found + s.dropped == 10).await;
+        let s = hub.relay_stats().unwrap();
+        assert_eq!((s.not_found, s.dropped), (4, 6));
+        for m in [hub, asker] {
+            m.shutdown().await;
+        }
+    });
+}

@@ -600,3 +600,70 @@ where
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use neo_peer::chain::{N3Chain, Synthetic};
+    use neo_peer::wire::{UInt160, Witness};
+
+    fn payload(sender: u8, start: u32, end: u32) -> Item<N3> {
+        let msg = n3::Message::Extensible(n3::ExtensiblePayload {
+            category: "dBFT".into(),
+            valid_block_start: start,
+            valid_block_end: end,
+            sender: UInt160([sender; 20]),
+            data: vec![0u8; 8].into(),
+            witness: Witness {
+                invocation: Default::default(),
+                verification: Default::default(),
+            },
+        });
+        N3::item(&msg).unwrap()
+    }
+
+    #[test]
+    fn a_sender_has_at_most_its_cap_of_live_payloads() {
+        let pool = Mutex::new(Pool::default());
+        assert!(check(&payload(1, 0, 10), Some(5), &pool, 2).is_ok());
+        assert!(check(&payload(1, 0, 11), Some(5), &pool, 2).is_ok());
+        let third = check(&payload(1, 0, 12), Some(5), &pool, 2);
+        assert!(third.unwrap_err().contains("pending"));
+        assert!(
+            check(&payload(2, 0, 12), Some(5), &pool, 2).is_ok(),
+            "per sender"
+        );
+        // Height 10: the first has expired and makes room.
+        assert!(check(&payload(1, 0, 12), Some(10), &pool, 2).is_ok());
+    }
+
+    #[test]
+    fn payloads_outside_their_window_are_refused() {
+        let pool = Mutex::new(Pool::default());
+        let expired = check(&payload(1, 0, 10), Some(10), &pool, 20);
+        assert!(expired.unwrap_err().contains("expired"));
+        let empty = check(&payload(1, 7, 7), None, &pool, 20);
+        assert!(empty.unwrap_err().contains("window"));
+        assert!(
+            check(&payload(1, 0, 10), None, &pool, 20).is_ok(),
+            "no height: no expiry"
+        );
+    }
+
+    #[test]
+    fn a_block_must_match_its_merkle_root() {
+        let chain = N3Chain::synthetic(&Synthetic {
+            blocks: 1,
+            txs_per_block: 2,
+            seed: 3,
+            with_bodies: true,
+        });
+        let pool = Mutex::new(Pool::default());
+        let mut block = chain.block(1).unwrap().clone();
+        let good = N3::item(&n3::Message::Block(block.clone())).unwrap();
+        assert!(check(&good, None, &pool, 20).is_ok());
+        block.header.merkle_root = UInt256([1; 32]);
+        let bad = N3::item(&n3::Message::Block(block)).unwrap();
+        assert!(check(&bad, None, &pool, 20).is_err());
+    }
+}
