@@ -120,6 +120,10 @@ pub struct ManagerConfig<P: Protocol> {
     pub flush_interval: Duration,
     /// [`SHUTDOWN_GRACE`].
     pub shutdown_grace: Duration,
+    /// Whether other nodes' addresses are passed on (true by default). When
+    /// false, a `getaddr` is answered with our own listening address only
+    /// (nothing when not listening), so peers learn of no one through us.
+    pub gossip: bool,
 }
 
 impl<P: Protocol> ManagerConfig<P> {
@@ -143,6 +147,7 @@ impl<P: Protocol> ManagerConfig<P> {
             penalties: Penalties::default(),
             flush_interval: FLUSH_INTERVAL,
             shutdown_grace: SHUTDOWN_GRACE,
+            gossip: true,
         }
     }
 }

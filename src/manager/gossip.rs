@@ -37,6 +37,10 @@ impl<P: Protocol, H: Handler<P>> Handler<P> for Managed<P, H> {
                 inner.penalise(addr, points, "unsolicited addr");
                 return;
             }
+            inner.announce(peer.id(), &msg);
+            if inner.relay_takes(peer, &msg, None) {
+                return;
+            }
         }
         self.user.handle(peer, msg).await;
     }
@@ -45,6 +49,9 @@ impl<P: Protocol, H: Handler<P>> Handler<P> for Managed<P, H> {
         if let Some(inner) = self.inner.upgrade() {
             if let Some(addrs) = P::addresses(&msg) {
                 inner.learn(peer.id(), &addrs);
+            }
+            if inner.relay_takes(peer, &msg, Some(request)) {
+                return;
             }
         }
         self.user.handle_answer(peer, msg, request).await;
@@ -66,7 +73,8 @@ impl<P: Protocol> Inner<P> {
     /// addresses or, while it has none, the listening addresses of the live
     /// peers; our own listener (as `id` reaches us) always, so that the
     /// answer is never empty while we listen (an unanswered `getaddr`
-    /// stalls the asker).
+    /// stalls the asker). Without [`ManagerConfig::gossip`](super::ManagerConfig::gossip),
+    /// our own listener only.
     pub(super) fn addresses_for(&self, id: PeerId) -> Vec<crate::protocol::GossipAddr> {
         const MOST: usize = 200;
         let now = crate::protocol::unix_seconds();
@@ -75,9 +83,13 @@ impl<P: Protocol> Inner<P> {
             timestamp: now,
             services: P::services(&self.config.local.identity),
         };
-        let mut known = self.book.for_getaddr(MOST - 1);
+        let mut known = if self.config.gossip {
+            self.book.for_getaddr(MOST - 1)
+        } else {
+            Vec::new()
+        };
         let reg = self.lock();
-        if known.is_empty() {
+        if known.is_empty() && self.config.gossip {
             known.extend(
                 reg.peers
                     .values()
