@@ -34,7 +34,9 @@
 //! Environment: `PROTOCOLS` (`n3,legacy`), `IPS` (`one,many`), `ROWS` (all
 //! of the above), `HOLD` (seconds the stalled attackers are held after
 //! sending, 10), `HOLD_GETHEADERS` (35: longer than the server's 30 s write
-//! timeout, so that a drop is seen). The soft limit on open files is raised
+//! timeout, so that a drop is seen), `SERVER_LOG` (a directory: each
+//! server's standard output goes to `serve-GEN-PORT.log` there, its
+//! standard error, the log of its connections, to `serve-GEN-PORT.err`). The soft limit on open files is raised
 //! to the hard limit (each attacker is two sockets on this machine).
 
 use std::io::{self, Read};
@@ -301,7 +303,15 @@ impl Server {
             .arg(addr.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(match std::env::var("SERVER_LOG") {
+                Ok(dir) => {
+                    let path = format!("{dir}/serve-{protocol}-{port}.err");
+                    std::fs::File::create(&path)
+                        .unwrap_or_else(|e| panic!("cannot create {path}: {e}"))
+                        .into()
+                }
+                Err(_) => Stdio::null(),
+            })
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
         let mut out = child.stdout.take().expect("piped");
@@ -312,7 +322,14 @@ impl Server {
         while out.read(&mut byte).map(|n| n == 1).unwrap_or(false) && byte[0] != b'\n' {
             line.push(byte[0]);
         }
-        std::thread::spawn(move || io::copy(&mut out, &mut io::sink()));
+        let log = std::env::var("SERVER_LOG").ok().map(|dir| {
+            let path = format!("{dir}/serve-{protocol}-{port}.log");
+            std::fs::File::create(&path).unwrap_or_else(|e| panic!("cannot create {path}: {e}"))
+        });
+        std::thread::spawn(move || match log {
+            Some(mut file) => io::copy(&mut out, &mut file),
+            None => io::copy(&mut out, &mut io::sink()),
+        });
         let line = String::from_utf8_lossy(&line).into_owned();
         let genesis = line
             .split_whitespace()
