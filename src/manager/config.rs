@@ -116,6 +116,11 @@ pub struct ManagerConfig<P: Protocol> {
     pub ban_duration: Duration,
     /// Points per offence.
     pub penalties: Penalties,
+    /// Whether `getaddr` is answered from the address book (true by
+    /// default). When false, the answer names only our own listening
+    /// address: for a node that must not tell its peers of each other or
+    /// of whom it dials (a mirror of one node, say).
+    pub share_addresses: bool,
     /// [`FLUSH_INTERVAL`].
     pub flush_interval: Duration,
     /// [`SHUTDOWN_GRACE`].
@@ -141,6 +146,7 @@ impl<P: Protocol> ManagerConfig<P> {
             ban_threshold: BAN_THRESHOLD,
             ban_duration: BAN_DURATION,
             penalties: Penalties::default(),
+            share_addresses: true,
             flush_interval: FLUSH_INTERVAL,
             shutdown_grace: SHUTDOWN_GRACE,
         }

@@ -176,7 +176,8 @@ pub struct Bound<P: Serve> {
 /// Binds `args.listen` and makes the manager that will serve on it: at most
 /// `--max-peers` inbound peers, `--max-per-ip` from one IP, and `outbound`
 /// connections of its own (0: it never dials). Its address book is in
-/// memory; nothing dials from it.
+/// memory; nothing dials from it, and `getaddr` is answered with our own
+/// address only (peers are not told of each other, nor of a mirrored node).
 pub fn bind<P: Serve, H: Handler<P>>(
     args: &ServeArgs,
     magic: u32,
@@ -194,6 +195,8 @@ pub fn bind<P: Serve, H: Handler<P>>(
     config.max_per_ip = args.max_per_ip.unwrap_or(args.max_peers);
     config.max_outbound = outbound;
     config.target_outbound = 0;
+    // `getaddr` is answered with our own address only.
+    config.share_addresses = false;
     let book = AddressBook::in_memory(BookConfig::new(P::NAME, magic));
     let manager =
         PeerManager::<P>::new(config, book, handler, SmolGlobal).map_err(|e| e.to_string())?;
