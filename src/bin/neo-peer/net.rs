@@ -1,9 +1,12 @@
 //! `neo-peer serve`, and what the networked commands share.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use async_io::Timer;
+use futures_lite::future;
 
 use neo_peer::book::{AddressBook, BookConfig};
 use neo_peer::chain::{Chain, ChainServer, Serve, Synthetic};
@@ -228,13 +231,27 @@ impl<P: Serve> Bound<P> {
 
 /// Reports a serving manager's events until it shuts down: a peer that
 /// joined or left, a connection refused at accept or whose handshake
-/// failed, a ban.
+/// failed, a ban. Refusals are summed per IP (see [`Refusals`]).
 async fn report<P: Serve>(manager: PeerManager<P>, out: Out) {
     let events = manager.events();
     // The remote address of each live peer, as shown when it joined (at
     // most the live peers: removed when each leaves).
     let mut shown: HashMap<PeerId, String> = HashMap::new();
-    while let Ok(event) = events.recv().await {
+    let mut refusals = Refusals::default();
+    loop {
+        let next = future::or(async { Some(events.recv().await) }, async {
+            Timer::after(REFUSALS_EVERY).await;
+            None
+        })
+        .await;
+        let event = match next {
+            None => {
+                refusals.flush(out, Instant::now());
+                continue;
+            }
+            Some(Err(_)) => return,
+            Some(Ok(event)) => event,
+        };
         match event {
             ManagerEvent::Connected {
                 id,
@@ -261,11 +278,9 @@ async fn report<P: Serve>(manager: PeerManager<P>, out: Out) {
             ManagerEvent::HandshakeFailed { addr, error } => {
                 disconnected(out, &addr.to_string(), &error);
             }
-            ManagerEvent::Refused { addr, reason } => out.event(
-                "refused",
-                json!({"addr": addr.to_string(), "reason": reason}),
-                || format!("refused {addr}: {reason}"),
-            ),
+            ManagerEvent::Refused { addr, reason } => {
+                refusals.refused(out, addr, reason, Instant::now());
+            }
             ManagerEvent::Banned { addr, reason } => out.event(
                 "banned",
                 json!({"addr": addr.to_string(), "reason": reason}),
@@ -274,6 +289,69 @@ async fn report<P: Serve>(manager: PeerManager<P>, out: Out) {
             _ => {}
         }
     }
+}
+
+/// How often refusals from one IP are reported at most.
+const REFUSALS_EVERY: Duration = Duration::from_secs(1);
+/// IPs whose refusals are being summed; past it, all are reported at once
+/// and forgotten.
+const REFUSALS_KEPT: usize = 1024;
+
+/// Refused connections, summed per IP: the first is reported at once, the
+/// next ones within [`REFUSALS_EVERY`] in one line after it (`count` says
+/// how many refusals a line stands for), so that a peer reconnecting in a
+/// loop costs a line a second, not a line a connection. Holds at most
+/// [`REFUSALS_KEPT`] IPs.
+#[derive(Default)]
+struct Refusals {
+    /// Per IP: when its last line was written, and the refusals since
+    /// (with the address and reason of the last).
+    by_ip: HashMap<IpAddr, (Instant, u64, SocketAddr, String)>,
+}
+
+impl Refusals {
+    fn refused(&mut self, out: Out, addr: SocketAddr, reason: String, now: Instant) {
+        if self.by_ip.len() >= REFUSALS_KEPT && !self.by_ip.contains_key(&addr.ip()) {
+            self.flush(out, now + REFUSALS_EVERY);
+            self.by_ip.clear();
+        }
+        match self.by_ip.get_mut(&addr.ip()) {
+            Some(entry) if now < entry.0 + REFUSALS_EVERY => {
+                *entry = (entry.0, entry.1 + 1, addr, reason);
+            }
+            _ => {
+                refused_line(out, addr, &reason, 1);
+                self.by_ip.insert(addr.ip(), (now, 0, addr, reason));
+            }
+        }
+    }
+
+    /// Reports the refusals summed for at least [`REFUSALS_EVERY`]; forgets
+    /// the IPs quiet that long.
+    fn flush(&mut self, out: Out, now: Instant) {
+        self.by_ip.retain(|_, (last, count, addr, reason)| {
+            if now < *last + REFUSALS_EVERY {
+                return true;
+            }
+            if *count == 0 {
+                return false;
+            }
+            refused_line(out, *addr, reason, *count);
+            (*last, *count) = (now, 0);
+            true
+        });
+    }
+}
+
+fn refused_line(out: Out, addr: SocketAddr, reason: &str, count: u64) {
+    out.event(
+        "refused",
+        json!({"addr": addr.to_string(), "reason": reason, "count": count}),
+        || match count {
+            1 => format!("refused {addr}: {reason}"),
+            n => format!("refused {addr}: {reason} ({n} connections from its IP)"),
+        },
+    );
 }
 
 fn disconnected(out: Out, addr: &str, reason: &str) {
