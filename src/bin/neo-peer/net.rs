@@ -246,7 +246,7 @@ async fn report<P: Serve>(manager: PeerManager<P>, out: Out) {
         .await;
         let event = match next {
             None => {
-                refusals.flush(out, Instant::now());
+                refused_lines(out, refusals.flush(Instant::now()));
                 continue;
             }
             Some(Err(_)) => return,
@@ -279,7 +279,7 @@ async fn report<P: Serve>(manager: PeerManager<P>, out: Out) {
                 disconnected(out, &addr.to_string(), &error);
             }
             ManagerEvent::Refused { addr, reason } => {
-                refusals.refused(out, addr, reason, Instant::now());
+                refused_lines(out, refusals.refused(addr, reason, Instant::now()));
             }
             ManagerEvent::Banned { addr, reason } => out.event(
                 "banned",
@@ -298,21 +298,28 @@ const REFUSALS_EVERY: Duration = Duration::from_secs(1);
 const REFUSALS_KEPT: usize = 1024;
 
 /// Refused connections, summed per IP: the first is reported at once, the
-/// next ones within [`REFUSALS_EVERY`] in one line after it (`count` says
-/// how many refusals a line stands for), so that a peer reconnecting in a
+/// next ones within [`REFUSALS_EVERY`] in one line after it (a line's count
+/// says how many refusals it stands for), so that a peer reconnecting in a
 /// loop costs a line a second, not a line a connection. Holds at most
-/// [`REFUSALS_KEPT`] IPs.
+/// [`REFUSALS_KEPT`] IPs. The caller reports what it returns and calls
+/// [`Refusals::flush`] every [`REFUSALS_EVERY`].
 #[derive(Default)]
 struct Refusals {
-    /// Per IP: when its last line was written, and the refusals since
-    /// (with the address and reason of the last).
+    /// Per IP: when its last line was due, and the refusals since (with the
+    /// address and reason of the last).
     by_ip: HashMap<IpAddr, (Instant, u64, SocketAddr, String)>,
 }
 
+/// One line to report: the last address refused, why, and how many
+/// refusals it stands for.
+type Refused = (SocketAddr, String, u64);
+
 impl Refusals {
-    fn refused(&mut self, out: Out, addr: SocketAddr, reason: String, now: Instant) {
+    /// A connection from `addr` refused at `now`: the lines to report.
+    fn refused(&mut self, addr: SocketAddr, reason: String, now: Instant) -> Vec<Refused> {
+        let mut lines = Vec::new();
         if self.by_ip.len() >= REFUSALS_KEPT && !self.by_ip.contains_key(&addr.ip()) {
-            self.flush(out, now + REFUSALS_EVERY);
+            lines = self.flush(now + REFUSALS_EVERY);
             self.by_ip.clear();
         }
         match self.by_ip.get_mut(&addr.ip()) {
@@ -320,15 +327,17 @@ impl Refusals {
                 *entry = (entry.0, entry.1 + 1, addr, reason);
             }
             _ => {
-                refused_line(out, addr, &reason, 1);
+                lines.push((addr, reason.clone(), 1));
                 self.by_ip.insert(addr.ip(), (now, 0, addr, reason));
             }
         }
+        lines
     }
 
-    /// Reports the refusals summed for at least [`REFUSALS_EVERY`]; forgets
-    /// the IPs quiet that long.
-    fn flush(&mut self, out: Out, now: Instant) {
+    /// The refusals summed for at least [`REFUSALS_EVERY`] by `now`, one
+    /// line per IP; forgets the IPs quiet that long.
+    fn flush(&mut self, now: Instant) -> Vec<Refused> {
+        let mut lines = Vec::new();
         self.by_ip.retain(|_, (last, count, addr, reason)| {
             if now < *last + REFUSALS_EVERY {
                 return true;
@@ -336,10 +345,17 @@ impl Refusals {
             if *count == 0 {
                 return false;
             }
-            refused_line(out, *addr, reason, *count);
+            lines.push((*addr, reason.clone(), *count));
             (*last, *count) = (now, 0);
             true
         });
+        lines
+    }
+}
+
+fn refused_lines(out: Out, lines: Vec<Refused>) {
+    for (addr, reason, count) in lines {
+        refused_line(out, addr, &reason, count);
     }
 }
 
@@ -375,4 +391,55 @@ fn serve_chain<P: Serve>(chain: Arc<Chain<P>>, magic: u32, args: &ServeArgs) -> 
         let _serving = manager;
         std::future::pending::<Result<(), String>>().await
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(ip: u8, port: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, ip], port))
+    }
+
+    #[test]
+    fn refusals_are_summed_per_ip_a_line_a_second() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut r = Refusals::default();
+        let why = || "banned".to_string();
+        // The first of an IP at once; the next ones within the second wait.
+        assert_eq!(
+            r.refused(addr(1, 1), why(), at(0)),
+            [(addr(1, 1), why(), 1)]
+        );
+        for port in 2..=100 {
+            assert!(r.refused(addr(1, port), why(), at(10)).is_empty());
+        }
+        // Another IP is its own.
+        assert_eq!(r.refused(addr(2, 1), why(), at(20)).len(), 1);
+        assert!(r.flush(at(999)).is_empty());
+        // A second on: one line for the 99, with the last address.
+        assert_eq!(r.flush(at(1000)), [(addr(1, 100), why(), 99)]);
+        // Quiet for a second: forgotten, and the next is at once again.
+        assert!(r.flush(at(2100)).is_empty());
+        assert!(r.by_ip.is_empty());
+        assert_eq!(r.refused(addr(1, 7), why(), at(2200)).len(), 1);
+    }
+
+    #[test]
+    fn refusals_hold_a_bounded_number_of_ips() {
+        let now = Instant::now();
+        let mut r = Refusals::default();
+        for i in 0..REFUSALS_KEPT {
+            let ip = SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 1));
+            r.refused(ip, "limit".into(), now);
+            r.refused(ip, "limit".into(), now);
+        }
+        assert_eq!(r.by_ip.len(), REFUSALS_KEPT);
+        // One more IP: the sums so far are reported, then forgotten.
+        let lines = r.refused(addr(9, 9), "limit".into(), now);
+        assert_eq!(lines.len(), REFUSALS_KEPT + 1);
+        assert!(lines[..REFUSALS_KEPT].iter().all(|l| l.2 == 1));
+        assert_eq!(r.by_ip.len(), 1);
+    }
 }
