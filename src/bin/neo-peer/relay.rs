@@ -442,7 +442,7 @@ where
     manager_config.max_outbound = args.outbound.max(args.connect.len()).max(1);
     manager_config.max_inbound = args.max_inbound;
     manager_config.max_per_ip = args.max_per_ip.max(1);
-    manager_config.gossip = !args.no_gossip;
+    manager_config.share_addresses = !args.no_gossip;
     let book_config = BookConfig::new(P::NAME, magic);
     let book = match &args.db {
         Some(path) => AddressBook::open(path, book_config).map_err(|e| e.to_string())?,
