@@ -133,6 +133,23 @@ pub enum ManagerEvent {
         /// Why.
         error: String,
     },
+    /// An inbound connection was closed before it joined, without a
+    /// handshake: its IP is banned, or a limit (inbound peers, connections
+    /// per IP) is reached. At accept, nothing else is spent on it.
+    Refused {
+        /// Where it came from.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+    /// An inbound connection's handshake failed (or it was refused right
+    /// after it: a duplicate, a banned node).
+    HandshakeFailed {
+        /// Where it came from.
+        addr: SocketAddr,
+        /// What went wrong.
+        error: String,
+    },
     /// An address was banned.
     Banned {
         /// The address.
@@ -146,6 +163,20 @@ pub enum ManagerEvent {
         from: Option<SocketAddr>,
         /// How many were new.
         new: usize,
+    },
+    /// A peer served a wrong block or header while the chain was being
+    /// fetched or followed (its Merkle root, its hash against its header, a
+    /// block that does not follow the one before it, or another block at a
+    /// height already held): it was penalised and disconnected.
+    WrongBlock {
+        /// The peer.
+        id: PeerId,
+        /// Its address.
+        addr: Option<SocketAddr>,
+        /// The height, when known.
+        index: Option<u32>,
+        /// What was wrong.
+        reason: String,
     },
     /// A `request_*` whose answer was to reach the handler failed on every
     /// attempt.

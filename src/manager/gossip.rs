@@ -37,6 +37,7 @@ impl<P: Protocol, H: Handler<P>> Handler<P> for Managed<P, H> {
                 inner.penalise(addr, points, "unsolicited addr");
                 return;
             }
+            inner.announce(peer.id(), &msg);
             if inner.relay_takes(peer, &msg, None) {
                 return;
             }

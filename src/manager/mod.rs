@@ -58,6 +58,7 @@
 //! ```
 
 mod admission;
+mod announce;
 mod config;
 pub mod download;
 mod error;
@@ -78,6 +79,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use event_listener::Event;
 
+pub use announce::{ANNOUNCED_HASHES, ANNOUNCEMENT_CAPACITY, Announcement};
 pub use config::{
     ADDR_INTERVAL, BAN_DURATION, BAN_THRESHOLD, DIAL_INTERVAL, DIAL_TIMEOUT, FEELER_INTERVAL,
     FLUSH_INTERVAL, MAX_ATTEMPTS, MAX_IN_FLIGHT_PER_KIND, MAX_INBOUND, MAX_OUTBOUND, MAX_PER_IP,
@@ -124,6 +126,9 @@ pub(crate) struct Inner<P: Protocol> {
     listen_port: std::sync::atomic::AtomicU16,
     /// The relay room, once started.
     relay: OnceLock<Box<dyn relay::RelayRoom<P>>>,
+    /// Subscribers to block announcements (each queue bounded; closed ones
+    /// are removed at the next announcement).
+    announcements: Mutex<Vec<async_channel::Sender<Announcement>>>,
 }
 
 /// A manager of the peers of protocol `P`. Cheap to clone: every clone is
@@ -292,6 +297,7 @@ impl<P: Protocol> PeerManager<P> {
                 events_rx,
                 listen_port: std::sync::atomic::AtomicU16::new(0),
                 relay: OnceLock::new(),
+                announcements: Mutex::new(Vec::new()),
             }
         });
         Ok(PeerManager { inner })

@@ -72,19 +72,27 @@ impl<P: Protocol> PeerManager<P> {
     /// A connection from a banned IP (a peer of it broke a rule, see
     /// [`Penalties`](super::Penalties)), or one over the inbound or per-IP
     /// limit, is closed as soon as it is accepted, before any handshake:
-    /// not even our `version` is written, and no task is started for it.
+    /// not even our `version` is written, and no task is started for it
+    /// ([`ManagerEvent::Refused`]).
     pub async fn listen(&self, addr: SocketAddr) -> Result<SocketAddr, ManagerError> {
-        let listener = Async::<TcpListener>::bind(addr).map_err(|e| ManagerError::Connect {
+        let listener = TcpListener::bind(addr).map_err(|e| ManagerError::Connect {
             addr,
             error: format!("cannot listen: {e}"),
         })?;
-        let bound = listener
-            .get_ref()
-            .local_addr()
-            .map_err(|e| ManagerError::Connect {
-                addr,
-                error: e.to_string(),
-            })?;
+        self.listen_on(listener)
+    }
+
+    /// [`PeerManager::listen`] on a listener bound already: useful to learn
+    /// the port before the manager is made (to announce it in `version`).
+    pub fn listen_on(&self, listener: TcpListener) -> Result<SocketAddr, ManagerError> {
+        let bound = listener.local_addr().map_err(|e| ManagerError::Connect {
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            error: e.to_string(),
+        })?;
+        let listener = Async::new(listener).map_err(|e| ManagerError::Connect {
+            addr: bound,
+            error: format!("cannot listen: {e}"),
+        })?;
         self.inner
             .listen_port
             .store(bound.port(), std::sync::atomic::Ordering::Relaxed);
@@ -111,6 +119,7 @@ impl<P: Protocol> PeerManager<P> {
                 if let Err(e) = manager.door(remote) {
                     tracing::debug!(%remote, error = %e, "inbound connection refused at accept");
                     drop(conn);
+                    manager.refused(remote, &e);
                     continue;
                 }
                 let _ = conn.get_ref().set_nodelay(true);
@@ -122,11 +131,28 @@ impl<P: Protocol> PeerManager<P> {
                         .await;
                     if let Err(e) = added {
                         tracing::debug!(%remote, error = %e, "inbound peer refused");
+                        m.refused(remote, &e);
                     }
                 });
             }
         });
         Ok(bound)
+    }
+
+    /// Reports an inbound connection from `remote` that did not join.
+    fn refused(&self, remote: SocketAddr, error: &ManagerError) {
+        let event = match error {
+            ManagerError::Shutdown => return,
+            ManagerError::Handshake { error, .. } => ManagerEvent::HandshakeFailed {
+                addr: remote,
+                error: error.to_string(),
+            },
+            other => ManagerEvent::Refused {
+                addr: remote,
+                reason: other.to_string(),
+            },
+        };
+        self.inner.emit(event);
     }
 
     /// Starts the dialer. It first dials the book's anchors (the outbound

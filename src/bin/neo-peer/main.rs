@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod decode;
 mod fleet;
+mod mirror;
 mod net;
 mod output;
 mod peers;
@@ -25,8 +26,8 @@ struct Cli {
 enum Cmd {
     /// Decode hex or base64 into the JSON a NEO node's RPC would show.
     Decode(DecodeArgs),
-    /// Serve a synthetic chain, or mirror a real N3 node's chain, to any
-    /// number of peers.
+    /// Serve a synthetic chain, or mirror a real node's growing chain, to
+    /// any number of peers.
     Serve(net::ServeArgs),
     /// Start nodes on loopback, sync their chain from all of them at once
     /// through a peer manager and an address book, and show who served what.

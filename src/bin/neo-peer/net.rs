@@ -1,21 +1,22 @@
 //! `neo-peer serve`, and what the networked commands share.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use async_io::Async;
+use neo_peer::book::{AddressBook, BookConfig};
 use neo_peer::chain::{Chain, ChainServer, Serve, Synthetic};
 use neo_peer::executor::SmolGlobal;
-use neo_peer::peer::{Direction, LocalConfig, Peer};
-use neo_peer::protocol::{Legacy, N3};
-use neo_peer::wire::{legacy, n3};
+use neo_peer::manager::{ManagerConfig, ManagerEvent, PeerId, PeerManager};
+use neo_peer::peer::{Handler, LocalConfig};
+use neo_peer::protocol::{CurrentHeight, Legacy, N3};
+use neo_peer::wire::{UInt256, legacy, n3};
 use serde_json::json;
 
-use crate::Protocol;
 use crate::output::Out;
 use crate::telemetry::TelemetryArgs;
+use crate::{Protocol, mirror};
 
 /// Timeouts given on the command line, in seconds.
 #[derive(Debug, Clone, Copy, Default, clap::Args)]
@@ -91,7 +92,7 @@ pub fn config<P: neo_peer::protocol::Protocol>(
 pub struct ServeArgs {
     /// Wire generation.
     #[arg(long, value_enum, default_value = "n3")]
-    protocol: Protocol,
+    pub protocol: Protocol,
     /// mainnet, testnet, privnet or a magic number.
     #[arg(long, default_value = "privnet", value_name = "NET")]
     network: String,
@@ -101,19 +102,27 @@ pub struct ServeArgs {
     /// Serve a synthetic chain of this many blocks after genesis.
     #[arg(long, value_name = "N")]
     synthetic: Option<u32>,
-    /// Mirror the N3 node at this address: copy its whole chain (headers and
-    /// blocks, each checked and linked) before listening, then serve the copy.
+    /// Mirror the node at this address: copy its chain (headers and blocks,
+    /// each checked and linked) before listening, then keep following it and
+    /// serve the growing copy.
     #[arg(long, value_name = "ADDR")]
-    mirror: Option<SocketAddr>,
+    pub mirror: Option<SocketAddr>,
+    /// Legacy --mirror: the genesis hash of the mirrored network (built in
+    /// for mainnet and testnet).
+    #[arg(long, value_name = "0xHASH")]
+    pub genesis: Option<UInt256>,
     /// Most peers served at once.
     #[arg(long, default_value_t = 4096, value_name = "N")]
     max_peers: usize,
-    /// Report events (listening, connected, disconnected, refused) as JSON,
-    /// one object per line on standard output.
+    /// Most peers served at once from one IP address (default: --max-peers).
+    #[arg(long, value_name = "N")]
+    max_per_ip: Option<usize>,
+    /// Report events (listening, connected, disconnected, refused, banned)
+    /// as JSON, one object per line on standard output.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
     #[command(flatten)]
-    timeouts: TimeoutArgs,
+    pub timeouts: TimeoutArgs,
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
 }
@@ -122,11 +131,21 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
     let magic = network(args.protocol, &args.network)?;
     args.telemetry.start(Out::new(args.json))?;
     if let Some(source) = args.mirror {
-        let config = config(magic, &args.timeouts, 0, 0)?;
-        let out = Out::new(args.json);
         return match args.protocol {
-            Protocol::N3 => serve_chain(Arc::new(mirror_n3(source, config, out)?), magic, &args),
-            Protocol::Legacy => Err("--mirror speaks N3 only for now".into()),
+            Protocol::N3 => mirror::mirror::<N3>(source, magic, UInt256::ZERO, &args),
+            Protocol::Legacy => {
+                let genesis = match (args.genesis, magic) {
+                    (Some(g), _) => g,
+                    (None, legacy::MAINNET_MAGIC) => legacy::MAINNET_GENESIS_HASH,
+                    (None, legacy::TESTNET_MAGIC) => legacy::TESTNET_GENESIS_HASH,
+                    (None, _) => {
+                        return Err(
+                            "a Legacy --mirror needs --genesis 0x<hash> on this network".into()
+                        );
+                    }
+                };
+                mirror::mirror::<Legacy>(source, magic, genesis, &args)
+            }
         };
     }
     let synthetic = Synthetic {
@@ -145,156 +164,134 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
     }
 }
 
-/// Hands received blocks to the mirror.
-struct BlockSink(async_channel::Sender<n3::Block>);
+/// A server made and bound, not yet accepting: its manager serves through
+/// `handler` and announces the height `height` gives.
+pub struct Bound<P: Serve> {
+    pub manager: PeerManager<P>,
+    listener: TcpListener,
+    pub local: SocketAddr,
+    pub out: Out,
+}
 
-impl neo_peer::peer::N3Handler for BlockSink {
-    async fn on_block(&self, _peer: &Peer<N3>, block: n3::Block) {
-        let _ = self.0.send(block).await;
+/// Binds `args.listen` and makes the manager that will serve on it: at most
+/// `--max-peers` inbound peers, `--max-per-ip` from one IP, and `outbound`
+/// connections of its own (0: it never dials). Its address book is in
+/// memory; nothing dials from it.
+pub fn bind<P: Serve, H: Handler<P>>(
+    args: &ServeArgs,
+    magic: u32,
+    height: CurrentHeight,
+    handler: H,
+    outbound: usize,
+) -> Result<Bound<P>, String> {
+    let listener = TcpListener::bind(args.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let mut local_config = config(magic, &args.timeouts, 0, local.port())?;
+    local_config.identity.current_height = height;
+    let mut config = ManagerConfig::new(local_config);
+    config.max_inbound = args.max_peers;
+    config.max_per_ip = args.max_per_ip.unwrap_or(args.max_peers);
+    config.max_outbound = outbound;
+    config.target_outbound = 0;
+    let book = AddressBook::in_memory(BookConfig::new(P::NAME, magic));
+    let manager =
+        PeerManager::<P>::new(config, book, handler, SmolGlobal).map_err(|e| e.to_string())?;
+    Ok(Bound {
+        manager,
+        listener,
+        local,
+        out: Out::new(args.json),
+    })
+}
+
+impl<P: Serve> Bound<P> {
+    /// Says where it listens and starts accepting; the manager's events are
+    /// reported from then on.
+    pub fn start(self, genesis: UInt256, height: u32) -> Result<PeerManager<P>, String> {
+        let (local, out) = (self.local, self.out);
+        out.outcome(
+            "listening",
+            json!({"addr": local.to_string(), "genesis": genesis.to_string(), "height": height}),
+            || format!("listening on {local}, genesis {genesis}, height {height}"),
+        );
+        self.manager
+            .listen_on(self.listener)
+            .map_err(|e| e.to_string())?;
+        smol::spawn(report(self.manager.clone(), out)).detach();
+        Ok(self.manager)
     }
 }
 
-/// The whole chain of the N3 node at `source`: every block, checked and
-/// appended as it comes.
-fn mirror_n3(source: SocketAddr, config: LocalConfig<N3>, out: Out) -> Result<Chain<N3>, String> {
-    let conn = connect(source)?;
-    smol::block_on(async {
-        // Bounded: blocks the remote sends faster than we take them wait in TCP.
-        let (tx, rx) = async_channel::bounded(n3::MAX_BLOCKS_PER_REQUEST);
-        let peer: Peer<N3> =
-            Peer::new(conn, Direction::Outbound, config, BlockSink(tx), SmolGlobal)
-                .with_remote_addr(source);
-        peer.run()
-            .await
-            .map_err(|e| format!("handshake with {source}: {e}"))?;
-        let top = peer.height();
-        let mut progress = out.progress("blocks");
-        let mut chain: Option<Chain<N3>> = None;
-        let mut next = 0u32;
-        while next <= top {
-            let n = (top - next + 1).min(n3::MAX_BLOCKS_PER_REQUEST as u32);
-            peer.request_blocks_by_index(next, n as i16)
-                .await
-                .map_err(|e| format!("getblockbyindex {next}: {e}"))?;
-            for i in next..next + n {
-                let block = rx
-                    .recv()
-                    .await
-                    .map_err(|_| format!("{source} left while sending block {i}"))?;
-                if block.header.index != i {
-                    return Err(format!("asked for block {i}, got {}", block.header.index));
-                }
-                let appended = match &chain {
-                    Some(chain) => chain.push_block(block),
-                    None => Chain::from_genesis_block(block).map(|genesis| chain = Some(genesis)),
-                };
-                appended.map_err(|e| format!("mirrored chain: {e}"))?;
+/// Reports a serving manager's events until it shuts down: a peer that
+/// joined or left, a connection refused at accept or whose handshake
+/// failed, a ban.
+async fn report<P: Serve>(manager: PeerManager<P>, out: Out) {
+    let events = manager.events();
+    // The remote address of each live peer, as shown when it joined (at
+    // most the live peers: removed when each leaves).
+    let mut shown: HashMap<PeerId, String> = HashMap::new();
+    while let Ok(event) = events.recv().await {
+        match event {
+            ManagerEvent::Connected {
+                id,
+                addr,
+                user_agent,
+                height,
+                ..
+            } => {
+                let remote = manager.peer(id).and_then(|p| p.remote_addr()).or(addr);
+                let remote = remote.map_or_else(|| "?".to_string(), |a| a.to_string());
+                shown.insert(id, remote.clone());
+                out.event(
+                    "connected",
+                    json!({"addr": remote, "user_agent": user_agent, "height": height}),
+                    || format!("connected {remote} {user_agent} height {height}"),
+                );
             }
-            next += n;
-            progress.show(u64::from(next), u64::from(top) + 1);
+            ManagerEvent::Disconnected { id, addr, reason } => {
+                let remote = shown
+                    .remove(&id)
+                    .unwrap_or_else(|| addr.map_or_else(|| "?".to_string(), |a| a.to_string()));
+                disconnected(out, &remote, &reason.to_string());
+            }
+            ManagerEvent::HandshakeFailed { addr, error } => {
+                disconnected(out, &addr.to_string(), &error);
+            }
+            ManagerEvent::Refused { addr, reason } => out.event(
+                "refused",
+                json!({"addr": addr.to_string(), "reason": reason}),
+                || format!("refused {addr}: {reason}"),
+            ),
+            ManagerEvent::Banned { addr, reason } => out.event(
+                "banned",
+                json!({"addr": addr.to_string(), "reason": reason}),
+                || format!("banned {addr}: {reason}"),
+            ),
+            _ => {}
         }
-        progress.finish();
-        peer.disconnect();
-        let chain = chain.ok_or("the mirrored node sent no block")?;
-        out.event(
-            "mirrored",
-            json!({"from": source.to_string(), "blocks": chain.len()}),
-            || format!("mirrored {} blocks from {source}", chain.len()),
-        );
-        Ok(chain)
-    })
+    }
+}
+
+fn disconnected(out: Out, addr: &str, reason: &str) {
+    out.event(
+        "disconnected",
+        json!({"addr": addr, "reason": reason}),
+        || format!("disconnected {addr}: {reason}"),
+    );
 }
 
 /// Serves `chain` until killed. The chain may grow meanwhile (appended to
 /// through another handle): every answer, and the height each handshake
 /// announces, is read from it when needed.
 fn serve_chain<P: Serve>(chain: Arc<Chain<P>>, magic: u32, args: &ServeArgs) -> Result<(), String> {
-    let listener = TcpListener::bind(args.listen)
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let listener = Async::new(listener).map_err(|e| e.to_string())?;
-    let mut config = config(magic, &args.timeouts, 0, local.port())?;
     let served = chain.clone();
-    config.identity.current_height = Arc::new(move || served.height());
-    let out = Out::new(args.json);
-    let (genesis, height) = (chain.genesis_hash(), chain.height());
-    out.outcome(
-        "listening",
-        json!({"addr": local.to_string(), "genesis": genesis.to_string(), "height": height}),
-        || format!("listening on {local}, genesis {genesis}, height {height}"),
-    );
-    // `getaddr` is answered with this node's own address.
-    let server = ChainServer::new(chain).with_addresses(vec![local]);
-    let active = Arc::new(AtomicUsize::new(0));
+    let height: CurrentHeight = Arc::new(move || served.height());
+    let bound = bind(args, magic, height, ChainServer::new(chain.clone()), 0)?;
     smol::block_on(async {
-        loop {
-            let (stream, addr) = match listener.accept().await {
-                Ok(s) => s,
-                Err(e) => {
-                    out.event("accept_failed", json!({"error": e.to_string()}), || {
-                        format!("accept failed: {e}")
-                    });
-                    // Out of descriptors and the like: back off a little.
-                    async_io::Timer::after(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            // Small frames go out at once (see `connect`); a socket that
-            // refuses it still works.
-            let _ = stream.get_ref().set_nodelay(true);
-            if active.load(Ordering::SeqCst) >= args.max_peers {
-                let max = args.max_peers;
-                out.event(
-                    "refused",
-                    json!({"addr": addr.to_string(), "reason": format!("{max} peers already")}),
-                    || format!("refused {addr}: {max} peers already"),
-                );
-                continue;
-            }
-            active.fetch_add(1, Ordering::SeqCst);
-            let peer: Peer<P> = Peer::new(
-                stream,
-                Direction::Inbound,
-                config.clone(),
-                server.clone(),
-                SmolGlobal,
-            )
-            .with_remote_addr(addr);
-            let active = active.clone();
-            smol::spawn(async move {
-                let reason = match peer.run().await {
-                    Ok(()) => {
-                        let info = peer.info();
-                        let agent = info.user_agent.unwrap_or_default();
-                        let height = info.height;
-                        out.event(
-                            "connected",
-                            json!({"addr": addr.to_string(), "user_agent": agent, "height": height}),
-                            || format!("connected {addr} {agent} height {height}"),
-                        );
-                        peer.closed().await.to_string()
-                    }
-                    Err(e) => e.to_string(),
-                };
-                out.event(
-                    "disconnected",
-                    json!({"addr": addr.to_string(), "reason": reason}),
-                    || format!("disconnected {addr}: {reason}"),
-                );
-                active.fetch_sub(1, Ordering::SeqCst);
-            })
-            .detach();
-        }
+        let manager = bound.start(chain.genesis_hash(), chain.height())?;
+        // Until killed: the manager's tasks do the work.
+        let _serving = manager;
+        std::future::pending::<Result<(), String>>().await
     })
-}
-
-/// Dials `addr`. Small frames (handshake, requests) go out at once: no Nagle
-/// delay, which with delayed acknowledgements costs 40 ms a round trip.
-fn connect(addr: SocketAddr) -> Result<Async<TcpStream>, String> {
-    let conn = smol::block_on(Async::<TcpStream>::connect(addr))
-        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    conn.get_ref()
-        .set_nodelay(true)
-        .map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
-    Ok(conn)
 }
