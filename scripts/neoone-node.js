@@ -2,7 +2,7 @@
 // A NEO Legacy (2.x) private network of one validator on 127.0.0.1, run by the
 // NEO•ONE 2.7.4 full node (npm packages @neo-one/node and @neo-one/node-neo-settings).
 // Started by scripts/neoone; arguments: DIR P2P_PORT RPC_PORT MAGIC [SEED]. With SEED
-// (host:port) the node takes no part in consensus and dials SEED, its only seed.
+// (HOST:PORT) the node has no consensus and syncs from that peer: a follower.
 // The validator key is neo-go's public test key (the same as scripts/neogo): a throwaway.
 'use strict';
 const { FullNode } = require('@neo-one/node');
