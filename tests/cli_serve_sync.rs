@@ -267,3 +267,49 @@ fn json_events_one_object_per_line() {
     assert_eq!(summary["user_agents"][user_agent], 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `sync --blocks --follow` of a Legacy node follows until SIGINT, then
+/// ends cleanly with the final `synced_blocks` line.
+#[test]
+fn legacy_follow_ends_on_sigint_with_the_synced_line() {
+    let (_server, addr, genesis) = serve("legacy");
+    let chain = LegacyChain::synthetic(&synthetic());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_neo-peer"))
+        .args(["sync", "--protocol", "legacy", "--network", "privnet"])
+        .args(["--connect", &addr, "--genesis", &genesis])
+        .args(["--blocks", "--follow", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = None;
+    for _ in 0..10_000 {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if event["event"] == "synced_blocks" {
+            first = Some(event);
+            break;
+        }
+    }
+    let first = first.expect("the blocks were synced before following");
+    assert_eq!(first["tip_index"], BLOCKS);
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let all = events(&rest);
+    let last = all.last().expect("a final line");
+    assert_eq!(last["event"], "synced_blocks", "{rest}");
+    assert_eq!(last["blocks"], BLOCKS);
+    assert_eq!(last["tip_hash"], chain.tip_hash().to_string());
+    assert!(named(&all, "block").is_empty(), "nothing new: {rest}");
+}

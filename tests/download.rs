@@ -251,3 +251,142 @@ fn following_a_growing_chain_smol() {
 fn following_a_growing_chain_async_std() {
     following_a_growing_chain(AsyncStdRt);
 }
+
+/// What a node says when its chain has grown: an `inv` of the new block.
+trait Announce: Serve + neo_peer::manager::download::BlockSource {
+    fn inv(hash: neo_peer::wire::UInt256) -> Self::Message;
+}
+
+impl Announce for N3 {
+    fn inv(hash: neo_peer::wire::UInt256) -> neo_peer::wire::n3::Message {
+        use neo_peer::wire::n3;
+        n3::Message::Inv(n3::InvPayload {
+            kind: n3::InventoryType::Block,
+            hashes: vec![hash],
+        })
+    }
+}
+
+impl Announce for Legacy {
+    fn inv(hash: neo_peer::wire::UInt256) -> neo_peer::wire::legacy::Message {
+        use neo_peer::wire::legacy;
+        legacy::Message::Inv(legacy::InvPayload {
+            kind: legacy::InventoryType::Block,
+            hashes: vec![hash],
+        })
+    }
+}
+
+/// A node whose chain grows one block at a time and announces each new
+/// block with an `inv`; the follower pings nobody after the start (its
+/// check comes once an hour) and its only peer's `version` says genesis
+/// (Legacy: the node's pings are not answered with heights either): each
+/// new block reaches it through the announcement alone, once, in order.
+fn following_announcements<P: Announce, R: Rt>(rt: R, chain: Arc<Chain<P>>, announce: bool)
+where
+    Chain<P>: Send + Sync,
+{
+    rt.block_on(async {
+        let tip = chain.height();
+        let start: Vec<_> = chain.blocks().take(1).cloned().collect();
+        let served = Arc::new(Chain::<P>::from_blocks(start).unwrap());
+        let mut config = manager_config::<P>(0);
+        let height = served.clone();
+        config.local.identity.current_height = Arc::new(move || height.height());
+        let server = PeerManager::new(
+            config,
+            book::<P>(),
+            ChainServer::new(served.clone()),
+            rt.ex(),
+        )
+        .unwrap();
+        let addr = server.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let client =
+            PeerManager::<P>::new(manager_config(0), book::<P>(), IgnoreAll, rt.ex()).unwrap();
+        client.connect(addr).await.unwrap();
+        // The node grows by one block each time the follower has all it has.
+        let (grow, grown) = async_channel::unbounded::<u32>();
+        let _ = grow.try_send(0);
+        let node = async {
+            while let Ok(have) = grown.recv().await {
+                if have == tip {
+                    break;
+                }
+                let Some(next) = chain.block(have + 1) else {
+                    break;
+                };
+                served.push_block(next.clone()).unwrap();
+                if announce {
+                    for p in server.peers() {
+                        p.peer
+                            .send(P::inv(chain.hash(have + 1).unwrap()))
+                            .await
+                            .unwrap();
+                    }
+                }
+            }
+            std::future::pending::<()>().await;
+        };
+        let mut got = Vec::new();
+        let check = if announce {
+            Duration::from_secs(3600)
+        } else {
+            Duration::from_millis(10)
+        };
+        let follower = follow(
+            &client,
+            ScheduleConfig::default(),
+            1,
+            Some(chain.genesis_hash()),
+            |_| None,
+            check,
+            |block, _| {
+                let index = block.index();
+                assert_eq!(Some(block.hash()), chain.hash(index));
+                got.push(index);
+                let _ = grow.try_send(index);
+                if index == tip {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        );
+        let outcome = futures_lite::future::or(follower, async {
+            node.await;
+            unreachable!()
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            got,
+            (1..=tip).collect::<Vec<_>>(),
+            "every block once, in order"
+        );
+        assert_eq!(outcome.tip_hash, Some(chain.tip_hash()));
+        assert_eq!(outcome.faults, 0);
+        assert_eq!(client.len(), 1, "the node was never dropped");
+        client.shutdown().await;
+        server.shutdown().await;
+    });
+}
+
+#[test]
+fn n3_announced_blocks_are_fetched_at_once() {
+    following_announcements(SmolRt, n3_chain(40, 0), true);
+}
+
+#[test]
+fn legacy_announced_blocks_are_fetched_through_their_headers() {
+    following_announcements(SmolRt, legacy_chain(40, 0), true);
+}
+
+#[test]
+fn legacy_following_learns_heights_from_pongs() {
+    following_announcements(SmolRt, legacy_chain(40, 0), false);
+}
+
+#[test]
+fn legacy_announced_blocks_are_fetched_through_their_headers_async_std() {
+    following_announcements(AsyncStdRt, legacy_chain(30, 0), true);
+}

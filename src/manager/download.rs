@@ -49,7 +49,7 @@ use super::routing::{self, Candidate};
 use crate::wire::{Encode, UInt256, legacy, n3};
 
 mod driver;
-pub use driver::{BlockSource, DownloadError, DownloadOutcome, download, follow};
+pub use driver::{BlockSource, DownloadError, DownloadOutcome, SEEN, download, follow};
 
 /// Heights ahead of the next block to hand out that may be asked for.
 pub const WINDOW: u32 = 512;
@@ -270,6 +270,9 @@ pub struct Schedule<B: Fetched> {
     held_bytes: usize,
     /// The hash of the block at `next - 1`, once known.
     last_hash: Option<UInt256>,
+    /// The hashes of the last blocks handed out, by height: at most
+    /// `window` of them.
+    recent: BTreeMap<u32, UInt256>,
     peers: HashMap<PeerId, Slot>,
     /// The work of each live request, by its first height.
     requests: HashMap<RequestId, u32>,
@@ -319,6 +322,7 @@ impl<B: Fetched> Schedule<B> {
             held: BTreeMap::new(),
             held_bytes: 0,
             last_hash: after,
+            recent: BTreeMap::new(),
             peers: HashMap::new(),
             requests: HashMap::new(),
             next_request: 0,
@@ -369,6 +373,21 @@ impl<B: Fetched> Schedule<B> {
     pub fn request_peer(&self, id: RequestId) -> Option<PeerId> {
         let start = self.requests.get(&id)?;
         Some(self.work.get(start)?.flight.as_ref()?.peer)
+    }
+
+    /// The hash of the block we hold or handed out at `block`'s height
+    /// when it is another block: a peer offering `block` offers a block of
+    /// another chain at a height we already have. `None` when `block` is
+    /// ours, or its height is neither held nor among the last `window`
+    /// handed out (nor the one before the first, when its hash was given).
+    pub fn conflict(&self, block: &B) -> Option<UInt256> {
+        let index = block.index();
+        let ours = match self.held.get(&index) {
+            Some(held) => held.block.hash(),
+            None if u64::from(index) + 1 == self.next => self.last_hash?,
+            None => *self.recent.get(&index)?,
+        };
+        (ours != block.hash()).then_some(ours)
     }
 
     /// The earliest instant at which [`Schedule::handle_timeout`] has
@@ -558,6 +577,10 @@ impl<B: Fetched> Schedule<B> {
         }
         self.next += 1;
         self.last_hash = Some(hash);
+        self.recent.insert(index, hash);
+        while self.recent.len() > self.config.window as usize {
+            self.recent.pop_first();
+        }
         Some(Ready::Block {
             block: held.block,
             from: held.from,

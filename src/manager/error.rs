@@ -86,6 +86,10 @@ pub enum ManagerError {
         /// The manager's.
         manager: (&'static str, u32),
     },
+    /// [`PeerManager::start_relay`](super::PeerManager::start_relay) was
+    /// called before.
+    #[error("the relay is already started")]
+    RelayStarted,
 }
 
 impl From<BookError> for ManagerError {
@@ -159,6 +163,20 @@ pub enum ManagerEvent {
         from: Option<SocketAddr>,
         /// How many were new.
         new: usize,
+    },
+    /// A peer served a wrong block or header while the chain was being
+    /// fetched or followed (its Merkle root, its hash against its header, a
+    /// block that does not follow the one before it, or another block at a
+    /// height already held): it was penalised and disconnected.
+    WrongBlock {
+        /// The peer.
+        id: PeerId,
+        /// Its address.
+        addr: Option<SocketAddr>,
+        /// The height, when known.
+        index: Option<u32>,
+        /// What was wrong.
+        reason: String,
     },
     /// A `request_*` whose answer was to reach the handler failed on every
     /// attempt.

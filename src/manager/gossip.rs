@@ -37,6 +37,10 @@ impl<P: Protocol, H: Handler<P>> Handler<P> for Managed<P, H> {
                 inner.penalise(addr, points, "unsolicited addr");
                 return;
             }
+            inner.announce(peer.id(), &msg);
+            if inner.relay_takes(peer, &msg, None) {
+                return;
+            }
         }
         self.user.handle(peer, msg).await;
     }
@@ -45,6 +49,9 @@ impl<P: Protocol, H: Handler<P>> Handler<P> for Managed<P, H> {
         if let Some(inner) = self.inner.upgrade() {
             if let Some(addrs) = P::addresses(&msg) {
                 inner.learn(peer.id(), &addrs);
+            }
+            if inner.relay_takes(peer, &msg, Some(request)) {
+                return;
             }
         }
         self.user.handle_answer(peer, msg, request).await;
@@ -64,10 +71,10 @@ impl<P: Protocol, H: Handler<P>> Handler<P> for Managed<P, H> {
 impl<P: Protocol> Inner<P> {
     /// What to answer peer `id`'s `getaddr` with: the book's best
     /// addresses or, while it has none, the listening addresses of the live
-    /// peers (neither when [`ManagerConfig::share_addresses`](super::ManagerConfig::share_addresses)
-    /// is off); our own listener (as `id` reaches us) always, so that the
+    /// peers; our own listener (as `id` reaches us) always, so that the
     /// answer is never empty while we listen (an unanswered `getaddr`
-    /// stalls the asker).
+    /// stalls the asker). Without [`ManagerConfig::gossip`](super::ManagerConfig::gossip),
+    /// our own listener only.
     pub(super) fn addresses_for(&self, id: PeerId) -> Vec<crate::protocol::GossipAddr> {
         const MOST: usize = 200;
         let now = crate::protocol::unix_seconds();
@@ -76,14 +83,13 @@ impl<P: Protocol> Inner<P> {
             timestamp: now,
             services: P::services(&self.config.local.identity),
         };
-        let share = self.config.share_addresses;
-        let mut known = if share {
+        let mut known = if self.config.gossip {
             self.book.for_getaddr(MOST - 1)
         } else {
             Vec::new()
         };
         let reg = self.lock();
-        if known.is_empty() && share {
+        if known.is_empty() && self.config.gossip {
             known.extend(
                 reg.peers
                     .values()

@@ -28,6 +28,11 @@
 //!   feed the book, `getaddr` is answered from it. The book is flushed
 //!   every [`ManagerConfig::flush_interval`] and at shutdown.
 //!
+//! - **Relay.** [`PeerManager::start_relay`] downloads each item peers
+//!   announce once, hands it to the embedder, and
+//!   [`PeerManager::relay`] announces what it accepts to every peer that
+//!   lacks it, never back to where it came from.
+//!
 //! [`sync`] fetches a header chain through a manager, from many peers at once.
 //!
 //! ```no_run
@@ -53,6 +58,7 @@
 //! ```
 
 mod admission;
+mod announce;
 mod config;
 pub mod download;
 mod error;
@@ -62,16 +68,18 @@ mod handle;
 mod lifecycle;
 mod net;
 mod registry;
+mod relay;
 mod request;
 mod routing;
 mod scores;
 pub mod sync;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use event_listener::Event;
 
+pub use announce::{ANNOUNCED_HASHES, ANNOUNCEMENT_CAPACITY, Announcement};
 pub use config::{
     ADDR_INTERVAL, BAN_DURATION, BAN_THRESHOLD, DIAL_INTERVAL, DIAL_TIMEOUT, FEELER_INTERVAL,
     FLUSH_INTERVAL, MAX_ATTEMPTS, MAX_IN_FLIGHT_PER_KIND, MAX_INBOUND, MAX_OUTBOUND, MAX_PER_IP,
@@ -79,6 +87,7 @@ pub use config::{
 };
 pub use error::{Departed, ManagerError, ManagerEvent, PeerSummary, ShutdownReport};
 pub use handle::ManagedPeer;
+pub use relay::{FLOOD_POINTS, OnItem, RELAY_CACHE, RELAY_OUTBOX, RelayConfig, RelayStats};
 
 use gossip::Managed;
 use lifecycle::Counted;
@@ -115,6 +124,11 @@ pub(crate) struct Inner<P: Protocol> {
     events_rx: async_channel::Receiver<ManagerEvent>,
     /// The port the listener is bound to (0: not listening).
     listen_port: std::sync::atomic::AtomicU16,
+    /// The relay room, once started.
+    relay: OnceLock<Box<dyn relay::RelayRoom<P>>>,
+    /// Subscribers to block announcements (each queue bounded; closed ones
+    /// are removed at the next announcement).
+    announcements: Mutex<Vec<async_channel::Sender<Announcement>>>,
 }
 
 /// A manager of the peers of protocol `P`. Cheap to clone: every clone is
@@ -204,6 +218,8 @@ impl<P: Protocol> PeerManager<P> {
                 events,
                 events_rx,
                 listen_port: std::sync::atomic::AtomicU16::new(0),
+                relay: OnceLock::new(),
+                announcements: Mutex::new(Vec::new()),
             }),
         })
     }

@@ -279,4 +279,11 @@ impl Protocol for Legacy {
     fn is_get_addr(msg: &legacy::Message) -> bool {
         matches!(msg, legacy::Message::GetAddr)
     }
+
+    fn announced_blocks(msg: &legacy::Message) -> &[crate::wire::UInt256] {
+        match msg {
+            legacy::Message::Inv(inv) if inv.kind == legacy::InventoryType::Block => &inv.hashes,
+            _ => &[],
+        }
+    }
 }

@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
 
-use crate::wire::{FrameError, PayloadLimits, PingPayload};
+use crate::wire::{FrameError, PayloadLimits, PingPayload, UInt256};
 
 /// A request that expects answers, as the stall detector tracks it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -197,6 +197,11 @@ pub trait Protocol: Sized + Clone + Debug + Send + Sync + 'static {
     fn addr(addrs: &[GossipAddr]) -> Option<Self::Message>;
     /// Whether `msg` is a `getaddr`.
     fn is_get_addr(msg: &Self::Message) -> bool;
+    /// The block hashes `msg` announces: those of an `inv` of blocks, none
+    /// for any other message.
+    fn announced_blocks(_msg: &Self::Message) -> &[UInt256] {
+        &[]
+    }
 }
 
 /// Now, in Unix seconds (saturating).

@@ -315,4 +315,11 @@ impl Protocol for N3 {
     fn is_get_addr(msg: &n3::Message) -> bool {
         matches!(msg, n3::Message::GetAddr)
     }
+
+    fn announced_blocks(msg: &n3::Message) -> &[crate::wire::UInt256] {
+        match msg {
+            n3::Message::Inv(inv) if inv.kind == n3::InventoryType::Block => &inv.hashes,
+            _ => &[],
+        }
+    }
 }

@@ -27,13 +27,20 @@
 //! | timer ([`RequestTracker::poll_timeout`]) | | `poll_requests` |
 //! | we relay an item | `to_announce` over the peers | `have` |
 //! | peer leaves | `remove_peer` | `remove_peer`, then `poll_requests` |
+//!
+//! [`Inventory`] gives both generations' relay messages (`inv`, `getdata`,
+//! `notfound`, and the items: transactions, blocks, N3 extensibles, Legacy
+//! consensus payloads) one shape, [`Item`] and [`ItemKind`], so that relay
+//! logic is written once.
 
+mod item;
 mod known;
 mod tracker;
 
 #[cfg(test)]
 mod tests;
 
+pub use item::{Inventory, Item, ItemKind, MAX_INV_HASHES};
 pub use known::{KnownInventory, KnownSet, PeerId};
 pub use tracker::{
     Announce, Delivery, MAX_ANNOUNCED_PER_PEER, MAX_IN_FLIGHT_PER_PEER, MAX_ITEMS,

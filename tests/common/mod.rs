@@ -13,39 +13,35 @@ use serde_json::Value;
 /// Seconds a node lives at most, whatever happens to the test process.
 const LIFETIME: &str = "240";
 
-/// A free TCP port on 127.0.0.1.
+/// A free TCP port on 127.0.0.1: one the system picks, or, with
+/// `NEO_PEER_TEST_PORTS=LOW-HIGH` set, one of that range (where the nodes
+/// of runs sharing the machine are kept apart).
 pub fn free_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let range = std::env::var("NEO_PEER_TEST_PORTS").ok().and_then(|r| {
+        let (low, high) = r.split_once('-')?;
+        Some((
+            low.trim().parse::<u16>().ok()?,
+            high.trim().parse::<u16>().ok()?,
+        ))
+    });
+    if let Some((low, high)) = range.filter(|(l, h)| l <= h) {
+        let span = u32::from(high) - u32::from(low) + 1;
+        let start = std::process::id() % span;
+        for _ in 0..span {
+            let step = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % span;
+            let port = (u32::from(low) + (start + step) % span) as u16;
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+        panic!("no free port in NEO_PEER_TEST_PORTS={low}-{high}");
+    }
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// Ports for real nodes that must not meet the ports the OS hands out
-/// ([`free_port`], other tests' connections): below the ephemeral range.
-pub const NODE_PORTS: std::ops::Range<u16> = 31000..31500;
-
-/// A port of [`NODE_PORTS`] free now, never the same twice in one process
-/// (each process starts at its own place in the range).
-pub fn node_port() -> u16 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
-    let span = u32::from(NODE_PORTS.end - NODE_PORTS.start);
-    let _ = NEXT.compare_exchange(
-        u32::MAX,
-        std::process::id() % span,
-        Ordering::Relaxed,
-        Ordering::Relaxed,
-    );
-    for _ in 0..span {
-        let k = NEXT.fetch_add(1, Ordering::Relaxed) % span;
-        let port = NODE_PORTS.start + k as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port in {NODE_PORTS:?}")
 }
 
 /// A node run by one of the scripts.
@@ -69,33 +65,14 @@ impl RealNode {
         Self::run("neogo", "follow", seed.to_string(), &[])
     }
 
-    /// [`RealNode::start`] on the given P2P and RPC ports.
-    pub fn start_on(
-        script: &'static str,
-        ports: (u16, u16),
-        height: u32,
-        env: &[(&str, &str)],
-    ) -> RealNode {
-        Self::run_on(script, "start", height.to_string(), env, ports)
-    }
-
-    /// `scripts/<script> follow` on the given P2P and RPC ports: a node
-    /// without consensus whose only peer is `seed`.
-    pub fn follow_on(script: &'static str, seed: &str, ports: (u16, u16)) -> RealNode {
-        Self::run_on(script, "follow", seed.to_string(), &[], ports)
+    /// `scripts/<script> follow`: a node without consensus whose only peer
+    /// is `seed`.
+    pub fn follow_from(script: &'static str, seed: &str) -> RealNode {
+        Self::run(script, "follow", seed.to_string(), &[])
     }
 
     fn run(script: &'static str, verb: &str, last: String, env: &[(&str, &str)]) -> RealNode {
-        Self::run_on(script, verb, last, env, (free_port(), free_port()))
-    }
-
-    fn run_on(
-        script: &'static str,
-        verb: &str,
-        last: String,
-        env: &[(&str, &str)],
-        (p2p, rpc): (u16, u16),
-    ) -> RealNode {
+        let (p2p, rpc) = (free_port(), free_port());
         let dir = std::env::temp_dir().join(format!(
             "neo-peer-{script}-{verb}-{p2p}-{}",
             std::process::id()

@@ -61,8 +61,9 @@ pub struct SyncArgs {
     /// once, each checked against its header (keeps 32 bytes a header).
     #[arg(long)]
     blocks: bool,
-    /// After the blocks, keep following the tip (N3) until killed: one line
-    /// per new block, `block INDEX 0x<hash> txs N from PEER`.
+    /// After the blocks, keep following the tip until SIGINT or SIGTERM: one
+    /// line per new block, `block INDEX 0x<hash> txs N from PEER`, then the
+    /// final `synced` line.
     #[arg(long, requires = "blocks")]
     follow: bool,
     /// Report events (peers, progress, the result, each peer's share and
@@ -372,7 +373,6 @@ pub fn sync(args: SyncArgs) -> Result<(), String> {
             let config = manager_config(config(magic, &args.timeouts, 0, 0)?, args.max_peers);
             run_sync::<N3>(config, book, &args, UInt256::ZERO, target)
         }
-        Protocol::Legacy if args.follow => Err("--follow speaks N3 only for now".into()),
         Protocol::Legacy => {
             let genesis = match (args.genesis, magic) {
                 (Some(g), _) => g,
@@ -408,6 +408,15 @@ fn run_sync<P: Cli>(
     let manager =
         PeerManager::<P>::new(config, book, IgnoreAll, SmolGlobal).map_err(|e| e.to_string())?;
     let out = Out::new(args.json);
+    // Taken before anything is printed, so that no signal meant to end the
+    // following can kill the process instead.
+    let signals = args
+        .follow
+        .then(|| {
+            async_signal::Signals::new([async_signal::Signal::Int, async_signal::Signal::Term])
+        })
+        .transpose()
+        .map_err(|e| format!("signals: {e}"))?;
     smol::block_on(async {
         let result = reporting_events(&manager, out, async {
             bootstrap(manager.book(), args.seeds.as_deref(), port, out).await?;
@@ -426,9 +435,9 @@ fn run_sync<P: Cli>(
                 out.outcome("synced_blocks", blocks_fields(&blocks), || {
                     blocks_line(&blocks)
                 });
-                if args.follow {
+                if let Some(signals) = signals {
                     report_peers(&manager, out);
-                    return follow_tip(&manager, &blocks, genesis, out).await;
+                    return follow_tip(&manager, &blocks, genesis, out, signals).await;
                 }
             }
             report_peers(&manager, out);
@@ -472,20 +481,26 @@ async fn fetch_blocks<P: Cli>(
     Ok(outcome)
 }
 
-/// How often a follower pings its peers for their heights.
-const FOLLOW_CHECK: Duration = Duration::from_millis(200);
+/// How often a follower pings its peers for their heights (new blocks
+/// announced with `inv` are asked for at once).
+const FOLLOW_CHECK: Duration = Duration::from_millis(500);
 
-/// Follows the tip after `synced` until the process is killed, printing
-/// each new block once, in order.
+/// Follows the tip after `synced` until SIGINT or SIGTERM, printing each
+/// new block once, in order; then the final `synced` line, over the blocks
+/// of `synced` and those followed.
 async fn follow_tip<P: Cli>(
     manager: &PeerManager<P>,
     synced: &DownloadOutcome,
     genesis: UInt256,
     out: Out,
+    mut signals: async_signal::Signals,
 ) -> Result<(), String> {
+    use futures_lite::StreamExt;
     let from = synced.tip_index.map_or(1, |t| t + 1);
     let after = synced.tip_hash.unwrap_or(genesis);
-    let outcome = follow(
+    let total = std::cell::RefCell::new(synced.clone());
+    let started = Instant::now();
+    let following = follow(
         manager,
         ScheduleConfig::default(),
         from,
@@ -498,6 +513,11 @@ async fn follow_tip<P: Cli>(
                 .and_then(|p| p.addr())
                 .map_or_else(|| "?".to_string(), |a| a.to_string());
             let (index, hash, txs) = (block.index(), block.hash(), block.tx_count());
+            let mut t = total.borrow_mut();
+            t.count += 1;
+            t.bytes += block.wire_size() as u64;
+            t.tip_index = Some(index);
+            t.tip_hash = Some(hash);
             out.outcome(
                 "block",
                 json!({
@@ -511,9 +531,25 @@ async fn follow_tip<P: Cli>(
             );
             std::ops::ControlFlow::Continue(())
         },
+    );
+    let stopped = async {
+        let signal = signals.next().await;
+        Ok(signal.and_then(Result::ok))
+    };
+    let ended = futures_lite::future::or(
+        async { following.await.map(|_| None).map_err(|e| e.to_string()) },
+        stopped,
     )
-    .await;
-    outcome.map(drop).map_err(|e| e.to_string())
+    .await?;
+    let mut total = total.into_inner();
+    total.elapsed = synced.elapsed + started.elapsed();
+    if let Some(signal) = ended {
+        tracing::info!(?signal, "stopped following");
+    }
+    out.outcome("synced_blocks", blocks_fields(&total), || {
+        blocks_line(&total)
+    });
+    Ok(())
 }
 
 /// Blocks a second over a whole download.

@@ -11,6 +11,7 @@ mod mirror;
 mod net;
 mod output;
 mod peers;
+mod relay;
 mod telemetry;
 
 /// The peer-to-peer layer of a NEO node, as a tool.
@@ -38,6 +39,9 @@ enum Cmd {
     Crawl(fleet::CrawlArgs),
     /// List the addresses an address book holds.
     Peers(peers::PeersArgs),
+    /// Relay transactions, blocks and consensus payloads between peers:
+    /// each downloaded once, checked, and passed to every peer that lacks it.
+    Relay(relay::RelayArgs),
 }
 
 /// Which NEO wire generation.
@@ -90,6 +94,7 @@ fn main() -> ExitCode {
         Cmd::Serve(args) => args.telemetry.log_format,
         Cmd::Sync(args) => args.telemetry.log_format,
         Cmd::Crawl(args) => args.telemetry.log_format,
+        Cmd::Relay(args) => args.telemetry.log_format,
         Cmd::Decode(_) | Cmd::Demo(_) | Cmd::Peers(_) => telemetry::LogFormat::Text,
     };
     telemetry::init_logs(log_format);
@@ -100,6 +105,7 @@ fn main() -> ExitCode {
         Cmd::Sync(args) => fleet::sync(args),
         Cmd::Crawl(args) => fleet::crawl(args),
         Cmd::Peers(args) => peers::peers(args),
+        Cmd::Relay(args) => relay::relay(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

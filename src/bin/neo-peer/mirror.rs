@@ -30,7 +30,7 @@ use neo_peer::manager::download::{BlockSource, ScheduleConfig, download, follow}
 use neo_peer::manager::sync::{SyncOptions, sync_legacy};
 use neo_peer::manager::{ManagedPeer, PeerId, PeerManager};
 use neo_peer::peer::{Direction, Handler, Peer};
-use neo_peer::protocol::{CurrentHeight, Legacy, N3};
+use neo_peer::protocol::{CurrentHeight, Legacy, N3, Protocol};
 use neo_peer::wire::{UInt256, legacy, n3};
 use serde_json::json;
 
@@ -64,8 +64,6 @@ const RELAY_HASHES: u32 = 500;
 
 /// A generation that can be mirrored.
 pub trait Mirrored: Serve + BlockSource<FetchedBlock = <Self as Generation>::Block> + Sync {
-    /// The block hashes an `inv` announces, if it announces blocks.
-    fn announced_blocks(msg: &Self::Message) -> Option<&[UInt256]>;
     /// An `inv` announcing the blocks `hashes`.
     fn block_inv(hashes: Vec<UInt256>) -> Self::Message;
     /// The mirrored node's genesis block (`genesis`: its hash, Legacy only).
@@ -100,7 +98,8 @@ struct MirrorHandler<P: Serve> {
 
 impl<P: Mirrored> Handler<P> for MirrorHandler<P> {
     async fn handle(&self, peer: &Peer<P>, msg: P::Message) {
-        if let Some(hashes) = P::announced_blocks(&msg) {
+        let hashes = <P as Protocol>::announced_blocks(&msg);
+        if !hashes.is_empty() {
             if peer.direction() == Direction::Outbound {
                 // Full: the next check finds what it named.
                 let kept = &hashes[..hashes.len().min(ANNOUNCED_HASHES)];
@@ -243,13 +242,6 @@ async fn relay<P: Mirrored>(
 }
 
 impl Mirrored for N3 {
-    fn announced_blocks(msg: &n3::Message) -> Option<&[UInt256]> {
-        match msg {
-            n3::Message::Inv(inv) if inv.kind == n3::InventoryType::Block => Some(&inv.hashes),
-            _ => None,
-        }
-    }
-
     fn block_inv(hashes: Vec<UInt256>) -> n3::Message {
         n3::Message::Inv(n3::InvPayload {
             kind: n3::InventoryType::Block,
@@ -360,15 +352,6 @@ fn append<G: Generation>(
 }
 
 impl Mirrored for Legacy {
-    fn announced_blocks(msg: &legacy::Message) -> Option<&[UInt256]> {
-        match msg {
-            legacy::Message::Inv(inv) if inv.kind == legacy::InventoryType::Block => {
-                Some(&inv.hashes)
-            }
-            _ => None,
-        }
-    }
-
     fn block_inv(hashes: Vec<UInt256>) -> legacy::Message {
         legacy::Message::Inv(legacy::InvPayload {
             kind: legacy::InventoryType::Block,

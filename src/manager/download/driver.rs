@@ -1,8 +1,9 @@
 //! The driver of a [`Schedule`]: its requests go to the manager's peers,
 //! their answers come back to it, and its blocks go to the caller in order.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_io::Timer;
@@ -10,8 +11,9 @@ use futures_lite::future;
 use thiserror::Error;
 
 use super::{Abandoned, Arrival, Fetched, Ready, Request, RequestId, Schedule, ScheduleConfig};
-use crate::manager::{ManagerError, PeerId, PeerManager};
+use crate::manager::{Announcement, ManagerError, ManagerEvent, PeerId, PeerManager};
 use crate::protocol::{Legacy, N3, Protocol};
+use crate::relay::KnownSet;
 use crate::wire::{UInt256, legacy, n3};
 
 /// How often the driver looks at the manager's peers (who joined, who left,
@@ -22,15 +24,26 @@ const REFRESH: Duration = Duration::from_millis(100);
 pub trait BlockSource: Protocol {
     /// Its block.
     type FetchedBlock: Fetched;
+    /// Whether blocks are asked by hash: following then learns the hashes
+    /// of new heights from `getheaders` first (Legacy). N3 asks by index,
+    /// and learns new heights from `ping`.
+    const BY_HASH: bool;
     /// The request for the heights of `request`; `None` when it cannot be
     /// made (Legacy asks by hash and needs every hash).
     fn ask(request: &Request) -> Option<Self::Message>;
     /// The block an answer carries, if it is one.
     fn block(answer: Self::Message) -> Option<Self::FetchedBlock>;
+    /// The request for the headers after the header at height `index`
+    /// whose hash is `hash`.
+    fn ask_headers(index: u32, hash: UInt256) -> Self::Message;
+    /// The height, hash and previous hash of each header an answer carries
+    /// (`None`: it is no `headers`).
+    fn headers(answer: &Self::Message) -> Option<Vec<(u32, UInt256, UInt256)>>;
 }
 
 impl BlockSource for N3 {
     type FetchedBlock = n3::Block;
+    const BY_HASH: bool = false;
     fn ask(request: &Request) -> Option<n3::Message> {
         Some(n3::Message::GetBlockByIndex(n3::GetBlockByIndexPayload {
             index_start: request.start,
@@ -43,10 +56,25 @@ impl BlockSource for N3 {
             _ => None,
         }
     }
+    fn ask_headers(index: u32, _hash: UInt256) -> n3::Message {
+        n3::Message::GetHeaders(n3::GetBlockByIndexPayload {
+            index_start: index.saturating_add(1),
+            count: -1,
+        })
+    }
+    fn headers(answer: &n3::Message) -> Option<Vec<(u32, UInt256, UInt256)>> {
+        match answer {
+            n3::Message::Headers(h) => {
+                Some(h.iter().map(|h| (h.index, h.hash(), h.prev_hash)).collect())
+            }
+            _ => None,
+        }
+    }
 }
 
 impl BlockSource for Legacy {
     type FetchedBlock = legacy::Block;
+    const BY_HASH: bool = true;
     fn ask(request: &Request) -> Option<legacy::Message> {
         let hashes = request.hashes.iter().copied().collect::<Option<Vec<_>>>()?;
         Some(legacy::Message::GetData(legacy::InvPayload {
@@ -57,6 +85,23 @@ impl BlockSource for Legacy {
     fn block(answer: legacy::Message) -> Option<legacy::Block> {
         match answer {
             legacy::Message::Block(b) => Some(*b),
+            _ => None,
+        }
+    }
+    fn ask_headers(_index: u32, hash: UInt256) -> legacy::Message {
+        legacy::Message::GetHeaders(legacy::GetBlocksPayload {
+            hash_start: vec![hash],
+            hash_stop: UInt256::ZERO,
+        })
+    }
+    fn headers(answer: &legacy::Message) -> Option<Vec<(u32, UInt256, UInt256)>> {
+        match answer {
+            legacy::Message::Headers(h) => Some(
+                h.headers
+                    .iter()
+                    .map(|h| (h.index(), h.hash(), h.prev_hash()))
+                    .collect(),
+            ),
             _ => None,
         }
     }
@@ -143,15 +188,34 @@ pub async fn download<P: BlockSource>(
 /// as they learn of it, handed to `on_block` once, strictly in order,
 /// checked as by [`download`] (`after`, `expected`).
 ///
-/// The heights of the peers are what they say in `version`, `ping` and
-/// `pong` and what they serve; every `check` each live peer is pinged, and
-/// N3 peers answer with their height. A peer with nothing new is never
-/// asked for it, and never dropped for it. Legacy asks by hash: without the
-/// hash of a new height from `expected`, it ends with
-/// [`DownloadError::UnknownHash`].
+/// New heights are learned three ways: a block announced by a peer
+/// (`inv`, see [`PeerManager::block_announcements`]) with a hash not seen
+/// yet is acted on at once; the heights the peers say in `version`, `ping`
+/// and `pong` and prove by what they serve; and every `check` each live
+/// peer is pinged (N3 peers and C# Legacy nodes answer with their height).
 ///
-/// Memory: as [`download`]; the pings sent are at most one per live peer
-/// each `check`, each ending by the peer's own deadline.
+/// - **N3** asks by index: an announcing peer is pinged at once, and its
+///   new height asked for as soon as the `pong` tells it.
+/// - **Legacy** asks by hash: the hashes of new heights come from
+///   `getheaders` after the last header known (`after` to begin with,
+///   which Legacy needs), asked of the announcing peer, or of a peer
+///   higher than that header. The headers must follow one another from
+///   that header; a peer whose headers do not is dropped as for a wrong
+///   block. A C# node at its tip may leave `getheaders` unanswered: it is
+///   never dropped for it, and after the request deadline another peer may
+///   be asked.
+///
+/// A block offered at a height already held or handed out (among the last
+/// window of them) that is not ours is never applied: its peer is reported
+/// ([`ManagerEvent::WrongBlock`](crate::manager::ManagerEvent::WrongBlock)),
+/// penalised with the `bad_answer` penalty and disconnected. A peer with
+/// nothing new is never asked for it, and never dropped for it.
+///
+/// Memory: as [`download`], and the hashes of [`SEEN`] blocks (handed out or
+/// learned from headers) to tell announcements of new blocks from old ones;
+/// Legacy keeps the hashes of the headers ahead of the blocks, at most the
+/// window and one `headers` answer (2000). The pings and `getheaders` sent
+/// are at most one per live peer at a time.
 #[allow(clippy::too_many_arguments)]
 pub async fn follow<P: BlockSource>(
     manager: &PeerManager<P>,
@@ -176,6 +240,33 @@ pub async fn follow<P: BlockSource>(
     .await
 }
 
+/// Block hashes a follower remembers to tell announcements of new blocks
+/// from old ones.
+pub const SEEN: usize = 4096;
+
+/// What the tasks a driver spawns tell it.
+enum Note<M> {
+    /// The answers of a block request.
+    Answer(RequestId, PeerId, Result<Vec<M>, ManagerError>),
+    /// A ping of an announcing peer ended: its height may be new.
+    Pinged(PeerId),
+    /// The answers of a `getheaders` (Legacy following).
+    Headers(PeerId, Result<Vec<M>, ManagerError>),
+}
+
+/// The headers known past the blocks, when blocks are asked by hash.
+#[derive(Debug, Default)]
+struct Tail {
+    /// The last header known: its height and hash.
+    tip: Option<(u32, UInt256)>,
+    /// The hashes of the heights whose blocks are not handed out yet.
+    ahead: BTreeMap<u32, UInt256>,
+}
+
+fn lock(tail: &Mutex<Tail>) -> std::sync::MutexGuard<'_, Tail> {
+    tail.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// [`download`] up to `target`, or [`follow`] (`target` `None`) with the
 /// peers pinged every `check`.
 #[allow(clippy::too_many_arguments)]
@@ -191,17 +282,28 @@ async fn run<P: BlockSource>(
 ) -> Result<DownloadOutcome, DownloadError> {
     let started = Instant::now();
     let following = target.is_none();
+    // Legacy following learns hashes from headers after the last known one.
+    let by_headers = following && P::BY_HASH;
+    if by_headers && after.is_none() && from > 0 {
+        return Err(DownloadError::UnknownHash { index: from - 1 });
+    }
     // One peer answers at most this many requests of a kind at once.
     let limit = manager.config().max_in_flight_per_kind.max(1);
     let config = ScheduleConfig {
         per_peer: config.per_peer.min(limit),
         ..config
     };
+    let tail = Arc::new(Mutex::new(Tail {
+        tip: from.checked_sub(1).zip(after),
+        ahead: BTreeMap::new(),
+    }));
+    let known = tail.clone();
+    let expected = move |i: u32| expected(i).or_else(|| lock(&known).ahead.get(&i).copied());
     let mut schedule: Schedule<P::FetchedBlock> =
         Schedule::new(config, from, target, after, expected);
     let mut next_check = started;
-    type Answer<M> = (RequestId, PeerId, Result<Vec<M>, ManagerError>);
-    let (tx, rx) = async_channel::unbounded::<Answer<P::Message>>();
+    let announcements = following.then(|| manager.block_announcements());
+    let (tx, rx) = async_channel::unbounded::<Note<P::Message>>();
     // Peers dropped for a wrong block and not gone yet: never given work
     // again here. At most the live peers.
     let mut dropped: HashSet<PeerId> = HashSet::new();
@@ -209,6 +311,17 @@ async fn run<P: BlockSource>(
     // (they hold the peer's request slot till they end). At most the live
     // peers, or those with a request running.
     let mut running: HashMap<PeerId, u32> = HashMap::new();
+    // Announcing peers being pinged (N3): at most the live peers.
+    let mut pinging: HashSet<PeerId> = HashSet::new();
+    // Block hashes handed out or learned from headers.
+    let mut seen = KnownSet::new(SEEN);
+    if let Some(after) = after {
+        seen.insert(after);
+    }
+    // Legacy following: the `getheaders` running (its peer, since when),
+    // and a peer that announced a block not seen yet (with its hashes).
+    let mut headers_running: Option<(PeerId, Instant)> = None;
+    let mut announced: Option<(PeerId, Vec<UInt256>)> = None;
     let mut outcome = DownloadOutcome {
         count: 0,
         bytes: 0,
@@ -218,10 +331,20 @@ async fn run<P: BlockSource>(
         elapsed: Duration::ZERO,
     };
     let bad_answer = manager.config().penalties.bad_answer;
-    let fault = |peer: PeerId, why: &str, dropped: &mut HashSet<PeerId>, faults: &mut u32| {
+    let fault = |peer: PeerId,
+                 index: Option<u32>,
+                 why: &str,
+                 dropped: &mut HashSet<PeerId>,
+                 faults: &mut u32| {
         tracing::warn!(peer, why, "wrong block");
         dropped.insert(peer);
         *faults += 1;
+        manager.inner.emit(ManagerEvent::WrongBlock {
+            id: peer,
+            addr: manager.inner.addr_of(peer),
+            index,
+            reason: why.to_string(),
+        });
         manager.report(peer, bad_answer, why);
         if let Some(p) = manager.peer(peer) {
             p.disconnect();
@@ -234,6 +357,7 @@ async fn run<P: BlockSource>(
         // The peers as they are now.
         let summaries = manager.peers();
         dropped.retain(|id| summaries.iter().any(|s| s.id == *id));
+        pinging.retain(|id| summaries.iter().any(|s| s.id == *id));
         let live: Vec<(PeerId, u32)> = summaries
             .iter()
             .filter(|s| !dropped.contains(&s.id))
@@ -247,14 +371,18 @@ async fn run<P: BlockSource>(
         for id in gone {
             schedule.remove_peer(id);
         }
+        let header_tip = lock(&tail).tip.map(|t| t.0);
         for &(id, height) in &live {
             // A peer whose slots are all taken (by requests the schedule
             // abandoned) is offered nothing till one ends.
             let free = running.get(&id).is_none_or(|&n| n < limit);
             schedule.set_peer(id, if free { height } else { 0 });
-            if following {
+            if following && !by_headers {
                 schedule.set_target(height);
             }
+        }
+        if let Some(tip) = header_tip.filter(|_| by_headers) {
+            schedule.set_target(tip);
         }
         let now = Instant::now();
         if let Some(check) = check.filter(|_| now >= next_check) {
@@ -265,6 +393,36 @@ async fn run<P: BlockSource>(
                     // The height comes with the pong; a busy peer is asked next time.
                     let _ = peer.ping().await;
                 });
+            }
+        }
+        if by_headers {
+            if headers_running.is_some_and(|(_, since)| now >= since + config.timeout) {
+                // Left unanswered (a C# node at its tip): another may be asked.
+                headers_running = None;
+            }
+            let (tip_index, tip_hash) = lock(&tail).tip.unwrap_or((0, UInt256::ZERO));
+            let room = u64::from(tip_index) < schedule.next_index() + u64::from(config.window);
+            if headers_running.is_none() && room {
+                let fresh = announced
+                    .take()
+                    .filter(|(_, hashes)| hashes.iter().any(|h| !seen.contains(h)))
+                    .map(|(peer, _)| peer)
+                    .filter(|p| live.iter().any(|(l, _)| l == p));
+                let higher = live
+                    .iter()
+                    .filter(|&&(_, h)| h > tip_index)
+                    .max_by_key(|&&(_, h)| h)
+                    .map(|&(id, _)| id);
+                if let Some(peer) = fresh.or(higher).and_then(|id| manager.peer(id)) {
+                    let id = peer.id();
+                    headers_running = Some((id, now));
+                    let tx = tx.clone();
+                    let msg = P::ask_headers(tip_index, tip_hash);
+                    manager.inner.spawn(async move {
+                        let answer = peer.request(msg).await;
+                        let _ = tx.send(Note::Headers(id, answer)).await;
+                    });
+                }
             }
         }
         schedule.handle_timeout(now).iter().for_each(log_abandoned);
@@ -285,7 +443,7 @@ async fn run<P: BlockSource>(
             let from = request.peer;
             manager.inner.spawn(async move {
                 let answer = peer.request(msg).await;
-                let _ = tx.send((id, from, answer)).await;
+                let _ = tx.send(Note::Answer(id, from, answer)).await;
             });
         }
         while let Some(ready) = schedule.poll_ready() {
@@ -295,14 +453,23 @@ async fn run<P: BlockSource>(
                     outcome.bytes += block.wire_size() as u64;
                     outcome.tip_index = Some(block.index());
                     outcome.tip_hash = Some(block.hash());
+                    seen.insert(block.hash());
                     if on_block(block, from).is_break() {
                         outcome.elapsed = started.elapsed();
                         return Ok(outcome);
                     }
                 }
-                Ready::Fault { peer, why, .. } => {
-                    fault(peer, &why, &mut dropped, &mut outcome.faults);
+                Ready::Fault { peer, why, index } => {
+                    fault(peer, Some(index), &why, &mut dropped, &mut outcome.faults);
                 }
+            }
+        }
+        if by_headers {
+            // Hashes below the next block are no longer needed.
+            let next = u32::try_from(schedule.next_index()).unwrap_or(u32::MAX);
+            let mut t = lock(&tail);
+            while t.ahead.first_key_value().is_some_and(|(&i, _)| i < next) {
+                t.ahead.pop_first();
             }
         }
         if schedule.is_done() && !following {
@@ -318,20 +485,96 @@ async fn run<P: BlockSource>(
                 });
             }
         }
-        // Wait for an answer, a deadline, or the next look at the peers.
+        // Wait for an answer, an announcement, a deadline, or the next look
+        // at the peers.
         let mut wake = schedule
             .poll_timeout()
             .map_or(now + REFRESH, |t| t.min(now + REFRESH));
         if check.is_some() {
             wake = wake.min(next_check);
         }
-        let answer = future::or(async { rx.recv().await.ok() }, async {
-            Timer::at(wake).await;
-            None
+        let note = future::or(async { rx.recv().await.ok().map(Ok) }, async {
+            let heard = async {
+                match &announcements {
+                    Some(a) => a.recv().await.ok().map(Err),
+                    None => std::future::pending().await,
+                }
+            };
+            future::or(heard, async {
+                Timer::at(wake).await;
+                None
+            })
+            .await
         })
         .await;
-        let Some((id, peer, answer)) = answer else {
-            continue;
+        let note = match note {
+            None => continue,
+            Some(Err(Announcement { peer, hashes })) => {
+                let fresh = hashes.iter().any(|h| !seen.contains(h));
+                let usable = live.iter().any(|(l, _)| *l == peer);
+                if fresh && usable {
+                    if by_headers {
+                        announced = Some((peer, hashes));
+                    } else if pinging.insert(peer) {
+                        if let Some(p) = manager.peer(peer) {
+                            let tx = tx.clone();
+                            manager.inner.spawn(async move {
+                                let _ = p.ping().await;
+                                let _ = tx.send(Note::Pinged(peer)).await;
+                            });
+                        }
+                    }
+                }
+                continue;
+            }
+            Some(Ok(note)) => note,
+        };
+        let now = Instant::now();
+        let (id, peer, answer) = match note {
+            Note::Answer(id, peer, answer) => (id, peer, answer),
+            Note::Pinged(peer) => {
+                pinging.remove(&peer);
+                continue;
+            }
+            Note::Headers(peer, answer) => {
+                if headers_running.is_some_and(|(p, _)| p == peer) {
+                    headers_running = None;
+                }
+                let headers = answer
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|m| P::headers(&m))
+                    .flatten();
+                let mut t = lock(&tail);
+                for (index, hash, prev) in headers {
+                    let (tip_index, tip_hash) = t.tip.unwrap_or((0, UInt256::ZERO));
+                    let why = if index <= tip_index {
+                        // An answer to an earlier `getheaders`: known
+                        // headers are skipped, another one is wrong.
+                        match t.ahead.get(&index) {
+                            Some(&ours) if ours != hash => Some(format!(
+                                "header {index} is {hash}, the header we have there is {ours}"
+                            )),
+                            _ => None,
+                        }
+                    } else if index - 1 != tip_index || prev != tip_hash {
+                        Some(format!(
+                            "header {index} does not follow the last header known ({tip_index})"
+                        ))
+                    } else {
+                        t.tip = Some((index, hash));
+                        t.ahead.insert(index, hash);
+                        seen.insert(hash);
+                        None
+                    };
+                    if let Some(why) = why {
+                        drop(t);
+                        fault(peer, Some(index), &why, &mut dropped, &mut outcome.faults);
+                        break;
+                    }
+                }
+                continue;
+            }
         };
         if let Some(n) = running.get_mut(&peer) {
             *n -= 1;
@@ -339,12 +582,21 @@ async fn run<P: BlockSource>(
                 running.remove(&peer);
             }
         }
-        let now = Instant::now();
         match answer {
             Ok(messages) => {
                 for block in messages.into_iter().filter_map(P::block) {
+                    if let Some(ours) = schedule.conflict(&block) {
+                        let index = block.index();
+                        let why = format!(
+                            "block {index} is {}, the block we have there is {ours}",
+                            block.hash()
+                        );
+                        fault(peer, Some(index), &why, &mut dropped, &mut outcome.faults);
+                        schedule.remove_peer(peer);
+                        break;
+                    }
                     if let Arrival::Bad { peer, why } = schedule.on_block(id, block, now) {
-                        fault(peer, &why, &mut dropped, &mut outcome.faults);
+                        fault(peer, None, &why, &mut dropped, &mut outcome.faults);
                         break;
                     }
                 }

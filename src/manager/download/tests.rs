@@ -387,3 +387,45 @@ fn following_raises_the_target() {
     s.set_target(2);
     assert_eq!(s.target(), Some(6), "never lowered");
 }
+
+#[test]
+fn another_block_at_a_height_we_have_is_a_conflict() {
+    let blocks = chain(8, 0);
+    let other = chain(8, 1);
+    let t0 = Instant::now();
+    let mut s = schedule(&blocks, config(4, 2), 8);
+    s.set_peer(A, 8);
+    s.set_peer(B, 8);
+    assert_eq!(s.conflict(&blocks[0]), None, "the block we start after");
+    assert_eq!(s.conflict(&other[0]), Some(blocks[0].hash()));
+    let rs = requests(&mut s, t0);
+    // Height 3 arrives first and is held; 1 and 2 are handed out.
+    let second = rs.iter().find(|r| r.start == 3).unwrap();
+    s.on_block(second.id, blocks[3].clone(), t0);
+    assert_eq!(
+        s.conflict(&blocks[3]),
+        None,
+        "the same block is no conflict"
+    );
+    assert_eq!(s.conflict(&other[3]), Some(blocks[3].hash()), "held");
+    answer(&mut s, &blocks, &rs[0], t0);
+    assert_eq!(ready(&mut s).len(), 3);
+    assert_eq!(s.conflict(&other[1]), Some(blocks[1].hash()), "handed out");
+    assert_eq!(s.conflict(&blocks[2]), None);
+    assert_eq!(s.conflict(&other[5]), None, "a height we do not have");
+    // A wrong copy of a held height from a live request is never kept.
+    let verdict = s.on_block(second.id, other[3].clone(), t0);
+    assert_eq!(verdict, Arrival::Stale);
+    assert_eq!(ready(&mut s), [], "height 4 is still missing");
+    assert_eq!(s.on_block(second.id, blocks[4].clone(), t0), Arrival::Kept);
+    // Only the last `window` heights handed out are remembered.
+    while !s.is_done() {
+        for r in requests(&mut s, t0) {
+            answer(&mut s, &blocks, &r, t0);
+        }
+        assert!(!ready(&mut s).is_empty());
+    }
+    assert!(s.is_done());
+    assert_eq!(s.conflict(&other[8]), Some(blocks[8].hash()));
+    assert_eq!(s.conflict(&other[4]), None, "forgotten past the window");
+}

@@ -1,0 +1,586 @@
+//! `neo-peer relay`: a relay node for either generation.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use neo_peer::book::{AddressBook, BookConfig};
+use neo_peer::chain::{Chain, ChainStore, Generation, Serve};
+use neo_peer::executor::SmolGlobal;
+use neo_peer::manager::download::{BlockSource, DownloadError, ScheduleConfig, follow};
+use neo_peer::manager::{ManagedPeer, ManagerConfig, PeerManager, RelayConfig, RelayStats};
+use neo_peer::peer::{Handler, Peer};
+use neo_peer::protocol::{Legacy, N3};
+use neo_peer::relay::{Inventory, Item, ItemKind};
+use neo_peer::wire::{UInt256, legacy, n3};
+use serde_json::json;
+
+use crate::Protocol;
+use crate::net::{TimeoutArgs, config, network};
+use crate::output::Out;
+use crate::telemetry::TelemetryArgs;
+
+/// Extensible (N3) or consensus (Legacy) payloads held per sender at most,
+/// as neo-go's pool keeps.
+const MAX_PER_SENDER: usize = 20;
+/// How long a payload counts against its sender's cap at most, whatever
+/// the height says.
+const PAYLOAD_LIFETIME: Duration = Duration::from_secs(60);
+/// Senders whose payloads are counted at once; payloads of new senders past
+/// it are refused until some expire.
+const MAX_SENDERS: usize = 1024;
+/// How often the follower pings its peers for their heights.
+const FOLLOW_CHECK: Duration = Duration::from_millis(200);
+/// How often `--connect` addresses are checked and redialed.
+const REDIAL: Duration = Duration::from_secs(1);
+
+/// `neo-peer relay`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Each item (transaction, block, N3 extensible payload, \
+Legacy consensus payload) announced by a peer is downloaded once, checked \
+(structure and hash; a block's Merkle root and limits; a payload's validity \
+window and its sender's cap) and announced to every peer that lacks it: blocks \
+to the peers below them, the rest to full nodes, never back to where it came \
+from. N3 relays also follow the chain and serve it.")]
+pub struct RelayArgs {
+    /// Wire generation.
+    #[arg(long, value_enum, default_value = "n3")]
+    protocol: Protocol,
+    /// mainnet, testnet, privnet or a magic number.
+    #[arg(long, default_value = "privnet", value_name = "NET")]
+    network: String,
+    /// Address to listen on (no listener without it).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// A node to stay connected to, redialed when the connection is lost
+    /// (repeatable).
+    #[arg(long, value_name = "ADDR")]
+    connect: Vec<SocketAddr>,
+    /// A node to learn the network from: added to the address book, whose
+    /// addresses the dialer connects to (repeatable).
+    #[arg(long, value_name = "ADDR")]
+    seed: Vec<SocketAddr>,
+    /// The address book file (created if missing; in memory without it).
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// Outbound peers the dialer keeps.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    outbound: usize,
+    /// Most inbound peers.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    max_inbound: usize,
+    /// Most connections from one IP (loopback nodes share one).
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    max_per_ip: usize,
+    /// Never pass other nodes' addresses on: `getaddr` is answered with our
+    /// own listening address only.
+    #[arg(long)]
+    no_gossip: bool,
+    /// Do not follow the chain (N3 relays follow it by default, to serve
+    /// the blocks they relay).
+    #[arg(long)]
+    no_follow: bool,
+    /// Extensible or consensus payloads held per sender at most.
+    #[arg(long, default_value_t = MAX_PER_SENDER, value_name = "N")]
+    max_per_sender: usize,
+    /// Print one line per relayed item.
+    #[arg(long)]
+    verbose: bool,
+    /// Seconds between summaries (peers, items relayed, duplicates
+    /// avoided); 0 for none.
+    #[arg(long, default_value_t = 10.0, value_name = "S")]
+    summary: f64,
+    /// Stop after this many seconds (without it: run until killed).
+    #[arg(long, value_name = "S")]
+    duration: Option<f64>,
+    /// Report events as JSON, one object per line on standard output.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    timeouts: TimeoutArgs,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+}
+
+pub fn relay(args: RelayArgs) -> Result<(), String> {
+    let magic = network(args.protocol, &args.network)?;
+    args.telemetry.start(Out::new(args.json))?;
+    match args.protocol {
+        Protocol::N3 => run::<N3>(&args, magic),
+        Protocol::Legacy => run::<Legacy>(&args, magic),
+    }
+}
+
+/// The chain a relay holds once it knows its genesis block.
+struct Held<P: Generation>(OnceLock<Arc<Chain<P>>>);
+
+impl<P: Generation> Held<P> {
+    fn height(&self) -> Option<u32> {
+        self.0.get().map(|c| c.height())
+    }
+}
+
+impl<P: Generation> ChainStore<P> for Held<P>
+where
+    Chain<P>: ChainStore<P>,
+{
+    fn tip(&self) -> (u32, UInt256) {
+        self.0.get().map_or((0, UInt256::ZERO), |c| c.tip())
+    }
+    fn block_height(&self) -> Option<u32> {
+        self.0.get().and_then(|c| c.block_height())
+    }
+    fn hash(&self, index: u32) -> Option<UInt256> {
+        self.0.get()?.hash(index)
+    }
+    fn index_of(&self, hash: &UInt256) -> Option<u32> {
+        self.0.get()?.index_of(hash)
+    }
+    fn header(&self, index: u32) -> Option<P::Header> {
+        self.0.get()?.header(index).cloned()
+    }
+    fn block(&self, index: u32) -> Option<P::Block> {
+        self.0.get()?.block(index).cloned()
+    }
+    fn transaction(&self, hash: &UInt256) -> Option<P::Transaction> {
+        self.0.get()?.transaction(hash).cloned()
+    }
+}
+
+/// Answers the synchronisation requests from the chain held.
+struct Server<P: Generation>(Arc<Held<P>>);
+
+impl<P: Node> Handler<P> for Server<P> {
+    async fn handle(&self, peer: &Peer<P>, msg: P::Message) {
+        for answer in P::answer(self.0.as_ref(), &msg) {
+            if peer.send(answer).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// What the relay needs from each generation.
+trait Node: Inventory + BlockSource + Serve {
+    /// The block a message carries.
+    fn block_of(msg: &Self::Message) -> Option<&<Self as Generation>::Block>;
+    /// A payload's sender (as bytes), first valid height and first height
+    /// at which it is no longer valid.
+    fn payload(msg: &Self::Message) -> Option<(Vec<u8>, u32, u32)>;
+    /// Follows the chain into `held` (N3), until the manager shuts down.
+    fn follow(manager: PeerManager<Self>, held: Arc<Held<Self>>, out: Out);
+}
+
+impl Node for N3 {
+    fn block_of(msg: &n3::Message) -> Option<&n3::Block> {
+        match msg {
+            n3::Message::Block(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    fn payload(msg: &n3::Message) -> Option<(Vec<u8>, u32, u32)> {
+        match msg {
+            n3::Message::Extensible(e) => {
+                Some((e.sender.0.to_vec(), e.valid_block_start, e.valid_block_end))
+            }
+            _ => None,
+        }
+    }
+
+    fn follow(manager: PeerManager<N3>, held: Arc<Held<N3>>, out: Out) {
+        smol::spawn(async move {
+            loop {
+                manager.wait_for_peers(1, Duration::from_secs(1)).await;
+                let (from, after) = match held.0.get() {
+                    Some(c) => (c.height() + 1, Some(c.tip_hash())),
+                    None => (0, None),
+                };
+                let result = follow(
+                    &manager,
+                    ScheduleConfig::default(),
+                    from,
+                    after,
+                    |_| None,
+                    FOLLOW_CHECK,
+                    |block, _| {
+                        hold(&held, block, out);
+                        ControlFlow::Continue(())
+                    },
+                )
+                .await;
+                match result {
+                    Err(DownloadError::Shutdown) => return,
+                    Err(e) => tracing::debug!(error = %e, "following paused"),
+                    Ok(_) => {}
+                }
+                async_io::Timer::after(Duration::from_secs(1)).await;
+            }
+        })
+        .detach();
+    }
+}
+
+/// Adds `block` to the chain held (the genesis block starts it); false if
+/// it does not follow the tip.
+fn hold<P: Generation>(held: &Held<P>, block: P::Block, out: Out) -> bool {
+    match held.0.get() {
+        Some(chain) => chain.push_block(block).is_ok(),
+        None => {
+            let header = P::block_header(&block);
+            if P::header_index(&header) != 0 {
+                return false;
+            }
+            match Chain::from_genesis_block(block) {
+                Ok(chain) => {
+                    let hash = chain.genesis_hash();
+                    let _ = held.0.set(Arc::new(chain));
+                    out.event("genesis", json!({"hash": hash.to_string()}), || {
+                        format!("following the chain from genesis {hash}")
+                    });
+                    true
+                }
+                Err(_) => false,
+            }
+        }
+    }
+}
+
+impl Node for Legacy {
+    fn block_of(msg: &legacy::Message) -> Option<&legacy::Block> {
+        match msg {
+            legacy::Message::Block(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    fn payload(msg: &legacy::Message) -> Option<(Vec<u8>, u32, u32)> {
+        match msg {
+            legacy::Message::Consensus(c) => Some((
+                c.validator_index.to_le_bytes().to_vec(),
+                0,
+                c.block_index.saturating_add(1),
+            )),
+            _ => None,
+        }
+    }
+
+    fn follow(_manager: PeerManager<Legacy>, _held: Arc<Held<Legacy>>, _out: Out) {}
+}
+
+/// Payloads counted per sender: the end height of each, and when it came.
+#[derive(Default)]
+struct Pool {
+    senders: HashMap<Vec<u8>, VecDeque<(u32, Instant)>>,
+}
+
+impl Pool {
+    /// Counts a payload of `sender` valid below `end`, at `height`; false
+    /// when the sender already has `cap` live payloads.
+    fn admit(&mut self, sender: Vec<u8>, end: u32, height: u32, cap: usize) -> bool {
+        let now = Instant::now();
+        let live =
+            |&(e, at): &(u32, Instant)| e > height && now.duration_since(at) < PAYLOAD_LIFETIME;
+        self.senders.retain(|_, q| {
+            q.retain(live);
+            !q.is_empty()
+        });
+        if !self.senders.contains_key(&sender) && self.senders.len() >= MAX_SENDERS {
+            return false;
+        }
+        let q = self.senders.entry(sender).or_default();
+        if q.len() >= cap {
+            return false;
+        }
+        q.push_back((end, now));
+        true
+    }
+}
+
+/// The relay's own counters, besides the manager's.
+#[derive(Default)]
+struct Counters {
+    relayed: [AtomicU64; 4],
+    rejected: AtomicU64,
+    /// The highest block relayed.
+    top: AtomicU32,
+}
+
+fn kind_index(kind: ItemKind) -> usize {
+    match kind {
+        ItemKind::Transaction => 0,
+        ItemKind::Block => 1,
+        ItemKind::Extensible => 2,
+        ItemKind::Consensus => 3,
+    }
+}
+
+/// Whether `item` may be relayed, and why not.
+fn check<P: Node>(
+    item: &Item<P>,
+    height: Option<u32>,
+    pool: &Mutex<Pool>,
+    cap: usize,
+) -> Result<(), String> {
+    if let Some(block) = P::block_of(&item.message) {
+        let hashes: Vec<UInt256> = P::block_transactions(block)
+            .iter()
+            .map(P::tx_hash)
+            .collect();
+        return P::check_block(block, &hashes).map_err(|e| e.to_string());
+    }
+    if let Some((sender, start, end)) = P::payload(&item.message) {
+        if start >= end {
+            return Err(format!("empty validity window {start}..{end}"));
+        }
+        let h = height.unwrap_or(0);
+        if height.is_some() && h >= end {
+            return Err(format!("expired: valid below {end}, height {h}"));
+        }
+        let mut pool = pool.lock().unwrap_or_else(|e| e.into_inner());
+        if !pool.admit(sender, end, h, cap) {
+            return Err(format!("its sender has {cap} payloads pending"));
+        }
+    }
+    Ok(())
+}
+
+fn summary_line(s: &RelayStats, counters: &Counters, height: Option<u32>) -> String {
+    let relayed: Vec<u64> = counters
+        .relayed
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .collect();
+    format!(
+        "relay: {} peers, relayed {} tx {} blocks {} payloads, received {}, duplicates avoided {}, \
+served {}, rejected {}, height {}",
+        s.peers,
+        relayed[0],
+        relayed[1],
+        relayed[2] + relayed[3],
+        s.received,
+        s.duplicates_avoided + s.duplicates,
+        s.served,
+        counters.rejected.load(Ordering::Relaxed),
+        height.map_or_else(|| "-".to_string(), |h| h.to_string()),
+    )
+}
+
+fn summary_json(s: &RelayStats, counters: &Counters, height: Option<u32>) -> serde_json::Value {
+    let r = |k: ItemKind| counters.relayed[kind_index(k)].load(Ordering::Relaxed);
+    json!({
+        "peers": s.peers,
+        "relayed": {
+            "tx": r(ItemKind::Transaction),
+            "block": r(ItemKind::Block),
+            "extensible": r(ItemKind::Extensible),
+            "consensus": r(ItemKind::Consensus),
+        },
+        "received": s.received,
+        "duplicates": s.duplicates,
+        "duplicates_avoided": s.duplicates_avoided,
+        "announced": s.announced,
+        "requested": s.requested,
+        "served": s.served,
+        "not_found": s.not_found,
+        "timeouts": s.timeouts,
+        "floods": s.floods,
+        "dropped": s.dropped,
+        "rejected": counters.rejected.load(Ordering::Relaxed),
+        "height": height,
+    })
+}
+
+/// The relay's counters as metrics.
+fn record_metrics(s: &RelayStats, counters: &Counters) {
+    for kind in [
+        ItemKind::Transaction,
+        ItemKind::Block,
+        ItemKind::Extensible,
+        ItemKind::Consensus,
+    ] {
+        let n = counters.relayed[kind_index(kind)].load(Ordering::Relaxed);
+        metrics::counter!("neo_peer_relay_items_relayed_total", "kind" => kind.name()).absolute(n);
+    }
+    metrics::counter!("neo_peer_relay_items_received_total").absolute(s.received);
+    metrics::counter!("neo_peer_relay_duplicates_avoided_total")
+        .absolute(s.duplicates_avoided + s.duplicates);
+    metrics::counter!("neo_peer_relay_announced_total").absolute(s.announced);
+    metrics::counter!("neo_peer_relay_served_total").absolute(s.served);
+    metrics::counter!("neo_peer_relay_rejected_total")
+        .absolute(counters.rejected.load(Ordering::Relaxed));
+    metrics::gauge!("neo_peer_relay_tracked").set(s.tracked as f64);
+}
+
+fn run<P: Node>(args: &RelayArgs, magic: u32) -> Result<(), String>
+where
+    Chain<P>: ChainStore<P>,
+{
+    let out = Out::new(args.json);
+    let held: Arc<Held<P>> = Arc::new(Held(OnceLock::new()));
+    let port = args.listen.map_or(0, |a| a.port());
+    let mut local = config::<P>(magic, &args.timeouts, 0, port)?;
+    let height_of = held.clone();
+    local.identity.current_height = Arc::new(move || height_of.height().unwrap_or(0));
+    let mut manager_config = ManagerConfig::new(local);
+    manager_config.target_outbound = args.outbound;
+    manager_config.max_outbound = args.outbound.max(args.connect.len()).max(1);
+    manager_config.max_inbound = args.max_inbound;
+    manager_config.max_per_ip = args.max_per_ip.max(1);
+    manager_config.gossip = !args.no_gossip;
+    let book_config = BookConfig::new(P::NAME, magic);
+    let book = match &args.db {
+        Some(path) => AddressBook::open(path, book_config).map_err(|e| e.to_string())?,
+        None => AddressBook::in_memory(book_config),
+    };
+    let manager = PeerManager::<P>::new(manager_config, book, Server(held.clone()), SmolGlobal)
+        .map_err(|e| e.to_string())?;
+
+    let counters = Arc::new(Counters::default());
+    let pool = Arc::new(Mutex::new(Pool::default()));
+    let relay = manager.clone();
+    let (verbose, cap) = (args.verbose, args.max_per_sender);
+    let (item_counters, item_held) = (counters.clone(), held.clone());
+    let store: Arc<dyn ChainStore<P>> = held.clone();
+    let on_item = move |from: &ManagedPeer<P>, item: Item<P>| {
+        let counters = &item_counters;
+        let top = counters.top.load(Ordering::Relaxed);
+        let height = item_held.height().or((top > 0).then_some(top));
+        let peer = from
+            .addr()
+            .or(from.remote_addr())
+            .map_or_else(|| "?".to_string(), |a| a.to_string());
+        if let Err(why) = check(&item, height, &pool, cap) {
+            counters.rejected.fetch_add(1, Ordering::Relaxed);
+            if verbose {
+                out.event(
+                    "rejected",
+                    json!({"kind": item.kind.name(), "hash": item.hash.to_string(), "from": peer, "why": why}),
+                    || format!("rejected {} {} from {peer}: {why}", item.kind, item.hash),
+                );
+            }
+            return;
+        }
+        let (kind, hash, height) = (item.kind, item.hash, item.height);
+        if let (Some(block), Some(h)) = (P::block_of(&item.message), height) {
+            counters.top.fetch_max(h, Ordering::Relaxed);
+            if item_held
+                .height()
+                .is_some_and(|t| t.checked_add(1) == Some(h))
+            {
+                hold(&item_held, block.clone(), out);
+            }
+        }
+        let peers = relay.relay(item);
+        counters.relayed[kind_index(kind)].fetch_add(1, Ordering::Relaxed);
+        if verbose {
+            out.outcome(
+                "relayed",
+                json!({
+                    "kind": kind.name(),
+                    "hash": hash.to_string(),
+                    "height": height,
+                    "from": peer,
+                    "to": peers,
+                }),
+                || match height {
+                    Some(h) => format!("{kind} {hash} at {h} from {peer} to {peers} peers"),
+                    None => format!("{kind} {hash} from {peer} to {peers} peers"),
+                },
+            );
+        }
+    };
+    manager
+        .start_relay(RelayConfig::default(), Some(store), on_item)
+        .map_err(|e| e.to_string())?;
+
+    smol::block_on(async {
+        if let Some(addr) = args.listen {
+            let bound = manager.listen(addr).await.map_err(|e| e.to_string())?;
+            out.event("listening", json!({"addr": bound.to_string()}), || {
+                format!("relay listening on {bound}")
+            });
+        }
+        for seed in &args.seed {
+            manager.book().add(*seed, neo_peer::book::Source::Seed);
+        }
+        if !manager.book().is_empty() {
+            manager.start_dialer();
+        }
+        manager.start_maintenance();
+        if !args.connect.is_empty() {
+            let keeper = manager.clone();
+            let targets = args.connect.clone();
+            smol::spawn(async move {
+                loop {
+                    let live: Vec<SocketAddr> =
+                        keeper.peers().iter().filter_map(|s| s.addr).collect();
+                    for addr in &targets {
+                        if !live.contains(addr) {
+                            if let Err(e) = keeper.connect(*addr).await {
+                                tracing::debug!(%addr, error = %e, "cannot connect");
+                            }
+                        }
+                    }
+                    async_io::Timer::after(REDIAL).await;
+                }
+            })
+            .detach();
+        }
+        if !args.no_follow {
+            P::follow(manager.clone(), held.clone(), out);
+        }
+        let deadline = match args.duration {
+            Some(s) => Some(
+                Instant::now()
+                    + Duration::try_from_secs_f64(s)
+                        .map_err(|e| format!("invalid --duration {s}: {e}"))?,
+            ),
+            None => None,
+        };
+        let every = match args.summary {
+            s if s > 0.0 => Some(
+                Duration::try_from_secs_f64(s)
+                    .map_err(|e| format!("invalid --summary {s}: {e}"))?,
+            ),
+            _ => None,
+        };
+        let mut next_summary = every.map(|e| Instant::now() + e);
+        loop {
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                break;
+            }
+            let stats = manager.relay_stats().unwrap_or_default();
+            record_metrics(&stats, &counters);
+            if let (Some(at), Some(e)) = (next_summary, every) {
+                if now >= at {
+                    let h = held.height();
+                    out.event("summary", summary_json(&stats, &counters, h), || {
+                        summary_line(&stats, &counters, h)
+                    });
+                    next_summary = Some(now + e);
+                }
+            }
+            let mut wake = now + Duration::from_secs(1);
+            if let Some(d) = deadline {
+                wake = wake.min(d);
+            }
+            if let Some(at) = next_summary {
+                wake = wake.min(at);
+            }
+            async_io::Timer::at(wake).await;
+        }
+        let stats = manager.relay_stats().unwrap_or_default();
+        let h = held.height();
+        out.outcome("summary", summary_json(&stats, &counters, h), || {
+            summary_line(&stats, &counters, h)
+        });
+        manager.shutdown().await;
+        Ok(())
+    })
+}

@@ -1,0 +1,635 @@
+//! Relay: items announced by peers downloaded once, handed to the embedder,
+//! and what it accepts announced to every peer that lacks it.
+//!
+//! The room joins the two sans-I/O books of [`crate::relay`] to the
+//! manager's peers:
+//!
+//! - an `inv` marks its hashes as known to the sender ([`KnownInventory`])
+//!   and feeds the [`RequestTracker`], which asks each new item of one
+//!   announcer at a time (outbound, then faster peers first) and of the next
+//!   on `notfound`, deadline or disconnect; an announcement flood costs the
+//!   flooder [`RelayConfig::flood_points`];
+//! - an item that arrives (asked for or not) is marked known to its sender
+//!   and, the first time, handed to the embedder's hook ([`OnItem`]); the
+//!   embedder checks it and calls [`PeerManager::relay`] for what it
+//!   accepts;
+//! - [`PeerManager::relay`] announces an item to every peer not known to
+//!   have it: a block to the peers below its height, anything else to full
+//!   nodes (N3 `FullNode`, Legacy `relay`); one `inv` per item, at once (no
+//!   batching delay);
+//! - a `getdata` is answered from a bounded cache of the items relayed
+//!   lately, then from the embedder's [`ChainStore`], and on N3 with
+//!   `notfound` for the rest.
+//!
+//! Every message the room sends goes through a per-peer outbox of at most
+//! [`RelayConfig::outbox`] messages, drained by one task per peer: a peer
+//! that does not read slows no one else, and past the bound what is queued
+//! for it is dropped (counted in [`RelayStats::dropped`]).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use event_listener::Event;
+use futures_lite::future;
+
+use super::handle::ManagedPeer;
+use super::{Inner, ManagerError, PeerId, PeerManager};
+use crate::chain::ChainStore;
+use crate::peer::{Direction, Peer};
+use crate::protocol::contract::distinct;
+use crate::protocol::{Protocol, RequestKind};
+use crate::relay::{
+    Announce, Inventory, Item, ItemKind, KnownInventory, MAX_INV_HASHES, Rank, Request,
+    RequestTracker, TrackerConfig,
+};
+use crate::wire::UInt256;
+
+/// Items relayed lately, kept to answer `getdata` ([`RelayConfig::cache`]).
+pub const RELAY_CACHE: usize = 1024;
+/// Messages queued for one peer at most ([`RelayConfig::outbox`]).
+pub const RELAY_OUTBOX: usize = 1024;
+/// Misbehaviour points for an announcement flood
+/// ([`RelayConfig::flood_points`]).
+pub const FLOOD_POINTS: u32 = 20;
+
+/// How the relay room behaves; see [`PeerManager::start_relay`].
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Hashes remembered per peer as known to it
+    /// ([`MAX_KNOWN_HASHES`](crate::wire::n3::MAX_KNOWN_HASHES), 1000, by
+    /// default); see [`KnownInventory`] for what happens past it.
+    pub known_per_peer: usize,
+    /// The download tracker's bounds and deadline.
+    pub tracker: TrackerConfig,
+    /// Items relayed lately kept to answer `getdata` ([`RELAY_CACHE`]);
+    /// the oldest is forgotten first.
+    pub cache: usize,
+    /// Messages queued for one peer ([`RELAY_OUTBOX`]); past it, new ones
+    /// for that peer are dropped.
+    pub outbox: usize,
+    /// Points for each `inv` that breaks the tracker's per-peer bound
+    /// ([`FLOOD_POINTS`]).
+    pub flood_points: u32,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            known_per_peer: crate::wire::n3::MAX_KNOWN_HASHES,
+            tracker: TrackerConfig::default(),
+            cache: RELAY_CACHE,
+            outbox: RELAY_OUTBOX,
+            flood_points: FLOOD_POINTS,
+        }
+    }
+}
+
+/// The hook that receives each item the first time it arrives, with the
+/// peer that sent it. It runs on that peer's handler task: it should be
+/// quick, and call [`PeerManager::relay`] for the items it accepts.
+pub type OnItem<P> = Box<dyn Fn(&ManagedPeer<P>, Item<P>) + Send + Sync>;
+
+/// The relay room's counters since it started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RelayStats {
+    /// Peers the room keeps books for now.
+    pub peers: usize,
+    /// Items tracked for download now.
+    pub tracked: usize,
+    /// Items received for the first time (handed to the hook).
+    pub received: u64,
+    /// Items received again (a peer sent one we had).
+    pub duplicates: u64,
+    /// Announcements that downloaded nothing: the item was tracked, asked
+    /// for already, or held.
+    pub duplicates_avoided: u64,
+    /// Items passed to [`PeerManager::relay`].
+    pub relayed: u64,
+    /// Announcements sent (one per item and peer).
+    pub announced: u64,
+    /// Item hashes asked for with `getdata`.
+    pub requested: u64,
+    /// Requests that reached their deadline.
+    pub timeouts: u64,
+    /// Items sent in answer to `getdata`.
+    pub served: u64,
+    /// Hashes answered with `notfound`.
+    pub not_found: u64,
+    /// Announcements dropped as floods.
+    pub floods: u64,
+    /// Messages dropped because a peer's outbox was full.
+    pub dropped: u64,
+}
+
+/// What the manager's handler asks of the room, whatever the generation.
+pub(super) trait RelayRoom<P: Protocol>: Send + Sync {
+    /// Takes `msg` from `peer` if it is relay traffic (then true).
+    fn on_message(&self, peer: &Peer<P>, msg: &P::Message) -> bool;
+    /// Announces `item`; returns to how many peers.
+    fn relay(&self, item: Item<P>) -> usize;
+    /// The counters.
+    fn stats(&self) -> RelayStats;
+}
+
+/// The relay room of a manager of generation `P`.
+struct Room<P: Inventory> {
+    inner: Weak<Inner<P>>,
+    config: RelayConfig,
+    store: Option<Arc<dyn ChainStore<P>>>,
+    on_item: OnItem<P>,
+    state: Mutex<State<P>>,
+    /// The tracker has something new to time.
+    wake: Event,
+}
+
+struct State<P: Inventory> {
+    known: KnownInventory,
+    tracker: RequestTracker<ItemKind>,
+    recent: Recent<P>,
+    links: HashMap<PeerId, Link<P>>,
+    stats: RelayStats,
+}
+
+/// A peer as the room sees it.
+struct Link<P: Protocol> {
+    /// It wants transactions and payloads.
+    full_node: bool,
+    outbox: VecDeque<P::Message>,
+    ready: Arc<Event>,
+}
+
+/// The items relayed lately, by hash, oldest forgotten first.
+struct Recent<P: Protocol> {
+    items: HashMap<UInt256, Item<P>>,
+    order: VecDeque<UInt256>,
+    capacity: usize,
+}
+
+impl<P: Protocol> Recent<P> {
+    fn insert(&mut self, item: Item<P>) {
+        if self.capacity == 0 || self.items.contains_key(&item.hash) {
+            return;
+        }
+        if self.order.len() >= self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.items.remove(&old);
+            }
+        }
+        self.order.push_back(item.hash);
+        self.items.insert(item.hash, item);
+    }
+}
+
+impl<P: Inventory> Room<P> {
+    fn lock(&self) -> MutexGuard<'_, State<P>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes sure the room keeps books for `peer`; false for a peer that
+    /// has ended (its books are gone or about to go).
+    fn link(self: &Arc<Self>, st: &mut State<P>, peer: &Peer<P>) -> bool {
+        let id = peer.id();
+        if st.links.contains_key(&id) {
+            return true;
+        }
+        // Checked under the lock: once a peer is closed, its sender task
+        // (below) takes its books out, after this point or never.
+        if peer.is_closed() {
+            return false;
+        }
+        let Some(inner) = self.inner.upgrade() else {
+            return false;
+        };
+        let info = peer.info();
+        st.known.add_peer(id);
+        st.tracker.add_peer(
+            id,
+            Rank {
+                preferred: peer.direction() == Direction::Outbound,
+                rtt: info.rtt,
+            },
+        );
+        let ready = Arc::new(Event::new());
+        st.links.insert(
+            id,
+            Link {
+                full_node: info.relay,
+                outbox: VecDeque::new(),
+                ready: ready.clone(),
+            },
+        );
+        let room = self.clone();
+        let peer = peer.clone();
+        inner.spawn(async move { room.drain(peer, ready).await });
+        true
+    }
+
+    /// Sends what is queued for `peer`, until it ends; then drops its books.
+    async fn drain(self: Arc<Self>, peer: Peer<P>, ready: Arc<Event>) {
+        let id = peer.id();
+        loop {
+            let listener = ready.listen();
+            let next = self
+                .lock()
+                .links
+                .get_mut(&id)
+                .and_then(|l| l.outbox.pop_front());
+            match next {
+                Some(msg) => {
+                    if peer.send(msg).await.is_err() {
+                        break;
+                    }
+                }
+                None if peer.is_closed() => break,
+                None => {
+                    future::or(listener, async {
+                        peer.closed().await;
+                    })
+                    .await;
+                }
+            }
+        }
+        peer.closed().await;
+        let mut st = self.lock();
+        st.links.remove(&id);
+        st.known.remove_peer(id);
+        st.tracker.remove_peer(id);
+        let requests = st.tracker.poll_requests(Instant::now());
+        self.dispatch(&mut st, requests);
+        drop(st);
+        self.wake.notify(1);
+    }
+
+    /// Queues `msg` for peer `id`.
+    fn push(&self, st: &mut State<P>, id: PeerId, msg: P::Message) -> bool {
+        let limit = self.config.outbox.max(1);
+        let Some(link) = st.links.get_mut(&id) else {
+            return false;
+        };
+        if link.outbox.len() >= limit {
+            st.stats.dropped += 1;
+            return false;
+        }
+        link.outbox.push_back(msg);
+        link.ready.notify(1);
+        true
+    }
+
+    /// Turns the tracker's requests into `getdata` messages, one per peer
+    /// and kind (they come ordered by peer).
+    fn dispatch(&self, st: &mut State<P>, requests: Vec<Request<ItemKind>>) {
+        let mut i = 0;
+        while i < requests.len() {
+            let (peer, kind) = (requests[i].peer, requests[i].kind);
+            let mut hashes = Vec::new();
+            while i < requests.len()
+                && requests[i].peer == peer
+                && requests[i].kind == kind
+                && hashes.len() < MAX_INV_HASHES
+            {
+                hashes.push(requests[i].hash);
+                i += 1;
+            }
+            let sent = P::get_data(kind, &hashes).is_some_and(|m| self.push(st, peer, m));
+            if sent {
+                st.stats.requested += hashes.len() as u64;
+            } else {
+                // Not queued: the next announcer is asked instead.
+                for h in &hashes {
+                    st.tracker.not_found(peer, *h);
+                }
+            }
+        }
+    }
+
+    /// Whether the item is held already (relayed lately, or a block or
+    /// transaction of the store).
+    fn holds(&self, st: &State<P>, kind: ItemKind, hash: &UInt256) -> bool {
+        if st.recent.items.contains_key(hash) {
+            return true;
+        }
+        let Some(store) = &self.store else {
+            return false;
+        };
+        match kind {
+            ItemKind::Block => store.index_of(hash).is_some(),
+            ItemKind::Transaction => store.transaction(hash).is_some(),
+            ItemKind::Extensible | ItemKind::Consensus => false,
+        }
+    }
+
+    fn on_inv(self: &Arc<Self>, peer: &Peer<P>, kind: ItemKind, hashes: &[UInt256]) {
+        let id = peer.id();
+        let now = Instant::now();
+        let mut flood = false;
+        {
+            let mut st = self.lock();
+            if !self.link(&mut st, peer) {
+                return;
+            }
+            for &hash in hashes {
+                st.known.mark(id, hash);
+                if self.holds(&st, kind, &hash) {
+                    st.stats.duplicates_avoided += 1;
+                    continue;
+                }
+                if let Announce::Flood = st.tracker.announced(now, id, kind, hash) {
+                    flood = true;
+                }
+            }
+            let requests = st.tracker.poll_requests(now);
+            self.dispatch(&mut st, requests);
+        }
+        self.wake.notify(1);
+        if flood {
+            if let Some(inner) = self.inner.upgrade() {
+                let addr = inner.addr_of(id);
+                inner.penalise(addr, self.config.flood_points, "inv flood");
+            }
+        }
+    }
+
+    fn on_not_found(self: &Arc<Self>, peer: &Peer<P>, hashes: &[UInt256]) {
+        let mut st = self.lock();
+        for &hash in hashes {
+            st.tracker.not_found(peer.id(), hash);
+        }
+        let requests = st.tracker.poll_requests(Instant::now());
+        self.dispatch(&mut st, requests);
+        drop(st);
+        self.wake.notify(1);
+    }
+
+    fn on_get_data(self: &Arc<Self>, peer: &Peer<P>, kind: ItemKind, hashes: &[UInt256]) {
+        let id = peer.id();
+        let mut st = self.lock();
+        if !self.link(&mut st, peer) {
+            return;
+        }
+        let mut answers = Vec::new();
+        let mut rest = Vec::new();
+        for hash in distinct(hashes) {
+            match st.recent.items.get(&hash) {
+                Some(item) if item.kind == kind => answers.push(item.message.clone()),
+                _ => rest.push(hash),
+            }
+        }
+        for chunk in rest.chunks(MAX_INV_HASHES) {
+            let from_store = match (&self.store, kind) {
+                (Some(store), ItemKind::Block | ItemKind::Transaction) => {
+                    P::get_data(kind, chunk).map(|ask| P::answer(store.as_ref(), &ask))
+                }
+                _ => None,
+            };
+            match from_store {
+                // The store's answer lists what it lacks in `notfound` (N3).
+                Some(found) => answers.extend(found),
+                None => answers.extend(P::not_found(kind, chunk)),
+            }
+        }
+        for msg in answers {
+            if let Some(item) = P::item(&msg) {
+                st.known.mark(id, item.hash);
+                st.stats.served += 1;
+            } else if let Some((_, missing)) = P::missing(&msg) {
+                st.stats.not_found += missing.len() as u64;
+            }
+            self.push(&mut st, id, msg);
+        }
+    }
+
+    fn on_item(self: &Arc<Self>, peer: &Peer<P>, item: Item<P>) {
+        let id = peer.id();
+        let new = {
+            let mut st = self.lock();
+            if !self.link(&mut st, peer) {
+                return;
+            }
+            st.known.mark(id, item.hash);
+            let held = st.recent.items.contains_key(&item.hash);
+            let delivery = st.tracker.delivered(id, item.hash);
+            let requests = st.tracker.poll_requests(Instant::now());
+            self.dispatch(&mut st, requests);
+            let new = delivery.is_new() && !held;
+            if new {
+                st.stats.received += 1;
+            } else {
+                st.stats.duplicates += 1;
+            }
+            new
+        };
+        self.wake.notify(1);
+        if new {
+            if let Some(inner) = self.inner.upgrade() {
+                let addr = inner.addr_of(id);
+                let from = ManagedPeer::new(PeerManager { inner }, addr, peer.clone());
+                (self.on_item)(&from, item);
+            }
+        }
+    }
+
+    /// Asks what the tracker has to ask, at its deadlines, until shutdown.
+    async fn run_timer(self: Arc<Self>, manager: PeerManager<P>) {
+        loop {
+            let listener = self.wake.listen();
+            let next = {
+                let mut st = self.lock();
+                let requests = st.tracker.poll_requests(Instant::now());
+                self.dispatch(&mut st, requests);
+                st.tracker.poll_timeout()
+            };
+            let wake = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            let woken = future::or(
+                async {
+                    listener.await;
+                    true
+                },
+                manager.sleep_until(wake),
+            )
+            .await;
+            if !woken && manager.inner.is_shutting_down() {
+                return;
+            }
+        }
+    }
+}
+
+impl<P: Inventory> RelayRoom<P> for Arc<Room<P>> {
+    fn on_message(&self, peer: &Peer<P>, msg: &P::Message) -> bool {
+        if let Some((kind, hashes)) = P::announced(msg) {
+            self.on_inv(peer, kind, hashes);
+        } else if let Some((kind, hashes)) = P::asked(msg) {
+            self.on_get_data(peer, kind, hashes);
+        } else if let Some((_, hashes)) = P::missing(msg) {
+            self.on_not_found(peer, hashes);
+        } else if let Some(item) = P::item(msg) {
+            self.on_item(peer, item);
+        } else {
+            return false;
+        }
+        true
+    }
+
+    fn relay(&self, item: Item<P>) -> usize {
+        let Some(inner) = self.inner.upgrade() else {
+            return 0;
+        };
+        let targets: Vec<Peer<P>> = inner
+            .lock()
+            .peers
+            .values()
+            .map(|e| e.peer.clone())
+            .collect();
+        let mut st = self.lock();
+        st.stats.relayed += 1;
+        st.tracker.have(item.hash);
+        let (kind, hash, height) = (item.kind, item.hash, item.height);
+        st.recent.insert(item);
+        let mut announced = 0;
+        for peer in targets {
+            if !self.link(&mut st, &peer) {
+                continue;
+            }
+            let id = peer.id();
+            let wants = match (kind, height) {
+                (ItemKind::Block, Some(h)) => peer.height() < h,
+                _ => st.links.get(&id).is_some_and(|l| l.full_node),
+            };
+            if !wants || !st.known.mark(id, hash) {
+                continue;
+            }
+            if let Some(inv) = P::inv(kind, &[hash]) {
+                if self.push(&mut st, id, inv) {
+                    announced += 1;
+                }
+            }
+        }
+        st.stats.announced += announced as u64;
+        announced
+    }
+
+    fn stats(&self) -> RelayStats {
+        let st = self.lock();
+        let t = st.tracker.stats();
+        RelayStats {
+            peers: st.links.len(),
+            tracked: st.tracker.len(),
+            duplicates_avoided: st.stats.duplicates_avoided + t.duplicates_avoided,
+            floods: t.floods,
+            timeouts: t.timeouts,
+            ..st.stats
+        }
+    }
+}
+
+impl<P: Protocol> PeerManager<P> {
+    /// Announces `item` to every connected peer not known to have it: a
+    /// block to the peers whose height is below it, transactions and
+    /// payloads to full nodes; one `inv` each, at once. The item is kept in
+    /// the cache that answers `getdata`, and announcements of it by peers
+    /// download nothing. Returns how many peers it was announced to (0
+    /// when [`PeerManager::start_relay`] was not called).
+    pub fn relay(&self, item: Item<P>) -> usize {
+        match self.inner.relay.get() {
+            Some(room) => room.relay(item),
+            None => 0,
+        }
+    }
+
+    /// The relay room's counters (`None` before
+    /// [`PeerManager::start_relay`]).
+    pub fn relay_stats(&self) -> Option<RelayStats> {
+        self.inner.relay.get().map(|room| room.stats())
+    }
+}
+
+impl<P: Inventory> PeerManager<P> {
+    /// Starts relaying: from now on `inv`, `getdata`, `notfound` and item
+    /// messages (transactions, blocks, extensible and consensus payloads)
+    /// from every peer are the relay's, and no longer reach the manager's
+    /// handler (answers to the handler's own requests other than `getdata`
+    /// still do).
+    ///
+    /// - An `inv` marks its hashes as known to the sender (at most
+    ///   [`RelayConfig::known_per_peer`] per peer, oldest forgotten first)
+    ///   and feeds a [`RequestTracker`]: each new item is asked of one
+    ///   announcer at a time (outbound, then faster peers first), then of
+    ///   the next on `notfound`, deadline or disconnect. An `inv` past the
+    ///   tracker's per-peer bound costs [`RelayConfig::flood_points`].
+    /// - Each item new to us goes to `on_item`, with the peer that sent it;
+    ///   the embedder checks it and calls [`PeerManager::relay`] for what
+    ///   it accepts.
+    /// - `getdata` is answered from the items relayed lately (at most
+    ///   [`RelayConfig::cache`]), then from `store` when given (blocks and
+    ///   transactions), and on N3 with `notfound` for the rest.
+    /// - What the relay sends goes through a queue per peer of at most
+    ///   [`RelayConfig::outbox`] messages, drained by one task per peer: a
+    ///   peer that does not read slows no one else; past the bound, what is
+    ///   queued for it is dropped ([`RelayStats::dropped`]).
+    ///
+    /// Fails with [`ManagerError::RelayStarted`] the second time.
+    ///
+    /// ```no_run
+    /// # use neo_peer::manager::{PeerManager, RelayConfig};
+    /// # use neo_peer::protocol::N3;
+    /// # fn demo(manager: PeerManager<N3>) -> Result<(), neo_peer::manager::ManagerError> {
+    /// let relay = manager.clone();
+    /// manager.start_relay(RelayConfig::default(), None, move |from, item| {
+    ///     println!("{} {} from {:?}", item.kind, item.hash, from.addr());
+    ///     // Check it here; then pass it on.
+    ///     relay.relay(item);
+    /// })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn start_relay(
+        &self,
+        config: RelayConfig,
+        store: Option<Arc<dyn ChainStore<P>>>,
+        on_item: impl Fn(&ManagedPeer<P>, Item<P>) + Send + Sync + 'static,
+    ) -> Result<(), ManagerError> {
+        let room = Arc::new(Room {
+            inner: Arc::downgrade(&self.inner),
+            state: Mutex::new(State {
+                known: KnownInventory::new(config.known_per_peer),
+                tracker: RequestTracker::new(config.tracker.clone()),
+                recent: Recent {
+                    items: HashMap::new(),
+                    order: VecDeque::new(),
+                    capacity: config.cache,
+                },
+                links: HashMap::new(),
+                stats: RelayStats::default(),
+            }),
+            config,
+            store,
+            on_item: Box::new(on_item),
+            wake: Event::new(),
+        });
+        if self.inner.relay.set(Box::new(room.clone())).is_err() {
+            return Err(ManagerError::RelayStarted);
+        }
+        let manager = self.clone();
+        self.inner.spawn(room.run_timer(manager));
+        Ok(())
+    }
+}
+
+impl<P: Protocol> Inner<P> {
+    /// Gives relay traffic to the relay room, if one runs; true if it took
+    /// `msg`. Answers are the room's only when they answer a `getdata`.
+    pub(super) fn relay_takes(
+        &self,
+        peer: &Peer<P>,
+        msg: &P::Message,
+        answering: Option<RequestKind>,
+    ) -> bool {
+        if matches!(answering, Some(kind) if kind != RequestKind::Data) {
+            return false;
+        }
+        self.relay
+            .get()
+            .is_some_and(|room| room.on_message(peer, msg))
+    }
+}

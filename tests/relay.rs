@@ -1,0 +1,298 @@
+//! The relay room over loopback TCP: managers in a line pass an item on
+//! once, without echo, download an item announced twice once, and ask the
+//! next announcer after a `notfound`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use async_channel::{Receiver, Sender};
+use futures_lite::future;
+use neo_peer::book::{AddressBook, BookConfig};
+use neo_peer::chain::{Chain, Synthetic};
+use neo_peer::executor::SmolGlobal;
+use neo_peer::manager::{ManagerConfig, PeerManager, RelayConfig, RelayStats};
+use neo_peer::peer::{Handler, IgnoreAll, LocalConfig, Peer};
+use neo_peer::protocol::{Legacy, N3, Protocol};
+use neo_peer::relay::{Inventory, Item, ItemKind};
+use neo_peer::wire::{legacy, n3};
+
+const NET: u32 = 56753;
+/// Generous: the machine may be loaded.
+const WAIT: Duration = Duration::from_secs(20);
+
+fn book<P: Protocol>() -> AddressBook {
+    AddressBook::in_memory(BookConfig {
+        protocol: P::NAME,
+        network: NET,
+        ..BookConfig::default()
+    })
+}
+
+fn config<P: Protocol>() -> ManagerConfig<P> {
+    let mut local = LocalConfig::new(NET);
+    local.timeouts.handshake = Duration::from_secs(10);
+    local.timeouts.stall = Duration::from_secs(20);
+    let mut c = ManagerConfig::new(local);
+    c.max_per_ip = 100;
+    c.shutdown_grace = Duration::from_secs(5);
+    c
+}
+
+/// A transaction item of each generation.
+trait TestItem: Inventory {
+    fn tx(seed: u64) -> Item<Self>;
+}
+
+fn synthetic(seed: u64) -> Synthetic {
+    Synthetic {
+        blocks: 2,
+        txs_per_block: 1,
+        seed,
+        with_bodies: true,
+    }
+}
+
+impl TestItem for N3 {
+    fn tx(seed: u64) -> Item<N3> {
+        let chain = Chain::<N3>::synthetic(&synthetic(seed));
+        let tx = chain.block(1).unwrap().transactions[0].clone();
+        N3::item(&n3::Message::Transaction(tx)).unwrap()
+    }
+}
+
+impl TestItem for Legacy {
+    fn tx(seed: u64) -> Item<Legacy> {
+        let chain = Chain::<Legacy>::synthetic(&synthetic(seed));
+        let tx = chain.block(1).unwrap().transactions.last().unwrap().clone();
+        Legacy::item(&legacy::Message::Tx(Box::new(tx))).unwrap()
+    }
+}
+
+/// An item as a relaying node received it: from which peer, and what.
+type Got<P> = (u64, Option<SocketAddr>, Item<P>);
+
+/// A manager that relays every item it receives, and reports each.
+fn relaying<P: Inventory, H: Handler<P>>(handler: H) -> (PeerManager<P>, Receiver<Got<P>>) {
+    relaying_with(handler, RelayConfig::default())
+}
+
+fn relaying_with<P: Inventory, H: Handler<P>>(
+    handler: H,
+    relay_config: RelayConfig,
+) -> (PeerManager<P>, Receiver<Got<P>>) {
+    let manager = PeerManager::<P>::new(config(), book::<P>(), handler, SmolGlobal).unwrap();
+    let (tx, rx): (Sender<Got<P>>, _) = async_channel::unbounded();
+    let relay = manager.clone();
+    manager
+        .start_relay(relay_config, None, move |from, item| {
+            let _ = tx.try_send((from.id(), from.remote_addr(), item.clone()));
+            relay.relay(item);
+        })
+        .unwrap();
+    (manager, rx)
+}
+
+async fn listening<P: Protocol>(m: &PeerManager<P>) -> SocketAddr {
+    m.listen("127.0.0.1:0".parse().unwrap()).await.unwrap()
+}
+
+async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
+    future::or(async { Some(f.await) }, async {
+        async_io::Timer::after(WAIT).await;
+        None
+    })
+    .await
+    .unwrap_or_else(|| panic!("timed out waiting for {what}"))
+}
+
+/// Waits until `m`'s relay counters satisfy `ok`.
+async fn until<P: Protocol>(what: &str, m: &PeerManager<P>, ok: impl Fn(&RelayStats) -> bool) {
+    within(what, async {
+        while !ok(&m.relay_stats().unwrap()) {
+            async_io::Timer::after(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+}
+
+/// A–B–C: an item relayed by A reaches C once, through B, and comes back
+/// to no one.
+async fn line<P: TestItem>() {
+    let (a, a_got) = relaying::<P, _>(IgnoreAll);
+    let (b, b_got) = relaying::<P, _>(IgnoreAll);
+    let (c, c_got) = relaying::<P, _>(IgnoreAll);
+    let b_addr = listening(&b).await;
+    let to_b = a.connect(b_addr).await.unwrap();
+    c.connect(b_addr).await.unwrap();
+    assert_eq!(b.wait_for_peers(2, WAIT).await, 2);
+
+    let item = P::tx(1);
+    assert_eq!(a.relay(item.clone()), 1, "announced to B");
+    let (_, from, got) = within("B's item", b_got.recv()).await.unwrap();
+    assert_eq!(got.hash, item.hash);
+    assert_eq!(got.kind, ItemKind::Transaction);
+    assert_eq!(from.map(|f| f.ip()), Some(to_b.remote_addr().unwrap().ip()));
+    let (_, _, got) = within("C's item", c_got.recv()).await.unwrap();
+    assert_eq!(got.hash, item.hash);
+    until("C's relay", &c, |s| s.relayed == 1).await;
+
+    let (sa, sb, sc) = (
+        a.relay_stats().unwrap(),
+        b.relay_stats().unwrap(),
+        c.relay_stats().unwrap(),
+    );
+    assert_eq!((sa.announced, sa.served, sa.received), (1, 1, 0));
+    assert_eq!(
+        (sb.received, sb.announced, sb.served),
+        (1, 1, 1),
+        "B: to C only"
+    );
+    assert_eq!((sc.received, sc.announced), (1, 0), "C: back to no one");
+    assert_eq!(sb.requested + sc.requested, 2, "one download each");
+    assert!(a_got.is_empty() && b_got.is_empty() && c_got.is_empty());
+    assert_eq!(a.relay(item), 0, "B knows it");
+    for m in [a, b, c] {
+        m.shutdown().await;
+    }
+}
+
+#[test]
+fn an_item_goes_down_a_line_once_n3() {
+    smol::block_on(line::<N3>());
+}
+
+#[test]
+fn an_item_goes_down_a_line_once_legacy() {
+    smol::block_on(line::<Legacy>());
+}
+
+/// Two peers announce the same item: it is downloaded once.
+async fn announced_twice<P: TestItem>() {
+    let (hub, hub_got) = relaying::<P, _>(IgnoreAll);
+    let (s1, _) = relaying::<P, _>(IgnoreAll);
+    let (s2, _) = relaying::<P, _>(IgnoreAll);
+    let addr = listening(&hub).await;
+    s1.connect(addr).await.unwrap();
+    s2.connect(addr).await.unwrap();
+    assert_eq!(hub.wait_for_peers(2, WAIT).await, 2);
+    let item = P::tx(2);
+    assert_eq!(s1.relay(item.clone()), 1);
+    assert_eq!(s2.relay(item.clone()), 1);
+    within("the hub's item", hub_got.recv()).await.unwrap();
+    // Both announcements processed: one downloaded, the other avoided.
+    until("the second announcement", &hub, |s| {
+        s.duplicates_avoided >= 1
+    })
+    .await;
+    let s = hub.relay_stats().unwrap();
+    assert_eq!((s.received, s.requested, s.duplicates), (1, 1, 0));
+    let served = s1.relay_stats().unwrap().served + s2.relay_stats().unwrap().served;
+    assert_eq!(served, 1, "asked of one of them only");
+    for m in [hub, s1, s2] {
+        m.shutdown().await;
+    }
+}
+
+#[test]
+fn an_item_announced_twice_is_downloaded_once_n3() {
+    smol::block_on(announced_twice::<N3>());
+}
+
+#[test]
+fn an_item_announced_twice_is_downloaded_once_legacy() {
+    smol::block_on(announced_twice::<Legacy>());
+}
+
+/// Hands each `getdata` it receives to a channel.
+#[derive(Clone)]
+struct Asked(Sender<n3::InvPayload>);
+
+impl Handler<N3> for Asked {
+    async fn handle(&self, _peer: &Peer<N3>, msg: n3::Message) {
+        if let n3::Message::GetData(p) = msg {
+            let _ = self.0.try_send(p);
+        }
+    }
+}
+
+/// The first announcer answers `notfound`: the item is asked of the next.
+#[test]
+fn notfound_moves_to_the_next_announcer() {
+    smol::block_on(async {
+        let (hub, hub_got) = relaying::<N3, _>(IgnoreAll);
+        let addr = listening(&hub).await;
+        // The first announcer does not relay: the test speaks for it.
+        let (asked_tx, asked) = async_channel::unbounded();
+        let liar =
+            PeerManager::<N3>::new(config(), book::<N3>(), Asked(asked_tx), SmolGlobal).unwrap();
+        let liar_link = liar.connect(addr).await.unwrap();
+        let (s2, _) = relaying::<N3, _>(IgnoreAll);
+        s2.connect(addr).await.unwrap();
+        assert_eq!(hub.wait_for_peers(2, WAIT).await, 2);
+
+        let item = N3::tx(3);
+        let inv = N3::inv(ItemKind::Transaction, &[item.hash]).unwrap();
+        liar_link.send(inv).await.unwrap();
+        let ask = within("the hub's getdata", asked.recv()).await.unwrap();
+        assert_eq!(ask.hashes, vec![item.hash]);
+        assert_eq!(s2.relay(item.clone()), 1);
+        until("the second announcement", &hub, |s| {
+            s.duplicates_avoided >= 1
+        })
+        .await;
+        assert_eq!(hub.relay_stats().unwrap().received, 0, "not yet");
+
+        let nf = N3::not_found(ItemKind::Transaction, &[item.hash]).unwrap();
+        liar_link.send(nf).await.unwrap();
+        let (from_id, from, got) = within("the item", hub_got.recv()).await.unwrap();
+        assert_eq!(got.hash, item.hash);
+        // The hub's handler knows which of its peers sent it.
+        let sender = hub.peer(from_id).expect("a live peer of the hub");
+        assert_eq!(sender.remote_addr(), from);
+        assert_eq!(sender.info().nonce, Some(s2.config().local.identity.nonce));
+        let s = hub.relay_stats().unwrap();
+        assert_eq!((s.received, s.requested), (1, 2));
+        assert!(asked.is_empty(), "the first announcer is not asked twice");
+        for m in [hub, liar, s2] {
+            m.shutdown().await;
+        }
+    });
+}
+
+/// An announcement flood costs the flooder points, and nothing is asked
+/// past the bound.
+#[test]
+fn an_announcement_flood_costs_points() {
+    smol::block_on(async {
+        let mut relay_config = RelayConfig::default();
+        relay_config.tracker.max_announced_per_peer = 3;
+        let (hub, _) = relaying_with::<N3, _>(IgnoreAll, relay_config);
+        let addr = listening(&hub).await;
+        let (asked_tx, asked) = async_channel::unbounded();
+        let flooder =
+            PeerManager::<N3>::new(config(), book::<N3>(), Asked(asked_tx), SmolGlobal).unwrap();
+        let link = flooder.connect(addr).await.unwrap();
+        assert_eq!(hub.wait_for_peers(1, WAIT).await, 1);
+        let hashes: Vec<_> = (0..5u8).map(|i| neo_peer::wire::UInt256([i; 32])).collect();
+        link.send(N3::inv(ItemKind::Transaction, &hashes).unwrap())
+            .await
+            .unwrap();
+        until("the flood", &hub, |s| s.floods == 2).await;
+        let ask = within("the hub's getdata", asked.recv()).await.unwrap();
+        assert_eq!(
+            ask.hashes,
+            hashes[..3].to_vec(),
+            "only what the bound allows"
+        );
+        // The points are given just after the counters move.
+        within("the points", async {
+            while hub.peers()[0].score != neo_peer::manager::FLOOD_POINTS {
+                async_io::Timer::after(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        for m in [hub, flooder] {
+            m.shutdown().await;
+        }
+    });
+}
