@@ -16,7 +16,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Kill, RealNode};
+use common::{Kill, RealNode, node_port};
 use serde_json::{Value, json};
 
 /// How long the follower is watched once it has caught up.
@@ -88,9 +88,14 @@ fn port(addr: &str) -> u64 {
 #[test]
 fn a_neo_go_follower_of_our_mirror_keeps_up_with_the_leader() {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let leader = RealNode::start("neogo", 20, &[("NEO_PEER_BLOCK_MS", "100")]);
+    let leader = RealNode::start_on(
+        "neogo",
+        (node_port(), node_port()),
+        20,
+        &[("NEO_PEER_BLOCK_MS", "100")],
+    );
     let (_server, addr) = mirror(&leader, &["--protocol", "n3"]);
-    let follower = RealNode::follow_from("neogo", &addr);
+    let follower = RealNode::follow_on("neogo", &addr, (node_port(), node_port()));
 
     // First it syncs what the leader has.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -145,7 +150,7 @@ fn a_neo_go_follower_of_our_mirror_keeps_up_with_the_leader() {
 #[test]
 fn a_neo_one_follower_of_our_legacy_mirror_keeps_up_with_the_validator() {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let leader = RealNode::start("neoone", 3, &[]);
+    let leader = RealNode::start_on("neoone", (node_port(), node_port()), 3, &[]);
     let genesis = hash(&leader, 0);
     let genesis = genesis.as_str().unwrap();
     // NEO 2 private networks differ in their genesis block: it is given.
@@ -160,7 +165,7 @@ fn a_neo_one_follower_of_our_legacy_mirror_keeps_up_with_the_validator() {
             genesis,
         ],
     );
-    let follower = RealNode::follow_from("neoone", &addr);
+    let follower = RealNode::follow_on("neoone", &addr, (node_port(), node_port()));
     // A block a second: the follower syncs what we have, then follows the
     // validator through us.
     let started = Instant::now();

@@ -44,6 +44,32 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Ports for real nodes that must not meet the ports the OS hands out
+/// ([`free_port`], other tests' connections): below the ephemeral range.
+pub const NODE_PORTS: std::ops::Range<u16> = 31000..31500;
+
+/// A port of [`NODE_PORTS`] free now, never the same twice in one process
+/// (each process starts at its own place in the range).
+pub fn node_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = u32::from(NODE_PORTS.end - NODE_PORTS.start);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id() % span,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..span {
+        let k = NEXT.fetch_add(1, Ordering::Relaxed) % span;
+        let port = NODE_PORTS.start + k as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {NODE_PORTS:?}")
+}
+
 /// A node run by one of the scripts.
 pub struct RealNode {
     /// Its P2P address.
@@ -65,14 +91,33 @@ impl RealNode {
         Self::run("neogo", "follow", seed.to_string(), &[])
     }
 
-    /// `scripts/<script> follow`: a node without consensus whose only peer
-    /// is `seed`.
-    pub fn follow_from(script: &'static str, seed: &str) -> RealNode {
-        Self::run(script, "follow", seed.to_string(), &[])
+    /// [`RealNode::start`] on the given P2P and RPC ports.
+    pub fn start_on(
+        script: &'static str,
+        ports: (u16, u16),
+        height: u32,
+        env: &[(&str, &str)],
+    ) -> RealNode {
+        Self::run_on(script, "start", height.to_string(), env, ports)
+    }
+
+    /// `scripts/<script> follow` on the given P2P and RPC ports: a node
+    /// without consensus whose only peer is `seed`.
+    pub fn follow_on(script: &'static str, seed: &str, ports: (u16, u16)) -> RealNode {
+        Self::run_on(script, "follow", seed.to_string(), &[], ports)
     }
 
     fn run(script: &'static str, verb: &str, last: String, env: &[(&str, &str)]) -> RealNode {
-        let (p2p, rpc) = (free_port(), free_port());
+        Self::run_on(script, verb, last, env, (free_port(), free_port()))
+    }
+
+    fn run_on(
+        script: &'static str,
+        verb: &str,
+        last: String,
+        env: &[(&str, &str)],
+        (p2p, rpc): (u16, u16),
+    ) -> RealNode {
         let dir = std::env::temp_dir().join(format!(
             "neo-peer-{script}-{verb}-{p2p}-{}",
             std::process::id()

@@ -199,7 +199,7 @@ pub fn bind<P: Serve, H: Handler<P>>(
     config.max_outbound = outbound;
     config.target_outbound = 0;
     // `getaddr` is answered with our own address only.
-    config.gossip = false;
+    config.share_addresses = false;
     let book = AddressBook::in_memory(BookConfig::new(P::NAME, magic));
     let manager =
         PeerManager::<P>::new(config, book, handler, SmolGlobal).map_err(|e| e.to_string())?;
