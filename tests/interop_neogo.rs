@@ -474,10 +474,13 @@ fn the_examples_run_against_neo_go() {
         "{first}"
     );
     let second = run_example("manager", &args);
-    assert!(
-        second.starts_with("book: 1 addresses, seeds not read"),
-        "{second}"
-    );
+    // The node may have told of other peers of this test process (a mirror
+    // of it listens, and the node gossips it): at least the node is known.
+    let known = second
+        .strip_prefix("book: ")
+        .and_then(|rest| rest.split_once(" addresses, seeds not read"))
+        .and_then(|(n, _)| n.parse::<usize>().ok());
+    assert!(matches!(known, Some(n) if n >= 1), "{second}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
