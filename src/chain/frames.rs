@@ -148,9 +148,12 @@ impl FrameCache {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The frame of `answer` for the encoding `encoding`, built by `build`
-    /// (`None`: nothing to send) unless it is held or being built.
-    pub(crate) fn get_or_build(
+    /// The frame of `answer` for the encoding `encoding` (an
+    /// [`Encoder::key`](crate::peer::Encoder::key)), built by `build`
+    /// (`None`: nothing to send, and nothing kept) unless it is held or
+    /// being built (then this waits for it). `build` must not use the
+    /// cache itself.
+    pub fn get_or_build(
         &self,
         encoding: (u32, bool),
         answer: SharedAnswer,

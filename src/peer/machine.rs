@@ -12,7 +12,9 @@
 //!   for has come, [`close`](Machine::close) to end it, and
 //!   [`handler_busy`](Machine::handler_busy) /
 //!   [`handler_ready`](Machine::handler_ready) while the local side cannot
-//!   take more messages;
+//!   take more messages, [`send_room`](Machine::send_room) before a message
+//!   of ours is queued (the send bound and budget), and
+//!   [`send_frame`](Machine::send_frame) for a frame encoded in advance;
 //! - **outputs**: [`poll_transmit`](Machine::poll_transmit) (bytes to write),
 //!   [`poll_event`](Machine::poll_event) (a message for the handler, an answer
 //!   for a waiting request, the end of a request, the end of the peer) and
@@ -30,8 +32,10 @@
 //! that long), requests and their answers by the
 //! [contract](crate::protocol::contract) (stall per request, paused while
 //! the local handler is busy; a request the remote cannot answer ends at
-//! once), `ping`/`pong` and the round trip, the write timeout, the remote's
-//! height, and the statistics.
+//! once), `ping`/`pong` and the round trip, the write timeout, the send
+//! bound (a remote with too many of our answers unsent is not read), the
+//! receive and send budgets shared with other peers, the remote's height,
+//! and the statistics.
 
 use std::collections::VecDeque;
 use std::io;
@@ -521,7 +525,9 @@ impl<P: Protocol> Machine<P> {
     /// nothing sent, when the peer is closed or not handshaken yet, when the
     /// remote cannot answer it ([`PeerError::Unanswered`]), when too many
     /// requests are outstanding, or when the message breaks a limit of the
-    /// protocol.
+    /// protocol. Take room for it first ([`send_room`](Machine::send_room),
+    /// with [`Protocol::frame_size`]) to keep the send bound and budget; its
+    /// bytes are charged to the budget in any case.
     pub fn send(
         &mut self,
         now: Instant,

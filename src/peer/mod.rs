@@ -27,7 +27,13 @@
 //!   counted. We ping after a ping interval of our own silence.
 //! - **Backpressure.** Every queue is bounded. When the handler queue is
 //!   full the reader stops reading, so TCP pushes back on the remote; no
-//!   received message is dropped. When the peer disconnects, every pending
+//!   received message is dropped. The same when the remote does not read
+//!   our answers: past the send bound ([`LocalConfig::send_limit`]) its
+//!   requests are not read until it does, and the write timeout drops it if
+//!   it never does. Partial frames of all peers share one
+//!   [`ReceiveBudget`], unsent bytes one [`SendBudget`]. An answer many
+//!   peers ask for can be encoded once ([`Encoder`]) and queued on each as
+//!   the same bytes ([`Peer::send_frame`]). When the peer disconnects, every pending
 //!   call resolves exactly once, with [`PeerError::Disconnected`].
 //! - **Statistics** per command ([`Peer::stats`]) and the remote's facts
 //!   ([`Peer::info`]) can be read at any time.

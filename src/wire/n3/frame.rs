@@ -900,4 +900,43 @@ mod tests {
         assert_eq!(decompress(&c[4..], raw.len()).unwrap(), raw);
         assert!(compress(&[1, 2, 3]).is_none());
     }
+
+    /// Half noise, half zeros: compresses to about half.
+    fn half_compressible(n: usize) -> Vec<u8> {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        (0..n)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                if i % 32 < 16 { x as u8 } else { 0 }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn compressed_in_place_behind_every_length_field() {
+        // Compressed lengths with 1-, 3- and 5-byte length fields.
+        for (raw, field) in [
+            (vec![0u8; 1000], 1),
+            (half_compressible(20_000), 3),
+            (half_compressible(400_000), 5),
+        ] {
+            let mut out = BytesMut::from(&b"xy"[..]);
+            assert!(compress_into(&mut out, 0x2F, &raw));
+            assert_eq!(&out[..4], &[b'x', b'y', FLAG_COMPRESSED, 0x2F]);
+            let len = out.len() - 4 - field;
+            let mut header = BytesMut::new();
+            header.put_var_int(len as u64);
+            assert_eq!(header.len(), field, "{len}");
+            assert_eq!(&out[4..4 + field], &header[..]);
+            let body = &out[4 + field..];
+            assert_eq!(&body[..4], &(raw.len() as u32).to_le_bytes());
+            assert_eq!(decompress(&body[4..], raw.len()).unwrap(), raw);
+        }
+        // Not worth it: nothing written.
+        let mut out = BytesMut::from(&b"xy"[..]);
+        assert!(!compress_into(&mut out, 0x2F, &half_compressible(100)));
+        assert_eq!(&out[..], b"xy");
+    }
 }
