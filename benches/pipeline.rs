@@ -21,7 +21,9 @@
 //! (both one hour), which shows what they are for. Like the library's
 //! driver, the simulation feeds a request's blocks when its whole answer
 //! has come, asks for new ranges before handing blocks out, and looks again
-//! at least every 100 ms when nothing happens.
+//! at least every 100 ms when nothing happens. The schedule breaks ties
+//! between equal peers in hash map order, so figures vary slightly between
+//! runs.
 //!
 //! Blocks are tiny stand-ins (a height and a hash chained to the one before):
 //! what is measured is the schedule, not hashing. It prints, per row, the
