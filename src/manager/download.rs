@@ -21,7 +21,9 @@
 //!   is abandoned: its peer is marked slow (it keeps its connection; being
 //!   slow is no offence) and what is still missing goes to another peer.
 //!   When the window is full and a peer is idle, the range holding up the
-//!   window is taken from its peer after `steal_after`, so that one slow
+//!   window is taken from its peer once it has been out twice as long as
+//!   the fastest idle peer would take for it (by that peer's measured time
+//!   per block), and after `steal_after` at the latest, so that one slow
 //!   peer never stalls the pipeline.
 //! - **Never the same peer twice for one range**, as long as another peer
 //!   that has the heights has not tried it; once every such peer has, the
@@ -393,9 +395,7 @@ impl<B: Fetched> Schedule<B> {
     /// The earliest instant at which [`Schedule::handle_timeout`] has
     /// something to do.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let head_steal = self
-            .steal_candidate()
-            .map(|f| f.since + self.config.steal_after);
+        let head_steal = self.steal_candidate().map(|(_, due)| due);
         self.work
             .values()
             .filter_map(|w| w.flight.as_ref())
@@ -574,8 +574,8 @@ impl<B: Fetched> Schedule<B> {
             .collect();
         let steal = self
             .steal_candidate()
-            .filter(|f| now >= f.since + self.config.steal_after)
-            .map(|f| f.id);
+            .filter(|&(_, due)| now >= due)
+            .map(|(id, _)| id);
         if let Some(steal) = steal {
             out.extend(self.abandon(steal, true));
         }
@@ -739,21 +739,35 @@ impl<B: Fetched> Schedule<B> {
     }
 
     /// The request holding up a full window while a peer that has not
-    /// tried its heights is idle: taken from its peer once `steal_after`
-    /// old.
-    fn steal_candidate(&self) -> Option<&Flight> {
+    /// tried its heights is idle, and when it is due to be taken from its
+    /// peer: once out twice as long as the fastest such idle peer would
+    /// take for it (by its measured time per block; an unmeasured peer
+    /// gives no estimate), and `steal_after` old at the latest.
+    fn steal_candidate(&self) -> Option<(RequestId, Instant)> {
         let full = self.planned >= self.target.min(self.next + u64::from(self.config.window));
         if !full || self.work.values().any(|w| w.flight.is_none()) {
             return None;
         }
         let next = u32::try_from(self.next).ok()?;
-        let (_, work) = self.work.range(..=next).next_back()?;
+        let (&start, work) = self.work.range(..=next).next_back()?;
         let flight = work.flight.as_ref().filter(|_| work.end >= next)?;
-        let idle = self
+        let idle: Vec<&Slot> = self
             .peers
             .iter()
-            .any(|(id, s)| s.in_flight == 0 && s.height >= next && !work.tried.contains(id));
-        idle.then_some(flight)
+            .filter(|(id, s)| s.in_flight == 0 && s.height >= next && !work.tried.contains(id))
+            .map(|(_, s)| s)
+            .collect();
+        if idle.is_empty() {
+            return None;
+        }
+        let count = work.end - start + 1;
+        let quickest = idle
+            .iter()
+            .filter_map(|s| s.per_block)
+            .min()
+            .map(|per_block| per_block.saturating_mul(count.saturating_mul(2)));
+        let after = quickest.map_or(self.config.steal_after, |q| q.min(self.config.steal_after));
+        Some((flight.id, flight.since + after))
     }
 
     /// Ends request `id`; `completed` is when every height came (its
