@@ -671,3 +671,112 @@ fn requests_from_the_wire_are_answered() {
         [28, 29, 30]
     );
 }
+
+/// Many peers served by one [`ChainServer`] ask for the same answers: each
+/// is built and encoded once, and every peer gets the same bytes.
+fn shared_answers_are_built_once<P>(chain: Chain<P>, asks: Vec<P::Message>)
+where
+    P: neo_peer::chain::Serve,
+    Chain<P>: Send + Sync,
+{
+    use neo_peer::chain::ChainServer;
+    use neo_peer::executor::SmolGlobal;
+    use neo_peer::peer::{Direction, IgnoreAll, LocalConfig, Peer};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::Arc;
+
+    const PEERS: usize = 12;
+    let config = |nonce: u32| {
+        let mut c = LocalConfig::<P>::new(0x0074_6E41);
+        c.identity.nonce = nonce;
+        c
+    };
+    let chain = Arc::new(chain);
+    let server = ChainServer::new(chain.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let got: Vec<Vec<String>> = smol::block_on(async {
+        let mut clients = Vec::new();
+        for i in 0..PEERS as u32 {
+            let a = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (b, _) = listener.accept().unwrap();
+            let ours: Peer<P> = Peer::new(
+                smol::Async::new(b).unwrap(),
+                Direction::Inbound,
+                config(1000 + i),
+                server.clone(),
+                SmolGlobal,
+            );
+            let theirs: Peer<P> = Peer::new(
+                smol::Async::new(a).unwrap(),
+                Direction::Outbound,
+                config(2000 + i),
+                IgnoreAll,
+                SmolGlobal,
+            );
+            let (x, y) = futures_lite::future::zip(ours.run(), theirs.run()).await;
+            x.unwrap();
+            y.unwrap();
+            clients.push((ours, theirs));
+        }
+        // Everyone asks at once.
+        let asking: Vec<_> = clients
+            .iter()
+            .map(|(_, theirs)| {
+                let (theirs, asks) = (theirs.clone(), asks.clone());
+                smol::spawn(async move {
+                    let mut answers = Vec::new();
+                    for ask in asks {
+                        for answer in theirs.request_all(ask).await.unwrap() {
+                            answers.push(format!("{answer:?}"));
+                        }
+                    }
+                    answers
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for task in asking {
+            all.push(task.await);
+        }
+        all
+    });
+    let frames = server.frames();
+    let want: Vec<String> = asks
+        .iter()
+        .flat_map(|ask| chain.answer(ask))
+        .map(|m| format!("{m:?}"))
+        .collect();
+    assert!(!want.is_empty());
+    for answers in &got {
+        assert_eq!(answers, &want, "every peer gets the same answers");
+    }
+    // One encoding per answer, whatever the number of peers.
+    assert_eq!(frames.encoded(), want.len() as u64, "{frames:?}");
+    assert_eq!(
+        frames.hits(),
+        ((PEERS - 1) * want.len()) as u64,
+        "{frames:?}"
+    );
+    assert!(frames.bytes() > 0 && frames.len() == want.len());
+}
+
+#[test]
+fn n3_shared_answers_are_built_once() {
+    let chain = N3Chain::synthetic(&spec(2100, 1, true));
+    shared_answers_are_built_once(
+        chain,
+        vec![n3_get_headers(0, -1), n3_get_blocks_by_index(5, 3)],
+    );
+}
+
+#[test]
+fn legacy_shared_answers_are_built_once() {
+    let chain = LegacyChain::synthetic(&spec(2100, 1, true));
+    let ask =
+        legacy::Message::GetHeaders(legacy_locator(vec![chain.hash(0).unwrap()], UInt256::ZERO));
+    let blocks = legacy::Message::GetData(legacy::InvPayload {
+        kind: legacy::InventoryType::Block,
+        hashes: hash_range(&chain, 5..=7),
+    });
+    shared_answers_are_built_once(chain, vec![ask, blocks]);
+}

@@ -79,7 +79,7 @@ fn bracket_depth(text: &str, at: usize) -> i32 {
 fn the_readme_shows_every_option_as_help_does() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    for command in ["decode", "serve", "sync", "crawl", "peers", "demo"] {
+    for command in ["decode", "serve", "sync", "crawl", "peers", "demo", "relay"] {
         let (listed, required) = options(&help(&[command]));
         let usage = readme_usage(&readme, command);
         for option in &listed {

@@ -18,6 +18,25 @@ use hostile::{Hostile, NET, Remote};
 use neo_peer::protocol::{Legacy, N3};
 use serde_json::Value;
 
+/// Reads from a connection the server closed at accept: nothing came, and
+/// the stream ended.
+fn closed_at_accept(addr: &str) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(SOON)).unwrap();
+    let mut first = [0u8; 64];
+    match stream.read(&mut first) {
+        Ok(0) => {}
+        Ok(n) => panic!("a refused peer was sent {n} bytes"),
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+            ),
+            "the server kept a refused peer: {e}"
+        ),
+    }
+}
+
 /// Reconnects tried after the ban.
 const RECONNECTS: usize = 5;
 /// How long anything the server should do at once may take (the machine may
@@ -36,7 +55,7 @@ impl Drop for Server {
 
 /// `neo-peer serve --json` of a small synthetic chain on network [`NET`]:
 /// the server, its address and its events as they come.
-fn serve(protocol: &str) -> (Server, String, Receiver<Value>) {
+fn serve(protocol: &str, extra: &[&str]) -> (Server, String, Receiver<Value>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_neo-peer"))
         .args([
             "serve",
@@ -46,6 +65,7 @@ fn serve(protocol: &str) -> (Server, String, Receiver<Value>) {
             &NET.to_string(),
         ])
         .args(["--listen", "127.0.0.1:0", "--synthetic", "20", "--json"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -84,7 +104,7 @@ fn next_named(events: &Receiver<Value>, name: &str) -> (Value, Vec<Value>) {
 }
 
 fn a_bad_frame_bans_the_peer_at_the_door<P: Hostile>(protocol: &str) {
-    let (_server, addr, events) = serve(protocol);
+    let (_server, addr, events) = serve(protocol, &[]);
 
     // An honest handshake, then a frame declaring 4 GiB.
     let stream = TcpStream::connect(&addr).unwrap();
@@ -115,22 +135,11 @@ fn a_bad_frame_bans_the_peer_at_the_door<P: Hostile>(protocol: &str) {
     // Each reconnect is accepted by the kernel and closed by the server at
     // once, before it writes a byte (its `version` would come first).
     for _ in 0..RECONNECTS {
-        let mut stream = TcpStream::connect(&addr).unwrap();
-        stream.set_read_timeout(Some(SOON)).unwrap();
-        let mut first = [0u8; 64];
-        match stream.read(&mut first) {
-            Ok(0) => {}
-            Ok(n) => panic!("a banned peer was sent {n} bytes"),
-            Err(e) => assert!(
-                matches!(
-                    e.kind(),
-                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
-                ),
-                "the server kept a banned peer: {e}"
-            ),
-        }
+        closed_at_accept(&addr);
     }
-    for _ in 0..RECONNECTS {
+    // Reported as they come, a line a second at most: the counts add up.
+    let mut refusals = 0u64;
+    while refusals < RECONNECTS as u64 {
         let (refused, skipped) = next_named(&events, "refused");
         assert!(
             skipped.iter().all(|e| e["event"] != "connected"),
@@ -140,7 +149,9 @@ fn a_bad_frame_bans_the_peer_at_the_door<P: Hostile>(protocol: &str) {
             refused["reason"].as_str().unwrap().contains("banned"),
             "{refused}"
         );
+        refusals += refused["count"].as_u64().unwrap();
     }
+    assert_eq!(refusals, RECONNECTS as u64);
 }
 
 #[test]
@@ -151,4 +162,26 @@ fn n3_a_bad_frame_bans_the_peer_at_the_door() {
 #[test]
 fn legacy_a_bad_frame_bans_the_peer_at_the_door() {
     a_bad_frame_bans_the_peer_at_the_door::<Legacy>("legacy");
+}
+
+#[test]
+fn over_the_per_ip_limit_is_refused_at_accept() {
+    let (_server, addr, events) = serve("n3", &["--max-per-ip", "1"]);
+    smol::block_on(async {
+        let mut held: Remote<N3> = Remote::new(TcpStream::connect(&addr).unwrap(), 1);
+        held.handshake().await;
+        let (connected, _) = next_named(&events, "connected");
+        closed_at_accept(&addr);
+        let (refused, skipped) = next_named(&events, "refused");
+        assert!(skipped.is_empty(), "{skipped:?}");
+        let reason = refused["reason"].as_str().unwrap();
+        assert!(reason.contains("connections per IP"), "{reason}");
+        // Once the first has gone, the IP is served again.
+        drop(held);
+        let (gone, _) = next_named(&events, "disconnected");
+        assert_eq!(gone["addr"], connected["addr"]);
+        let mut again: Remote<N3> = Remote::new(TcpStream::connect(&addr).unwrap(), 2);
+        again.handshake().await;
+        next_named(&events, "connected");
+    });
 }

@@ -127,6 +127,16 @@ where
     assert_eq!(outcome.tip_hash, Some(chain.tip_hash()));
     // All peers are free at the start: each, the wrong one too, gets work.
     assert_eq!(outcome.faults, faults_wanted);
+    // Each wrong block is reported as an event naming its peer.
+    let events = client.events();
+    let mut reported = 0;
+    while let Ok(event) = events.try_recv() {
+        if let neo_peer::manager::ManagerEvent::WrongBlock { addr, reason, .. } = event {
+            assert_eq!(addr, servers.last().map(|s| s.1), "{reason}");
+            reported += 1;
+        }
+    }
+    assert_eq!(reported, faults_wanted);
     let secs = outcome.elapsed.as_secs_f64().max(1e-9);
     eprintln!(
         "{} {}: {} blocks from {} peers in {:.3} s ({:.0} blocks/s, {:.1} MB/s), {} faults",
@@ -389,4 +399,111 @@ fn legacy_following_learns_heights_from_pongs() {
 #[test]
 fn legacy_announced_blocks_are_fetched_through_their_headers_async_std() {
     following_announcements(AsyncStdRt, legacy_chain(30, 0), true);
+}
+
+/// A [`Follower`] keeps a chain of its own at the tip of a node whose chain
+/// grows and announces each block: its chain gets every block once, in
+/// order, a `Header` then a `Block` event for each height, each block can be
+/// read back, and `stop` ends it.
+fn follower_into_a_chain<P: Announce, R: Rt>(rt: R, chain: Arc<Chain<P>>)
+where
+    Chain<P>: Send + Sync,
+{
+    use neo_peer::manager::{FollowConfig, FollowEvent, Follower};
+    rt.block_on(async {
+        let tip = chain.height();
+        // The node starts with ten blocks, the follower with the genesis block.
+        let start: Vec<_> = chain.blocks().take(11).cloned().collect();
+        let served = Arc::new(Chain::<P>::from_blocks(start).unwrap());
+        let mut config = manager_config::<P>(0);
+        let height = served.clone();
+        config.local.identity.current_height = Arc::new(move || height.height());
+        let server = PeerManager::new(
+            config,
+            book::<P>(),
+            ChainServer::new(served.clone()),
+            rt.ex(),
+        )
+        .unwrap();
+        let addr = server.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let client =
+            PeerManager::<P>::new(manager_config(0), book::<P>(), IgnoreAll, rt.ex()).unwrap();
+        client.connect(addr).await.unwrap();
+        let ours = Arc::new(Chain::<P>::from_blocks([chain.block(0).unwrap().clone()]).unwrap());
+        let config = FollowConfig {
+            check: Duration::from_secs(3600),
+            ..FollowConfig::default()
+        };
+        let follower = Follower::with_config(client.clone(), ours.clone(), config);
+        let events = follower.subscribe();
+        let node = async {
+            loop {
+                let have = follower.tip().0;
+                let top = served.height();
+                if have == top && top < tip {
+                    served
+                        .push_block(chain.block(top + 1).unwrap().clone())
+                        .unwrap();
+                    let hash = chain.hash(top + 1).unwrap();
+                    for p in server.peers() {
+                        p.peer.send(P::inv(hash)).await.unwrap();
+                    }
+                }
+                if have == tip {
+                    follower.stop();
+                    return;
+                }
+                async_io::Timer::after(Duration::from_millis(5)).await;
+            }
+        };
+        let (ran, ()) = futures_lite::future::zip(follower.run(), node).await;
+        ran.unwrap();
+        assert_eq!(follower.tip(), (tip, chain.tip_hash()));
+        assert_eq!(ours.block_height(), Some(tip));
+        let mut got = Vec::new();
+        while let Ok(event) = events.try_recv() {
+            got.push(match event {
+                FollowEvent::Header { index, hash } => {
+                    assert_eq!(Some(hash), chain.hash(index));
+                    (index, 'h')
+                }
+                FollowEvent::Block { index, hash, .. } => {
+                    assert_eq!(Some(hash), chain.hash(index));
+                    assert_eq!(follower.block(index).as_ref(), chain.block(index));
+                    (index, 'b')
+                }
+                other => panic!("{other:?}"),
+            });
+        }
+        // Legacy may learn many headers before their blocks; N3 gets each
+        // header with its block.
+        let of = |kind| -> Vec<u32> { got.iter().filter(|g| g.1 == kind).map(|g| g.0).collect() };
+        assert_eq!(
+            of('h'),
+            (1..=tip).collect::<Vec<_>>(),
+            "headers once, in order"
+        );
+        assert_eq!(
+            of('b'),
+            (1..=tip).collect::<Vec<_>>(),
+            "blocks once, in order"
+        );
+        for i in 1..=tip {
+            let at = |kind| got.iter().position(|g| *g == (i, kind));
+            assert!(at('h') < at('b'), "header {i} before its block");
+        }
+        assert_eq!(client.len(), 1, "the node was never dropped");
+        client.shutdown().await;
+        server.shutdown().await;
+    });
+}
+
+#[test]
+fn n3_follower_keeps_its_chain_at_the_tip() {
+    follower_into_a_chain(SmolRt, n3_chain(30, 0));
+}
+
+#[test]
+fn legacy_follower_keeps_its_chain_at_the_tip() {
+    follower_into_a_chain(SmolRt, legacy_chain(30, 0));
 }

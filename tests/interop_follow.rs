@@ -169,3 +169,95 @@ fn following_neoone_for_half_a_minute_fetches_every_block_once() {
     );
     node.stop();
 }
+
+/// `neo-peer sync --blocks --follow --json` against a real node for
+/// `seconds`, then SIGINT: every block from 1 once, in order, with the RPC's
+/// hashes, and the final `synced_blocks` line naming the last.
+fn cli_follow(node: &RealNode, protocol: &str, seconds: u64) {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+    let genesis = rpc_hashes(node, 0)[0].to_string();
+    let addr = node.p2p.to_string();
+    let mut child = common::Kill(
+        Command::new(env!("CARGO_BIN_EXE_neo-peer"))
+            .args(["sync", "--protocol", protocol, "--network", "privnet"])
+            .args(["--connect", &addr, "--genesis", &genesis])
+            .args(["--blocks", "--follow", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
+    let started = Instant::now();
+    let mut lines = Vec::new();
+    while started.elapsed() < Duration::from_secs(seconds) {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        lines.push(line);
+    }
+    let pid = child.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    lines.extend(rest.lines().map(str::to_string));
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let events: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let named =
+        |name: &str| -> Vec<&Value> { events.iter().filter(|e| e["event"] == name).collect() };
+    let synced = named("synced_blocks");
+    assert_eq!(synced.len(), 2, "after the sync, and at the end");
+    let first = synced[0]["tip_index"].as_u64().unwrap() as u32;
+    let blocks = named("block");
+    let indices: Vec<u32> = blocks
+        .iter()
+        .map(|b| b["index"].as_u64().unwrap() as u32)
+        .collect();
+    let last = indices.last().copied().unwrap_or(first);
+    assert_eq!(
+        indices,
+        (first + 1..=last).collect::<Vec<_>>(),
+        "each new block once, in order"
+    );
+    assert!(!indices.is_empty(), "new blocks were followed");
+    let hashes = rpc_hashes(node, last);
+    for b in &blocks {
+        let index = b["index"].as_u64().unwrap() as usize;
+        assert_eq!(b["hash"], hashes[index].to_string(), "block {index}");
+    }
+    let end = synced[1];
+    assert_eq!(end["tip_index"], last);
+    assert_eq!(end["blocks"], u64::from(last));
+    assert_eq!(end["tip_hash"], hashes[last as usize].to_string());
+    eprintln!(
+        "neo-peer sync --protocol {protocol} --blocks --follow: {} blocks synced, {} followed in {seconds} s",
+        first,
+        indices.len()
+    );
+}
+
+#[test]
+fn cli_follows_neogo_until_sigint() {
+    let node = RealNode::start("neogo", 50, &[("NEO_PEER_BLOCK_MS", "100")]);
+    cli_follow(&node, "n3", 10);
+    node.stop();
+}
+
+#[test]
+fn cli_follows_neoone_until_sigint() {
+    let node = RealNode::start("neoone", 2, &[]);
+    cli_follow(&node, "legacy", 8);
+    node.stop();
+}

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use neo_peer::chain::{Chain, Serve, Synthetic};
 use neo_peer::peer::{
-    DisconnectReason, Event, LocalConfig, Machine, Misbehaviour, PeerError, ReceiveBudget, Stats,
-    UNBUDGETED, Violation,
+    DisconnectReason, Encoder, Event, Frame, LocalConfig, Machine, Misbehaviour, PeerError,
+    ReceiveBudget, SEND_UNBUDGETED, SendBudget, Stats, UNBUDGETED, Violation,
 };
 use neo_peer::protocol::{Legacy, N3, Protocol, RequestKind, Role};
 use neo_peer::wire::{FrameError, PayloadLimits, PingPayload, UInt256, legacy, n3};
@@ -88,8 +88,11 @@ impl<P: Protocol> Wire<P> {
 
     /// The connection takes what there is to write.
     fn write(&mut self) {
-        if self.reading {
+        while self.reading {
             let out = self.m.poll_transmit(self.now).to_vec();
+            if out.is_empty() {
+                break;
+            }
             self.m.handle_written(self.now, out.len());
             self.to_remote.extend_from_slice(&out);
         }
@@ -191,6 +194,8 @@ both!(
     receive_budget_holds_under_many_large_partial_frames,
     receive_budget_is_given_back_when_peers_end,
     receive_budget_serves_an_honest_large_frame,
+    a_remote_that_does_not_read_is_paused_then_dropped,
+    send_budget_holds_and_drops_the_slowest_readers,
 );
 
 fn handshake_completes_and_crosses_the_wire<P: Protocol>() {
@@ -1267,6 +1272,188 @@ fn receive_budget_serves_an_honest_large_frame<P: TestChain>() {
         reasons.iter().any(Option::is_none),
         "not everyone: {reasons:?}"
     );
+}
+
+/// Plays the handler of a serving node: answers every request among
+/// `events` from `chain`, as the driver would, an answer waiting (and the
+/// ones after it) while the machine has no room for it; returns the
+/// answers still waiting.
+fn serve<P: TestChain>(
+    w: &mut Wire<P>,
+    chain: &Chain<P>,
+    waiting: &mut Vec<P::Message>,
+    events: Vec<Event<P>>,
+) {
+    for e in events {
+        if let Event::Message { message, .. } = e {
+            waiting.extend(chain.answer(&message));
+        }
+    }
+    while let Some(answer) = waiting.first() {
+        if !w.m.send_room(w.now, P::frame_size(answer)) {
+            break;
+        }
+        let answer = waiting.remove(0);
+        w.m.send(w.now, &answer, None, false).unwrap();
+    }
+}
+
+/// A remote that asks and asks but never reads: once our unsent answers
+/// reach the peer's send bound its requests are not read any more (the
+/// driver reads only while the machine wants bytes); once it reads, they
+/// are again; if it never does, the write timeout drops it.
+fn a_remote_that_does_not_read_is_paused_then_dropped<P: TestChain>() {
+    let chain = chain_of::<P>(300);
+    let limit = 32 * 1024;
+    for reads_again in [true, false] {
+        let mut ours = config::<P>(US, 300);
+        ours.send_limit = limit;
+        let mut w = Wire::<P>::open_with(ours, 0);
+        w.reading = false;
+        let mut waiting = Vec::new();
+        let mut asked = 0;
+        while w.m.wants_bytes() {
+            assert!(asked < 50, "never paused");
+            w.feed(&P::get_headers_msg(&chain, 0));
+            asked += 1;
+            let events = w.events();
+            serve(&mut w, &chain, &mut waiting, events);
+            w.advance(ms(10));
+        }
+        let one = {
+            let mut frame = BytesMut::new();
+            let answer = chain.answer(&P::get_headers_msg(&chain, 0));
+            P::encode(&w.codec, &answer[0], &mut frame).unwrap();
+            frame.len()
+        };
+        assert!(one > limit / 2, "an answer is a large part of the bound");
+        assert!(asked <= 3, "paused after {asked} requests");
+        assert!(
+            !waiting.is_empty() || w.m.unsent() >= limit,
+            "an answer waits for room, or the bound is reached"
+        );
+        assert!(w.m.unsent() <= limit.max(one), "{} unsent", w.m.unsent());
+        // Time passes: the remote's bytes stay unread.
+        w.advance(ms(1000));
+        assert!(!w.m.wants_bytes() && !w.m.is_closed());
+        if reads_again {
+            w.reading = true;
+            w.write();
+            let events = w.events();
+            serve(&mut w, &chain, &mut waiting, events);
+            w.write();
+            assert!(waiting.is_empty(), "the waiting answer went out");
+            assert!(w.m.wants_bytes(), "read again once it reads");
+            let headers = w
+                .sent()
+                .iter()
+                .filter(|m| P::command_name(m) == "headers")
+                .count();
+            assert_eq!(headers, asked, "every request answered");
+            // Past the write timeout: nothing is stuck any more.
+            w.advance(ms(2500));
+            assert!(!w.m.is_closed(), "{:?}", w.m.reason());
+        } else {
+            w.advance(ms(1000));
+            assert_eq!(
+                w.closed_with(),
+                Some(DisconnectReason::WriteTimeout(ms(2000)))
+            );
+        }
+    }
+}
+
+/// A handshaken machine drawing on the send budget `budget`, at `at`,
+/// whose remote does not read; its codecs take large unknown payloads.
+fn sending<P: TestChain>(budget: &SendBudget, at: Instant) -> Wire<P> {
+    let mut ours = config::<P>(US, 0);
+    // Long, so that only the budget drops anyone.
+    ours.timeouts.idle = ms(60_000);
+    ours.timeouts.write = ms(60_000);
+    ours.send_budget = budget.clone();
+    let mut limits = if P::NAME == Legacy::NAME {
+        PayloadLimits::LEGACY
+    } else {
+        PayloadLimits::N3
+    };
+    limits.unknown = LARGE;
+    ours.payload_limits = limits;
+    let mut w = Wire::<P>::open_with(ours, 0);
+    P::set_limits(&mut w.codec, limits);
+    w.now = w.now.max(at);
+    w.reading = false;
+    w
+}
+
+/// A frame of an unknown command with `len` bytes of payload, encoded once.
+fn shared_frame<P: TestChain>(w: &Wire<P>, len: usize) -> Frame {
+    Encoder::new(w.m.config(), false)
+        .encode(&P::unknown_of(len))
+        .unwrap()
+}
+
+/// Peers that do not read fill the send budget with one shared frame each:
+/// the budget holds (a peer finding no room takes nothing and is not
+/// read), and a peer that waits for the budget's patience drops the peers
+/// whose writes have made no progress for the longest, oldest first, and
+/// then sends.
+fn send_budget_holds_and_drops_the_slowest_readers<P: TestChain>() {
+    let limit = 1 << 20;
+    let budget = SendBudget::new(limit);
+    let t0 = Instant::now();
+    let mut crowd: Vec<Wire<P>> = (0..6).map(|_| sending::<P>(&budget, t0)).collect();
+    let t0 = crowd.iter().map(|w| w.now).max().unwrap();
+    let frame = shared_frame(&crowd[0], 300_000);
+    let mut refused = 0;
+    for (i, w) in crowd.iter_mut().enumerate() {
+        // One after the other, a second apart.
+        w.now = t0 + Duration::from_secs(i as u64);
+        if w.m.send_room(w.now, frame.len()) {
+            w.m.send_frame(w.now, &frame).unwrap();
+        } else {
+            refused += 1;
+            assert!(w.m.is_send_starved() && !w.m.wants_bytes());
+            assert_eq!(w.m.unsent(), 0);
+        }
+        assert!(budget.used() <= limit, "{} of {limit}", budget.used());
+    }
+    assert_eq!(refused, 3, "three frames fit a budget of 1 MiB");
+    let unsent: usize = crowd.iter().map(|w| w.m.unsent()).sum();
+    assert!(unsent <= limit + crowd.len() * SEND_UNBUDGETED, "{unsent}");
+    // An honest peer, which reads, finds no room, waits, then room is made.
+    let mut honest = sending::<P>(&budget, t0 + Duration::from_secs(10));
+    honest.reading = true;
+    let start = honest.now;
+    while !honest.m.send_room(honest.now, frame.len()) {
+        assert!(honest.now - start <= ms(1000), "served within a second");
+        honest.advance(ms(100));
+    }
+    honest.m.send_frame(honest.now, &frame).unwrap();
+    honest.write();
+    assert_eq!(honest.m.unsent(), 0);
+    assert!(!honest.m.is_closed());
+    assert!(honest.now - start >= budget.patience());
+    // The peers holding bytes learn whether they were dropped when next
+    // they wake (those waiting for room would, after their own patience,
+    // make room in turn).
+    for w in &mut crowd[..3] {
+        w.now = honest.now;
+        if w.m.poll_timeout().is_some_and(|t| t <= w.now) {
+            w.m.handle_timeout(w.now);
+        }
+    }
+    let reasons: Vec<_> = crowd.iter().map(|w| w.m.reason().cloned()).collect();
+    assert!(
+        matches!(reasons[0], Some(DisconnectReason::SendBudget(_))),
+        "the oldest first: {reasons:?}"
+    );
+    assert!(
+        reasons[3..].iter().all(Option::is_none),
+        "peers holding nothing are not dropped: {reasons:?}"
+    );
+    assert!(reasons[2].is_none(), "only as many as needed: {reasons:?}");
+    drop(crowd);
+    assert_eq!(budget.used(), 0, "everything given back");
 }
 
 // ---- helpers

@@ -10,7 +10,7 @@ use futures_lite::future;
 use neo_peer::book::{AddressBook, BookConfig};
 use neo_peer::chain::{Chain, Synthetic};
 use neo_peer::executor::SmolGlobal;
-use neo_peer::manager::{ManagerConfig, PeerManager, RelayConfig, RelayStats};
+use neo_peer::manager::{ManagerConfig, PeerManager, RelayConfig, RelayStats, WeakManager};
 use neo_peer::peer::{Handler, IgnoreAll, LocalConfig, Peer};
 use neo_peer::protocol::{Legacy, N3, Protocol};
 use neo_peer::relay::{Inventory, Item, ItemKind};
@@ -292,6 +292,116 @@ fn an_announcement_flood_costs_points() {
         })
         .await;
         for m in [hub, flooder] {
+            m.shutdown().await;
+        }
+    });
+}
+
+/// Tells who called it: the managed peer, through the manager.
+struct Who(
+    WeakManager<N3>,
+    Sender<(u64, Option<SocketAddr>, Option<SocketAddr>)>,
+);
+
+impl Handler<N3> for Who {
+    async fn handle(&self, peer: &Peer<N3>, _msg: n3::Message) {
+        let managed = self.0.peer(peer).expect("a registered peer");
+        assert_eq!(managed.id(), peer.id());
+        let _ = self
+            .1
+            .try_send((managed.id(), managed.addr(), managed.remote_addr()));
+    }
+}
+
+/// A handler knows which managed peer called it, inbound or outbound.
+#[test]
+fn a_handler_knows_its_managed_peer() {
+    smol::block_on(async {
+        let (tx, rx) = async_channel::unbounded();
+        let make = |tx: Sender<_>| move |weak| Who(weak, tx);
+        let a =
+            PeerManager::<N3>::with_handler(config(), book::<N3>(), make(tx.clone()), SmolGlobal)
+                .unwrap();
+        let b =
+            PeerManager::<N3>::with_handler(config(), book::<N3>(), make(tx), SmolGlobal).unwrap();
+        let b_addr = listening(&b).await;
+        let a_to_b = a.connect(b_addr).await.unwrap();
+        assert_eq!(b.wait_for_peers(1, WAIT).await, 1);
+        let b_to_a = b.peers()[0].peer.clone();
+        let inv = N3::inv(ItemKind::Transaction, &[neo_peer::wire::UInt256([9; 32])]).unwrap();
+        a_to_b.send(inv.clone()).await.unwrap();
+        let (id, addr, remote) = within("B's handler", rx.recv()).await.unwrap();
+        assert_eq!(
+            (id, addr, remote),
+            (b_to_a.id(), b_to_a.addr(), b_to_a.remote_addr())
+        );
+        assert!(remote.is_some(), "an inbound peer's address is known");
+        b_to_a.send(inv).await.unwrap();
+        let (id, addr, _) = within("A's handler", rx.recv()).await.unwrap();
+        assert_eq!((id, addr), (a_to_b.id(), Some(b_addr)));
+        for m in [a, b] {
+            m.shutdown().await;
+        }
+    });
+}
+
+/// The first announcer never answers: at the deadline the item is asked of
+/// the next.
+#[test]
+fn a_silent_announcer_is_passed_over_at_the_deadline() {
+    smol::block_on(async {
+        let mut relay_config = RelayConfig::default();
+        relay_config.tracker.request_timeout = Duration::from_millis(300);
+        let (hub, hub_got) = relaying_with::<N3, _>(IgnoreAll, relay_config);
+        let addr = listening(&hub).await;
+        let (asked_tx, asked) = async_channel::unbounded();
+        let silent =
+            PeerManager::<N3>::new(config(), book::<N3>(), Asked(asked_tx), SmolGlobal).unwrap();
+        let silent_link = silent.connect(addr).await.unwrap();
+        let (s2, _) = relaying::<N3, _>(IgnoreAll);
+        s2.connect(addr).await.unwrap();
+        assert_eq!(hub.wait_for_peers(2, WAIT).await, 2);
+
+        let item = N3::tx(4);
+        let inv = N3::inv(ItemKind::Transaction, &[item.hash]).unwrap();
+        silent_link.send(inv).await.unwrap();
+        within("the hub's getdata", asked.recv()).await.unwrap();
+        assert_eq!(s2.relay(item.clone()), 1);
+        let (from_id, _, got) = within("the item", hub_got.recv()).await.unwrap();
+        assert_eq!(got.hash, item.hash);
+        let sender = hub.peer(from_id).unwrap();
+        assert_eq!(sender.info().nonce, Some(s2.config().local.identity.nonce));
+        let s = hub.relay_stats().unwrap();
+        assert_eq!((s.received, s.requested, s.timeouts), (1, 2, 1));
+        for m in [hub, silent, s2] {
+            m.shutdown().await;
+        }
+    });
+}
+
+/// A `getdata` longer than the asker's queue has room for is answered only
+/// as far as that room goes.
+#[test]
+fn a_long_getdata_is_answered_as_far_as_the_queue_allows() {
+    smol::block_on(async {
+        let relay_config = RelayConfig {
+            outbox: 4,
+            ..RelayConfig::default()
+        };
+        let (hub, _) = relaying_with::<N3, _>(IgnoreAll, relay_config);
+        let addr = listening(&hub).await;
+        let asker = PeerManager::<N3>::new(config(), book::<N3>(), IgnoreAll, SmolGlobal).unwrap();
+        let link = asker.connect(addr).await.unwrap();
+        let hashes: Vec<_> = (0..10u8)
+            .map(|i| neo_peer::wire::UInt256([i; 32]))
+            .collect();
+        link.send(N3::get_data(ItemKind::Transaction, &hashes).unwrap())
+            .await
+            .unwrap();
+        until("the answer", &hub, |s| s.not_found + s.dropped == 10).await;
+        let s = hub.relay_stats().unwrap();
+        assert_eq!((s.not_found, s.dropped), (4, 6));
+        for m in [hub, asker] {
             m.shutdown().await;
         }
     });

@@ -52,13 +52,15 @@ use crate::wire::{
 };
 use index::HashIndex;
 
+mod frames;
 mod index;
 mod serve;
 mod server;
 mod store;
 mod synthetic;
 
-pub use serve::Serve;
+pub use frames::{FRAME_CACHE_BYTES, FRAME_CACHE_ENTRIES, FrameCache, SharedAnswer};
+pub use serve::{Part, Serve};
 pub use server::ChainServer;
 pub use store::ChainStore;
 pub use synthetic::Synthetic;

@@ -13,6 +13,7 @@
 //! (at most 2000 headers and 500 hashes per message, never an empty list,
 //! never a payload over [`MAX_PAYLOAD`]).
 
+use super::frames::SharedAnswer;
 use super::{Chain, ChainStore, Generation, Legacy, N3};
 use crate::protocol::Protocol;
 use crate::protocol::contract::{distinct, requested};
@@ -80,33 +81,113 @@ pub trait Serve: Protocol + Generation {
     /// - `getdata`: a `block` or `tx` per distinct known hash (transactions
     ///   are looked up in the blocks held); unknown hashes, and state-root and
     ///   consensus hashes, are skipped silently (NEO 2 has no `notfound`).
-    fn answer<S: ChainStore<Self> + ?Sized>(store: &S, msg: &Self::Message) -> Vec<Self::Message>;
+    fn answer<S: ChainStore<Self> + ?Sized>(store: &S, msg: &Self::Message) -> Vec<Self::Message> {
+        Self::plan(store, msg)
+            .into_iter()
+            .filter_map(|part| match part {
+                Part::Message(m) => Some(m),
+                Part::Shared(shared) => Self::build(store, &shared),
+            })
+            .collect()
+    }
+
+    /// The answer to `msg` as [`answer`](Serve::answer) gives it, with the
+    /// parts many peers may ask for named rather than built: a `headers`
+    /// answer by its heights, a `block` by its height. Build them with
+    /// [`build`](Serve::build) (a name may stand for nothing, if the store
+    /// lacks it: then it is left out).
+    fn plan<S: ChainStore<Self> + ?Sized>(store: &S, msg: &Self::Message) -> Vec<Part<Self>>;
+
+    /// The message `shared` names, read from `store` (`None` if the store
+    /// does not hold it).
+    fn build<S: ChainStore<Self> + ?Sized>(
+        store: &S,
+        shared: &SharedAnswer,
+    ) -> Option<Self::Message>;
+}
+
+/// One message of an answer ([`Serve::plan`]).
+#[derive(Debug, Clone)]
+pub enum Part<P: Protocol> {
+    /// Built already (an answer only this request gets: `inv`, `notfound`,
+    /// a transaction).
+    Message(P::Message),
+    /// Named, to be built once for every peer that asks ([`Serve::build`]).
+    Shared(SharedAnswer),
 }
 
 impl Serve for N3 {
-    fn answer<S: ChainStore<N3> + ?Sized>(store: &S, msg: &n3::Message) -> Vec<n3::Message> {
+    fn plan<S: ChainStore<N3> + ?Sized>(store: &S, msg: &n3::Message) -> Vec<Part<N3>> {
+        let messages = |v: Vec<n3::Message>| v.into_iter().map(Part::Message).collect();
         match msg {
             n3::Message::GetHeaders(p) => n3_headers(store, p),
             n3::Message::GetBlockByIndex(p) => n3_blocks_by_index(store, p),
-            n3::Message::GetBlocks(p) => n3_block_hashes(store, p),
+            n3::Message::GetBlocks(p) => messages(n3_block_hashes(store, p)),
             n3::Message::GetData(p) => n3_objects(store, p),
             _ => Vec::new(),
+        }
+    }
+
+    fn build<S: ChainStore<N3> + ?Sized>(store: &S, shared: &SharedAnswer) -> Option<n3::Message> {
+        match *shared {
+            SharedAnswer::Headers { first, last } => {
+                let headers = headers_in::<N3, S>(store, first..=last);
+                (!headers.is_empty())
+                    .then(|| n3::Message::Headers(n3::HeadersPayload::new(&headers)))
+            }
+            SharedAnswer::Block(h) => store.block(h).map(n3::Message::Block),
         }
     }
 }
 
 impl Serve for Legacy {
-    fn answer<S: ChainStore<Legacy> + ?Sized>(
-        store: &S,
-        msg: &legacy::Message,
-    ) -> Vec<legacy::Message> {
+    fn plan<S: ChainStore<Legacy> + ?Sized>(store: &S, msg: &legacy::Message) -> Vec<Part<Legacy>> {
         match msg {
             legacy::Message::GetHeaders(p) => legacy_headers(store, p),
-            legacy::Message::GetBlocks(p) => legacy_block_hashes(store, p),
+            legacy::Message::GetBlocks(p) => legacy_block_hashes(store, p)
+                .into_iter()
+                .map(Part::Message)
+                .collect(),
             legacy::Message::GetData(p) => legacy_objects(store, p),
             _ => Vec::new(),
         }
     }
+
+    fn build<S: ChainStore<Legacy> + ?Sized>(
+        store: &S,
+        shared: &SharedAnswer,
+    ) -> Option<legacy::Message> {
+        match *shared {
+            SharedAnswer::Headers { first, last } => {
+                let headers = headers_in::<Legacy, S>(store, first..=last);
+                (!headers.is_empty())
+                    .then(|| legacy::Message::Headers(legacy::HeadersPayload { headers }))
+            }
+            SharedAnswer::Block(h) => store.block(h).map(|b| legacy::Message::Block(Box::new(b))),
+        }
+    }
+}
+
+/// The height a block hash names, if the store holds that block in full.
+fn full_block_at<G: Generation, S: ChainStore<G> + ?Sized>(
+    store: &S,
+    hash: &UInt256,
+) -> Option<u32> {
+    let h = store.index_of(hash)?;
+    store.block_height().filter(|&b| h <= b).map(|_| h)
+}
+
+/// The headers of heights `first..`, at most `count`, up to `last`, named.
+fn headers_part<P: Protocol>(first: u64, count: usize, last: u32) -> Vec<Part<P>> {
+    let end = (first + count as u64).min(u64::from(last) + 1);
+    if count == 0 || first >= end {
+        return Vec::new();
+    }
+    // Both fit u32: `first < end <= last + 1`.
+    vec![Part::Shared(SharedAnswer::Headers {
+        first: first as u32,
+        last: (end - 1) as u32,
+    })]
 }
 
 impl<P: Serve> Chain<P> {
@@ -133,24 +214,18 @@ where
 fn n3_headers<S: ChainStore<N3> + ?Sized>(
     store: &S,
     p: &n3::GetBlockByIndexPayload,
-) -> Vec<n3::Message> {
+) -> Vec<Part<N3>> {
     let count = requested(p.count, n3::MAX_HEADERS);
-    let range = heights(p.index_start.into(), count, Some(store.height()));
-    let headers = headers_in::<N3, S>(store, range);
-    if headers.is_empty() {
-        return Vec::new();
-    }
-    vec![n3::Message::Headers(n3::HeadersPayload::new(&headers))]
+    headers_part(p.index_start.into(), count, store.height())
 }
 
 fn n3_blocks_by_index<S: ChainStore<N3> + ?Sized>(
     store: &S,
     p: &n3::GetBlockByIndexPayload,
-) -> Vec<n3::Message> {
+) -> Vec<Part<N3>> {
     let count = requested(p.count, n3::MAX_BLOCKS_PER_REQUEST);
     heights(p.index_start.into(), count, store.block_height())
-        .map_while(|h| store.block(h))
-        .map(n3::Message::Block)
+        .map(|h| Part::Shared(SharedAnswer::Block(h)))
         .collect()
 }
 
@@ -174,15 +249,17 @@ fn n3_block_hashes<S: ChainStore<N3> + ?Sized>(
     })]
 }
 
-fn n3_objects<S: ChainStore<N3> + ?Sized>(store: &S, p: &n3::InvPayload) -> Vec<n3::Message> {
+fn n3_objects<S: ChainStore<N3> + ?Sized>(store: &S, p: &n3::InvPayload) -> Vec<Part<N3>> {
     let mut out = Vec::new();
     let mut missing = Vec::new();
     for hash in distinct(&p.hashes) {
         let found = match p.kind {
-            n3::InventoryType::Block => store.block_by_hash(&hash).map(n3::Message::Block),
-            n3::InventoryType::Transaction => {
-                store.transaction(&hash).map(n3::Message::Transaction)
+            n3::InventoryType::Block => {
+                full_block_at::<N3, S>(store, &hash).map(|h| Part::Shared(SharedAnswer::Block(h)))
             }
+            n3::InventoryType::Transaction => store
+                .transaction(&hash)
+                .map(|tx| Part::Message(n3::Message::Transaction(tx))),
             n3::InventoryType::Extensible | n3::InventoryType::P2PNotaryRequest => continue,
         };
         match found {
@@ -191,10 +268,10 @@ fn n3_objects<S: ChainStore<N3> + ?Sized>(store: &S, p: &n3::InvPayload) -> Vec<
         }
     }
     out.extend(missing.chunks(n3::MAX_INV_HASHES).map(|chunk| {
-        n3::Message::NotFound(n3::InvPayload {
+        Part::Message(n3::Message::NotFound(n3::InvPayload {
             kind: p.kind,
             hashes: chunk.to_vec(),
-        })
+        }))
     }));
     out
 }
@@ -223,13 +300,24 @@ fn after_start<S: ChainStore<Legacy> + ?Sized>(
 fn legacy_headers<S: ChainStore<Legacy> + ?Sized>(
     store: &S,
     p: &legacy::GetBlocksPayload,
-) -> Vec<legacy::Message> {
-    let range = after_start(store, p, legacy::MAX_HEADERS as usize, Some(store.height()));
-    let headers = headers_in::<Legacy, S>(store, range);
-    if headers.is_empty() {
+) -> Vec<Part<Legacy>> {
+    let Some(start) = p
+        .hash_start
+        .first()
+        .filter(|&&h| h != p.hash_stop)
+        .and_then(|h| store.index_of(h))
+    else {
         return Vec::new();
+    };
+    let first = u64::from(start) + 1;
+    let mut count = legacy::MAX_HEADERS as usize;
+    // The stop header, if it is in the range, ends it (it is not sent).
+    if let Some(stop) = store.index_of(&p.hash_stop) {
+        if u64::from(stop) >= first {
+            count = count.min((u64::from(stop) - first) as usize);
+        }
     }
-    vec![legacy::Message::Headers(legacy::HeadersPayload { headers })]
+    headers_part(first, count, store.height())
 }
 
 fn legacy_block_hashes<S: ChainStore<Legacy> + ?Sized>(
@@ -255,16 +343,15 @@ fn legacy_block_hashes<S: ChainStore<Legacy> + ?Sized>(
 fn legacy_objects<S: ChainStore<Legacy> + ?Sized>(
     store: &S,
     p: &legacy::InvPayload,
-) -> Vec<legacy::Message> {
+) -> Vec<Part<Legacy>> {
     distinct(&p.hashes)
         .into_iter()
         .filter_map(|hash| match p.kind {
-            legacy::InventoryType::Block => store
-                .block_by_hash(&hash)
-                .map(|b| legacy::Message::Block(Box::new(b))),
+            legacy::InventoryType::Block => full_block_at::<Legacy, S>(store, &hash)
+                .map(|h| Part::Shared(SharedAnswer::Block(h))),
             legacy::InventoryType::Tx => store
                 .transaction(&hash)
-                .map(|tx| legacy::Message::Tx(Box::new(tx))),
+                .map(|tx| Part::Message(legacy::Message::Tx(Box::new(tx)))),
             legacy::InventoryType::StateRoot | legacy::InventoryType::Consensus => None,
         })
         .collect()

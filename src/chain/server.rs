@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::{Chain, ChainStore, Serve};
+use super::{Chain, ChainStore, FrameCache, Part, Serve};
 use crate::peer::{Handler, Peer};
 use crate::protocol::GossipAddr;
 
@@ -13,6 +13,13 @@ use crate::protocol::GossipAddr;
 /// shared chain store ([`Serve::answer`]), and `getaddr` from a list of
 /// addresses (no answer while the list is empty: an empty `addr` is refused
 /// by the reference nodes); ignores everything else.
+///
+/// The answers many peers ask for (`headers` ranges, blocks: see
+/// [`Serve::plan`]) are encoded once for all the peers that share an
+/// encoding, kept in a bounded [`FrameCache`] shared by every clone of the
+/// server, and queued on each peer as the same bytes
+/// ([`Peer::send_frame`]): 200 peers syncing from genesis cost one copy of
+/// each answer.
 ///
 /// The store is an in-memory [`Chain`] by default, or any [`ChainStore`]
 /// (a node's own database). It may grow while it is served: every answer
@@ -39,6 +46,7 @@ use crate::protocol::GossipAddr;
 pub struct ChainServer<P: Serve, S: ChainStore<P> + ?Sized = Chain<P>> {
     store: Arc<S>,
     addresses: Arc<[SocketAddr]>,
+    frames: Arc<FrameCache>,
     protocol: PhantomData<fn() -> P>,
 }
 
@@ -47,6 +55,7 @@ impl<P: Serve, S: ChainStore<P> + ?Sized> Clone for ChainServer<P, S> {
         ChainServer {
             store: self.store.clone(),
             addresses: self.addresses.clone(),
+            frames: self.frames.clone(),
             protocol: PhantomData,
         }
     }
@@ -58,18 +67,34 @@ impl<P: Serve, S: ChainStore<P> + ?Sized> fmt::Debug for ChainServer<P, S> {
             .field("protocol", &P::NAME)
             .field("height", &self.store.height())
             .field("addresses", &self.addresses)
+            .field("frames", &self.frames)
             .finish()
     }
 }
 
 impl<P: Serve, S: ChainStore<P> + ?Sized> ChainServer<P, S> {
-    /// A server of `store` that knows no addresses.
+    /// A server of `store` that knows no addresses, with a frame cache of
+    /// the default bounds ([`FrameCache::default`]).
     pub fn new(store: Arc<S>) -> Self {
         ChainServer {
             store,
             addresses: Arc::from(Vec::new()),
+            frames: Arc::new(FrameCache::default()),
             protocol: PhantomData,
         }
+    }
+
+    /// The same server, with `frames` as its cache of encoded answers (to
+    /// change its bounds, or to share one cache between servers of the same
+    /// store).
+    pub fn with_frame_cache(mut self, frames: Arc<FrameCache>) -> Self {
+        self.frames = frames;
+        self
+    }
+
+    /// Its cache of encoded answers.
+    pub fn frames(&self) -> &Arc<FrameCache> {
+        &self.frames
     }
 
     /// The same server, answering `getaddr` with (the first 200 of) `addresses`.
@@ -102,8 +127,29 @@ impl<P: Serve + Sync, S: ChainStore<P> + ?Sized + 'static> Handler<P> for ChainS
             }
             return;
         }
-        for answer in P::answer(&*self.store, &msg) {
-            if peer.send(answer).await.is_err() {
+        let parts = P::plan(&*self.store, &msg);
+        if parts.is_empty() {
+            return;
+        }
+        let encoder = peer.encoder();
+        for part in parts {
+            let sent = match part {
+                Part::Message(answer) => peer.send(answer).await,
+                Part::Shared(shared) => {
+                    let frame = self.frames.get_or_build(encoder.key(), shared, || {
+                        let answer = P::build(&*self.store, &shared)?;
+                        encoder
+                            .encode(&answer)
+                            .inspect_err(|e| tracing::debug!(error = %e, "answer not sent"))
+                            .ok()
+                    });
+                    match frame {
+                        Some(frame) => peer.send_frame(frame).await,
+                        None => continue,
+                    }
+                }
+            };
+            if sent.is_err() {
                 break;
             }
         }

@@ -116,14 +116,16 @@ pub struct ManagerConfig<P: Protocol> {
     pub ban_duration: Duration,
     /// Points per offence.
     pub penalties: Penalties,
+    /// Whether `getaddr` is answered from the address book (true by
+    /// default). When false, the answer names only our own listening
+    /// address (nothing when not listening), so peers learn of no one
+    /// through us: for a node that must not tell its peers of each other or
+    /// of whom it dials (a mirror of one node, a relay between validators).
+    pub share_addresses: bool,
     /// [`FLUSH_INTERVAL`].
     pub flush_interval: Duration,
     /// [`SHUTDOWN_GRACE`].
     pub shutdown_grace: Duration,
-    /// Whether other nodes' addresses are passed on (true by default). When
-    /// false, a `getaddr` is answered with our own listening address only
-    /// (nothing when not listening), so peers learn of no one through us.
-    pub gossip: bool,
 }
 
 impl<P: Protocol> ManagerConfig<P> {
@@ -145,9 +147,9 @@ impl<P: Protocol> ManagerConfig<P> {
             ban_threshold: BAN_THRESHOLD,
             ban_duration: BAN_DURATION,
             penalties: Penalties::default(),
+            share_addresses: true,
             flush_interval: FLUSH_INTERVAL,
             shutdown_grace: SHUTDOWN_GRACE,
-            gossip: true,
         }
     }
 }

@@ -48,7 +48,7 @@ use super::PeerId;
 use super::routing::{self, Candidate};
 use crate::wire::{Encode, UInt256, legacy, n3};
 
-mod driver;
+pub(crate) mod driver;
 pub use driver::{BlockSource, DownloadError, DownloadOutcome, SEEN, download, follow};
 
 /// Heights ahead of the next block to hand out that may be asked for.
@@ -490,6 +490,67 @@ impl<B: Fetched> Schedule<B> {
         Arrival::Kept
     }
 
+    /// A block that came outside the schedule's requests (a peer sent the
+    /// block it announced): kept like an answer when its height is wanted
+    /// (raising the target to it), inside the window and asked of nobody
+    /// yet, and it passes the same checks; then its height is never asked
+    /// for. A height held, handed out, beyond the window or being fetched
+    /// is [`Arrival::Stale`]. A block that fails the checks is
+    /// [`Arrival::Bad`], and `from`'s requests are abandoned.
+    pub fn offer(&mut self, block: B, from: PeerId) -> Arrival {
+        let index = block.index();
+        let at = u64::from(index);
+        if at < self.next
+            || self.held.contains_key(&index)
+            || at >= self.next + u64::from(self.config.window)
+        {
+            return Arrival::Stale;
+        }
+        let covering = self
+            .work
+            .range(..=index)
+            .next_back()
+            .filter(|(_, w)| w.end >= index)
+            .map(|(&start, w)| (start, w.flight.is_some()));
+        if let Some((_, true)) = covering {
+            // Its request brings it.
+            return Arrival::Stale;
+        }
+        let why = match block.check() {
+            Err(e) => Some(format!("block {index}: {e}")),
+            Ok(()) => match (self.expected)(index) {
+                Some(want) if want != block.hash() => Some(format!(
+                    "block {index} is {}, its header says {want}",
+                    block.hash()
+                )),
+                _ => None,
+            },
+        };
+        if let Some(why) = why {
+            self.remove_peer(from);
+            return Arrival::Bad { peer: from, why };
+        }
+        self.set_target(index);
+        let size = block.wire_size();
+        self.held_bytes += size;
+        self.held.insert(
+            index,
+            Held {
+                block,
+                from,
+                request: RequestId::MAX,
+                size,
+            },
+        );
+        if let Some((start, false)) = covering {
+            // The waiting work around it loses it.
+            if let Some(work) = self.work.remove(&start) {
+                self.requeue(start, work);
+            }
+        }
+        Arrival::Kept
+    }
+
     /// Request `id` has ended: every answer came, or the peer failed (it
     /// left, stalled, or owed nothing more). What it did not bring goes to
     /// another peer. Returns whether it was still live.
@@ -598,7 +659,8 @@ impl<B: Fetched> Schedule<B> {
         while self.planned < limit {
             let start = self.planned;
             let end = (start + u64::from(self.config.range)).min(limit) - 1;
-            self.work.insert(
+            // Heights held already (offered) are left out.
+            self.requeue(
                 start as u32,
                 Work {
                     end: end as u32,

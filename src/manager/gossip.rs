@@ -71,10 +71,10 @@ impl<P: Protocol, H: Handler<P>> Handler<P> for Managed<P, H> {
 impl<P: Protocol> Inner<P> {
     /// What to answer peer `id`'s `getaddr` with: the book's best
     /// addresses or, while it has none, the listening addresses of the live
-    /// peers; our own listener (as `id` reaches us) always, so that the
+    /// peers (neither when [`ManagerConfig::share_addresses`](super::ManagerConfig::share_addresses)
+    /// is off); our own listener (as `id` reaches us) always, so that the
     /// answer is never empty while we listen (an unanswered `getaddr`
-    /// stalls the asker). Without [`ManagerConfig::gossip`](super::ManagerConfig::gossip),
-    /// our own listener only.
+    /// stalls the asker).
     pub(super) fn addresses_for(&self, id: PeerId) -> Vec<crate::protocol::GossipAddr> {
         const MOST: usize = 200;
         let now = crate::protocol::unix_seconds();
@@ -83,13 +83,14 @@ impl<P: Protocol> Inner<P> {
             timestamp: now,
             services: P::services(&self.config.local.identity),
         };
-        let mut known = if self.config.gossip {
+        let share = self.config.share_addresses;
+        let mut known = if share {
             self.book.for_getaddr(MOST - 1)
         } else {
             Vec::new()
         };
         let reg = self.lock();
-        if known.is_empty() && self.config.gossip {
+        if known.is_empty() && share {
             known.extend(
                 reg.peers
                     .values()

@@ -63,6 +63,7 @@ mod config;
 pub mod download;
 mod error;
 mod feeler;
+mod follower;
 mod gossip;
 mod handle;
 mod lifecycle;
@@ -86,6 +87,7 @@ pub use config::{
     ManagerConfig, Penalties, ROUTE_TIMEOUT, SHUTDOWN_GRACE, TARGET_OUTBOUND,
 };
 pub use error::{Departed, ManagerError, ManagerEvent, PeerSummary, ShutdownReport};
+pub use follower::{FOLLOW_CHECK, FOLLOW_EVENTS, FollowConfig, FollowError, FollowEvent, Follower};
 pub use handle::ManagedPeer;
 pub use relay::{FLOOD_POINTS, OnItem, RELAY_CACHE, RELAY_OUTBOX, RelayConfig, RelayStats};
 
@@ -145,6 +147,44 @@ impl<P: Protocol> Clone for PeerManager<P> {
     }
 }
 
+/// A manager that does not keep it alive: what a handler made by
+/// [`PeerManager::with_handler`] holds. Cheap to clone.
+pub struct WeakManager<P: Protocol> {
+    inner: Weak<Inner<P>>,
+}
+
+impl<P: Protocol> Clone for WeakManager<P> {
+    fn clone(&self) -> Self {
+        WeakManager {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<P: Protocol> std::fmt::Debug for WeakManager<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeakManager")
+            .field("protocol", &P::NAME)
+            .field("live", &(self.inner.strong_count() > 0))
+            .finish()
+    }
+}
+
+impl<P: Protocol> WeakManager<P> {
+    /// The manager, unless it has been dropped.
+    pub fn upgrade(&self) -> Option<PeerManager<P>> {
+        self.inner.upgrade().map(|inner| PeerManager { inner })
+    }
+
+    /// The managed peer behind `peer`, the handle a handler is given: its
+    /// number is [`Peer::id`] and its addresses are the manager's records.
+    /// `None` when the manager is gone, or the peer has left it (or is not
+    /// yet registered: its first messages may come just before).
+    pub fn peer(&self, peer: &Peer<P>) -> Option<ManagedPeer<P>> {
+        self.upgrade()?.peer(peer.id())
+    }
+}
+
 impl<P: Protocol> std::fmt::Debug for PeerManager<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PeerManager")
@@ -169,6 +209,44 @@ impl<P: Protocol> PeerManager<P> {
         handler: H,
         executor: E,
     ) -> Result<Self, ManagerError> {
+        Self::with_handler(config, book, |_| handler, executor)
+    }
+
+    /// [`PeerManager::new`], with the handler made by `make_handler` from
+    /// a [`WeakManager`]: a handler that keeps it can reach the manager
+    /// from inside, and so the managed peer that called it
+    /// ([`WeakManager::peer`]), with its number and address, without
+    /// owning the manager (which owns the handler).
+    ///
+    /// ```no_run
+    /// use neo_peer::book::{AddressBook, BookConfig};
+    /// use neo_peer::executor::SmolGlobal;
+    /// use neo_peer::manager::{ManagerConfig, PeerManager, WeakManager};
+    /// use neo_peer::peer::{Handler, LocalConfig, Peer};
+    /// use neo_peer::protocol::{N3, Protocol};
+    /// use neo_peer::wire::n3::{Message, PRIVNET_MAGIC};
+    ///
+    /// struct Who(WeakManager<N3>);
+    ///
+    /// impl Handler<N3> for Who {
+    ///     async fn handle(&self, peer: &Peer<N3>, msg: Message) {
+    ///         if let Some(managed) = self.0.peer(peer) {
+    ///             println!("{} from peer {} at {:?}", msg.command_name(), managed.id(), managed.addr());
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let book = AddressBook::in_memory(BookConfig::new(N3::NAME, PRIVNET_MAGIC));
+    /// let config = ManagerConfig::new(LocalConfig::new(PRIVNET_MAGIC));
+    /// let manager = PeerManager::<N3>::with_handler(config, book, Who, SmolGlobal)?;
+    /// # Ok::<_, neo_peer::manager::ManagerError>(())
+    /// ```
+    pub fn with_handler<H: Handler<P>, E: Executor>(
+        config: ManagerConfig<P>,
+        book: AddressBook,
+        make_handler: impl FnOnce(WeakManager<P>) -> H,
+        executor: E,
+    ) -> Result<Self, ManagerError> {
         let made_for = book.config();
         let network = config.local.identity.network;
         if made_for.protocol != P::NAME || made_for.network != network {
@@ -177,35 +255,37 @@ impl<P: Protocol> PeerManager<P> {
                 manager: (P::NAME, network),
             });
         }
-        let user = Arc::new(handler);
         let executor = Counted {
             inner: Arc::new(executor),
             live: Arc::new(AtomicUsize::new(0)),
         };
-        let local = config.local.clone();
-        let peer_executor = executor.clone();
-        let make_user = user.clone();
-        let make_peer: MakePeer<P> = Box::new(move |conn, direction, inner| {
-            let handler = Managed {
-                user: make_user.clone(),
-                inner,
-            };
-            Peer::new(
-                conn,
-                direction,
-                local.clone(),
-                handler,
-                peer_executor.clone(),
-            )
-        });
-        let deliver: Deliver<P> = Box::new(move |peer, msg, kind| {
-            let user = user.clone();
-            Box::pin(async move { user.handle_answer(&peer, msg, kind).await })
-        });
         let (events, events_rx) = async_channel::bounded(EVENT_CAPACITY);
         telemetry::address_book(&book);
-        Ok(PeerManager {
-            inner: Arc::new(Inner {
+        let inner = Arc::new_cyclic(|weak: &Weak<Inner<P>>| {
+            let user = Arc::new(make_handler(WeakManager {
+                inner: weak.clone(),
+            }));
+            let local = config.local.clone();
+            let peer_executor = executor.clone();
+            let make_user = user.clone();
+            let make_peer: MakePeer<P> = Box::new(move |conn, direction, inner| {
+                let handler = Managed {
+                    user: make_user.clone(),
+                    inner,
+                };
+                Peer::new(
+                    conn,
+                    direction,
+                    local.clone(),
+                    handler,
+                    peer_executor.clone(),
+                )
+            });
+            let deliver: Deliver<P> = Box::new(move |peer, msg, kind| {
+                let user = user.clone();
+                Box::pin(async move { user.handle_answer(&peer, msg, kind).await })
+            });
+            Inner {
                 config,
                 book,
                 executor,
@@ -220,8 +300,9 @@ impl<P: Protocol> PeerManager<P> {
                 listen_port: std::sync::atomic::AtomicU16::new(0),
                 relay: OnceLock::new(),
                 announcements: Mutex::new(Vec::new()),
-            }),
-        })
+            }
+        });
+        Ok(PeerManager { inner })
     }
 
     /// The settings.

@@ -118,7 +118,8 @@ pub struct RelayStats {
     pub not_found: u64,
     /// Announcements dropped as floods.
     pub floods: u64,
-    /// Messages dropped because a peer's outbox was full.
+    /// Messages dropped because a peer's outbox was full, and hashes of a
+    /// `getdata` left unanswered for the same reason.
     pub dropped: u64,
 }
 
@@ -367,9 +368,20 @@ impl<P: Inventory> Room<P> {
         if !self.link(&mut st, peer) {
             return;
         }
+        // One answer per hash at most: no more hashes are looked up than
+        // the asker's outbox has room for, so that a long `getdata` (Legacy
+        // takes 65,536 hashes) never builds more than that in memory.
+        let room = st.links.get(&id).map_or(0, |l| {
+            self.config.outbox.max(1).saturating_sub(l.outbox.len())
+        });
+        let mut asked = distinct(hashes);
+        if asked.len() > room {
+            st.stats.dropped += (asked.len() - room) as u64;
+            asked.truncate(room);
+        }
         let mut answers = Vec::new();
         let mut rest = Vec::new();
-        for hash in distinct(hashes) {
+        for hash in asked {
             match st.recent.items.get(&hash) {
                 Some(item) if item.kind == kind => answers.push(item.message.clone()),
                 _ => rest.push(hash),
@@ -562,7 +574,8 @@ impl<P: Inventory> PeerManager<P> {
     ///   it accepts.
     /// - `getdata` is answered from the items relayed lately (at most
     ///   [`RelayConfig::cache`]), then from `store` when given (blocks and
-    ///   transactions), and on N3 with `notfound` for the rest.
+    ///   transactions), and on N3 with `notfound` for the rest; no more
+    ///   hashes are answered than the asker's queue has room for.
     /// - What the relay sends goes through a queue per peer of at most
     ///   [`RelayConfig::outbox`] messages, drained by one task per peer: a
     ///   peer that does not read slows no one else; past the bound, what is

@@ -99,7 +99,12 @@ const EVICTED: usize = 1 << (usize::BITS - 1);
 /// assert_eq!(budget.limit(), 16 << 20);
 /// ```
 #[derive(Clone)]
-pub struct ReceiveBudget {
+pub struct ReceiveBudget(Budget);
+
+/// A pool of bytes shared by many peers: a [`ReceiveBudget`] or a
+/// [`SendBudget`], as the peer [`Machine`](super::Machine) draws on it.
+#[derive(Clone)]
+pub(crate) struct Budget {
     inner: Arc<Inner>,
 }
 
@@ -136,11 +141,7 @@ impl Default for ReceiveBudget {
 
 impl std::fmt::Debug for ReceiveBudget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReceiveBudget")
-            .field("limit", &self.inner.limit)
-            .field("used", &self.used())
-            .field("patience", &self.inner.patience)
-            .finish()
+        self.0.debug("ReceiveBudget", f)
     }
 }
 
@@ -152,7 +153,175 @@ impl ReceiveBudget {
 
     /// A budget of `limit` bytes whose waiting peers make room after `patience`.
     pub fn with_patience(limit: usize, patience: Duration) -> Self {
-        ReceiveBudget {
+        ReceiveBudget(Budget::new(limit, patience))
+    }
+
+    /// The most bytes the peers sharing it may hold beyond their own [`UNBUDGETED`].
+    pub fn limit(&self) -> usize {
+        self.0.limit()
+    }
+
+    /// How long a peer waits for room before the oldest frames are dropped.
+    pub fn patience(&self) -> Duration {
+        self.0.patience()
+    }
+
+    /// Bytes held now.
+    pub fn used(&self) -> usize {
+        self.0.used()
+    }
+
+    /// Bytes free now.
+    pub fn free(&self) -> usize {
+        self.0.free()
+    }
+
+    /// Whether `self` and `other` are handles to the same budget.
+    pub fn same(&self, other: &ReceiveBudget) -> bool {
+        self.0.same(&other.0)
+    }
+
+    /// A new share, for one peer.
+    pub(crate) fn claim(&self) -> Claim {
+        self.0.claim()
+    }
+}
+
+/// Default send budget: 64 MiB of unsent answers for all the peers of a
+/// node together.
+///
+/// That is about 45 full `headers` answers (2000 headers, some 1.4 MB) or
+/// 32 N3 blocks of the 2 MiB the public network allows in flight at once.
+/// A peer that reads empties its share as fast as its link takes it, so
+/// on working links the budget is only spent by peers that do not read,
+/// and those are the ones dropped when it is.
+pub const SEND_BUDGET: usize = 64 << 20;
+
+/// Unsent bytes each peer may hold without drawing on the send budget:
+/// enough for every small message (requests, `pong`, an `inv` or `getdata`
+/// of 500 hashes, an `addr`), so that they never wait for it.
+pub const SEND_UNBUDGETED: usize = 16 * 1024;
+
+/// The default per-peer send bound: 4 MiB of unsent bytes, past which the
+/// peer's requests are not read (see [`LocalConfig::send_limit`](super::LocalConfig::send_limit)).
+///
+/// Two full `headers` answers, or two N3 blocks of the 2 MiB the public
+/// network allows: a syncing peer that asks for the next range before the
+/// last one is written keeps being read, and a peer that stops reading
+/// costs at most this much (plus one answer being queued) until the write
+/// timeout drops it.
+pub const SEND_LIMIT: usize = 4 << 20;
+
+/// A send budget shared by many peers: how many unsent bytes their queues
+/// may hold together.
+///
+/// Each peer may hold [`SEND_UNBUDGETED`] unsent bytes of its own; a message
+/// that would take it beyond that takes the rest from the budget of its
+/// [`LocalConfig::send_budget`](super::LocalConfig::send_budget) before it
+/// is encoded (its size is known in advance: the frame is never larger
+/// than its uncompressed form). Like the [`ReceiveBudget`], cloning a
+/// [`LocalConfig`](super::LocalConfig) shares it, so the peers of a
+/// manager, or of `neo-peer serve`, share one.
+///
+/// When it is spent:
+///
+/// - a peer whose next message finds no room does not take it: the message
+///   waits in the mailbox (its caller waits, a handler answering waits), and
+///   the peer's own requests are not read meanwhile, so the remote waits in
+///   TCP; it is retried as soon as any peer's bytes are written;
+/// - a peer that has waited for the budget's patience ([`BUDGET_PATIENCE`]
+///   by default) drops the other peers whose writes have made no progress
+///   for the longest (a remote that does not read first), until what it
+///   needs is free; each ends with
+///   [`DisconnectReason::SendBudget`](super::DisconnectReason::SendBudget).
+///   If no other peer holds unsent bytes, its message alone is larger than
+///   the budget, and it is sent anyway (the budget is then overdrawn by it).
+///
+/// So the send queues of all peers hold at most the budget plus
+/// [`SEND_UNBUDGETED`] per peer, plus a `pong` per `ping` read before the
+/// peer's bound stopped reading. Bytes are counted per peer: an answer
+/// shared by many peers ([`Frame`](super::Frame)) is in memory once but
+/// counted once for each peer that has it unsent.
+///
+/// ```
+/// use neo_peer::peer::{LocalConfig, SendBudget};
+/// use neo_peer::protocol::Legacy;
+///
+/// let budget = SendBudget::new(32 << 20);
+/// let mut config = LocalConfig::<Legacy>::new(0x0074_6E41);
+/// config.send_budget = budget.clone();
+/// assert!(config.clone().send_budget.same(&budget));
+/// assert_eq!(budget.used(), 0);
+/// ```
+#[derive(Clone)]
+pub struct SendBudget(Budget);
+
+impl Default for SendBudget {
+    fn default() -> Self {
+        SendBudget::new(SEND_BUDGET)
+    }
+}
+
+impl std::fmt::Debug for SendBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.debug("SendBudget", f)
+    }
+}
+
+impl SendBudget {
+    /// A budget of `limit` bytes, with the default patience ([`BUDGET_PATIENCE`]).
+    pub fn new(limit: usize) -> Self {
+        SendBudget::with_patience(limit, BUDGET_PATIENCE)
+    }
+
+    /// A budget of `limit` bytes whose waiting peers make room after `patience`.
+    pub fn with_patience(limit: usize, patience: Duration) -> Self {
+        SendBudget(Budget::new(limit, patience))
+    }
+
+    /// The most unsent bytes the peers sharing it may hold beyond their own
+    /// [`SEND_UNBUDGETED`].
+    pub fn limit(&self) -> usize {
+        self.0.limit()
+    }
+
+    /// How long a peer waits for room before the slowest readers are dropped.
+    pub fn patience(&self) -> Duration {
+        self.0.patience()
+    }
+
+    /// Bytes held now.
+    pub fn used(&self) -> usize {
+        self.0.used()
+    }
+
+    /// Bytes free now.
+    pub fn free(&self) -> usize {
+        self.0.free()
+    }
+
+    /// Whether `self` and `other` are handles to the same budget.
+    pub fn same(&self, other: &SendBudget) -> bool {
+        self.0.same(&other.0)
+    }
+
+    /// A new share, for one peer.
+    pub(crate) fn claim(&self) -> Claim {
+        self.0.claim()
+    }
+}
+
+impl Budget {
+    fn debug(&self, name: &str, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct(name)
+            .field("limit", &self.inner.limit)
+            .field("used", &self.used())
+            .field("patience", &self.inner.patience)
+            .finish()
+    }
+
+    fn new(limit: usize, patience: Duration) -> Self {
+        Budget {
             inner: Arc::new(Inner {
                 limit: limit.min(EVICTED - 1),
                 patience,
@@ -165,28 +334,23 @@ impl ReceiveBudget {
         }
     }
 
-    /// The most bytes the peers sharing it may hold beyond their own [`UNBUDGETED`].
-    pub fn limit(&self) -> usize {
+    pub(crate) fn limit(&self) -> usize {
         self.inner.limit
     }
 
-    /// How long a peer waits for room before the oldest frames are dropped.
-    pub fn patience(&self) -> Duration {
+    pub(crate) fn patience(&self) -> Duration {
         self.inner.patience
     }
 
-    /// Bytes held now.
-    pub fn used(&self) -> usize {
+    pub(crate) fn used(&self) -> usize {
         self.inner.used.load(Ordering::Acquire)
     }
 
-    /// Bytes free now.
-    pub fn free(&self) -> usize {
+    pub(crate) fn free(&self) -> usize {
         self.inner.limit.saturating_sub(self.used())
     }
 
-    /// Whether `self` and `other` are handles to the same budget.
-    pub fn same(&self, other: &ReceiveBudget) -> bool {
+    fn same(&self, other: &Budget) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
@@ -271,18 +435,19 @@ impl Inner {
     }
 }
 
-/// One peer's share of a [`ReceiveBudget`]: the bytes it holds, the age of
-/// its frame in progress, and whether it was dropped to free the budget.
+/// One peer's share of a [`ReceiveBudget`] or a [`SendBudget`]: the bytes
+/// it holds, since when (its frame in progress began, or its writes last
+/// made progress), and whether it was dropped to free the budget.
 /// Dropping it gives its bytes back.
 pub(crate) struct Claim {
-    budget: ReceiveBudget,
+    budget: Budget,
     id: u64,
     holder: Arc<Holder>,
 }
 
 impl Claim {
     /// The budget it is a share of.
-    pub(crate) fn budget(&self) -> &ReceiveBudget {
+    pub(crate) fn budget(&self) -> &Budget {
         &self.budget
     }
 
@@ -414,6 +579,6 @@ mod tests {
         assert_eq!(newcomer.make_room(200), 0);
         drop(claims);
         assert_eq!(budget.used(), 0);
-        assert_eq!(budget.inner.lock().len(), 1);
+        assert_eq!(budget.0.inner.lock().len(), 1);
     }
 }

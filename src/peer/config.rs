@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::budget::ReceiveBudget;
+use super::budget::{ReceiveBudget, SEND_LIMIT, SendBudget};
 use crate::protocol::{Identity, Protocol};
 use crate::wire::PayloadLimits;
 
@@ -143,6 +143,19 @@ pub struct LocalConfig<P: Protocol> {
     /// [`ReceiveBudget`]). [`LocalConfig::new`] makes a new one of
     /// [`RECEIVE_BUDGET`](super::RECEIVE_BUDGET) bytes.
     pub receive_budget: ReceiveBudget,
+    /// The per-peer send bound, in bytes ([`SEND_LIMIT`] by default): while
+    /// the peer holds this many unsent bytes, or a message of ours waits
+    /// because queuing it would pass this bound, the remote's requests are
+    /// not read; a peer that then reads nothing is dropped by the write
+    /// timeout. A message larger than the bound is sent alone. The unsent
+    /// bytes of one peer are thus at most the bound, or one message when it
+    /// is larger, plus a `pong` per `ping` already read.
+    pub send_limit: usize,
+    /// The budget the unsent bytes of this peer draw on, shared with every
+    /// peer given a clone of this configuration (see [`SendBudget`]).
+    /// [`LocalConfig::new`] makes a new one of
+    /// [`SEND_BUDGET`](super::SEND_BUDGET) bytes.
+    pub send_budget: SendBudget,
 }
 
 impl<P: Protocol> LocalConfig<P> {
@@ -156,6 +169,8 @@ impl<P: Protocol> LocalConfig<P> {
             handshake_max_payload: HANDSHAKE_MAX_PAYLOAD,
             payload_limits: P::PAYLOAD_LIMITS,
             receive_budget: ReceiveBudget::default(),
+            send_limit: SEND_LIMIT,
+            send_budget: SendBudget::default(),
         }
     }
 
@@ -174,6 +189,8 @@ impl<P: Protocol> Clone for LocalConfig<P> {
             handshake_max_payload: self.handshake_max_payload,
             payload_limits: self.payload_limits,
             receive_budget: self.receive_budget.clone(),
+            send_limit: self.send_limit,
+            send_budget: self.send_budget.clone(),
         }
     }
 }
@@ -187,6 +204,8 @@ impl<P: Protocol> fmt::Debug for LocalConfig<P> {
             .field("handshake_max_payload", &self.handshake_max_payload)
             .field("payload_limits", &self.payload_limits)
             .field("receive_budget", &self.receive_budget)
+            .field("send_limit", &self.send_limit)
+            .field("send_budget", &self.send_budget)
             .finish()
     }
 }

@@ -21,8 +21,8 @@ use tracing::Instrument;
 use super::machine::{self, Machine, Misbehaviour};
 use super::queue;
 use super::{
-    Connection, Direction, DisconnectReason, Handler, LocalConfig, Peer, PeerError, RequestId,
-    Stats,
+    Connection, Direction, DisconnectReason, Frame, Handler, LocalConfig, Peer, PeerError,
+    RequestId, Stats,
 };
 use crate::executor::Executor;
 use crate::protocol::{Protocol, RequestKind};
@@ -152,13 +152,36 @@ pub(super) enum ReplyItem<P: Protocol> {
 /// A message for the driver, from a handle. Boxed in the mailbox: a slot of
 /// a pointer keeps the queue small whatever the size of the message type.
 pub(super) struct Outgoing<P: Protocol> {
-    pub(super) msg: P::Message,
+    pub(super) msg: Item<P>,
     /// The height the remote must have to answer in full, when known.
     pub(super) reach: Option<u32>,
     /// Receives the answers instead of the handler.
     pub(super) reply: Option<async_channel::Sender<ReplyItem<P>>>,
     /// Told whether the message was written.
     pub(super) written: Option<async_channel::Sender<Result<(), PeerError>>>,
+}
+
+/// What a caller sends: a message to encode, or a frame encoded already.
+pub(super) enum Item<P: Protocol> {
+    Message(P::Message),
+    Frame(Frame),
+}
+
+impl<P: Protocol> Item<P> {
+    /// The most bytes it takes on the wire.
+    fn size(&self) -> usize {
+        match self {
+            Item::Message(m) => P::frame_size(m),
+            Item::Frame(f) => f.len(),
+        }
+    }
+
+    fn command(&self) -> &'static str {
+        match self {
+            Item::Message(m) => P::command_name(m),
+            Item::Frame(f) => f.command(),
+        }
+    }
 }
 
 /// Runs the handshake on this task, then starts the driver on `executor`
@@ -192,6 +215,8 @@ where
         handshake_end: None,
         connected: None,
         budget_wait: None,
+        next_out: None,
+        send_wait: None,
     };
     let handshaken = std::future::poll_fn(|cx| driver.poll(cx, true))
         .instrument(span.clone())
@@ -257,6 +282,12 @@ struct Driver<P: Protocol, C, H, E> {
     /// While the machine waits for room in the receive budget: told when
     /// another peer gives bytes back.
     budget_wait: Option<EventListener>,
+    /// A message taken from the mailbox that waits for room (the peer's
+    /// send bound or the send budget).
+    next_out: Option<Box<Outgoing<P>>>,
+    /// While that message waits for room in the send budget: told when
+    /// another peer's bytes are written.
+    send_wait: Option<EventListener>,
 }
 
 impl<P: Protocol, C: Connection, H: Handler<P>, E: Executor> Driver<P, C, H, E> {
@@ -285,6 +316,7 @@ impl<P: Protocol, C: Connection, H: Handler<P>, E: Executor> Driver<P, C, H, E> 
             let m = &mut st.machine;
             // Woken if another peer drops this one to free the budget.
             m.claim().register(cx.waker());
+            m.send_claim().register(cx.waker());
             if m.poll_timeout().is_some_and(|t| t <= now) {
                 m.handle_timeout(now);
             }
@@ -321,14 +353,42 @@ impl<P: Protocol, C: Connection, H: Handler<P>, E: Executor> Driver<P, C, H, E> 
                 self.finish(&shared, cx);
                 return Poll::Ready(false);
             }
-            // The mailbox, while the outbox is short.
+            // The mailbox, while the outbox is short and there is room for
+            // the next message.
             while self.handling.is_some() && m.unsent() < SEND_WATERMARK {
-                let Poll::Ready(next) = self.mailbox.poll_recv(cx) else {
-                    break;
+                let out = match self.next_out.take() {
+                    Some(out) => out,
+                    None => {
+                        let Poll::Ready(next) = self.mailbox.poll_recv(cx) else {
+                            break;
+                        };
+                        let Some(out) = next else { break };
+                        progress = true;
+                        out
+                    }
                 };
-                let Some(out) = next else { break };
-                progress = true;
+                if !m.send_room(now, out.msg.size()) {
+                    self.next_out = Some(out);
+                    break;
+                }
                 self.submit(m, now, *out);
+            }
+            if m.is_send_starved() {
+                // Offered again when another peer's bytes are written.
+                match self.send_wait.as_mut() {
+                    None => {
+                        self.send_wait = Some(m.send_claim().budget().listen());
+                        progress = true;
+                    }
+                    Some(freed) => {
+                        if Pin::new(freed).poll(cx).is_ready() {
+                            self.send_wait = None;
+                            progress = true;
+                        }
+                    }
+                }
+            } else {
+                self.send_wait = None;
             }
             // Writing.
             let out = m.poll_transmit(now);
@@ -442,15 +502,18 @@ impl<P: Protocol, C: Connection, H: Handler<P>, E: Executor> Driver<P, C, H, E> 
             reply,
             written,
         } = out;
-        match m.send(now, &msg, reach, reply.is_some()) {
+        let sent = match &msg {
+            Item::Message(msg) => m.send(now, msg, reach, reply.is_some()),
+            Item::Frame(frame) => m.send_frame(now, frame).map(|()| None),
+        };
+        match sent {
             Ok(id) => {
                 if let Some(reply) = reply {
                     match id {
                         Some(id) => self.replies.push((id, reply)),
                         None => {
-                            let _ = reply.try_send(ReplyItem::Failed(PeerError::NoAnswer(
-                                P::command_name(&msg),
-                            )));
+                            let _ = reply
+                                .try_send(ReplyItem::Failed(PeerError::NoAnswer(msg.command())));
                         }
                     }
                 }
@@ -539,7 +602,8 @@ impl<P: Protocol, C: Connection, H: Handler<P>, E: Executor> Driver<P, C, H, E> 
         // Refuse new messages, then fail the ones already queued: their
         // callers learn of the disconnect now rather than never.
         self.mailbox.close();
-        while let Ok(out) = self.mailbox.try_recv() {
+        let mut held = self.next_out.take();
+        while let Some(out) = held.take().or_else(|| self.mailbox.try_recv().ok()) {
             if let Some(reply) = out.reply {
                 let _ = reply.try_send(ReplyItem::Failed(failed.clone()));
             }

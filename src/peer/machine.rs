@@ -41,8 +41,10 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
-use super::budget::{Claim, UNBUDGETED};
+use super::Frame;
+use super::budget::{Claim, SEND_UNBUDGETED, UNBUDGETED};
 use super::handshake::{Handshake, Received, Step};
+use super::outbox::{KEEP_CAPACITY, Outbox};
 use super::stall::{RequestId, StallDetector};
 use super::{DisconnectReason, LocalConfig, PeerError, Stats, Violation};
 use crate::protocol::{
@@ -60,9 +62,6 @@ pub const READ_CHUNK: usize = 1024;
 /// remote that stalls mid-frame leaves us holding at most half again what it
 /// sent.
 pub const MAX_READ_CHUNK: usize = 1 << 20;
-
-/// Capacity above which an emptied buffer is given back rather than kept.
-const KEEP_CAPACITY: usize = 4 * READ_CHUNK;
 
 /// Something the outside world must act on.
 #[derive(Debug, Clone)]
@@ -207,7 +206,17 @@ pub struct Machine<P: Protocol> {
     /// for more bytes).
     decodable: bool,
     /// Encoded bytes not yet taken by the connection.
-    outbox: BytesMut,
+    outbox: Outbox,
+    /// This peer's share of the send budget, charged with the unsent bytes
+    /// beyond [`SEND_UNBUDGETED`].
+    send_claim: Claim,
+    /// Whether a message of ours waits for room (the peer's send bound or
+    /// the send budget): the remote is not read meanwhile.
+    send_waiting: bool,
+    /// Since when a message of ours has waited for room in the send budget,
+    /// how much it lacks, and whether it may overdraw the budget (nobody
+    /// else holds bytes to drop).
+    send_starved: Option<(Instant, usize, bool)>,
     /// Bytes taken by the connection so far.
     written: u64,
     handshake: Handshake,
@@ -255,6 +264,7 @@ impl<P: Protocol> Machine<P> {
         P::set_max_payload(&mut encoder, MAX_PAYLOAD);
         P::set_limits(&mut encoder, config.payload_limits);
         let claim = config.receive_budget.claim();
+        let send_claim = config.send_budget.claim();
         let mut m = Machine {
             handshake: Handshake::new(config.identity.nonce, config.identity.network),
             handshake_deadline: now + config.timeouts.handshake,
@@ -278,7 +288,10 @@ impl<P: Protocol> Machine<P> {
             frame_since: None,
             starved: None,
             decodable: false,
-            outbox: BytesMut::new(),
+            outbox: Outbox::default(),
+            send_claim,
+            send_waiting: false,
+            send_starved: None,
             written: 0,
             verack_due: None,
             hold: None,
@@ -361,11 +374,35 @@ impl<P: Protocol> Machine<P> {
         &self.claim
     }
 
+    /// This peer's share of the send budget.
+    pub(crate) fn send_claim(&self) -> &Claim {
+        &self.send_claim
+    }
+
+    /// Whether a message of ours waits for room in the send budget: the
+    /// driver should offer it again when the budget frees bytes (see
+    /// [`SendBudget`](super::SendBudget)).
+    pub fn is_send_starved(&self) -> bool {
+        self.send_starved.is_some()
+    }
+
     /// Whether the machine wants bytes from the remote: it is not closed,
-    /// not held back by a busy handler, and every complete frame it had is
-    /// decoded.
+    /// not held back by a busy handler, every complete frame it had is
+    /// decoded, and its answers are not held back: fewer unsent bytes than
+    /// the send bound ([`LocalConfig::send_limit`](super::LocalConfig::send_limit))
+    /// and no message of ours waiting for room. A remote that does not read
+    /// is not read either, until it does (or the write timeout drops it).
     pub fn wants_bytes(&self) -> bool {
-        self.phase != Phase::Closed && self.busy_since.is_none() && !self.decodable
+        self.phase != Phase::Closed
+            && self.busy_since.is_none()
+            && !self.decodable
+            && !self.send_held_back()
+    }
+
+    /// Whether the remote's requests are held back because our answers to
+    /// it are not written.
+    fn send_held_back(&self) -> bool {
+        self.send_waiting || self.outbox.len() >= self.config.send_limit
     }
 
     // ---- inputs
@@ -519,17 +556,95 @@ impl<P: Protocol> Machine<P> {
 
     /// The connection took `n` bytes of [`poll_transmit`](Machine::poll_transmit) at `now`.
     pub fn handle_written(&mut self, now: Instant, n: usize) {
-        let n = n.min(self.outbox.len());
-        let _ = self.outbox.split_to(n);
+        let n = n.min(self.outbox.front().len());
+        self.outbox.advance(n);
         self.written += n as u64;
         if self.outbox.is_empty() {
             self.write_stuck_since = None;
-            if self.outbox.capacity() > KEEP_CAPACITY {
-                self.outbox = BytesMut::new();
-            }
         } else if n > 0 {
             self.write_stuck_since = Some(now);
         }
+        self.settle_send();
+    }
+
+    /// Whether a message of about `size` bytes (at most
+    /// [`Protocol::frame_size`]) may be queued at `now`: the peer holds
+    /// fewer unsent bytes than its send bound ([`LocalConfig::send_limit`](super::LocalConfig::send_limit))
+    /// with it, or none at all (a message larger than the bound goes out
+    /// alone), and the send budget has room for what it adds beyond
+    /// [`SEND_UNBUDGETED`] (taken now, before it is encoded). When it may
+    /// not, the remote is not read until it may
+    /// ([`wants_bytes`](Machine::wants_bytes)); for want of budget,
+    /// [`is_send_starved`](Machine::is_send_starved) says so, and once the
+    /// budget's patience has passed [`handle_timeout`](Machine::handle_timeout)
+    /// drops the peers slowest to read to make room.
+    pub fn send_room(&mut self, now: Instant, size: usize) -> bool {
+        if self.phase == Phase::Closed {
+            // Refused by `send` with the reason.
+            return true;
+        }
+        if self.send_claim.is_evicted() {
+            self.close(DisconnectReason::SendBudget(self.outbox.len()));
+            return true;
+        }
+        let unsent = self.outbox.len();
+        if unsent > 0 && unsent.saturating_add(size) > self.config.send_limit {
+            self.send_waiting = true;
+            return false;
+        }
+        let want = unsent.saturating_add(size).saturating_sub(SEND_UNBUDGETED);
+        let held = self.send_claim.held();
+        let lacking = want.saturating_sub(held);
+        if lacking > 0 {
+            if let Some((_, _, true)) = self.send_starved {
+                // Nobody else holds bytes to drop: it goes out alone.
+                self.send_claim.set(want);
+            } else {
+                let got = self.send_claim.take(lacking);
+                if got < lacking {
+                    // All or nothing: what was taken goes back.
+                    self.send_claim.set(held);
+                    if self.send_starved.is_none() {
+                        self.send_starved = Some((now, lacking, false));
+                    }
+                    self.send_waiting = true;
+                    return false;
+                }
+            }
+        }
+        self.send_starved = None;
+        self.send_waiting = false;
+        true
+    }
+
+    /// Queues a frame encoded in advance (shared with other peers: its
+    /// bytes are not copied) at `now`. Take room for it first
+    /// ([`send_room`](Machine::send_room)). Fails when the peer is closed or
+    /// not handshaken yet.
+    pub fn send_frame(&mut self, now: Instant, frame: &Frame) -> Result<(), PeerError> {
+        match self.phase {
+            Phase::Closed => return Err(self.disconnected()),
+            Phase::Handshaking => return Err(PeerError::NotHandshaken),
+            Phase::Open => {}
+        }
+        let before = self.outbox.len();
+        self.outbox.push(frame.bytes().clone());
+        tracing::trace!(command = frame.command(), bytes = frame.len(), "sent");
+        self.stats.sent(frame.command(), frame.len());
+        if before == 0 {
+            self.write_stuck_since = Some(now);
+        }
+        self.last_queued = now;
+        self.settle_send();
+        Ok(())
+    }
+
+    /// Charges the send budget with the unsent bytes, and records since
+    /// when writing has made no progress.
+    fn settle_send(&mut self) {
+        self.send_claim
+            .set(self.outbox.len().saturating_sub(SEND_UNBUDGETED));
+        self.send_claim.set_since(self.write_stuck_since);
     }
 
     /// Acts on every deadline that has come by `now`.
@@ -543,6 +658,23 @@ impl<P: Protocol> Machine<P> {
         }
         if self.claim.is_evicted() {
             return self.close(DisconnectReason::ReceiveBudget(self.inbox.len()));
+        }
+        if self.send_claim.is_evicted() {
+            return self.close(DisconnectReason::SendBudget(self.outbox.len()));
+        }
+        if let Some((since, lacking, false)) = self.send_starved {
+            let budget = self.send_claim.budget();
+            if now >= since + budget.patience() {
+                let dropped = self.send_claim.make_room(lacking);
+                tracing::debug!(
+                    dropped,
+                    lacking,
+                    "send budget spent: slowest readers dropped"
+                );
+                let alone = dropped == 0 && budget.free() < lacking;
+                // Retried at once; if still short, after another wait.
+                self.send_starved = Some((now, lacking, alone));
+            }
         }
         if let Some((since, lacking)) = self.starved {
             let budget = self.claim.budget();
@@ -628,9 +760,12 @@ impl<P: Protocol> Machine<P> {
         self.held = 0;
         self.starved = None;
         self.settle();
-        self.outbox = BytesMut::new();
+        self.outbox.clear();
         self.decodable = false;
         self.write_stuck_since = None;
+        self.send_waiting = false;
+        self.send_starved = None;
+        self.settle_send();
     }
 
     /// The local side cannot take more messages since `now` (its handler
@@ -655,12 +790,13 @@ impl<P: Protocol> Machine<P> {
 
     /// Bytes to write now (empty when there are none).
     pub fn poll_transmit(&self, now: Instant) -> &[u8] {
+        let front = self.outbox.front();
         match self.hold {
             Some((limit, until)) if now < until => {
                 let allowed = limit.saturating_sub(self.written) as usize;
-                &self.outbox[..allowed.min(self.outbox.len())]
+                &front[..allowed.min(front.len())]
             }
-            _ => &self.outbox,
+            _ => front,
         }
     }
 
@@ -697,7 +833,10 @@ impl<P: Protocol> Machine<P> {
         if let Some((since, _)) = self.starved {
             at(since + self.claim.budget().patience());
         }
-        if self.claim.is_evicted() {
+        if let Some((since, _, false)) = self.send_starved {
+            at(since + self.send_claim.budget().patience());
+        }
+        if self.claim.is_evicted() || self.send_claim.is_evicted() {
             // Due at once: any instant already passed will do.
             at(self.last_message.min(self.last_queued));
         }
@@ -917,9 +1056,11 @@ impl<P: Protocol> Machine<P> {
 
     fn queue(&mut self, message: &P::Message, now: Instant) -> Result<(), crate::wire::FrameError> {
         let before = self.outbox.len();
-        P::encode(&self.encoder, message, &mut self.outbox).inspect_err(|_| {
-            self.outbox.truncate(before);
-        })?;
+        let mut writer = self.outbox.writer(P::frame_size(message));
+        let encoded = P::encode(&self.encoder, message, self.outbox.buffer(&mut writer));
+        self.outbox.commit(writer, encoded.is_ok());
+        self.settle_send();
+        encoded?;
         let (command, bytes) = (P::command_name(message), self.outbox.len() - before);
         tracing::trace!(command, bytes, "sent");
         self.stats.sent(command, bytes);

@@ -38,9 +38,11 @@
 mod budget;
 mod config;
 mod engine;
+mod frame;
 pub mod handler;
 pub mod handshake;
 pub mod machine;
+mod outbox;
 mod queue;
 pub mod stall;
 pub mod stats;
@@ -55,12 +57,16 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_lite::io::{AsyncRead, AsyncWrite};
 use thiserror::Error;
 
-pub use budget::{BUDGET_PATIENCE, RECEIVE_BUDGET, ReceiveBudget, UNBUDGETED};
+pub use budget::{
+    BUDGET_PATIENCE, RECEIVE_BUDGET, ReceiveBudget, SEND_BUDGET, SEND_LIMIT, SEND_UNBUDGETED,
+    SendBudget, UNBUDGETED,
+};
 pub use config::{
     HANDLER_QUEUE_CAPACITY, HANDSHAKE_MAX_PAYLOAD, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, LocalConfig,
     MAILBOX_CAPACITY, MAX_PENDING_REQUESTS, PING_INTERVAL, Queues, STALL_CHECK_INTERVAL,
     STALL_TIMEOUT, Timeouts, WRITE_TIMEOUT,
 };
+pub use frame::{Encoder, Frame};
 pub use handler::{Handler, IgnoreAll, LegacyHandler, N3Handler};
 pub use handshake::{Handshake, Received, Step, Violation};
 pub use machine::{Event, Machine, Misbehaviour, Remote};
@@ -70,7 +76,7 @@ pub use stats::{CommandStats, Latency, Stats, StatsSnapshot};
 use crate::executor::Executor;
 use crate::protocol::{Legacy, N3, Obligation, Protocol, RequestKind, random_nonce};
 use crate::wire::{FrameError, PingPayload, UInt256, legacy, n3};
-use engine::{Outgoing, ReplyItem, Shared};
+use engine::{Item, Outgoing, ReplyItem, Shared};
 
 /// Any byte stream a peer can run over: TCP from any runtime, TLS, an
 /// in-memory pipe: whatever implements the `futures-io` traits. A tokio
@@ -148,6 +154,11 @@ pub enum DisconnectReason {
     /// peer's partial frame was among the oldest (see [`ReceiveBudget`]).
     #[error("receive budget spent: dropped with one of the oldest partial frames ({0} bytes)")]
     ReceiveBudget(usize),
+    /// The send budget shared with other peers stayed spent, and this peer
+    /// was among those whose writes had made no progress for the longest
+    /// (see [`SendBudget`]); it had this many bytes unsent.
+    #[error("send budget spent: dropped as one of the slowest readers ({0} bytes unsent)")]
+    SendBudget(usize),
 }
 
 impl DisconnectReason {
@@ -157,7 +168,7 @@ impl DisconnectReason {
     /// `handshake_timeout`, `protocol_violation`, `idle_timeout`, `stalled`,
     /// `write_timeout`, `bad_frame`, `encode_error`, `io_error`,
     /// `handler_panicked`, `handler_gone`, `misbehaviour`, `shutdown`,
-    /// `duplicate`, `receive_budget`), whatever the details the reason carries.
+    /// `duplicate`, `receive_budget`, `send_budget`), whatever the details the reason carries.
     ///
     /// ```
     /// use std::time::Duration;
@@ -186,6 +197,7 @@ impl DisconnectReason {
             DisconnectReason::Shutdown => "shutdown",
             DisconnectReason::Duplicate(_) => "duplicate",
             DisconnectReason::ReceiveBudget(_) => "receive_budget",
+            DisconnectReason::SendBudget(_) => "send_budget",
         }
     }
 
@@ -205,6 +217,7 @@ impl DisconnectReason {
                 | DisconnectReason::Frame(_)
                 | DisconnectReason::Misbehaviour(_)
                 | DisconnectReason::ReceiveBudget(_)
+                | DisconnectReason::SendBudget(_)
         )
     }
 }
@@ -245,6 +258,10 @@ pub enum PeerError {
     /// The handshake has not completed yet.
     #[error("not handshaken yet")]
     NotHandshaken,
+    /// The message is a request: it cannot be sent as a pre-encoded
+    /// [`Frame`] (its answers would not be tracked).
+    #[error("{0} is a request: it cannot be sent as a pre-encoded frame")]
+    NotShareable(&'static str),
 }
 
 /// What is known about a peer.
@@ -439,7 +456,7 @@ impl<P: Protocol> Peer<P> {
     /// and, with `answers`, of its answers.
     async fn submit(
         &self,
-        msg: P::Message,
+        msg: Item<P>,
         reach: Option<u32>,
         answers: bool,
     ) -> Result<Option<Answers<P>>, PeerError> {
@@ -478,7 +495,37 @@ impl<P: Protocol> Peer<P> {
     /// prevented it). If the message is a request, its answers reach the
     /// handler ([`Handler::handle_answer`]) and the stall rule applies.
     pub async fn send(&self, msg: P::Message) -> Result<(), PeerError> {
-        self.submit(msg, None, false).await.map(|_| ())
+        self.submit(Item::Message(msg), None, false)
+            .await
+            .map(|_| ())
+    }
+
+    /// Sends a frame encoded in advance ([`Encoder::encode`], with this
+    /// peer's [`encoder`](Peer::encoder)) and returns once it is written.
+    /// Its bytes are queued as they are, not copied: a frame sent to many
+    /// peers is in memory once. It counts against the peer's send bound and
+    /// the send budget like any message.
+    pub async fn send_frame(&self, frame: Frame) -> Result<(), PeerError> {
+        self.submit(Item::Frame(frame), None, false)
+            .await
+            .map(|_| ())
+    }
+
+    /// The encoder of this peer's frames: its network, its payload limits,
+    /// and (N3) compression if the remote allows it. Frames it encodes may
+    /// be sent to every peer whose encoder has the same
+    /// [`key`](Encoder::key). Before the handshake the remote's wishes are
+    /// unknown, and compression is off.
+    pub fn encoder(&self) -> Encoder<P> {
+        let compress = self
+            .shared
+            .lock()
+            .machine
+            .remote()
+            .facts
+            .as_ref()
+            .is_some_and(|f| f.allows_compression);
+        Encoder::new(&self.shared.config, compress)
     }
 
     /// Sends a request and returns, once it is written, its [`Answers`]
@@ -493,7 +540,7 @@ impl<P: Protocol> Peer<P> {
         msg: P::Message,
         reach: Option<u32>,
     ) -> Result<Answers<P>, PeerError> {
-        match self.submit(msg, reach, true).await? {
+        match self.submit(Item::Message(msg), reach, true).await? {
             Some(answers) => Ok(answers),
             None => Err(PeerError::NoAnswer("request")),
         }

@@ -63,6 +63,10 @@ impl Protocol for Legacy {
         codec.encode(msg, out)
     }
 
+    fn frame_size(msg: &legacy::Message) -> usize {
+        legacy::HEADER_SIZE + msg.payload_size()
+    }
+
     fn command_name(msg: &legacy::Message) -> &'static str {
         msg.command_name()
     }

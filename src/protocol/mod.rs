@@ -162,6 +162,9 @@ pub trait Protocol: Sized + Clone + Debug + Send + Sync + 'static {
         out: &mut BytesMut,
     ) -> Result<(), FrameError>;
 
+    /// The most bytes the frame of `msg` takes on the wire (its size
+    /// uncompressed: an N3 payload is sent compressed only when smaller).
+    fn frame_size(msg: &Self::Message) -> usize;
     /// The command name of `msg` (for statistics and logs).
     fn command_name(msg: &Self::Message) -> &'static str;
     /// Our `version`.

@@ -62,6 +62,11 @@ impl Protocol for N3 {
         codec.encode(msg, out)
     }
 
+    fn frame_size(msg: &n3::Message) -> usize {
+        let size = msg.payload_size();
+        2 + crate::wire::var_int_size(size as u64) + size
+    }
+
     fn command_name(msg: &n3::Message) -> &'static str {
         msg.command_name()
     }

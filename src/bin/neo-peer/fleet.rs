@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use neo_peer::book::{AddressBook, BookConfig, now_ms};
@@ -417,8 +418,10 @@ fn run_sync<P: Cli>(
         })
         .transpose()
         .map_err(|e| format!("signals: {e}"))?;
+    let following = AtomicBool::new(false);
     smol::block_on(async {
-        let result = reporting_events(&manager, out, async {
+        let interrupt = signals.map(Interrupt::watch);
+        let work = reporting_events(&manager, out, async {
             bootstrap(manager.book(), args.seeds.as_deref(), port, out).await?;
             gather(&manager, &args.connect, args.max_peers).await?;
             let mut progress = out.progress("headers");
@@ -435,18 +438,71 @@ fn run_sync<P: Cli>(
                 out.outcome("synced_blocks", blocks_fields(&blocks), || {
                     blocks_line(&blocks)
                 });
-                if let Some(signals) = signals {
+                if let Some(interrupt) = &interrupt {
                     report_peers(&manager, out);
-                    return follow_tip(&manager, &blocks, genesis, out, signals).await;
+                    following.store(true, Ordering::Release);
+                    return follow_tip(&manager, &blocks, genesis, out, interrupt).await;
                 }
             }
             report_peers(&manager, out);
             Ok(())
-        })
-        .await;
+        });
+        // A signal before the following began ends the sync at once.
+        let interrupted = async {
+            match &interrupt {
+                Some(i) => i.wait().await,
+                None => std::future::pending().await,
+            }
+            if following.load(Ordering::Acquire) {
+                // The following ends by itself, with its final line.
+                std::future::pending::<()>().await;
+            }
+            Err("interrupted before the sync ended".to_string())
+        };
+        let result = futures_lite::future::or(work, interrupted).await;
         manager.shutdown().await;
         result
     })
+}
+
+/// SIGINT or SIGTERM, once received: every waiter sees it.
+struct Interrupt {
+    received: Arc<AtomicBool>,
+    event: Arc<event_listener::Event>,
+    _watch: smol::Task<()>,
+}
+
+impl Interrupt {
+    /// Watches `signals` from now on.
+    fn watch(mut signals: async_signal::Signals) -> Self {
+        use futures_lite::StreamExt;
+        let received = Arc::new(AtomicBool::new(false));
+        let event = Arc::new(event_listener::Event::new());
+        let (r, e) = (received.clone(), event.clone());
+        let watch = smol::spawn(async move {
+            if let Some(signal) = signals.next().await {
+                tracing::info!(?signal, "stopping");
+            }
+            r.store(true, Ordering::Release);
+            e.notify(usize::MAX);
+        });
+        Interrupt {
+            received,
+            event,
+            _watch: watch,
+        }
+    }
+
+    /// Resolves once a signal was received.
+    async fn wait(&self) {
+        loop {
+            let listener = self.event.listen();
+            if self.received.load(Ordering::Acquire) {
+                return;
+            }
+            listener.await;
+        }
+    }
 }
 
 /// Downloads the blocks of heights 1 to the last of `hashes` (the header
@@ -493,9 +549,8 @@ async fn follow_tip<P: Cli>(
     synced: &DownloadOutcome,
     genesis: UInt256,
     out: Out,
-    mut signals: async_signal::Signals,
+    interrupt: &Interrupt,
 ) -> Result<(), String> {
-    use futures_lite::StreamExt;
     let from = synced.tip_index.map_or(1, |t| t + 1);
     let after = synced.tip_hash.unwrap_or(genesis);
     let total = std::cell::RefCell::new(synced.clone());
@@ -533,19 +588,16 @@ async fn follow_tip<P: Cli>(
         },
     );
     let stopped = async {
-        let signal = signals.next().await;
-        Ok(signal.and_then(Result::ok))
+        interrupt.wait().await;
+        Ok(())
     };
-    let ended = futures_lite::future::or(
-        async { following.await.map(|_| None).map_err(|e| e.to_string()) },
+    futures_lite::future::or(
+        async { following.await.map(drop).map_err(|e| e.to_string()) },
         stopped,
     )
     .await?;
     let mut total = total.into_inner();
     total.elapsed = synced.elapsed + started.elapsed();
-    if let Some(signal) = ended {
-        tracing::info!(?signal, "stopped following");
-    }
     out.outcome("synced_blocks", blocks_fields(&total), || {
         blocks_line(&total)
     });

@@ -9,8 +9,8 @@
 //!
 //! - **N3** follows through the library's block pipeline
 //!   ([`neo_peer::manager::download::follow`]): by index, the mirrored node
-//!   pinged for its height every [`CHECK`] and at once when it announces a
-//!   block.
+//!   pinged for its height at once when it announces a block, and every
+//!   peer every [`CHECK`].
 //! - **Legacy** asks by hash: the headers after the tip come from the
 //!   manager's header sync and their blocks from the download pipeline
 //!   ([`download`]) whenever the mirrored node is higher than the copy; a
@@ -37,8 +37,11 @@ use serde_json::json;
 use crate::net::{ServeArgs, bind};
 use crate::output::Out;
 
-/// How often the N3 mirror pings the mirrored node for its height (it is
-/// also pinged at once when it announces a block).
+/// How often the N3 mirror's pipeline pings its peers for their heights
+/// and looks at them again (the pipeline's rule: every live peer, inbound
+/// ones too). The mirrored node is also pinged at once whenever it
+/// announces a block, but the pipeline sees the height its pong brings
+/// only when it next looks: this interval bounds the copy's lag behind it.
 const CHECK: Duration = Duration::from_millis(50);
 /// How often the Legacy mirror looks whether the mirrored node is higher
 /// than the copy (it also looks after every block announced).
@@ -46,8 +49,16 @@ const LEGACY_CHECK: Duration = Duration::from_secs(1);
 /// How often a lost mirrored node is dialed again.
 const REDIAL: Duration = Duration::from_secs(1);
 /// Block announcements of the mirrored node waiting to be looked at; more
-/// are dropped (the next check finds what they named).
+/// are dropped (the next check finds what they named). Each keeps at most
+/// the first [`ANNOUNCED_HASHES`] hashes of its `inv`: 1 MiB in all at
+/// worst.
 const ANNOUNCED: usize = 64;
+/// Hashes kept of one announcement (the protocol's cap on what a node
+/// sends; Legacy nodes accept more).
+const ANNOUNCED_HASHES: usize = 500;
+/// How far behind the tip a peer may be to be sent, with each new block,
+/// the hashes of every block it lacks.
+const RELAY_GAP: u32 = 32;
 /// Most block hashes in one `inv` to the inbound peers (the protocol's cap).
 const RELAY_HASHES: u32 = 500;
 
@@ -91,7 +102,8 @@ impl<P: Mirrored> Handler<P> for MirrorHandler<P> {
         if !hashes.is_empty() {
             if peer.direction() == Direction::Outbound {
                 // Full: the next check finds what it named.
-                let _ = self.announced.try_send(hashes.to_vec());
+                let kept = &hashes[..hashes.len().min(ANNOUNCED_HASHES)];
+                let _ = self.announced.try_send(kept.to_vec());
             }
             return;
         }
@@ -180,10 +192,13 @@ fn mirrored_node<P: Mirrored>(manager: &PeerManager<P>) -> Option<ManagedPeer<P>
         .map(|s| s.peer)
 }
 
-/// Tells the inbound peers of each block appended: an `inv` of the hashes
-/// new since the last one (at most [`RELAY_HASHES`], the newest), sent to
-/// each peer not known to have them. A peer still writing the last `inv`
-/// (it does not read) is skipped: at most one send per peer is under way.
+/// Tells the inbound peers of each block appended, with an `inv`: a peer
+/// close to the tip (at most [`RELAY_GAP`] blocks behind, by the height it
+/// last showed) is sent every hash it lacks, so that a block it missed is
+/// asked for at once; a peer further behind, syncing by itself, only the
+/// hashes new since the last `inv` (at most [`RELAY_HASHES`], the newest).
+/// A peer still writing the last `inv` (it does not read) is skipped: at
+/// most one send per peer is under way.
 async fn relay<P: Mirrored>(
     manager: PeerManager<P>,
     chain: Arc<Chain<P>>,
@@ -197,19 +212,26 @@ async fn relay<P: Mirrored>(
         if tip <= relayed {
             continue;
         }
-        let from = (relayed + 1).max(tip.saturating_sub(RELAY_HASHES - 1));
-        let hashes: Vec<UInt256> = (from..=tip).filter_map(|i| chain.hash(i)).collect();
+        let new = relayed + 1;
         relayed = tip;
-        let inv = P::block_inv(hashes);
         for s in manager.peers() {
-            if s.peer.direction() != Direction::Inbound || s.peer.height() >= tip {
+            let height = s.peer.height();
+            if s.peer.direction() != Direction::Inbound || height >= tip {
                 continue;
             }
+            let from = if tip - height <= RELAY_GAP {
+                height + 1
+            } else {
+                new
+            };
+            let from = from.max(tip.saturating_sub(RELAY_HASHES - 1));
             let newly = busy.lock().unwrap_or_else(|e| e.into_inner()).insert(s.id);
             if !newly {
                 continue;
             }
-            let (busy, inv) = (busy.clone(), inv.clone());
+            let hashes: Vec<UInt256> = (from..=tip).filter_map(|i| chain.hash(i)).collect();
+            let inv = P::block_inv(hashes);
+            let busy = busy.clone();
             smol::spawn(async move {
                 let _ = s.peer.send(inv).await;
                 busy.lock().unwrap_or_else(|e| e.into_inner()).remove(&s.id);

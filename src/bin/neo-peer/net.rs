@@ -1,9 +1,12 @@
 //! `neo-peer serve`, and what the networked commands share.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use async_io::Timer;
+use futures_lite::future;
 
 use neo_peer::book::{AddressBook, BookConfig};
 use neo_peer::chain::{Chain, ChainServer, Serve, Synthetic};
@@ -176,7 +179,8 @@ pub struct Bound<P: Serve> {
 /// Binds `args.listen` and makes the manager that will serve on it: at most
 /// `--max-peers` inbound peers, `--max-per-ip` from one IP, and `outbound`
 /// connections of its own (0: it never dials). Its address book is in
-/// memory; nothing dials from it.
+/// memory; nothing dials from it, and `getaddr` is answered with our own
+/// address only (peers are not told of each other, nor of a mirrored node).
 pub fn bind<P: Serve, H: Handler<P>>(
     args: &ServeArgs,
     magic: u32,
@@ -194,6 +198,8 @@ pub fn bind<P: Serve, H: Handler<P>>(
     config.max_per_ip = args.max_per_ip.unwrap_or(args.max_peers);
     config.max_outbound = outbound;
     config.target_outbound = 0;
+    // `getaddr` is answered with our own address only.
+    config.share_addresses = false;
     let book = AddressBook::in_memory(BookConfig::new(P::NAME, magic));
     let manager =
         PeerManager::<P>::new(config, book, handler, SmolGlobal).map_err(|e| e.to_string())?;
@@ -225,13 +231,27 @@ impl<P: Serve> Bound<P> {
 
 /// Reports a serving manager's events until it shuts down: a peer that
 /// joined or left, a connection refused at accept or whose handshake
-/// failed, a ban.
+/// failed, a ban. Refusals are summed per IP (see [`Refusals`]).
 async fn report<P: Serve>(manager: PeerManager<P>, out: Out) {
     let events = manager.events();
     // The remote address of each live peer, as shown when it joined (at
     // most the live peers: removed when each leaves).
     let mut shown: HashMap<PeerId, String> = HashMap::new();
-    while let Ok(event) = events.recv().await {
+    let mut refusals = Refusals::default();
+    loop {
+        let next = future::or(async { Some(events.recv().await) }, async {
+            Timer::after(REFUSALS_EVERY).await;
+            None
+        })
+        .await;
+        let event = match next {
+            None => {
+                refused_lines(out, refusals.flush(Instant::now()));
+                continue;
+            }
+            Some(Err(_)) => return,
+            Some(Ok(event)) => event,
+        };
         match event {
             ManagerEvent::Connected {
                 id,
@@ -258,11 +278,9 @@ async fn report<P: Serve>(manager: PeerManager<P>, out: Out) {
             ManagerEvent::HandshakeFailed { addr, error } => {
                 disconnected(out, &addr.to_string(), &error);
             }
-            ManagerEvent::Refused { addr, reason } => out.event(
-                "refused",
-                json!({"addr": addr.to_string(), "reason": reason}),
-                || format!("refused {addr}: {reason}"),
-            ),
+            ManagerEvent::Refused { addr, reason } => {
+                refused_lines(out, refusals.refused(addr, reason, Instant::now()));
+            }
             ManagerEvent::Banned { addr, reason } => out.event(
                 "banned",
                 json!({"addr": addr.to_string(), "reason": reason}),
@@ -271,6 +289,85 @@ async fn report<P: Serve>(manager: PeerManager<P>, out: Out) {
             _ => {}
         }
     }
+}
+
+/// How often refusals from one IP are reported at most.
+const REFUSALS_EVERY: Duration = Duration::from_secs(1);
+/// IPs whose refusals are being summed; past it, all are reported at once
+/// and forgotten.
+const REFUSALS_KEPT: usize = 1024;
+
+/// Refused connections, summed per IP: the first is reported at once, the
+/// next ones within [`REFUSALS_EVERY`] in one line after it (a line's count
+/// says how many refusals it stands for), so that a peer reconnecting in a
+/// loop costs a line a second, not a line a connection. Holds at most
+/// [`REFUSALS_KEPT`] IPs. The caller reports what it returns and calls
+/// [`Refusals::flush`] every [`REFUSALS_EVERY`].
+#[derive(Default)]
+struct Refusals {
+    /// Per IP: when its last line was due, and the refusals since (with the
+    /// address and reason of the last).
+    by_ip: HashMap<IpAddr, (Instant, u64, SocketAddr, String)>,
+}
+
+/// One line to report: the last address refused, why, and how many
+/// refusals it stands for.
+type Refused = (SocketAddr, String, u64);
+
+impl Refusals {
+    /// A connection from `addr` refused at `now`: the lines to report.
+    fn refused(&mut self, addr: SocketAddr, reason: String, now: Instant) -> Vec<Refused> {
+        let mut lines = Vec::new();
+        if self.by_ip.len() >= REFUSALS_KEPT && !self.by_ip.contains_key(&addr.ip()) {
+            lines = self.flush(now + REFUSALS_EVERY);
+            self.by_ip.clear();
+        }
+        match self.by_ip.get_mut(&addr.ip()) {
+            Some(entry) if now < entry.0 + REFUSALS_EVERY => {
+                *entry = (entry.0, entry.1 + 1, addr, reason);
+            }
+            _ => {
+                lines.push((addr, reason.clone(), 1));
+                self.by_ip.insert(addr.ip(), (now, 0, addr, reason));
+            }
+        }
+        lines
+    }
+
+    /// The refusals summed for at least [`REFUSALS_EVERY`] by `now`, one
+    /// line per IP; forgets the IPs quiet that long.
+    fn flush(&mut self, now: Instant) -> Vec<Refused> {
+        let mut lines = Vec::new();
+        self.by_ip.retain(|_, (last, count, addr, reason)| {
+            if now < *last + REFUSALS_EVERY {
+                return true;
+            }
+            if *count == 0 {
+                return false;
+            }
+            lines.push((*addr, reason.clone(), *count));
+            (*last, *count) = (now, 0);
+            true
+        });
+        lines
+    }
+}
+
+fn refused_lines(out: Out, lines: Vec<Refused>) {
+    for (addr, reason, count) in lines {
+        refused_line(out, addr, &reason, count);
+    }
+}
+
+fn refused_line(out: Out, addr: SocketAddr, reason: &str, count: u64) {
+    out.event(
+        "refused",
+        json!({"addr": addr.to_string(), "reason": reason, "count": count}),
+        || match count {
+            1 => format!("refused {addr}: {reason}"),
+            n => format!("refused {addr}: {reason} ({n} connections from its IP)"),
+        },
+    );
 }
 
 fn disconnected(out: Out, addr: &str, reason: &str) {
@@ -294,4 +391,55 @@ fn serve_chain<P: Serve>(chain: Arc<Chain<P>>, magic: u32, args: &ServeArgs) -> 
         let _serving = manager;
         std::future::pending::<Result<(), String>>().await
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(ip: u8, port: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, ip], port))
+    }
+
+    #[test]
+    fn refusals_are_summed_per_ip_a_line_a_second() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut r = Refusals::default();
+        let why = || "banned".to_string();
+        // The first of an IP at once; the next ones within the second wait.
+        assert_eq!(
+            r.refused(addr(1, 1), why(), at(0)),
+            [(addr(1, 1), why(), 1)]
+        );
+        for port in 2..=100 {
+            assert!(r.refused(addr(1, port), why(), at(10)).is_empty());
+        }
+        // Another IP is its own.
+        assert_eq!(r.refused(addr(2, 1), why(), at(20)).len(), 1);
+        assert!(r.flush(at(999)).is_empty());
+        // A second on: one line for the 99, with the last address.
+        assert_eq!(r.flush(at(1000)), [(addr(1, 100), why(), 99)]);
+        // Quiet for a second: forgotten, and the next is at once again.
+        assert!(r.flush(at(2100)).is_empty());
+        assert!(r.by_ip.is_empty());
+        assert_eq!(r.refused(addr(1, 7), why(), at(2200)).len(), 1);
+    }
+
+    #[test]
+    fn refusals_hold_a_bounded_number_of_ips() {
+        let now = Instant::now();
+        let mut r = Refusals::default();
+        for i in 0..REFUSALS_KEPT {
+            let ip = SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 1));
+            r.refused(ip, "limit".into(), now);
+            r.refused(ip, "limit".into(), now);
+        }
+        assert_eq!(r.by_ip.len(), REFUSALS_KEPT);
+        // One more IP: the sums so far are reported, then forgotten.
+        let lines = r.refused(addr(9, 9), "limit".into(), now);
+        assert_eq!(lines.len(), REFUSALS_KEPT + 1);
+        assert!(lines[..REFUSALS_KEPT].iter().all(|l| l.2 == 1));
+        assert_eq!(r.by_ip.len(), 1);
+    }
 }

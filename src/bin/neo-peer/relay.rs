@@ -349,7 +349,17 @@ fn check<P: Node>(
     Ok(())
 }
 
-fn summary_line(s: &RelayStats, counters: &Counters, height: Option<u32>) -> String {
+/// What a summary tells: the relay's counters, its connected peers and the
+/// height of the chain it holds.
+struct Summary<'a> {
+    stats: RelayStats,
+    peers: usize,
+    counters: &'a Counters,
+    height: Option<u32>,
+}
+
+fn summary_line(m: &Summary<'_>) -> String {
+    let (s, counters, height) = (&m.stats, m.counters, m.height);
     let relayed: Vec<u64> = counters
         .relayed
         .iter()
@@ -358,7 +368,7 @@ fn summary_line(s: &RelayStats, counters: &Counters, height: Option<u32>) -> Str
     format!(
         "relay: {} peers, relayed {} tx {} blocks {} payloads, received {}, duplicates avoided {}, \
 served {}, rejected {}, height {}",
-        s.peers,
+        m.peers,
         relayed[0],
         relayed[1],
         relayed[2] + relayed[3],
@@ -370,10 +380,11 @@ served {}, rejected {}, height {}",
     )
 }
 
-fn summary_json(s: &RelayStats, counters: &Counters, height: Option<u32>) -> serde_json::Value {
+fn summary_json(m: &Summary<'_>) -> serde_json::Value {
+    let (s, counters, height) = (&m.stats, m.counters, m.height);
     let r = |k: ItemKind| counters.relayed[kind_index(k)].load(Ordering::Relaxed);
     json!({
-        "peers": s.peers,
+        "peers": m.peers,
         "relayed": {
             "tx": r(ItemKind::Transaction),
             "block": r(ItemKind::Block),
@@ -431,7 +442,7 @@ where
     manager_config.max_outbound = args.outbound.max(args.connect.len()).max(1);
     manager_config.max_inbound = args.max_inbound;
     manager_config.max_per_ip = args.max_per_ip.max(1);
-    manager_config.gossip = !args.no_gossip;
+    manager_config.share_addresses = !args.no_gossip;
     let book_config = BookConfig::new(P::NAME, magic);
     let book = match &args.db {
         Some(path) => AddressBook::open(path, book_config).map_err(|e| e.to_string())?,
@@ -559,10 +570,13 @@ where
             record_metrics(&stats, &counters);
             if let (Some(at), Some(e)) = (next_summary, every) {
                 if now >= at {
-                    let h = held.height();
-                    out.event("summary", summary_json(&stats, &counters, h), || {
-                        summary_line(&stats, &counters, h)
-                    });
+                    let summary = Summary {
+                        stats,
+                        peers: manager.len(),
+                        counters: &counters,
+                        height: held.height(),
+                    };
+                    out.event("summary", summary_json(&summary), || summary_line(&summary));
                     next_summary = Some(now + e);
                 }
             }
@@ -575,12 +589,81 @@ where
             }
             async_io::Timer::at(wake).await;
         }
-        let stats = manager.relay_stats().unwrap_or_default();
-        let h = held.height();
-        out.outcome("summary", summary_json(&stats, &counters, h), || {
-            summary_line(&stats, &counters, h)
-        });
+        let summary = Summary {
+            stats: manager.relay_stats().unwrap_or_default(),
+            peers: manager.len(),
+            counters: &counters,
+            height: held.height(),
+        };
+        out.outcome("summary", summary_json(&summary), || summary_line(&summary));
         manager.shutdown().await;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use neo_peer::chain::{N3Chain, Synthetic};
+    use neo_peer::wire::{UInt160, Witness};
+
+    fn payload(sender: u8, start: u32, end: u32) -> Item<N3> {
+        let msg = n3::Message::Extensible(n3::ExtensiblePayload {
+            category: "dBFT".into(),
+            valid_block_start: start,
+            valid_block_end: end,
+            sender: UInt160([sender; 20]),
+            data: vec![0u8; 8].into(),
+            witness: Witness {
+                invocation: Default::default(),
+                verification: Default::default(),
+            },
+        });
+        N3::item(&msg).unwrap()
+    }
+
+    #[test]
+    fn a_sender_has_at_most_its_cap_of_live_payloads() {
+        let pool = Mutex::new(Pool::default());
+        assert!(check(&payload(1, 0, 10), Some(5), &pool, 2).is_ok());
+        assert!(check(&payload(1, 0, 11), Some(5), &pool, 2).is_ok());
+        let third = check(&payload(1, 0, 12), Some(5), &pool, 2);
+        assert!(third.unwrap_err().contains("pending"));
+        assert!(
+            check(&payload(2, 0, 12), Some(5), &pool, 2).is_ok(),
+            "per sender"
+        );
+        // Height 10: the first has expired and makes room.
+        assert!(check(&payload(1, 0, 12), Some(10), &pool, 2).is_ok());
+    }
+
+    #[test]
+    fn payloads_outside_their_window_are_refused() {
+        let pool = Mutex::new(Pool::default());
+        let expired = check(&payload(1, 0, 10), Some(10), &pool, 20);
+        assert!(expired.unwrap_err().contains("expired"));
+        let empty = check(&payload(1, 7, 7), None, &pool, 20);
+        assert!(empty.unwrap_err().contains("window"));
+        assert!(
+            check(&payload(1, 0, 10), None, &pool, 20).is_ok(),
+            "no height: no expiry"
+        );
+    }
+
+    #[test]
+    fn a_block_must_match_its_merkle_root() {
+        let chain = N3Chain::synthetic(&Synthetic {
+            blocks: 1,
+            txs_per_block: 2,
+            seed: 3,
+            with_bodies: true,
+        });
+        let pool = Mutex::new(Pool::default());
+        let mut block = chain.block(1).unwrap().clone();
+        let good = N3::item(&n3::Message::Block(block.clone())).unwrap();
+        assert!(check(&good, None, &pool, 20).is_ok());
+        block.header.merkle_root = UInt256([1; 32]);
+        let bad = N3::item(&n3::Message::Block(block)).unwrap();
+        assert!(check(&bad, None, &pool, 20).is_err());
+    }
 }

@@ -11,6 +11,7 @@ use futures_lite::future;
 use thiserror::Error;
 
 use super::{Abandoned, Arrival, Fetched, Ready, Request, RequestId, Schedule, ScheduleConfig};
+use crate::chain::Generation;
 use crate::manager::{Announcement, ManagerError, ManagerEvent, PeerId, PeerManager};
 use crate::protocol::{Legacy, N3, Protocol};
 use crate::relay::KnownSet;
@@ -20,8 +21,8 @@ use crate::wire::{UInt256, legacy, n3};
 /// who grew) when nothing else happens.
 const REFRESH: Duration = Duration::from_millis(100);
 
-/// A protocol whose blocks the pipeline can fetch.
-pub trait BlockSource: Protocol {
+/// A protocol whose blocks the pipeline can fetch (both generations).
+pub trait BlockSource: Protocol + Generation {
     /// Its block.
     type FetchedBlock: Fetched;
     /// Whether blocks are asked by hash: following then learns the hashes
@@ -33,12 +34,15 @@ pub trait BlockSource: Protocol {
     fn ask(request: &Request) -> Option<Self::Message>;
     /// The block an answer carries, if it is one.
     fn block(answer: Self::Message) -> Option<Self::FetchedBlock>;
+    /// The request for the blocks with these hashes (`getdata`).
+    fn ask_by_hash(hashes: Vec<UInt256>) -> Self::Message;
     /// The request for the headers after the header at height `index`
     /// whose hash is `hash`.
     fn ask_headers(index: u32, hash: UInt256) -> Self::Message;
-    /// The height, hash and previous hash of each header an answer carries
-    /// (`None`: it is no `headers`).
-    fn headers(answer: &Self::Message) -> Option<Vec<(u32, UInt256, UInt256)>>;
+    /// The headers an answer carries (`None`: it is no `headers`).
+    fn headers(answer: &Self::Message) -> Option<Vec<Self::Header>>;
+    /// A fetched block as a [`Chain`](crate::chain::Chain) holds it.
+    fn chain_block(block: Self::FetchedBlock) -> <Self as Generation>::Block;
 }
 
 impl BlockSource for N3 {
@@ -56,19 +60,26 @@ impl BlockSource for N3 {
             _ => None,
         }
     }
+    fn ask_by_hash(hashes: Vec<UInt256>) -> n3::Message {
+        n3::Message::GetData(n3::InvPayload {
+            kind: n3::InventoryType::Block,
+            hashes,
+        })
+    }
     fn ask_headers(index: u32, _hash: UInt256) -> n3::Message {
         n3::Message::GetHeaders(n3::GetBlockByIndexPayload {
             index_start: index.saturating_add(1),
             count: -1,
         })
     }
-    fn headers(answer: &n3::Message) -> Option<Vec<(u32, UInt256, UInt256)>> {
+    fn headers(answer: &n3::Message) -> Option<Vec<n3::Header>> {
         match answer {
-            n3::Message::Headers(h) => {
-                Some(h.iter().map(|h| (h.index, h.hash(), h.prev_hash)).collect())
-            }
+            n3::Message::Headers(h) => Some(h.to_vec()),
             _ => None,
         }
+    }
+    fn chain_block(block: n3::Block) -> n3::Block {
+        block
     }
 }
 
@@ -88,22 +99,26 @@ impl BlockSource for Legacy {
             _ => None,
         }
     }
+    fn ask_by_hash(hashes: Vec<UInt256>) -> legacy::Message {
+        legacy::Message::GetData(legacy::InvPayload {
+            kind: legacy::InventoryType::Block,
+            hashes,
+        })
+    }
     fn ask_headers(_index: u32, hash: UInt256) -> legacy::Message {
         legacy::Message::GetHeaders(legacy::GetBlocksPayload {
             hash_start: vec![hash],
             hash_stop: UInt256::ZERO,
         })
     }
-    fn headers(answer: &legacy::Message) -> Option<Vec<(u32, UInt256, UInt256)>> {
+    fn headers(answer: &legacy::Message) -> Option<Vec<legacy::Header>> {
         match answer {
-            legacy::Message::Headers(h) => Some(
-                h.headers
-                    .iter()
-                    .map(|h| (h.index(), h.hash(), h.prev_hash()))
-                    .collect(),
-            ),
+            legacy::Message::Headers(h) => Some(h.headers.clone()),
             _ => None,
         }
+    }
+    fn chain_block(block: legacy::Block) -> legacy::Block {
+        block
     }
 }
 
@@ -178,7 +193,16 @@ pub async fn download<P: BlockSource>(
         ControlFlow::Continue(())
     };
     run(
-        manager, config, from, target, after, expected, None, on_block,
+        manager,
+        config,
+        from,
+        target,
+        after,
+        expected,
+        None,
+        None,
+        |_| {},
+        on_block,
     )
     .await
 }
@@ -203,7 +227,10 @@ pub async fn download<P: BlockSource>(
 ///   that header; a peer whose headers do not is dropped as for a wrong
 ///   block. A C# node at its tip may leave `getheaders` unanswered: it is
 ///   never dropped for it, and after the request deadline another peer may
-///   be asked.
+///   be asked. Announced blocks the headers do not reach (NEO•ONE leaves its
+///   tip out of them) are asked of their announcer by hash and, when they
+///   follow the last header, taken as they are ([`Schedule::offer`]): each
+///   block is still fetched once.
 ///
 /// A block offered at a height already held or handed out (among the last
 /// window of them) that is not ours is never applied: its peer is reported
@@ -235,6 +262,8 @@ pub async fn follow<P: BlockSource>(
         after,
         expected,
         Some(check),
+        None,
+        |_| {},
         on_block,
     )
     .await
@@ -252,6 +281,8 @@ enum Note<M> {
     Pinged(PeerId),
     /// The answers of a `getheaders` (Legacy following).
     Headers(PeerId, Result<Vec<M>, ManagerError>),
+    /// The blocks an announcer was asked for by hash (Legacy following).
+    Offered(PeerId, Result<Vec<M>, ManagerError>),
 }
 
 /// The headers known past the blocks, when blocks are asked by hash.
@@ -268,9 +299,11 @@ fn lock(tail: &Mutex<Tail>) -> std::sync::MutexGuard<'_, Tail> {
 }
 
 /// [`download`] up to `target`, or [`follow`] (`target` `None`) with the
-/// peers pinged every `check`.
+/// peers pinged every `check`. Following Legacy learns the headers after
+/// `headers_from` (by default the block before `from`), each handed to
+/// `on_header` once, in order.
 #[allow(clippy::too_many_arguments)]
-async fn run<P: BlockSource>(
+pub(crate) async fn run<P: BlockSource>(
     manager: &PeerManager<P>,
     config: ScheduleConfig,
     from: u32,
@@ -278,14 +311,19 @@ async fn run<P: BlockSource>(
     after: Option<UInt256>,
     expected: impl Fn(u32) -> Option<UInt256> + Send + Sync + 'static,
     check: Option<Duration>,
+    headers_from: Option<(u32, UInt256)>,
+    mut on_header: impl FnMut(&P::Header),
     mut on_block: impl FnMut(P::FetchedBlock, PeerId) -> ControlFlow<()>,
 ) -> Result<DownloadOutcome, DownloadError> {
     let started = Instant::now();
     let following = target.is_none();
     // Legacy following learns hashes from headers after the last known one.
     let by_headers = following && P::BY_HASH;
-    if by_headers && after.is_none() && from > 0 {
-        return Err(DownloadError::UnknownHash { index: from - 1 });
+    let header_tip = headers_from.or(from.checked_sub(1).zip(after));
+    if by_headers && header_tip.is_none() {
+        return Err(DownloadError::UnknownHash {
+            index: from.saturating_sub(1),
+        });
     }
     // One peer answers at most this many requests of a kind at once.
     let limit = manager.config().max_in_flight_per_kind.max(1);
@@ -294,7 +332,7 @@ async fn run<P: BlockSource>(
         ..config
     };
     let tail = Arc::new(Mutex::new(Tail {
-        tip: from.checked_sub(1).zip(after),
+        tip: header_tip,
         ahead: BTreeMap::new(),
     }));
     let known = tail.clone();
@@ -320,8 +358,11 @@ async fn run<P: BlockSource>(
     }
     // Legacy following: the `getheaders` running (its peer, since when),
     // and a peer that announced a block not seen yet (with its hashes).
-    let mut headers_running: Option<(PeerId, Instant)> = None;
+    let mut headers_running: Option<(PeerId, Instant, Vec<UInt256>)> = None;
     let mut announced: Option<(PeerId, Vec<UInt256>)> = None;
+    // Legacy following: the peer asked for the blocks it announced that its
+    // headers did not reach (NEO•ONE leaves its tip out of `headers`).
+    let mut offering: Option<(PeerId, Instant)> = None;
     let mut outcome = DownloadOutcome {
         count: 0,
         bytes: 0,
@@ -396,9 +437,16 @@ async fn run<P: BlockSource>(
             }
         }
         if by_headers {
-            if headers_running.is_some_and(|(_, since)| now >= since + config.timeout) {
+            if headers_running
+                .as_ref()
+                .is_some_and(|(_, since, _)| now >= *since + config.timeout)
+            {
                 // Left unanswered (a C# node at its tip): another may be asked.
                 headers_running = None;
+            }
+            if offering.is_some_and(|(_, since)| now >= since + config.timeout) {
+                // Blocks announced and not sent: others may be asked for.
+                offering = None;
             }
             let (tip_index, tip_hash) = lock(&tail).tip.unwrap_or((0, UInt256::ZERO));
             let room = u64::from(tip_index) < schedule.next_index() + u64::from(config.window);
@@ -406,16 +454,18 @@ async fn run<P: BlockSource>(
                 let fresh = announced
                     .take()
                     .filter(|(_, hashes)| hashes.iter().any(|h| !seen.contains(h)))
-                    .map(|(peer, _)| peer)
-                    .filter(|p| live.iter().any(|(l, _)| l == p));
+                    .filter(|(p, _)| live.iter().any(|(l, _)| l == p));
                 let higher = live
                     .iter()
                     .filter(|&&(_, h)| h > tip_index)
                     .max_by_key(|&&(_, h)| h)
-                    .map(|&(id, _)| id);
-                if let Some(peer) = fresh.or(higher).and_then(|id| manager.peer(id)) {
+                    .map(|&(id, _)| (id, Vec::new()));
+                let ask = fresh.or(higher);
+                if let Some((peer, hashes)) =
+                    ask.and_then(|(id, hashes)| Some((manager.peer(id)?, hashes)))
+                {
                     let id = peer.id();
-                    headers_running = Some((id, now));
+                    headers_running = Some((id, now, hashes));
                     let tx = tx.clone();
                     let msg = P::ask_headers(tip_index, tip_hash);
                     manager.inner.spawn(async move {
@@ -536,9 +586,46 @@ async fn run<P: BlockSource>(
                 pinging.remove(&peer);
                 continue;
             }
+            Note::Offered(peer, answer) => {
+                if offering.is_some_and(|(p, _)| p == peer) {
+                    offering = None;
+                }
+                if let Some(n) = running.get_mut(&peer) {
+                    *n -= 1;
+                    if *n == 0 {
+                        running.remove(&peer);
+                    }
+                }
+                for block in answer.into_iter().flatten().filter_map(P::block) {
+                    let (index, hash) = (block.index(), block.hash());
+                    let mut t = lock(&tail);
+                    let follows = t.tip.is_some_and(|(i, h)| {
+                        i.checked_add(1) == Some(index) && h == block.prev_hash()
+                    });
+                    if !follows {
+                        continue;
+                    }
+                    t.tip = Some((index, hash));
+                    t.ahead.insert(index, hash);
+                    drop(t);
+                    seen.insert(hash);
+                    on_header(&P::block_header(&P::chain_block(block.clone())));
+                    schedule.set_target(index);
+                    if let Arrival::Bad { peer, why } = schedule.offer(block, peer) {
+                        fault(peer, Some(index), &why, &mut dropped, &mut outcome.faults);
+                        break;
+                    }
+                }
+                continue;
+            }
             Note::Headers(peer, answer) => {
-                if headers_running.is_some_and(|(p, _)| p == peer) {
-                    headers_running = None;
+                let mut announced_hashes = Vec::new();
+                if let Some((p, since, hashes)) = headers_running.take() {
+                    if p == peer {
+                        announced_hashes = hashes;
+                    } else {
+                        headers_running = Some((p, since, hashes));
+                    }
                 }
                 let headers = answer
                     .into_iter()
@@ -546,7 +633,9 @@ async fn run<P: BlockSource>(
                     .filter_map(|m| P::headers(&m))
                     .flatten();
                 let mut t = lock(&tail);
-                for (index, hash, prev) in headers {
+                for header in headers {
+                    let (index, hash) = (P::header_index(&header), P::header_hash(&header));
+                    let prev = P::header_prev_hash(&header);
                     let (tip_index, tip_hash) = t.tip.unwrap_or((0, UInt256::ZERO));
                     let why = if index <= tip_index {
                         // An answer to an earlier `getheaders`: known
@@ -565,6 +654,7 @@ async fn run<P: BlockSource>(
                         t.tip = Some((index, hash));
                         t.ahead.insert(index, hash);
                         seen.insert(hash);
+                        on_header(&header);
                         None
                     };
                     if let Some(why) = why {
@@ -572,6 +662,24 @@ async fn run<P: BlockSource>(
                         fault(peer, Some(index), &why, &mut dropped, &mut outcome.faults);
                         break;
                     }
+                }
+                // Announced blocks the headers did not reach: asked of their
+                // announcer by hash, and offered to the schedule.
+                let unseen: Vec<UInt256> = announced_hashes
+                    .into_iter()
+                    .filter(|h| !seen.contains(h))
+                    .collect();
+                let usable = !dropped.contains(&peer) && offering.is_none();
+                if let Some(p) = manager.peer(peer).filter(|_| usable && !unseen.is_empty()) {
+                    offering = Some((peer, now));
+                    // It holds one of the peer's request slots.
+                    *running.entry(peer).or_default() += 1;
+                    let tx = tx.clone();
+                    let msg = P::ask_by_hash(unseen);
+                    manager.inner.spawn(async move {
+                        let answer = p.request(msg).await;
+                        let _ = tx.send(Note::Offered(peer, answer)).await;
+                    });
                 }
                 continue;
             }

@@ -429,3 +429,75 @@ fn another_block_at_a_height_we_have_is_a_conflict() {
     assert_eq!(s.conflict(&other[8]), Some(blocks[8].hash()));
     assert_eq!(s.conflict(&other[4]), None, "forgotten past the window");
 }
+
+#[test]
+fn an_offered_block_is_kept_once_and_never_asked_for() {
+    let blocks = chain(12, 0);
+    let other = chain(12, 1);
+    let t0 = Instant::now();
+    // Following: nothing wanted yet past genesis.
+    let mut s = Schedule::new(config(8, 4), 1, None, Some(blocks[0].hash()), |_| None);
+    s.set_peer(A, 0);
+    // A offers block 2 (it announced it): the target rises to it, and only
+    // height 1 is asked for.
+    assert_eq!(s.offer(blocks[2].clone(), A), Arrival::Kept);
+    assert_eq!(s.target(), Some(2));
+    assert_eq!(s.offer(blocks[2].clone(), A), Arrival::Stale, "held");
+    s.set_peer(A, 2);
+    let rs = requests(&mut s, t0);
+    assert_eq!(
+        rs.iter().map(|r| (r.start, r.count)).collect::<Vec<_>>(),
+        [(1, 1)]
+    );
+    // Height 1 is being fetched: an offer of it is not kept.
+    assert_eq!(s.offer(blocks[1].clone(), A), Arrival::Stale);
+    answer(&mut s, &blocks, &rs[0], t0);
+    assert_eq!(ready(&mut s), [(1, A), (2, A)]);
+    assert_eq!(s.offer(blocks[2].clone(), A), Arrival::Stale, "handed out");
+    // Waiting work loses the offered height: 3..=6 wanted, 4 offered.
+    s.set_target(6);
+    s.set_peer(B, 12);
+    assert_eq!(s.offer(blocks[4].clone(), B), Arrival::Kept);
+    assert_eq!(
+        s.offer(blocks[11].clone(), B),
+        Arrival::Stale,
+        "beyond the window"
+    );
+    let mut asked = Vec::new();
+    let mut out = Vec::new();
+    while !s.is_done() {
+        let rs = requests(&mut s, t0);
+        assert!(!rs.is_empty());
+        for r in &rs {
+            asked.extend(r.start..r.start + r.count);
+            answer(&mut s, &blocks, r, t0);
+        }
+        out.extend(ready(&mut s).into_iter().map(|r| r.0));
+    }
+    assert_eq!(asked, [3, 5, 6], "the offered height is never asked for");
+    assert_eq!(out, [3, 4, 5, 6]);
+    s.set_target(8);
+    // A malformed block is refused.
+    let mut bad = blocks[7].clone();
+    bad.header.merkle_root = UInt256([7; 32]);
+    let verdict = s.offer(bad, B);
+    assert!(
+        matches!(verdict, Arrival::Bad { peer: B, .. }),
+        "{verdict:?}"
+    );
+    // A well-formed block of another chain is kept, then never handed out.
+    assert_eq!(s.offer(other[7].clone(), A), Arrival::Kept);
+    let fault = std::iter::from_fn(|| s.poll_ready()).next();
+    assert!(
+        matches!(
+            fault,
+            Some(Ready::Fault {
+                peer: A,
+                index: 7,
+                ..
+            })
+        ),
+        "{fault:?}"
+    );
+    assert_eq!(s.next_index(), 7);
+}

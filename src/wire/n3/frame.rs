@@ -760,9 +760,7 @@ impl Codec {
                 msg.encode_payload(&mut raw);
                 raw.freeze()
             });
-            if let Some(compressed) = compress(&raw) {
-                put_frame(out, FLAG_COMPRESSED, command, &compressed);
-            } else {
+            if !compress_into(out, command, &raw) {
                 put_frame(out, 0, command, &raw);
             }
             return Ok(());
@@ -783,15 +781,58 @@ fn put_frame(out: &mut BytesMut, flags: u8, command: u8, payload: &[u8]) {
     out.put_var_bytes(payload);
 }
 
+/// Appends the compressed frame of `raw` (flags, command, length, size
+/// prefix and LZ4 block) to `out` if compression saves more than
+/// [`COMPRESSION_THRESHOLD`] bytes; otherwise leaves `out` as it was and
+/// returns false. The block is compressed straight into `out`, past the
+/// room of the longest length field, then moved back behind the real one:
+/// no scratch buffer.
+fn compress_into(out: &mut BytesMut, command: u8, raw: &[u8]) -> bool {
+    let Ok(n) = u32::try_from(raw.len()) else {
+        return false;
+    };
+    let start = out.len();
+    // flags, command, and a length field of at most 5 bytes (a payload is
+    // under 4 GiB).
+    let body = start + 2 + 5;
+    out.resize(
+        body + 4 + lz4_flex::block::get_maximum_output_size(raw.len()),
+        0,
+    );
+    let Ok(written) = lz4_flex::block::compress_into(raw, &mut out[body + 4..]) else {
+        out.truncate(start);
+        return false;
+    };
+    let len = 4 + written;
+    if len + COMPRESSION_THRESHOLD >= raw.len() {
+        out.truncate(start);
+        return false;
+    }
+    out[body..body + 4].copy_from_slice(&n.to_le_bytes());
+    let mut header = BytesMut::with_capacity(7);
+    header.put_u8(FLAG_COMPRESSED);
+    header.put_u8(command);
+    header.put_var_int(len as u64);
+    let to = start + header.len();
+    out.copy_within(body..body + len, to);
+    out[start..to].copy_from_slice(&header);
+    out.truncate(to + len);
+    true
+}
+
 /// The compressed form of `raw` (size prefix and LZ4 block), if it saves
 /// more than [`COMPRESSION_THRESHOLD`] bytes.
+#[cfg(test)]
 fn compress(raw: &[u8]) -> Option<Vec<u8>> {
-    let n = u32::try_from(raw.len()).ok()?;
-    let mut buf = vec![0u8; 4 + lz4_flex::block::get_maximum_output_size(raw.len())];
-    buf[..4].copy_from_slice(&n.to_le_bytes());
-    let written = lz4_flex::block::compress_into(raw, &mut buf[4..]).ok()?;
-    buf.truncate(4 + written);
-    (buf.len() + COMPRESSION_THRESHOLD < raw.len()).then_some(buf)
+    let mut out = BytesMut::new();
+    compress_into(&mut out, 0, raw).then(|| {
+        let skip = 2 + match out[2] {
+            0xFD => 3,
+            0xFE => 5,
+            _ => 1,
+        };
+        out[skip..].to_vec()
+    })
 }
 
 /// Decompresses an LZ4 block into exactly `n` bytes (the size the frame
