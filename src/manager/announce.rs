@@ -50,7 +50,8 @@ impl<P: Protocol> Inner<P> {
 impl<P: Protocol> PeerManager<P> {
     /// A new subscription to the blocks the peers announce: every
     /// unsolicited `inv` of blocks, as an [`Announcement`], in the order
-    /// received. The handler still gets each `inv`.
+    /// received. The handler still gets each `inv` (unless the relay takes
+    /// it: [`PeerManager::start_relay`]).
     ///
     /// Each subscription has its own queue of at most
     /// [`ANNOUNCEMENT_CAPACITY`] announcements of at most

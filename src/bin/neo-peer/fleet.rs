@@ -282,6 +282,15 @@ fn record_event(out: Out, event: &ManagerEvent) {
             json!({"addr": addr.to_string(), "reason": reason}),
         ),
         ManagerEvent::Learned { from, new } => ("learned", json!({"from": addr(from), "new": new})),
+        ManagerEvent::WrongBlock {
+            id,
+            addr: a,
+            index,
+            reason,
+        } => (
+            "wrong_block",
+            json!({"id": id, "addr": addr(a), "index": index, "reason": reason}),
+        ),
         ManagerEvent::RequestFailed { kind, error } => (
             "request_failed",
             json!({"request": kind.command(), "error": error}),

@@ -7,15 +7,14 @@
 //! appended, header and body, while the chain is served; the inbound peers
 //! are told of it with an `inv`.
 //!
-//! - **N3** follows through the library's block pipeline
-//!   ([`neo_peer::manager::download::follow`]): by index, the mirrored node
-//!   pinged for its height at once when it announces a block, and every
-//!   peer every [`CHECK`].
-//! - **Legacy** asks by hash: the headers after the tip come from the
-//!   manager's header sync and their blocks from the download pipeline
-//!   ([`download`]) whenever the mirrored node is higher than the copy; a
-//!   block it announces (`inv`) is asked for at once with `getdata`, which
-//!   also tells its height.
+//! The copy is made before listening: N3 by index through the block
+//! pipeline ([`download`]); Legacy by hash, the headers after the tip from
+//! the manager's header sync and their blocks from the pipeline. Then both
+//! generations follow through the library's
+//! [`neo_peer::manager::download::follow`]: a block the mirrored node
+//! announces is fetched at once (N3: its height asked with a `ping`; Legacy:
+//! its hash learned with `getheaders`), and every [`CHECK`] each peer is
+//! pinged for its height.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -24,38 +23,25 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_io::Timer;
-use futures_lite::future;
 use neo_peer::chain::{Chain, ChainServer, Generation, Serve};
 use neo_peer::manager::download::{BlockSource, ScheduleConfig, download, follow};
 use neo_peer::manager::sync::{SyncOptions, sync_legacy};
 use neo_peer::manager::{ManagedPeer, PeerId, PeerManager};
 use neo_peer::peer::{Direction, Handler, Peer};
-use neo_peer::protocol::{CurrentHeight, Legacy, N3, Protocol};
+use neo_peer::protocol::{CurrentHeight, Legacy, N3};
 use neo_peer::wire::{UInt256, legacy, n3};
 use serde_json::json;
 
 use crate::net::{ServeArgs, bind};
 use crate::output::Out;
 
-/// How often the N3 mirror's pipeline pings its peers for their heights
-/// and looks at them again (the pipeline's rule: every live peer, inbound
-/// ones too). The mirrored node is also pinged at once whenever it
-/// announces a block, but the pipeline sees the height its pong brings
-/// only when it next looks: this interval bounds the copy's lag behind it.
-const CHECK: Duration = Duration::from_millis(50);
-/// How often the Legacy mirror looks whether the mirrored node is higher
-/// than the copy (it also looks after every block announced).
-const LEGACY_CHECK: Duration = Duration::from_secs(1);
+/// How often the follower pings its peers for their heights (the
+/// pipeline's rule: every live peer, inbound ones too, so not too often).
+/// New blocks are learned from the mirrored node's announcements at once;
+/// this only catches what an announcement missed.
+const CHECK: Duration = Duration::from_secs(1);
 /// How often a lost mirrored node is dialed again.
 const REDIAL: Duration = Duration::from_secs(1);
-/// Block announcements of the mirrored node waiting to be looked at; more
-/// are dropped (the next check finds what they named). Each keeps at most
-/// the first [`ANNOUNCED_HASHES`] hashes of its `inv`: 1 MiB in all at
-/// worst.
-const ANNOUNCED: usize = 64;
-/// Hashes kept of one announcement (the protocol's cap on what a node
-/// sends; Legacy nodes accept more).
-const ANNOUNCED_HASHES: usize = 500;
 /// How far behind the tip a peer may be to be sent, with each new block,
 /// the hashes of every block it lacks.
 const RELAY_GAP: u32 = 32;
@@ -78,35 +64,15 @@ pub trait Mirrored: Serve + BlockSource<FetchedBlock = <Self as Generation>::Blo
         chain: &Chain<Self>,
         grown: &mut dyn FnMut(),
     ) -> Result<(), String>;
-    /// Appends each new block as the mirrored node gets it, calling `grown`
-    /// after each, until an append fails.
-    async fn follow(
-        manager: &PeerManager<Self>,
-        chain: &Chain<Self>,
-        announced: async_channel::Receiver<Vec<UInt256>>,
-        grown: &mut dyn FnMut(),
-    ) -> Result<(), String>;
 }
 
-/// The handler of a mirror's peers: the copy serves them once it exists;
-/// the block announcements of the mirrored node (an outbound peer) go to
-/// the follower.
+/// The handler of a mirror's peers: the copy serves them once it exists.
 struct MirrorHandler<P: Serve> {
     server: Arc<OnceLock<ChainServer<P>>>,
-    announced: async_channel::Sender<Vec<UInt256>>,
 }
 
 impl<P: Mirrored> Handler<P> for MirrorHandler<P> {
     async fn handle(&self, peer: &Peer<P>, msg: P::Message) {
-        let hashes = <P as Protocol>::announced_blocks(&msg);
-        if !hashes.is_empty() {
-            if peer.direction() == Direction::Outbound {
-                // Full: the next check finds what it named.
-                let kept = &hashes[..hashes.len().min(ANNOUNCED_HASHES)];
-                let _ = self.announced.try_send(kept.to_vec());
-            }
-            return;
-        }
         if let Some(server) = self.server.get() {
             server.handle(peer, msg).await;
         }
@@ -122,12 +88,10 @@ pub fn mirror<P: Mirrored>(
     args: &ServeArgs,
 ) -> Result<(), String> {
     let server: Arc<OnceLock<ChainServer<P>>> = Arc::new(OnceLock::new());
-    let (announced_tx, announced) = async_channel::bounded(ANNOUNCED);
     let served = server.clone();
     let height: CurrentHeight = Arc::new(move || served.get().map_or(0, |s| s.store().height()));
     let handler = MirrorHandler {
         server: server.clone(),
-        announced: announced_tx,
     };
     // One outbound connection: the mirrored node.
     let bound = bind(args, magic, height, handler, 1)?;
@@ -162,8 +126,37 @@ pub fn mirror<P: Mirrored>(
             // Full: a wake-up is already waiting, and it relays all that is new.
             let _ = grown_tx.try_send(());
         };
-        P::follow(&manager, &chain, announced, &mut grown).await
+        follow_source(&manager, &chain, &mut grown).await
     })
+}
+
+/// Appends each new block as the mirrored node gets it, calling `grown`
+/// after each, until an append fails.
+async fn follow_source<P: Mirrored>(
+    manager: &PeerManager<P>,
+    chain: &Chain<P>,
+    grown: &mut dyn FnMut(),
+) -> Result<(), String> {
+    let (tip, hash) = chain.tip();
+    let mut failed = None;
+    follow(
+        manager,
+        ScheduleConfig::default(),
+        tip + 1,
+        Some(hash),
+        |_| None,
+        CHECK,
+        |block, _| {
+            append(chain, block, &mut failed, grown);
+            match failed {
+                Some(_) => ControlFlow::Break(()),
+                None => ControlFlow::Continue(()),
+            }
+        },
+    )
+    .await
+    .map_err(|e| format!("mirroring: {e}"))?;
+    failed.map_or(Ok(()), Err)
 }
 
 /// Dials the mirrored node again whenever it is lost.
@@ -293,46 +286,6 @@ impl Mirrored for N3 {
         .map_err(|e| format!("mirroring: {e}"))?;
         failed.map_or(Ok(()), Err)
     }
-
-    async fn follow(
-        manager: &PeerManager<N3>,
-        chain: &Chain<N3>,
-        announced: async_channel::Receiver<Vec<UInt256>>,
-        grown: &mut dyn FnMut(),
-    ) -> Result<(), String> {
-        // An announced block: the mirrored node is pinged at once, and its
-        // pong tells the pipeline its new height.
-        let pinger = manager.clone();
-        smol::spawn(async move {
-            while announced.recv().await.is_ok() {
-                if let Some(source) = mirrored_node(&pinger) {
-                    // Busy with a ping already: that one tells the height.
-                    let _ = source.ping().await;
-                }
-            }
-        })
-        .detach();
-        let (tip, hash) = chain.tip();
-        let mut failed = None;
-        follow(
-            manager,
-            ScheduleConfig::default(),
-            tip + 1,
-            Some(hash),
-            |_| None,
-            CHECK,
-            |block, _| {
-                append(chain, block, &mut failed, grown);
-                match failed {
-                    Some(_) => ControlFlow::Break(()),
-                    None => ControlFlow::Continue(()),
-                }
-            },
-        )
-        .await
-        .map_err(|e| format!("mirroring: {e}"))?;
-        failed.map_or(Ok(()), Err)
-    }
 }
 
 /// Appends `block` unless an append failed already; notes the first failure.
@@ -416,52 +369,6 @@ impl Mirrored for Legacy {
             )
             .await
             .map_err(|e| format!("mirroring: {e}"))?;
-            if let Some(e) = failed {
-                return Err(e);
-            }
-        }
-    }
-
-    async fn follow(
-        manager: &PeerManager<Legacy>,
-        chain: &Chain<Legacy>,
-        announced: async_channel::Receiver<Vec<UInt256>>,
-        grown: &mut dyn FnMut(),
-    ) -> Result<(), String> {
-        loop {
-            if let Err(e) = Self::catch_up(manager, chain, grown).await {
-                tracing::warn!(error = %e, "mirror behind");
-            }
-            let heard = future::or(async { announced.recv().await.ok() }, async {
-                Timer::after(LEGACY_CHECK).await;
-                None
-            })
-            .await;
-            let Some(hashes) = heard else {
-                continue;
-            };
-            let unknown: Vec<UInt256> = hashes
-                .into_iter()
-                .filter(|h| chain.index_of(h).is_none())
-                .collect();
-            let Some(source) = mirrored_node(manager).filter(|_| !unknown.is_empty()) else {
-                continue;
-            };
-            // The blocks announced: the next one is appended at once; any
-            // block tells the node's height, so a gap is caught up next.
-            let blocks = match get_blocks(&source, unknown).await {
-                Ok(blocks) => blocks,
-                Err(e) => {
-                    tracing::debug!(error = %e, "announced blocks");
-                    continue;
-                }
-            };
-            let mut failed = None;
-            for block in blocks {
-                if block.index() == chain.height() + 1 && block.prev_hash() == chain.tip_hash() {
-                    append(chain, block, &mut failed, grown);
-                }
-            }
             if let Some(e) = failed {
                 return Err(e);
             }

@@ -353,8 +353,8 @@ pub(crate) async fn run<P: BlockSource>(
     let mut pinging: HashSet<PeerId> = HashSet::new();
     // Block hashes handed out or learned from headers.
     let mut seen = KnownSet::new(SEEN);
-    if let Some(after) = after {
-        seen.insert(after);
+    for hash in after.into_iter().chain(header_tip.map(|t| t.1)) {
+        seen.insert(hash);
     }
     // Legacy following: the `getheaders` running (its peer, since when),
     // and a peer that announced a block not seen yet (with its hashes).
