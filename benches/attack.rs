@@ -33,11 +33,12 @@
 //!
 //! Environment: `PROTOCOLS` (`n3,legacy`), `IPS` (`one,many`), `ROWS` (all
 //! of the above), `HOLD` (seconds the stalled attackers are held after
-//! sending, 10), `HOLD_GETHEADERS` (35: longer than the server's 30 s write
+//! sending, 10), `HOLD_GETHEADERS` (45: well past the server's 30 s write
 //! timeout, so that a drop is seen), `SERVER_LOG` (a directory: each
 //! server's standard output goes to `serve-GEN-PORT.log` there, its
-//! standard error, the log of its connections, to `serve-GEN-PORT.err`). The soft limit on open files is raised
-//! to the hard limit (each attacker is two sockets on this machine).
+//! standard error, the log of its connections, to `serve-GEN-PORT.err`).
+//! The soft limit on open files is raised to the hard limit (each attacker
+//! is two sockets on this machine).
 
 use std::io::{self, Read};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
@@ -698,7 +699,7 @@ fn mib(kib: u64) -> String {
 
 fn run<P: Gen>(bin: &str, row: Row, many: bool, port: u16) {
     let hold = if row == Row::GetHeaders {
-        secs("HOLD_GETHEADERS", 35)
+        secs("HOLD_GETHEADERS", 45)
     } else {
         secs("HOLD", 10)
     };
