@@ -134,6 +134,22 @@ fn the_window_bounds_what_is_asked_and_held() {
 }
 
 #[test]
+fn without_a_measured_idle_peer_the_head_is_taken_at_steal_after() {
+    let blocks = chain(16, 0);
+    let t0 = Instant::now();
+    // One range fills the window: one peer has it, the other is idle and
+    // has never answered, so nothing says how fast it would be.
+    let mut s = schedule(&blocks, config(8, 8), 16);
+    s.set_peer(A, 16);
+    s.set_peer(B, 16);
+    let rs = requests(&mut s, t0);
+    assert_eq!(rs.len(), 1);
+    assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(2)));
+    assert_eq!(s.handle_timeout(t0 + Duration::from_millis(1999)), []);
+    assert_eq!(s.handle_timeout(t0 + Duration::from_secs(2)).len(), 1);
+}
+
+#[test]
 fn a_slow_peer_loses_its_range_to_another_and_never_gets_it_back() {
     let blocks = chain(16, 0);
     let t0 = Instant::now();
@@ -148,11 +164,13 @@ fn a_slow_peer_loses_its_range_to_another_and_never_gets_it_back() {
     for b in &blocks[1..=2] {
         s.on_block(slow.id, b.clone(), t0 + Duration::from_millis(9));
     }
-    assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(2)), "steal");
-    // Nothing else is waiting and the fast peer is idle: at 2 s the range
-    // holding up the window is taken from the slow peer.
-    assert_eq!(s.handle_timeout(t0 + Duration::from_secs(1)), []);
-    let gone = s.handle_timeout(t0 + Duration::from_secs(2));
+    // Nothing else is waiting and the fast peer is idle: the range holding
+    // up the window is taken from the slow peer once out twice as long as
+    // the fast peer would take for it (8 blocks at 5 ms / 8 each: 10 ms).
+    let due = t0 + Duration::from_millis(10);
+    assert_eq!(s.poll_timeout(), Some(due), "steal");
+    assert_eq!(s.handle_timeout(due - Duration::from_micros(1)), []);
+    let gone = s.handle_timeout(due);
     assert_eq!(
         gone,
         [Abandoned {
