@@ -37,6 +37,9 @@ const PAYLOAD_LIFETIME: Duration = Duration::from_secs(60);
 const MAX_SENDERS: usize = 1024;
 /// How often the genesis block is asked for again while no peer gave it.
 const GENESIS_RETRY: Duration = Duration::from_secs(1);
+/// How long a peer is given to send the genesis block (a relay that has
+/// no chain yet sends nothing).
+const GENESIS_WAIT: Duration = Duration::from_secs(2);
 /// How often `--connect` addresses are checked and redialed.
 const REDIAL: Duration = Duration::from_secs(1);
 
@@ -259,8 +262,8 @@ impl Node for Legacy {
 }
 
 /// Follows the chain into `held`, until the manager shuts down: the genesis
-/// block from the first peer that gives it (`genesis`: its hash, Legacy
-/// only), then the library's [`Follower`], which downloads each new block
+/// block from the first peer that gives it within [`GENESIS_WAIT`]
+/// (`genesis`: its hash, Legacy only; the highest peers asked first), then the library's [`Follower`], which downloads each new block
 /// once (the relay room leaves blocks to it). Each block it appends is
 /// relayed to the peers below it.
 fn follow<P: Node>(
@@ -277,13 +280,22 @@ fn follow<P: Node>(
         let chain = loop {
             manager.wait_for_peers(1, GENESIS_RETRY).await;
             let mut found = None;
-            for s in manager.peers() {
-                let answers = match s.peer.request(P::genesis_request(genesis)).await {
-                    Ok(answers) => answers,
-                    Err(e) => {
+            // The highest peers first: those at 0 may have no chain yet.
+            let mut peers = manager.peers();
+            peers.sort_by_key(|s| std::cmp::Reverse(s.peer.height()));
+            for s in peers {
+                let asked = async { Some(s.peer.request(P::genesis_request(genesis)).await) };
+                let waited = async {
+                    async_io::Timer::after(GENESIS_WAIT).await;
+                    None
+                };
+                let answers = match futures_lite::future::or(asked, waited).await {
+                    Some(Ok(answers)) => answers,
+                    Some(Err(e)) => {
                         tracing::debug!(error = %e, "no genesis block");
                         continue;
                     }
+                    None => continue,
                 };
                 let block = answers.iter().filter_map(P::block_of).find(|b| {
                     let header = P::block_header(b);
