@@ -795,6 +795,26 @@ fn legacy_keeps_up(validator: &RealNode, relay: &Relay, follower: &RealNode) {
         height(follower),
         height(validator)
     );
+    // No echo, nothing twice, from the relay's statistics.
+    let stats = relay
+        .stats()
+        .unwrap_or_else(|| fail("the relay printed no statistics".into()));
+    println!(
+        "relay: relayed {} blocks {} payloads, received {}, twice {}, announced {}, served {}, \
+         sent twice {}",
+        stats["relayed"]["block"],
+        stats["relayed"]["consensus"],
+        stats["received"],
+        stats["duplicates"],
+        stats["announced"],
+        stats["served"],
+        stats["resent"]
+    );
+    if stats["duplicates"] != 0 || stats["resent"] != 0 {
+        fail(format!(
+            "the relay received or sent something twice: {stats}"
+        ));
+    }
 }
 
 /// The signed transaction a neo-go `--out` context file holds for a single-signature
