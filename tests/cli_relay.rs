@@ -1,6 +1,7 @@
 //! `neo-peer relay` run as a user would, between two in-process nodes: an
 //! item one of them relays reaches the other through it, once, and with
-//! `--no-gossip` it names no other node in answer to `getaddr`.
+//! `--no-gossip` it names no other node in answer to `getaddr`; a Legacy
+//! relay on a private network asks for its genesis hash.
 #![cfg(feature = "cli")]
 
 use std::io::{BufRead, BufReader, Lines};
@@ -150,4 +151,25 @@ fn no_gossip_names_no_other_node() {
             m.shutdown().await;
         }
     });
+}
+
+/// A Legacy relay on a private network follows the chain only with its
+/// genesis hash: without `--genesis` (or `--no-follow`) it says so and stops.
+#[test]
+fn a_legacy_relay_on_a_private_network_needs_its_genesis() {
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_neo-peer"))
+            .args(["relay", "--protocol", "legacy", "--network", "56753"])
+            .args(["--duration", "0", "--summary", "0"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let refused = run(&[]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("--genesis"), "{said}");
+    assert!(run(&["--no-follow"]).status.success());
+    let genesis = format!("0x{}", "ab".repeat(32));
+    assert!(run(&["--genesis", &genesis]).status.success());
 }

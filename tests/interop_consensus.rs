@@ -7,8 +7,8 @@
 //!   and the mean block interval.
 //! - [`transfer_through_relay`]: a GAS transfer submitted to a follower whose only peer is
 //!   the relay reaches the validators and comes back in a block.
-//! - [`legacy_follower_through_relay`] (ignored until a Legacy relay serves the chain):
-//!   NEO Legacy, a NEO•ONE follower behind the relay keeps up with a NEO•ONE validator.
+//! - [`legacy_follower_through_relay`]: NEO Legacy, a NEO•ONE follower behind the relay
+//!   keeps up with a NEO•ONE validator.
 //! - [`latency_per_hop`] (ignored, a measurement): the time a transaction takes from its
 //!   submission at node A to node C's mempool, A–X–C, with X a neo-go node and X the relay:
 //!
@@ -336,11 +336,16 @@ struct Relay {
 impl Relay {
     /// An N3 relay listening on a fresh port of 127.0.0.1 and dialing `connect`.
     fn start(magic: u32, connect: &[String]) -> Result<Relay, String> {
-        Self::start_on("n3", magic, connect)
+        Self::start_on("n3", magic, connect, &[])
     }
 
-    /// The same for `protocol` (`n3` or `legacy`).
-    fn start_on(protocol: &str, magic: u32, connect: &[String]) -> Result<Relay, String> {
+    /// The same for `protocol` (`n3` or `legacy`), with `extra` options.
+    fn start_on(
+        protocol: &str,
+        magic: u32,
+        connect: &[String],
+        extra: &[&str],
+    ) -> Result<Relay, String> {
         let port = node_port();
         let addr = loopback(port);
         let log =
@@ -366,6 +371,7 @@ impl Relay {
         for c in connect {
             cmd.args(["--connect", c]);
         }
+        cmd.args(extra);
         let child = cmd
             .stdout(out.try_clone().map_err(|e| e.to_string())?)
             .stderr(out)
@@ -559,7 +565,7 @@ fn consensus_direct_and_through_relays() {
             let r = &s["relayed"];
             println!(
                 "{name}, relay {}: relayed {} tx, {} blocks, {} payloads; received {}, twice {}, \
-                 duplicates avoided {}, announced {}, served {}",
+                 duplicates avoided {}, announced {}, served {}, sent twice {}",
                 i + 1,
                 r["tx"],
                 r["block"],
@@ -568,7 +574,8 @@ fn consensus_direct_and_through_relays() {
                 s["duplicates"],
                 s["duplicates_avoided"],
                 s["announced"],
-                s["served"]
+                s["served"],
+                s["resent"]
             );
         }
     }
@@ -589,6 +596,14 @@ fn consensus_direct_and_through_relays() {
                     stats["duplicates"],
                     0,
                     "{name}: relay {} received items it held: {stats}",
+                    i + 1
+                );
+                // No echo, nothing twice: no item, and no announcement of one,
+                // went to any peer twice.
+                assert_eq!(
+                    stats["resent"],
+                    0,
+                    "{name}: relay {} sent something to a peer twice: {stats}",
                     i + 1
                 );
             }
@@ -716,14 +731,24 @@ fn transfer_through_neo_go() {
 
 /// NEO Legacy: a NEO•ONE 2.7.4 follower whose only peer is the relay, the relay dialing a
 /// NEO•ONE validator (one block a second), syncs the validator's chain and keeps up with
-/// it for 30 s. Ignored for now: a Legacy relay does not follow the chain, so it cannot
-/// serve the blocks made before it connected (NEO•ONE makes its first block as it
-/// starts, before any relay can connect to it), and the follower never gets past them.
+/// it for 30 s. The relay follows the validator's chain (NEO 2 private networks differ in
+/// their genesis block: its hash is given) and serves it, the blocks made before it
+/// connected included.
 #[test]
-#[ignore = "a Legacy relay does not follow the chain: it cannot serve blocks made before it connected"]
 fn legacy_follower_through_relay() {
+    if skip_without_relay("legacy_follower_through_relay") {
+        return;
+    }
     let validator = RealNode::start_on("neoone", (node_port(), node_port()), 3, &[]);
-    let relay = Relay::start_on("legacy", 56753, &[validator.p2p.to_string()]).unwrap();
+    let genesis = validator.call("getblockhash", json!([0]));
+    let genesis = genesis.as_str().expect("the genesis hash").to_string();
+    let relay = Relay::start_on(
+        "legacy",
+        56753,
+        &[validator.p2p.to_string()],
+        &["--genesis", &genesis],
+    )
+    .unwrap();
     let follower = RealNode::follow_on("neoone", &relay.addr, (node_port(), node_port()));
     legacy_keeps_up(&validator, &relay, &follower);
 }
@@ -770,6 +795,26 @@ fn legacy_keeps_up(validator: &RealNode, relay: &Relay, follower: &RealNode) {
         height(follower),
         height(validator)
     );
+    // No echo, nothing twice, from the relay's statistics.
+    let stats = relay
+        .stats()
+        .unwrap_or_else(|| fail("the relay printed no statistics".into()));
+    println!(
+        "relay: relayed {} blocks {} payloads, received {}, twice {}, announced {}, served {}, \
+         sent twice {}",
+        stats["relayed"]["block"],
+        stats["relayed"]["consensus"],
+        stats["received"],
+        stats["duplicates"],
+        stats["announced"],
+        stats["served"],
+        stats["resent"]
+    );
+    if stats["duplicates"] != 0 || stats["resent"] != 0 {
+        fail(format!(
+            "the relay received or sent something twice: {stats}"
+        ));
+    }
 }
 
 /// The signed transaction a neo-go `--out` context file holds for a single-signature

@@ -1,6 +1,7 @@
 //! The relay room over loopback TCP: managers in a line pass an item on
 //! once, without echo, download an item announced twice once, and ask the
-//! next announcer after a `notfound`.
+//! next announcer after a `notfound`; a relay that follows the chain
+//! downloads each block once.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use async_channel::{Receiver, Sender};
 use futures_lite::future;
 use neo_peer::book::{AddressBook, BookConfig};
-use neo_peer::chain::{Chain, Synthetic};
+use neo_peer::chain::{Chain, Serve, Synthetic};
 use neo_peer::executor::SmolGlobal;
 use neo_peer::manager::{ManagerConfig, PeerManager, RelayConfig, RelayStats, WeakManager};
 use neo_peer::peer::{Handler, IgnoreAll, LocalConfig, Peer};
@@ -168,7 +169,14 @@ fn an_item_goes_down_a_line_once_legacy() {
 
 /// Two peers announce the same item: it is downloaded once.
 async fn announced_twice<P: TestItem>() {
-    let (hub, hub_got) = relaying::<P, _>(IgnoreAll);
+    // The hub keeps what it gets: were it to pass the item on to s2 before
+    // s2 announces it, s2 would have nothing to announce.
+    let hub = PeerManager::<P>::new(config(), book::<P>(), IgnoreAll, SmolGlobal).unwrap();
+    let (tx, hub_got) = async_channel::unbounded();
+    hub.start_relay(RelayConfig::default(), None, move |_, item| {
+        let _ = tx.try_send(item);
+    })
+    .unwrap();
     let (s1, _) = relaying::<P, _>(IgnoreAll);
     let (s2, _) = relaying::<P, _>(IgnoreAll);
     let addr = listening(&hub).await;
@@ -304,7 +312,12 @@ struct Who(
 );
 
 impl Handler<N3> for Who {
-    async fn handle(&self, peer: &Peer<N3>, _msg: n3::Message) {
+    async fn handle(&self, peer: &Peer<N3>, msg: n3::Message) {
+        // The test's `inv` only: other traffic (a `getaddr`, say) may come
+        // first from either side.
+        if N3::announced(&msg).is_none() {
+            return;
+        }
         let managed = self.0.peer(peer).expect("a registered peer");
         assert_eq!(managed.id(), peer.id());
         let _ = self
@@ -401,6 +414,176 @@ fn a_long_getdata_is_answered_as_far_as_the_queue_allows() {
         until("the answer", &hub, |s| s.not_found + s.dropped == 10).await;
         let s = hub.relay_stats().unwrap();
         assert_eq!((s.not_found, s.dropped), (4, 6));
+        for m in [hub, asker] {
+            m.shutdown().await;
+        }
+    });
+}
+
+/// Serves a chain and counts the blocks it sends.
+struct CountingServer {
+    chain: std::sync::Arc<Chain<N3>>,
+    blocks: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Handler<N3> for CountingServer {
+    async fn handle(&self, peer: &Peer<N3>, msg: n3::Message) {
+        for answer in N3::answer(self.chain.as_ref(), &msg) {
+            if matches!(answer, n3::Message::Block(_)) {
+                self.blocks
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            if peer.send(answer).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// U–R–D, R a relay that follows the chain: each block U announces is
+/// downloaded once (by R's follower; R's relay room asks for none), and R
+/// announces each block it appends to D, which downloads it once from R.
+/// Nothing goes to any peer twice.
+#[test]
+fn a_following_relay_downloads_each_block_once() {
+    use neo_peer::manager::{FollowEvent, Follower};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    smol::block_on(async {
+        const TOP: u32 = 6;
+        let source = Chain::<N3>::synthetic(&Synthetic {
+            blocks: TOP,
+            txs_per_block: 1,
+            seed: 9,
+            with_bodies: true,
+        });
+        let block = |i: u32| source.block(i).unwrap().clone();
+        // U holds blocks up to 2, then makes the rest one at a time.
+        let upstream = Arc::new(Chain::<N3>::from_genesis_block(block(0)).unwrap());
+        for i in 1..=2 {
+            upstream.push_block(block(i)).unwrap();
+        }
+        let served = Arc::new(AtomicUsize::new(0));
+        let mut u_config = config::<N3>();
+        let height = upstream.clone();
+        u_config.local.identity.current_height = Arc::new(move || height.height());
+        let server = CountingServer {
+            chain: upstream.clone(),
+            blocks: served.clone(),
+        };
+        let u = PeerManager::<N3>::new(u_config, book::<N3>(), server, SmolGlobal).unwrap();
+        let u_addr = listening(&u).await;
+
+        // R: its relay room leaves blocks to its follower, and relays what
+        // the follower appends.
+        let chain = Arc::new(Chain::<N3>::from_genesis_block(block(0)).unwrap());
+        let mut r_config = config::<N3>();
+        let height = chain.clone();
+        r_config.local.identity.current_height = Arc::new(move || height.height());
+        let r = PeerManager::<N3>::new(r_config, book::<N3>(), IgnoreAll, SmolGlobal).unwrap();
+        let relay_config = RelayConfig {
+            blocks_by_follower: true,
+            ..RelayConfig::default()
+        };
+        let store: Arc<dyn neo_peer::chain::ChainStore<N3>> = chain.clone();
+        let relay = r.clone();
+        r.start_relay(relay_config, Some(store), move |_, item| {
+            relay.relay(item);
+        })
+        .unwrap();
+        let follower = Arc::new(Follower::new(r.clone(), chain.clone()));
+        let events = follower.subscribe();
+        let running = follower.clone();
+        let following = smol::spawn(async move { running.run().await });
+        let appended = follower.clone();
+        let relay = r.clone();
+        let relayer = smol::spawn(async move {
+            while let Ok(event) = events.recv().await {
+                if let FollowEvent::Block { index, .. } = event {
+                    let block = appended.block(index).unwrap();
+                    relay.relay(N3::item(&n3::Message::Block(block)).unwrap());
+                }
+            }
+        });
+        let r_addr = listening(&r).await;
+        let (d, d_got) = relaying::<N3, _>(IgnoreAll);
+        d.connect(r_addr).await.unwrap();
+        r.connect(u_addr).await.unwrap();
+        assert_eq!(r.wait_for_peers(2, WAIT).await, 2);
+
+        let reached = |h: u32| {
+            let chain = chain.clone();
+            async move {
+                while chain.block_height() < Some(h) {
+                    async_io::Timer::after(Duration::from_millis(5)).await;
+                }
+            }
+        };
+        within("R syncs", reached(2)).await;
+        for i in 3..=TOP {
+            upstream.push_block(block(i)).unwrap();
+            let hash = upstream.hash(i).unwrap();
+            for s in u.peers() {
+                let inv = N3::inv(ItemKind::Block, &[hash]).unwrap();
+                s.peer.send(inv).await.unwrap();
+            }
+            within("R follows", reached(i)).await;
+        }
+        // D gets every block R appended, each once.
+        let mut got = Vec::new();
+        while got.len() < TOP as usize {
+            let (_, _, item) = within("D's blocks", d_got.recv()).await.unwrap();
+            assert_eq!(item.kind, ItemKind::Block);
+            got.push(item.height.unwrap());
+        }
+        got.sort();
+        assert_eq!(got, (1..=TOP).collect::<Vec<_>>());
+
+        assert_eq!(
+            served.load(Ordering::SeqCst),
+            TOP as usize,
+            "each block downloaded from U once"
+        );
+        let rs = r.relay_stats().unwrap();
+        assert_eq!(rs.requested, 0, "R's relay room asked for no block");
+        assert_eq!(rs.resent, 0, "nothing went to a peer twice");
+        assert_eq!(rs.announced, u64::from(TOP), "each block announced to D");
+        let ds = d.relay_stats().unwrap();
+        assert_eq!((ds.received, ds.duplicates), (u64::from(TOP), 0));
+        assert_eq!(rs.served, u64::from(TOP), "D downloaded each block once");
+
+        follower.stop();
+        following.await.unwrap();
+        for m in [u, r, d] {
+            m.shutdown().await;
+        }
+        drop(relayer);
+    });
+}
+
+/// An item asked for twice by the same peer is sent twice, and the relay's
+/// statistics say so (`resent`); asked once, it is not.
+#[test]
+fn an_item_sent_to_a_peer_twice_is_counted() {
+    smol::block_on(async {
+        let (hub, _) = relaying::<N3, _>(IgnoreAll);
+        let addr = listening(&hub).await;
+        let asker = PeerManager::<N3>::new(config(), book::<N3>(), IgnoreAll, SmolGlobal).unwrap();
+        let link = asker.connect(addr).await.unwrap();
+        assert_eq!(hub.wait_for_peers(1, WAIT).await, 1);
+        let item = N3::tx(4);
+        hub.relay(item.clone());
+        let ask = N3::get_data(ItemKind::Transaction, &[item.hash]).unwrap();
+        // Each answer is awaited: the second request is sent once the
+        // first is answered.
+        for (served, resent) in [(1, 0), (2, 1)] {
+            let answers = within("the answer", link.request(ask.clone())).await;
+            let got = answers.unwrap().iter().filter_map(N3::item).count();
+            assert_eq!(got, 1, "the transaction");
+            let s = hub.relay_stats().unwrap();
+            assert_eq!((s.served, s.resent), (served, resent));
+        }
         for m in [hub, asker] {
             m.shutdown().await;
         }

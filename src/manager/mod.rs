@@ -89,7 +89,9 @@ pub use config::{
 pub use error::{Departed, ManagerError, ManagerEvent, PeerSummary, ShutdownReport};
 pub use follower::{FOLLOW_CHECK, FOLLOW_EVENTS, FollowConfig, FollowError, FollowEvent, Follower};
 pub use handle::ManagedPeer;
-pub use relay::{FLOOD_POINTS, OnItem, RELAY_CACHE, RELAY_OUTBOX, RelayConfig, RelayStats};
+pub use relay::{
+    FLOOD_POINTS, OnItem, RELAY_CACHE, RELAY_OUTBOX, RelayConfig, RelayStats, SENT_PER_PEER,
+};
 
 use gossip::Managed;
 use lifecycle::Counted;

@@ -21,6 +21,16 @@
 //!   lately, then from the embedder's [`ChainStore`], and on N3 with
 //!   `notfound` for the rest.
 //!
+//! A room whose manager also follows the chain can leave blocks to the
+//! follower ([`RelayConfig::blocks_by_follower`]): a block is then
+//! downloaded once, by the follower (which needs it in order, checked
+//! against its header), and never also by the room; the embedder relays each
+//! block the follower appends with [`PeerManager::relay`].
+//!
+//! Each send is also recorded per peer and item ([`RelayConfig::sent_per_peer`]),
+//! so that [`RelayStats::resent`] tells whether any item, or its
+//! announcement, went to a peer twice.
+//!
 //! Every message the room sends goes through a per-peer outbox of at most
 //! [`RelayConfig::outbox`] messages, drained by one task per peer: a peer
 //! that does not read slows no one else, and past the bound what is queued
@@ -49,6 +59,9 @@ use crate::wire::UInt256;
 pub const RELAY_CACHE: usize = 1024;
 /// Messages queued for one peer at most ([`RelayConfig::outbox`]).
 pub const RELAY_OUTBOX: usize = 1024;
+/// Sends of each kind (announcements, items) remembered per peer to count
+/// repeats ([`RelayConfig::sent_per_peer`]).
+pub const SENT_PER_PEER: usize = 2048;
 /// Misbehaviour points for an announcement flood
 /// ([`RelayConfig::flood_points`]).
 pub const FLOOD_POINTS: u32 = 20;
@@ -71,6 +84,18 @@ pub struct RelayConfig {
     /// Points for each `inv` that breaks the tracker's per-peer bound
     /// ([`FLOOD_POINTS`]).
     pub flood_points: u32,
+    /// Leave blocks to a follower of the chain (false by default): the
+    /// room asks for no announced block (it marks the block known to its
+    /// announcer, and counts an announcement of a block held as a duplicate
+    /// avoided) and the follower fetches it, once. The embedder relays the
+    /// blocks the follower appends with [`PeerManager::relay`]. A block a
+    /// peer sends unasked still reaches the hook.
+    pub blocks_by_follower: bool,
+    /// Hashes remembered per peer for each kind of send (announcements,
+    /// items) to count repeats in [`RelayStats::resent`] ([`SENT_PER_PEER`]
+    /// by default, about 100 bytes each, so about 400 KiB per peer at
+    /// most); past it the oldest is forgotten first.
+    pub sent_per_peer: usize,
 }
 
 impl Default for RelayConfig {
@@ -81,6 +106,8 @@ impl Default for RelayConfig {
             cache: RELAY_CACHE,
             outbox: RELAY_OUTBOX,
             flood_points: FLOOD_POINTS,
+            blocks_by_follower: false,
+            sent_per_peer: SENT_PER_PEER,
         }
     }
 }
@@ -108,6 +135,11 @@ pub struct RelayStats {
     pub relayed: u64,
     /// Announcements sent (one per item and peer).
     pub announced: u64,
+    /// Announcements and items sent to a peer that had been sent the same
+    /// (the same item's announcement, or the same item) before, among the
+    /// last [`RelayConfig::sent_per_peer`] of each: 0 means no item and no
+    /// announcement went to any peer twice.
+    pub resent: u64,
     /// Item hashes asked for with `getdata`.
     pub requested: u64,
     /// Requests that reached their deadline.
@@ -146,6 +178,10 @@ struct Room<P: Inventory> {
 
 struct State<P: Inventory> {
     known: KnownInventory,
+    /// The announcements sent to each peer, to count repeats.
+    sent_inv: KnownInventory,
+    /// The items sent to each peer, to count repeats.
+    sent_items: KnownInventory,
     tracker: RequestTracker<ItemKind>,
     recent: Recent<P>,
     links: HashMap<PeerId, Link<P>>,
@@ -204,6 +240,8 @@ impl<P: Inventory> Room<P> {
         };
         let info = peer.info();
         st.known.add_peer(id);
+        st.sent_inv.add_peer(id);
+        st.sent_items.add_peer(id);
         st.tracker.add_peer(
             id,
             Rank {
@@ -255,6 +293,8 @@ impl<P: Inventory> Room<P> {
         let mut st = self.lock();
         st.links.remove(&id);
         st.known.remove_peer(id);
+        st.sent_inv.remove_peer(id);
+        st.sent_items.remove_peer(id);
         st.tracker.remove_peer(id);
         let requests = st.tracker.poll_requests(Instant::now());
         self.dispatch(&mut st, requests);
@@ -335,6 +375,10 @@ impl<P: Inventory> Room<P> {
                     st.stats.duplicates_avoided += 1;
                     continue;
                 }
+                if kind == ItemKind::Block && self.config.blocks_by_follower {
+                    // The follower fetches it.
+                    continue;
+                }
                 if let Announce::Flood = st.tracker.announced(now, id, kind, hash) {
                     flood = true;
                 }
@@ -403,6 +447,9 @@ impl<P: Inventory> Room<P> {
         for msg in answers {
             if let Some(item) = P::item(&msg) {
                 st.known.mark(id, item.hash);
+                if !st.sent_items.mark(id, item.hash) {
+                    st.stats.resent += 1;
+                }
                 st.stats.served += 1;
             } else if let Some((_, missing)) = P::missing(&msg) {
                 st.stats.not_found += missing.len() as u64;
@@ -514,6 +561,9 @@ impl<P: Inventory> RelayRoom<P> for Arc<Room<P>> {
             if let Some(inv) = P::inv(kind, &[hash]) {
                 if self.push(&mut st, id, inv) {
                     announced += 1;
+                    if !st.sent_inv.mark(id, hash) {
+                        st.stats.resent += 1;
+                    }
                 }
             }
         }
@@ -606,6 +656,8 @@ impl<P: Inventory> PeerManager<P> {
             inner: Arc::downgrade(&self.inner),
             state: Mutex::new(State {
                 known: KnownInventory::new(config.known_per_peer),
+                sent_inv: KnownInventory::new(config.sent_per_peer),
+                sent_items: KnownInventory::new(config.sent_per_peer),
                 tracker: RequestTracker::new(config.tracker.clone()),
                 recent: Recent {
                     items: HashMap::new(),

@@ -2,17 +2,19 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use neo_peer::book::{AddressBook, BookConfig};
-use neo_peer::chain::{Chain, ChainStore, Generation, Serve};
+use neo_peer::chain::{Chain, ChainStore, Generation};
 use neo_peer::executor::SmolGlobal;
-use neo_peer::manager::download::{BlockSource, DownloadError, ScheduleConfig, follow};
-use neo_peer::manager::{ManagedPeer, ManagerConfig, PeerManager, RelayConfig, RelayStats};
+use neo_peer::manager::download::{BlockSource, DownloadError};
+use neo_peer::manager::{
+    FollowError, FollowEvent, Follower, ManagedPeer, ManagerConfig, PeerManager, RelayConfig,
+    RelayStats,
+};
 use neo_peer::peer::{Handler, Peer};
 use neo_peer::protocol::{Legacy, N3};
 use neo_peer::relay::{Inventory, Item, ItemKind};
@@ -33,8 +35,11 @@ const PAYLOAD_LIFETIME: Duration = Duration::from_secs(60);
 /// Senders whose payloads are counted at once; payloads of new senders past
 /// it are refused until some expire.
 const MAX_SENDERS: usize = 1024;
-/// How often the follower pings its peers for their heights.
-const FOLLOW_CHECK: Duration = Duration::from_millis(200);
+/// How often the genesis block is asked for again while no peer gave it.
+const GENESIS_RETRY: Duration = Duration::from_secs(1);
+/// How long a peer is given to send the genesis block (a relay that has
+/// no chain yet sends nothing).
+const GENESIS_WAIT: Duration = Duration::from_secs(2);
 /// How often `--connect` addresses are checked and redialed.
 const REDIAL: Duration = Duration::from_secs(1);
 
@@ -45,7 +50,9 @@ Legacy consensus payload) announced by a peer is downloaded once, checked \
 (structure and hash; a block's Merkle root and limits; a payload's validity \
 window and its sender's cap) and announced to every peer that lacks it: blocks \
 to the peers below them, the rest to full nodes, never back to where it came \
-from. N3 relays also follow the chain and serve it.")]
+from. The relay also follows the chain and serves it (Legacy private networks \
+need --genesis): blocks are downloaded once, by the follower, and each block \
+it appends is announced to the peers below it.")]
 pub struct RelayArgs {
     /// Wire generation.
     #[arg(long, value_enum, default_value = "n3")]
@@ -80,10 +87,14 @@ pub struct RelayArgs {
     /// own listening address only.
     #[arg(long)]
     no_gossip: bool,
-    /// Do not follow the chain (N3 relays follow it by default, to serve
-    /// the blocks they relay).
+    /// Do not follow the chain (relays follow it by default, to serve the
+    /// blocks they relay); blocks are then downloaded by the relay room.
     #[arg(long)]
     no_follow: bool,
+    /// Legacy: the genesis hash of the network followed (built in for
+    /// mainnet and testnet).
+    #[arg(long, value_name = "HASH")]
+    genesis: Option<UInt256>,
     /// Extensible or consensus payloads held per sender at most.
     #[arg(long, default_value_t = MAX_PER_SENDER, value_name = "N")]
     max_per_sender: usize,
@@ -110,8 +121,21 @@ pub fn relay(args: RelayArgs) -> Result<(), String> {
     let magic = network(args.protocol, &args.network)?;
     args.telemetry.start(Out::new(args.json))?;
     match args.protocol {
-        Protocol::N3 => run::<N3>(&args, magic),
-        Protocol::Legacy => run::<Legacy>(&args, magic),
+        Protocol::N3 => run::<N3>(&args, magic, UInt256::ZERO),
+        Protocol::Legacy => {
+            let genesis = match (args.genesis, magic) {
+                (Some(g), _) => g,
+                (None, legacy::MAINNET_MAGIC) => legacy::MAINNET_GENESIS_HASH,
+                (None, legacy::TESTNET_MAGIC) => legacy::TESTNET_GENESIS_HASH,
+                (None, _) if args.no_follow => UInt256::ZERO,
+                (None, _) => {
+                    return Err("a Legacy relay needs --genesis 0x<hash> on this network \
+                                (or --no-follow)"
+                        .into());
+                }
+            };
+            run::<Legacy>(&args, magic, genesis)
+        }
     }
 }
 
@@ -165,22 +189,35 @@ impl<P: Node> Handler<P> for Server<P> {
 }
 
 /// What the relay needs from each generation.
-trait Node: Inventory + BlockSource + Serve {
+trait Node: Inventory + BlockSource {
+    /// The request of the genesis block (`genesis`: its hash, Legacy only).
+    fn genesis_request(genesis: UInt256) -> Self::Message;
     /// The block a message carries.
     fn block_of(msg: &Self::Message) -> Option<&<Self as Generation>::Block>;
+    /// The message that carries a block.
+    fn block_message(block: <Self as Generation>::Block) -> Self::Message;
     /// A payload's sender (as bytes), first valid height and first height
     /// at which it is no longer valid.
     fn payload(msg: &Self::Message) -> Option<(Vec<u8>, u32, u32)>;
-    /// Follows the chain into `held` (N3), until the manager shuts down.
-    fn follow(manager: PeerManager<Self>, held: Arc<Held<Self>>, out: Out);
 }
 
 impl Node for N3 {
+    fn genesis_request(_: UInt256) -> n3::Message {
+        n3::Message::GetBlockByIndex(n3::GetBlockByIndexPayload {
+            index_start: 0,
+            count: 1,
+        })
+    }
+
     fn block_of(msg: &n3::Message) -> Option<&n3::Block> {
         match msg {
             n3::Message::Block(b) => Some(b),
             _ => None,
         }
+    }
+
+    fn block_message(block: n3::Block) -> n3::Message {
+        n3::Message::Block(block)
     }
 
     fn payload(msg: &n3::Message) -> Option<(Vec<u8>, u32, u32)> {
@@ -191,71 +228,25 @@ impl Node for N3 {
             _ => None,
         }
     }
-
-    fn follow(manager: PeerManager<N3>, held: Arc<Held<N3>>, out: Out) {
-        smol::spawn(async move {
-            loop {
-                manager.wait_for_peers(1, Duration::from_secs(1)).await;
-                let (from, after) = match held.0.get() {
-                    Some(c) => (c.height() + 1, Some(c.tip_hash())),
-                    None => (0, None),
-                };
-                let result = follow(
-                    &manager,
-                    ScheduleConfig::default(),
-                    from,
-                    after,
-                    |_| None,
-                    FOLLOW_CHECK,
-                    |block, _| {
-                        hold(&held, block, out);
-                        ControlFlow::Continue(())
-                    },
-                )
-                .await;
-                match result {
-                    Err(DownloadError::Shutdown) => return,
-                    Err(e) => tracing::debug!(error = %e, "following paused"),
-                    Ok(_) => {}
-                }
-                async_io::Timer::after(Duration::from_secs(1)).await;
-            }
-        })
-        .detach();
-    }
-}
-
-/// Adds `block` to the chain held (the genesis block starts it); false if
-/// it does not follow the tip.
-fn hold<P: Generation>(held: &Held<P>, block: P::Block, out: Out) -> bool {
-    match held.0.get() {
-        Some(chain) => chain.push_block(block).is_ok(),
-        None => {
-            let header = P::block_header(&block);
-            if P::header_index(&header) != 0 {
-                return false;
-            }
-            match Chain::from_genesis_block(block) {
-                Ok(chain) => {
-                    let hash = chain.genesis_hash();
-                    let _ = held.0.set(Arc::new(chain));
-                    out.event("genesis", json!({"hash": hash.to_string()}), || {
-                        format!("following the chain from genesis {hash}")
-                    });
-                    true
-                }
-                Err(_) => false,
-            }
-        }
-    }
 }
 
 impl Node for Legacy {
+    fn genesis_request(genesis: UInt256) -> legacy::Message {
+        legacy::Message::GetData(legacy::InvPayload {
+            kind: legacy::InventoryType::Block,
+            hashes: vec![genesis],
+        })
+    }
+
     fn block_of(msg: &legacy::Message) -> Option<&legacy::Block> {
         match msg {
             legacy::Message::Block(b) => Some(b),
             _ => None,
         }
+    }
+
+    fn block_message(block: legacy::Block) -> legacy::Message {
+        legacy::Message::Block(Box::new(block))
     }
 
     fn payload(msg: &legacy::Message) -> Option<(Vec<u8>, u32, u32)> {
@@ -268,8 +259,129 @@ impl Node for Legacy {
             _ => None,
         }
     }
+}
 
-    fn follow(_manager: PeerManager<Legacy>, _held: Arc<Held<Legacy>>, _out: Out) {}
+/// Follows the chain into `held`, until the manager shuts down: the genesis
+/// block from the first peer that gives it within [`GENESIS_WAIT`]
+/// (`genesis`: its hash, Legacy only; the highest peers asked first), then the library's [`Follower`], which downloads each new block
+/// once (the relay room leaves blocks to it). Each block it appends is
+/// relayed to the peers below it.
+fn follow<P: Node>(
+    manager: PeerManager<P>,
+    held: Arc<Held<P>>,
+    genesis: UInt256,
+    counters: Arc<Counters>,
+    verbose: bool,
+    out: Out,
+) where
+    Chain<P>: ChainStore<P>,
+{
+    smol::spawn(async move {
+        let chain = loop {
+            manager.wait_for_peers(1, GENESIS_RETRY).await;
+            let mut found = None;
+            // The highest peers first: those at 0 may have no chain yet.
+            let mut peers = manager.peers();
+            peers.sort_by_key(|s| std::cmp::Reverse(s.peer.height()));
+            for s in peers {
+                let asked = async { Some(s.peer.request(P::genesis_request(genesis)).await) };
+                let waited = async {
+                    async_io::Timer::after(GENESIS_WAIT).await;
+                    None
+                };
+                let answers = match futures_lite::future::or(asked, waited).await {
+                    Some(Ok(answers)) => answers,
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "no genesis block");
+                        continue;
+                    }
+                    None => continue,
+                };
+                let block = answers.iter().filter_map(P::block_of).find(|b| {
+                    let header = P::block_header(b);
+                    P::header_index(&header) == 0
+                        && (genesis == UInt256::ZERO || P::header_hash(&header) == genesis)
+                });
+                match block.cloned().map(Chain::from_genesis_block) {
+                    Some(Ok(chain)) => {
+                        found = Some(chain);
+                        break;
+                    }
+                    Some(Err(e)) => tracing::debug!(error = %e, "genesis block refused"),
+                    None => tracing::debug!("no genesis block"),
+                }
+            }
+            match found {
+                Some(chain) => break Arc::new(chain),
+                None => async_io::Timer::after(GENESIS_RETRY).await,
+            };
+        };
+        let hash = chain.genesis_hash();
+        let _ = held.0.set(chain.clone());
+        out.event("genesis", json!({"hash": hash.to_string()}), || {
+            format!("following the chain from genesis {hash}")
+        });
+        let follower = Arc::new(Follower::new(manager.clone(), chain));
+        let events = follower.subscribe();
+        let relaying = follower.clone();
+        smol::spawn(async move {
+            while let Ok(event) = events.recv().await {
+                if let FollowEvent::Block { index, peer, .. } = event {
+                    relay_block(&relaying, index, peer, &counters, verbose, out);
+                }
+            }
+        })
+        .detach();
+        loop {
+            match follower.run().await {
+                Ok(()) | Err(FollowError::Download(DownloadError::Shutdown)) => return,
+                Err(e) => tracing::debug!(error = %e, "following paused"),
+            }
+            async_io::Timer::after(GENESIS_RETRY).await;
+        }
+    })
+    .detach();
+}
+
+/// Announces the block the follower appended at `index` (from peer
+/// `from`) to the peers below it.
+fn relay_block<P: Node>(
+    follower: &Follower<P>,
+    index: u32,
+    from: u64,
+    counters: &Counters,
+    verbose: bool,
+    out: Out,
+) {
+    let Some(item) = follower
+        .block(index)
+        .and_then(|block| P::item(&P::block_message(block)))
+    else {
+        return;
+    };
+    let manager = follower.manager();
+    counters.top.fetch_max(index, Ordering::Relaxed);
+    let hash = item.hash;
+    let peers = manager.relay(item);
+    counters.relayed[kind_index(ItemKind::Block)].fetch_add(1, Ordering::Relaxed);
+    if verbose {
+        let peer = manager
+            .peer(from)
+            .and_then(|p| p.addr().or(p.remote_addr()))
+            .map_or_else(|| "?".to_string(), |a| a.to_string());
+        let kind = ItemKind::Block;
+        out.outcome(
+            "relayed",
+            json!({
+                "kind": kind.name(),
+                "hash": hash.to_string(),
+                "height": index,
+                "from": peer,
+                "to": peers,
+            }),
+            || format!("{kind} {hash} at {index} from {peer} to {peers} peers"),
+        );
+    }
 }
 
 /// Payloads counted per sender: the end height of each, and when it came.
@@ -367,14 +479,16 @@ fn summary_line(m: &Summary<'_>) -> String {
         .collect();
     format!(
         "relay: {} peers, relayed {} tx {} blocks {} payloads, received {}, duplicates avoided {}, \
-served {}, rejected {}, height {}",
+announced {}, served {}, sent twice {}, rejected {}, height {}",
         m.peers,
         relayed[0],
         relayed[1],
         relayed[2] + relayed[3],
         s.received,
         s.duplicates_avoided + s.duplicates,
+        s.announced,
         s.served,
+        s.resent,
         counters.rejected.load(Ordering::Relaxed),
         height.map_or_else(|| "-".to_string(), |h| h.to_string()),
     )
@@ -397,6 +511,7 @@ fn summary_json(m: &Summary<'_>) -> serde_json::Value {
         "announced": s.announced,
         "requested": s.requested,
         "served": s.served,
+        "resent": s.resent,
         "not_found": s.not_found,
         "timeouts": s.timeouts,
         "floods": s.floods,
@@ -422,12 +537,13 @@ fn record_metrics(s: &RelayStats, counters: &Counters) {
         .absolute(s.duplicates_avoided + s.duplicates);
     metrics::counter!("neo_peer_relay_announced_total").absolute(s.announced);
     metrics::counter!("neo_peer_relay_served_total").absolute(s.served);
+    metrics::counter!("neo_peer_relay_resent_total").absolute(s.resent);
     metrics::counter!("neo_peer_relay_rejected_total")
         .absolute(counters.rejected.load(Ordering::Relaxed));
     metrics::gauge!("neo_peer_relay_tracked").set(s.tracked as f64);
 }
 
-fn run<P: Node>(args: &RelayArgs, magic: u32) -> Result<(), String>
+fn run<P: Node>(args: &RelayArgs, magic: u32, genesis: UInt256) -> Result<(), String>
 where
     Chain<P>: ChainStore<P>,
 {
@@ -454,11 +570,16 @@ where
     let counters = Arc::new(Counters::default());
     let pool = Arc::new(Mutex::new(Pool::default()));
     let relay = manager.clone();
-    let (verbose, cap) = (args.verbose, args.max_per_sender);
+    let (verbose, cap, following) = (args.verbose, args.max_per_sender, !args.no_follow);
     let (item_counters, item_held) = (counters.clone(), held.clone());
     let store: Arc<dyn ChainStore<P>> = held.clone();
     let on_item = move |from: &ManagedPeer<P>, item: Item<P>| {
         let counters = &item_counters;
+        if following && item.kind == ItemKind::Block {
+            // A block sent unasked: the follower fetches each block once,
+            // checked against its header, and relays what it appends.
+            return;
+        }
         let top = counters.top.load(Ordering::Relaxed);
         let height = item_held.height().or((top > 0).then_some(top));
         let peer = from
@@ -477,14 +598,8 @@ where
             return;
         }
         let (kind, hash, height) = (item.kind, item.hash, item.height);
-        if let (Some(block), Some(h)) = (P::block_of(&item.message), height) {
+        if let (Some(_), Some(h)) = (P::block_of(&item.message), height) {
             counters.top.fetch_max(h, Ordering::Relaxed);
-            if item_held
-                .height()
-                .is_some_and(|t| t.checked_add(1) == Some(h))
-            {
-                hold(&item_held, block.clone(), out);
-            }
         }
         let peers = relay.relay(item);
         counters.relayed[kind_index(kind)].fetch_add(1, Ordering::Relaxed);
@@ -505,8 +620,12 @@ where
             );
         }
     };
+    let relay_config = RelayConfig {
+        blocks_by_follower: following,
+        ..RelayConfig::default()
+    };
     manager
-        .start_relay(RelayConfig::default(), Some(store), on_item)
+        .start_relay(relay_config, Some(store), on_item)
         .map_err(|e| e.to_string())?;
 
     smol::block_on(async {
@@ -542,8 +661,15 @@ where
             })
             .detach();
         }
-        if !args.no_follow {
-            P::follow(manager.clone(), held.clone(), out);
+        if following {
+            follow(
+                manager.clone(),
+                held.clone(),
+                genesis,
+                counters.clone(),
+                verbose,
+                out,
+            );
         }
         let deadline = match args.duration {
             Some(s) => Some(
