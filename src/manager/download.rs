@@ -456,16 +456,7 @@ impl<B: Fetched> Schedule<B> {
             // heights: a second copy is the only way here.
             return Arrival::Stale;
         }
-        let why = match block.check() {
-            Err(e) => Some(format!("block {index}: {e}")),
-            Ok(()) => match (self.expected)(index) {
-                Some(want) if want != block.hash() => Some(format!(
-                    "block {index} is {}, its header says {want}",
-                    block.hash()
-                )),
-                _ => None,
-            },
-        };
+        let why = self.fault(&block);
         if let Some(why) = why {
             self.remove_peer(peer);
             return Arrival::Bad { peer, why };
@@ -516,16 +507,7 @@ impl<B: Fetched> Schedule<B> {
             // Its request brings it.
             return Arrival::Stale;
         }
-        let why = match block.check() {
-            Err(e) => Some(format!("block {index}: {e}")),
-            Ok(()) => match (self.expected)(index) {
-                Some(want) if want != block.hash() => Some(format!(
-                    "block {index} is {}, its header says {want}",
-                    block.hash()
-                )),
-                _ => None,
-            },
-        };
+        let why = self.fault(&block);
         if let Some(why) = why {
             self.remove_peer(from);
             return Arrival::Bad { peer: from, why };
@@ -736,6 +718,22 @@ impl<B: Fetched> Schedule<B> {
             count,
             hashes: (start..=start + (count - 1)).map(&self.expected).collect(),
         })
+    }
+
+    /// What is wrong with `block`, if anything: its own checks (Merkle
+    /// root, transactions), then its hash against the expected one.
+    fn fault(&self, block: &B) -> Option<String> {
+        let index = block.index();
+        match block.check() {
+            Err(e) => Some(format!("block {index}: {e}")),
+            Ok(()) => match (self.expected)(index) {
+                Some(want) if want != block.hash() => Some(format!(
+                    "block {index} is {}, its header says {want}",
+                    block.hash()
+                )),
+                _ => None,
+            },
+        }
     }
 
     /// The request holding up a full window while a peer that has not

@@ -384,14 +384,8 @@ pub fn sync(args: SyncArgs) -> Result<(), String> {
             run_sync::<N3>(config, book, &args, UInt256::ZERO, target)
         }
         Protocol::Legacy => {
-            let genesis = match (args.genesis, magic) {
-                (Some(g), _) => g,
-                (None, legacy::MAINNET_MAGIC) => legacy::MAINNET_GENESIS_HASH,
-                (None, legacy::TESTNET_MAGIC) => legacy::TESTNET_GENESIS_HASH,
-                (None, _) => {
-                    return Err("Legacy sync needs --genesis 0x<hash> on this network".into());
-                }
-            };
+            let genesis = crate::net::legacy_genesis(args.genesis, magic)
+                .ok_or("Legacy sync needs --genesis 0x<hash> on this network")?;
             let config = manager_config(config(magic, &args.timeouts, 0, 0)?, args.max_peers);
             run_sync::<Legacy>(config, book, &args, genesis, target)
         }

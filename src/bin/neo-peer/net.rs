@@ -43,6 +43,17 @@ fn seconds(s: f64) -> Result<Duration, String> {
 }
 
 /// The magic of a network name or number for `protocol`.
+/// The Legacy genesis hash to check a chain against: `given`, or the one
+/// built in for MainNet and TestNet; `None` on another network without one.
+pub fn legacy_genesis(given: Option<UInt256>, magic: u32) -> Option<UInt256> {
+    match (given, magic) {
+        (Some(g), _) => Some(g),
+        (None, legacy::MAINNET_MAGIC) => Some(legacy::MAINNET_GENESIS_HASH),
+        (None, legacy::TESTNET_MAGIC) => Some(legacy::TESTNET_GENESIS_HASH),
+        (None, _) => None,
+    }
+}
+
 pub fn network(protocol: Protocol, name: &str) -> Result<u32, String> {
     let known = match (protocol, name) {
         (Protocol::Legacy, "mainnet") => Some(legacy::MAINNET_MAGIC),
@@ -137,16 +148,8 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         return match args.protocol {
             Protocol::N3 => mirror::mirror::<N3>(source, magic, UInt256::ZERO, &args),
             Protocol::Legacy => {
-                let genesis = match (args.genesis, magic) {
-                    (Some(g), _) => g,
-                    (None, legacy::MAINNET_MAGIC) => legacy::MAINNET_GENESIS_HASH,
-                    (None, legacy::TESTNET_MAGIC) => legacy::TESTNET_GENESIS_HASH,
-                    (None, _) => {
-                        return Err(
-                            "a Legacy --mirror needs --genesis 0x<hash> on this network".into()
-                        );
-                    }
-                };
+                let genesis = legacy_genesis(args.genesis, magic)
+                    .ok_or("a Legacy --mirror needs --genesis 0x<hash> on this network")?;
                 mirror::mirror::<Legacy>(source, magic, genesis, &args)
             }
         };

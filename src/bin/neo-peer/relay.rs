@@ -123,12 +123,10 @@ pub fn relay(args: RelayArgs) -> Result<(), String> {
     match args.protocol {
         Protocol::N3 => run::<N3>(&args, magic, UInt256::ZERO),
         Protocol::Legacy => {
-            let genesis = match (args.genesis, magic) {
-                (Some(g), _) => g,
-                (None, legacy::MAINNET_MAGIC) => legacy::MAINNET_GENESIS_HASH,
-                (None, legacy::TESTNET_MAGIC) => legacy::TESTNET_GENESIS_HASH,
-                (None, _) if args.no_follow => UInt256::ZERO,
-                (None, _) => {
+            let genesis = match crate::net::legacy_genesis(args.genesis, magic) {
+                Some(g) => g,
+                None if args.no_follow => UInt256::ZERO,
+                None => {
                     return Err("a Legacy relay needs --genesis 0x<hash> on this network \
                                 (or --no-follow)"
                         .into());
