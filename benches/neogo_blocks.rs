@@ -14,8 +14,9 @@
 //! blocks 1 to `BLOCKS`:
 //!
 //! - `minimal`: the serving limit of the nodes. One connection per node,
-//!   a handshake, then `getblockbyindex` of 500 blocks, `DEPTH` requests
-//!   (4 by default) outstanding per connection, the ranges dealt out to
+//!   a handshake, then `getblockbyindex` of `CHUNK` blocks (500, neo-go's
+//!   most, by default), `DEPTH` requests (4 by default) outstanding per
+//!   connection, the ranges dealt out to
 //!   the nodes in turn; each frame's header is read and its payload
 //!   skipped (a `ping` is answered), the `block` frames are counted and
 //!   nothing is decoded or checked. Timed from the first request to the
@@ -31,6 +32,8 @@
 //! and four nodes against one.
 //!
 //! `NEO_PEER_TEST_PORTS=LOW-HIGH` keeps the nodes' ports in a range;
+//! `NEO_PEER_BIN` is the `neo-peer` measured (by default the one cargo
+//! builds with the bench);
 //! `NEOGO=ADDR,ADDR,...` measures running nodes (their first address is the
 //! single node) instead of starting any. The nodes stop with the bench.
 
@@ -48,8 +51,6 @@ use neo_peer::wire::{PingPayload, n3};
 
 /// The network magic of `scripts/neogo`.
 const MAGIC: u32 = 56753;
-/// Blocks in one `getblockbyindex` (neo-go answers at most 500).
-const CHUNK: u32 = 500;
 /// The command bytes the minimal client reads.
 const VERSION: u8 = 0x00;
 const VERACK: u8 = 0x01;
@@ -218,7 +219,7 @@ fn payload_len(frame: &[u8]) -> usize {
 }
 
 /// The minimal client against `nodes`: blocks 1 to `blocks`.
-fn minimal(nodes: &[SocketAddr], blocks: u32, depth: usize) -> Run {
+fn minimal(nodes: &[SocketAddr], blocks: u32, chunk: u32, depth: usize) -> Run {
     let mut conns: Vec<Framer> = nodes
         .iter()
         .map(|&a| {
@@ -231,7 +232,7 @@ fn minimal(nodes: &[SocketAddr], blocks: u32, depth: usize) -> Run {
     let mut start = 1;
     let mut k = 0;
     while start <= blocks {
-        let count = CHUNK.min(blocks - start + 1);
+        let count = chunk.min(blocks - start + 1);
         ranges[k % nodes.len()].push((start, count));
         start += count;
         k += 1;
@@ -263,7 +264,8 @@ fn minimal(nodes: &[SocketAddr], blocks: u32, depth: usize) -> Run {
 
 /// `neo-peer sync --blocks` against `nodes`: its block phase.
 fn ours(nodes: &[SocketAddr], blocks: u32) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_neo-peer"));
+    let bin = std::env::var("NEO_PEER_BIN").unwrap_or(env!("CARGO_BIN_EXE_neo-peer").into());
+    let mut cmd = Command::new(bin);
     cmd.args(["sync", "--protocol", "n3", "--network", "privnet", "--json"])
         .args(["--blocks", "--count", &(blocks + 1).to_string()]);
     for a in nodes {
@@ -362,6 +364,8 @@ fn main() {
     let blocks = env_u32("BLOCKS", 30_000);
     let runs = env_u32("RUNS", 3).max(1);
     let depth = env_u32("DEPTH", 4).max(1) as usize;
+    // neo-go answers at most 500 blocks a request.
+    let chunk = env_u32("CHUNK", 500).clamp(1, 500);
     let mut started = Vec::new();
     let nodes: Vec<SocketAddr> = match std::env::var("NEOGO") {
         Ok(list) => list
@@ -409,7 +413,7 @@ fn main() {
     for _ in 0..runs {
         for (client, peers, got) in &mut rows {
             got.push(match *client {
-                "minimal" => minimal(peers, blocks, depth),
+                "minimal" => minimal(peers, blocks, chunk, depth),
                 _ => ours(peers, blocks),
             });
         }
