@@ -7,10 +7,12 @@
 //! - **A bounded window.** Only heights below `next + window` are asked
 //!   for, in ranges of at most `range` heights. Nothing above the window is
 //!   held, so the blocks buffered are at most `window` of them: with the
-//!   default window of 512 and N3's block cap of 2 MiB
+//!   default window of 2000 and N3's block cap of 2 MiB
 //!   ([`PayloadLimits::N3`](crate::wire::PayloadLimits::N3)), at most
-//!   1 GiB in the worst case the wire allows, 512 times the average block in
-//!   practice (N3 MainNet blocks average a few KiB: a few MiB).
+//!   4 GiB in the worst case the wire allows, 2000 times the average block
+//!   in practice (N3 MainNet blocks average a few KiB: about 10 MiB). A
+//!   block whose hash is not its header's is dropped as it arrives, so with
+//!   the headers known only the chain's own blocks are ever held.
 //! - **Free peers, least loaded, fastest.** A range goes to a peer that has
 //!   its heights, has fewer than `per_peer` of our requests outstanding and
 //!   has not tried it before, chosen by the manager's routing rule (least
@@ -53,13 +55,18 @@ use crate::wire::{Encode, UInt256, legacy, n3};
 pub(crate) mod driver;
 pub use driver::{BlockSource, DownloadError, DownloadOutcome, SEEN, download, follow};
 
-/// Heights ahead of the next block to hand out that may be asked for.
-pub const WINDOW: u32 = 512;
-/// Most heights in one request.
-pub const RANGE: u32 = 64;
-/// Most requests of ours one peer answers at once (the driver lowers it to
-/// the manager's
-/// [`max_in_flight_per_kind`](super::ManagerConfig::max_in_flight_per_kind)).
+/// Heights ahead of the next block to hand out that may be asked for
+/// (neo-go's block queue holds as many): four peers each fetch a full
+/// range at once.
+pub const WINDOW: u32 = 2000;
+/// Most heights in one request: the most an N3 node answers to one
+/// `getblockbyindex`, and a Legacy node to one `getdata`.
+pub const RANGE: u32 = 500;
+/// Most requests of ours one peer answers at once: the next range is on
+/// its way while the peer sends the one before, so no round trip is idle.
+/// The pipeline's own allowance, apart from the manager's
+/// [`max_in_flight_per_kind`](super::ManagerConfig::max_in_flight_per_kind)
+/// for routed requests.
 pub const PER_PEER: u32 = 2;
 /// How long a request may take before what it still owes goes elsewhere.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);

@@ -174,10 +174,10 @@ pub struct DownloadOutcome {
 ///
 /// Memory: the blocks held are bounded by the window (see the
 /// [module](super) docs). Each request sent is one task; a peer is sent no
-/// more than the manager's `max_in_flight_per_kind` requests at once,
-/// abandoned ones included (each ends by the peer's own stall deadline at
-/// the latest), so at most that many answers of `range` blocks per live
-/// peer are in transit besides the window.
+/// more than the schedule's `per_peer` requests at once, abandoned ones
+/// included (each ends by the peer's own stall deadline at the latest), so
+/// at most that many answers of `range` blocks per live peer are in transit
+/// besides the window.
 pub async fn download<P: BlockSource>(
     manager: &PeerManager<P>,
     config: ScheduleConfig,
@@ -325,12 +325,11 @@ pub(crate) async fn run<P: BlockSource>(
             index: from.saturating_sub(1),
         });
     }
-    // One peer answers at most this many requests of a kind at once.
-    let limit = manager.config().max_in_flight_per_kind.max(1);
-    let config = ScheduleConfig {
-        per_peer: config.per_peer.min(limit),
-        ..config
-    };
+    // One peer is sent at most this many of our requests at once: the
+    // pipeline's own allowance, not the manager's rule for routed
+    // requests, so that a peer's next range is on its way while it sends
+    // the one before.
+    let limit = config.per_peer.max(1);
     let tail = Arc::new(Mutex::new(Tail {
         tip: header_tip,
         ahead: BTreeMap::new(),
