@@ -196,6 +196,8 @@ both!(
     receive_budget_serves_an_honest_large_frame,
     a_remote_that_does_not_read_is_paused_then_dropped,
     send_budget_holds_and_drops_the_slowest_readers,
+    a_shared_frame_costs_the_send_budget_once,
+    an_eviction_keeps_the_room_charged_until_the_evicted_peer_closes,
 );
 
 fn handshake_completes_and_crosses_the_wire<P: Protocol>() {
@@ -1392,7 +1394,7 @@ fn shared_frame<P: TestChain>(w: &Wire<P>, len: usize) -> Frame {
         .unwrap()
 }
 
-/// Peers that do not read fill the send budget with one shared frame each:
+/// Peers that do not read fill the send budget with a frame each:
 /// the budget holds (a peer finding no room takes nothing and is not
 /// read), and a peer that waits for the budget's patience drops the peers
 /// whose writes have made no progress for the longest, oldest first, and
@@ -1406,9 +1408,10 @@ fn send_budget_holds_and_drops_the_slowest_readers<P: TestChain>() {
     let frame = shared_frame(&crowd[0], 300_000);
     let mut refused = 0;
     for (i, w) in crowd.iter_mut().enumerate() {
-        // One after the other, a second apart.
+        // One after the other, a second apart, each its own frame.
         w.now = t0 + Duration::from_secs(i as u64);
-        if w.m.send_room(w.now, frame.len()) {
+        let frame = shared_frame(w, 300_000);
+        if w.m.send_room_frame(w.now, &frame) {
             w.m.send_frame(w.now, &frame).unwrap();
         } else {
             refused += 1;
@@ -1424,9 +1427,16 @@ fn send_budget_holds_and_drops_the_slowest_readers<P: TestChain>() {
     let mut honest = sending::<P>(&budget, t0 + Duration::from_secs(10));
     honest.reading = true;
     let start = honest.now;
-    while !honest.m.send_room(honest.now, frame.len()) {
+    while !honest.m.send_room_frame(honest.now, &frame) {
         assert!(honest.now - start <= ms(1000), "served within a second");
         honest.advance(ms(100));
+        // Dropped peers give their room back when next they wake.
+        for w in &mut crowd[..3] {
+            w.now = honest.now;
+            if w.m.poll_timeout().is_some_and(|t| t <= w.now) {
+                w.m.handle_timeout(w.now);
+            }
+        }
     }
     honest.m.send_frame(honest.now, &frame).unwrap();
     honest.write();
@@ -1454,6 +1464,97 @@ fn send_budget_holds_and_drops_the_slowest_readers<P: TestChain>() {
     assert!(reasons[2].is_none(), "only as many as needed: {reasons:?}");
     drop(crowd);
     assert_eq!(budget.used(), 0, "everything given back");
+}
+
+/// Many peers that do not read hold the same shared frame unsent: it is
+/// in memory once and charged to the send budget once, so a budget of a
+/// few frames holds 200 of them, and the last one to let go gives it back.
+fn a_shared_frame_costs_the_send_budget_once<P: TestChain>() {
+    let limit = 1 << 20;
+    let budget = SendBudget::new(limit);
+    let t0 = Instant::now();
+    let mut crowd: Vec<Wire<P>> = (0..200).map(|_| sending::<P>(&budget, t0)).collect();
+    let frame = shared_frame(&crowd[0], 300_000);
+    let charge = frame.len();
+    for w in &mut crowd {
+        assert!(
+            w.m.send_room_frame(w.now, &frame),
+            "room for a shared frame"
+        );
+        w.m.send_frame(w.now, &frame).unwrap();
+        assert!(!w.m.is_send_starved());
+        assert_eq!(budget.used(), charge, "charged once");
+    }
+    let unsent: usize = crowd.iter().map(|w| w.m.unsent()).sum();
+    assert_eq!(unsent, 200 * frame.len());
+    // The room left is still there for others.
+    let mut other = sending::<P>(&budget, t0);
+    let own = shared_frame(&other, 600_000);
+    assert!(other.m.send_room_frame(other.now, &own));
+    other.m.send_frame(other.now, &own).unwrap();
+    assert_eq!(budget.used(), charge + own.len());
+    drop(other);
+    // Charged until the last holder lets go, written or dropped.
+    crowd[0].reading = true;
+    crowd[0].write();
+    assert_eq!(crowd[0].m.unsent(), 0);
+    assert_eq!(budget.used(), charge);
+    crowd.truncate(1);
+    assert_eq!(budget.used(), 0);
+    drop(crowd);
+    assert_eq!(budget.used(), 0);
+}
+
+/// A peer dropped to free the receive budget keeps its bytes charged until
+/// it has closed (its buffer freed): meanwhile the waiting peer is not
+/// read and no other peer is dropped for the same room; once the dropped
+/// peer closes, the waiting peer reads.
+fn an_eviction_keeps_the_room_charged_until_the_evicted_peer_closes<P: TestChain>() {
+    let limit = 4 << 20;
+    let budget = ReceiveBudget::new(limit);
+    let t0 = Instant::now();
+    let mut crowd: Vec<Wire<P>> = (0..2).map(|_| budgeted::<P>(&budget, t0)).collect();
+    let t0 = crowd.iter().map(|w| w.now).max().unwrap();
+    let frame = large_frame(&crowd[0], LARGE);
+    for (i, w) in crowd.iter_mut().enumerate() {
+        w.now = t0 + Duration::from_secs(i as u64);
+        let mut sent = 0;
+        pump(w, &frame, &mut sent, (2 << 20) - 1);
+    }
+    let spent = budget.used();
+    assert!(budget.free() < 1 << 20, "the crowd spent the budget");
+    let mut honest = budgeted::<P>(&budget, t0 + Duration::from_secs(10));
+    let mut sent = 0;
+    pump(&mut honest, &frame, &mut sent, frame.len());
+    assert!(honest.m.is_starved());
+    let mut waiting = budgeted::<P>(&budget, honest.now);
+    let mut wsent = 0;
+    pump(&mut waiting, &frame, &mut wsent, frame.len());
+    // Past the patience: the oldest is dropped, but holds its bytes.
+    honest.advance(budget.patience() + ms(1));
+    assert!(!honest.m.is_closed());
+    assert!(!crowd[0].m.is_closed(), "not run yet");
+    assert!(budget.used() >= spent, "still charged");
+    let before = sent;
+    pump(&mut honest, &frame, &mut sent, frame.len());
+    assert_eq!(sent, before, "no room until the dropped peer closes");
+    // Another starved peer does not drop a second one for the same room.
+    waiting.now = honest.now;
+    waiting.advance(ms(0));
+    crowd[1].now = honest.now;
+    crowd[1].m.handle_timeout(honest.now);
+    assert!(!crowd[1].m.is_closed(), "dropped once, not twice");
+    // The dropped peer runs (it is due at once) and closes.
+    crowd[0].now = honest.now;
+    assert!(crowd[0].m.poll_timeout().is_some_and(|t| t <= crowd[0].now));
+    crowd[0].m.handle_timeout(honest.now);
+    assert!(matches!(
+        crowd[0].m.reason(),
+        Some(DisconnectReason::ReceiveBudget(_))
+    ));
+    assert!(budget.used() < spent);
+    pump(&mut honest, &frame, &mut sent, frame.len());
+    assert!(sent > before, "read once the room came back");
 }
 
 // ---- helpers

@@ -74,9 +74,14 @@ const EVICTED: usize = 1 << (usize::BITS - 1);
 ///   [`DisconnectReason::ReceiveBudget`](super::DisconnectReason::ReceiveBudget).
 ///   If no other peer holds a frame, its own frame cannot fit in the
 ///   budget and it is the one dropped;
+/// - a dropped peer's bytes stay charged until it has closed and freed its
+///   buffer (its task is woken at once to do so): meanwhile the room is not
+///   offered to anyone, the peers waiting for it keep waiting, and no
+///   further peer is dropped for room that is already coming (a peer is
+///   dropped at most once);
 /// - bytes are charged when they are reserved (the room of a read is
 ///   zero-filled, so it is resident memory) and given back when the frame
-///   is decoded or the peer ends (closed or dropped).
+///   is decoded or the peer closes.
 ///
 /// So the receive buffers of all the peers hold at most the budget plus
 /// [`UNBUDGETED`] per peer, however many of them stall mid-frame, and a
@@ -113,6 +118,10 @@ struct Inner {
     patience: Duration,
     /// Bytes charged to claims: the sum of their states' byte counts.
     used: AtomicUsize,
+    /// Of `used`, the bytes of claims dropped to free the budget that their
+    /// peers have not given back yet (their memory is still held): room
+    /// that is coming, so that no more claims are dropped for it.
+    evicting: AtomicUsize,
     /// The instant frame ages are counted from.
     epoch: Instant,
     /// Every live claim, by number (one per peer: bounded by the peers).
@@ -131,6 +140,12 @@ struct Holder {
     since: AtomicU64,
     /// The peer's driver, woken when the peer is dropped to free the budget.
     waker: AtomicWaker,
+    /// Bytes of shared frames it holds, charged to the budget by the frames
+    /// (once for all their holders), not by this claim.
+    shared: AtomicUsize,
+    /// Once dropped to free the budget: the bytes counted as coming back
+    /// (in the budget's `evicting`) until it gives back what it holds.
+    expected: AtomicUsize,
 }
 
 impl Default for ReceiveBudget {
@@ -236,12 +251,18 @@ pub const SEND_LIMIT: usize = 4 << 20;
 ///   [`DisconnectReason::SendBudget`](super::DisconnectReason::SendBudget).
 ///   If no other peer holds unsent bytes, its message alone is larger than
 ///   the budget, and it is sent anyway (the budget is then overdrawn by it).
+///   As with the [`ReceiveBudget`], a dropped peer's bytes stay charged
+///   until it has closed and let go of its queue.
 ///
 /// So the send queues of all peers hold at most the budget plus
 /// [`SEND_UNBUDGETED`] per peer, plus a `pong` per `ping` read before the
-/// peer's bound stopped reading. Bytes are counted per peer: an answer
-/// shared by many peers ([`Frame`](super::Frame)) is in memory once but
-/// counted once for each peer that has it unsent.
+/// peer's bound stopped reading. An answer shared by many peers
+/// ([`Frame`](super::Frame)) is in memory once and charged once, while any
+/// of them has it unsent (by the first to queue it, from the room it takes
+/// with [`Machine::send_room_frame`](super::Machine::send_room_frame)); a
+/// peer's own bytes are charged to its share. A peer whose unsent bytes are
+/// all shared frames may be dropped to make room too: the room its frames
+/// free comes back once no other peer holds them.
 ///
 /// ```
 /// use neo_peer::peer::{LocalConfig, SendBudget};
@@ -326,6 +347,7 @@ impl Budget {
                 limit: limit.min(EVICTED - 1),
                 patience,
                 used: AtomicUsize::new(0),
+                evicting: AtomicUsize::new(0),
                 epoch: Instant::now(),
                 claims: Mutex::new(HashMap::new()),
                 next: AtomicU64::new(0),
@@ -350,6 +372,12 @@ impl Budget {
         self.inner.limit.saturating_sub(self.used())
     }
 
+    /// Bytes free once the peers dropped to free the budget have given
+    /// back what they hold.
+    pub(crate) fn free_soon(&self) -> usize {
+        self.inner.free_soon()
+    }
+
     fn same(&self, other: &Budget) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
@@ -361,6 +389,8 @@ impl Budget {
             state: AtomicUsize::new(0),
             since: AtomicU64::new(0),
             waker: AtomicWaker::new(),
+            shared: AtomicUsize::new(0),
+            expected: AtomicUsize::new(0),
         });
         self.inner.lock().insert(id, holder.clone());
         Claim {
@@ -376,15 +406,16 @@ impl Budget {
     }
 
     /// Drops the claims other than `except` with the oldest partial frames
-    /// until `need` bytes are free or no other claim holds a frame; returns
-    /// how many it dropped.
+    /// until `need` bytes are free or coming free (held by claims already
+    /// dropped, which give them back when their peers close), or no other
+    /// claim holds a frame; returns how many it dropped.
+    ///
+    /// A dropped claim stays charged until its peer gives its bytes back:
+    /// its memory is freed only then, so the room is not offered to others
+    /// before. A claim is dropped at most once.
     fn evict_oldest(&self, need: usize, except: u64) -> usize {
         let inner = &self.inner;
-        let free = |inner: &Inner| {
-            inner
-                .limit
-                .saturating_sub(inner.used.load(Ordering::Acquire))
-        };
+        let free = Inner::free_soon;
         if free(inner) >= need {
             return 0;
         }
@@ -396,7 +427,8 @@ impl Budget {
             .filter_map(|h| {
                 let since = h.since.load(Ordering::Acquire);
                 let state = h.state.load(Ordering::Acquire);
-                (since != 0 && state & EVICTED == 0 && state > 0).then(|| (since, h.clone()))
+                let holds = state > 0 || h.shared.load(Ordering::Acquire) > 0;
+                (since != 0 && state & EVICTED == 0 && holds).then(|| (since, h.clone()))
             })
             .collect();
         holders.sort_unstable_by_key(|(since, _)| *since);
@@ -408,16 +440,20 @@ impl Budget {
             let taken = holder
                 .state
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
-                    (s & EVICTED == 0).then_some(EVICTED)
+                    (s & EVICTED == 0).then_some(s | EVICTED)
                 });
             if let Ok(held) = taken {
-                inner.used.fetch_sub(held, Ordering::AcqRel);
+                // Its shared frames are counted as coming back too: if
+                // other peers still hold them, the room falls short and is
+                // made again after another wait.
+                let expected = held + holder.shared.load(Ordering::Acquire);
+                // Added, not stored: should its peer give back in between, the
+                // claim's own drop (which gives back again) takes it off.
+                holder.expected.fetch_add(expected, Ordering::AcqRel);
+                inner.evicting.fetch_add(expected, Ordering::AcqRel);
                 holder.waker.wake();
                 dropped += 1;
             }
-        }
-        if dropped > 0 {
-            inner.freed.notify(usize::MAX);
         }
         dropped
     }
@@ -429,6 +465,15 @@ impl Budget {
 }
 
 impl Inner {
+    fn free_soon(&self) -> usize {
+        let used = self.used.load(Ordering::Acquire);
+        let evicting = self.evicting.load(Ordering::Acquire);
+        // The two counters are updated one after the other: a stale pair
+        // is read as less room, never more.
+        self.limit
+            .saturating_sub(used.wrapping_sub(evicting).min(used))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Holder>>> {
         // The map is never left half-updated: a poisoned lock is taken over.
         self.claims.lock().unwrap_or_else(|e| e.into_inner())
@@ -493,14 +538,25 @@ impl Claim {
         else {
             return;
         };
+        let evicted = before & EVICTED != 0;
         let before = before & !EVICTED;
         let inner = &self.budget.inner;
+        if evicted && held == 0 {
+            // Given back: no longer counted as coming.
+            let expected = self.holder.expected.swap(0, Ordering::AcqRel);
+            inner.evicting.fetch_sub(expected, Ordering::AcqRel);
+        }
         if held > before {
             inner.used.fetch_add(held - before, Ordering::AcqRel);
         } else if held < before {
             inner.used.fetch_sub(before - held, Ordering::AcqRel);
             inner.freed.notify(usize::MAX);
         }
+    }
+
+    /// Records the bytes of shared frames it holds (charged by the frames).
+    pub(crate) fn set_shared(&self, bytes: usize) {
+        self.holder.shared.store(bytes, Ordering::Release);
     }
 
     /// Records when its frame in progress began (`None`: no frame in progress).
@@ -573,12 +629,87 @@ mod tests {
         assert_eq!(newcomer.make_room(150), 2);
         assert!(claims[2].is_evicted() && claims[1].is_evicted());
         assert!(!claims[0].is_evicted());
-        assert_eq!(budget.used(), 100);
+        // Still charged until their peers give the bytes back.
+        assert_eq!(budget.used(), 300);
+        assert_eq!(budget.0.free_soon(), 200);
         assert_eq!(claims[2].take(1), 0, "an evicted claim takes nothing");
+        claims[2].set(0);
+        claims[1].set(0);
+        assert_eq!(budget.used(), 100);
         // Nothing to do when enough is free.
         assert_eq!(newcomer.make_room(200), 0);
         drop(claims);
         assert_eq!(budget.used(), 0);
         assert_eq!(budget.0.inner.lock().len(), 1);
+    }
+
+    #[test]
+    fn an_eviction_keeps_the_room_charged_until_the_evicted_peer_closes() {
+        let budget = ReceiveBudget::new(100);
+        let t0 = Instant::now();
+        let (old, young) = (budget.claim(), budget.claim());
+        assert_eq!(old.take(60), 60);
+        old.set_since(Some(t0));
+        assert_eq!(young.take(40), 40);
+        young.set_since(Some(t0 + Duration::from_secs(1)));
+        let (a, b) = (budget.claim(), budget.claim());
+        let mut freed = budget.0.listen();
+        assert_eq!(a.make_room(50), 1);
+        assert!(old.is_evicted() && !young.is_evicted());
+        // The evicted peer has not closed yet: nothing is free, nobody may
+        // take its room, and nobody else is dropped for the same need.
+        assert_eq!(budget.used(), 100);
+        assert_eq!(old.held(), 60);
+        assert_eq!((a.take(50), b.take(50)), (0, 0));
+        assert_eq!(b.make_room(50), 0);
+        assert_eq!(a.make_room(60), 0);
+        assert!(!young.is_evicted(), "dropped for room already coming");
+        assert!(
+            std::future::Future::poll(
+                std::pin::Pin::new(&mut freed),
+                &mut std::task::Context::from_waker(Waker::noop())
+            )
+            .is_pending()
+        );
+        // It closes: its bytes come back, and the waiting peers are told.
+        old.set(0);
+        assert_eq!(budget.used(), 40);
+        assert!(
+            std::future::Future::poll(
+                std::pin::Pin::new(&mut freed),
+                &mut std::task::Context::from_waker(Waker::noop())
+            )
+            .is_ready()
+        );
+        assert_eq!(a.take(50), 50);
+        assert_eq!(budget.0.free_soon(), 10);
+        drop(old);
+        assert_eq!(budget.used(), 90);
+    }
+
+    #[test]
+    fn an_evicted_peer_is_woken_once() {
+        use std::sync::atomic::AtomicUsize;
+        struct Count(AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let budget = SendBudget::new(100);
+        let victim = budget.claim();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        victim.register(&Waker::from(count.clone()));
+        assert_eq!(victim.take(100), 100);
+        victim.set_since(Some(Instant::now()));
+        let (a, b) = (budget.claim(), budget.claim());
+        assert_eq!(a.make_room(10), 1);
+        assert_eq!(b.make_room(100), 0);
+        assert_eq!(a.make_room(100), 0);
+        assert!(victim.is_evicted());
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        drop(victim);
+        assert_eq!(budget.used(), 0);
+        assert_eq!(budget.0.free_soon(), 100);
     }
 }

@@ -168,14 +168,6 @@ pub(super) enum Item<P: Protocol> {
 }
 
 impl<P: Protocol> Item<P> {
-    /// The most bytes it takes on the wire.
-    fn size(&self) -> usize {
-        match self {
-            Item::Message(m) => P::frame_size(m),
-            Item::Frame(f) => f.len(),
-        }
-    }
-
     fn command(&self) -> &'static str {
         match self {
             Item::Message(m) => P::command_name(m),
@@ -367,7 +359,11 @@ impl<P: Protocol, C: Connection, H: Handler<P>, E: Executor> Driver<P, C, H, E> 
                         out
                     }
                 };
-                if !m.send_room(now, out.msg.size()) {
+                let room = match &out.msg {
+                    Item::Frame(frame) => m.send_room_frame(now, frame),
+                    Item::Message(msg) => m.send_room(now, P::frame_size(msg)),
+                };
+                if !room {
                     self.next_out = Some(out);
                     break;
                 }

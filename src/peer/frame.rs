@@ -2,9 +2,11 @@
 //! encoded (or copied) again: see [`Frame`] and [`Encoder`].
 
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 
+use super::budget::{Budget, Claim};
 use super::{LocalConfig, PeerError};
 use crate::protocol::{Obligation, Protocol};
 use crate::wire::MAX_PAYLOAD;
@@ -18,10 +20,82 @@ use crate::wire::MAX_PAYLOAD;
 /// announcements: `headers`, `block`, `inv`, …): a request must go through
 /// [`Peer::send`](super::Peer::send) or the `request_*` methods, which track
 /// its answers.
-#[derive(Clone, PartialEq, Eq)]
+///
+/// Queued on many peers at once, it is charged to their
+/// [`SendBudget`](super::SendBudget) once, not once per peer: the first
+/// peer to queue it while no peer holds it unsent charges its bytes, the
+/// others join that charge, and the last one to write it (or to end) gives
+/// them back.
+#[derive(Clone)]
 pub struct Frame {
     bytes: Bytes,
     command: &'static str,
+    charge: Arc<Charge>,
+}
+
+impl PartialEq for Frame {
+    fn eq(&self, other: &Frame) -> bool {
+        self.bytes == other.bytes && self.command == other.command
+    }
+}
+
+impl Eq for Frame {}
+
+/// The send budget's charge for one frame, shared by every clone of it.
+#[derive(Default)]
+struct Charge {
+    state: Mutex<ChargeState>,
+}
+
+#[derive(Default)]
+struct ChargeState {
+    /// Peers holding it unsent.
+    holders: usize,
+    /// Its bytes, charged to the budget of the first of them.
+    claim: Option<Claim>,
+}
+
+impl Charge {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ChargeState> {
+        // Never left half-updated: a poisoned lock is taken over.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One peer's hold on a frame it has unsent: while any peer has one, the
+/// frame's bytes are charged once to the send budget. Dropping the last
+/// hold gives them back.
+pub(crate) struct Holding {
+    charge: Arc<Charge>,
+}
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        let released = {
+            let mut state = self.charge.lock();
+            state.holders = state.holders.saturating_sub(1);
+            if state.holders == 0 {
+                state.claim.take()
+            } else {
+                None
+            }
+        };
+        // Given back outside the frame's lock.
+        drop(released);
+    }
+}
+
+impl Holding {
+    /// Whether it is a hold on `frame` (or a clone of it).
+    pub(crate) fn is_of(&self, frame: &Frame) -> bool {
+        Arc::ptr_eq(&self.charge, &frame.charge)
+    }
+}
+
+impl fmt::Debug for Holding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Holding").finish_non_exhaustive()
+    }
 }
 
 impl Frame {
@@ -43,6 +117,28 @@ impl Frame {
     /// The command it carries.
     pub fn command(&self) -> &'static str {
         self.command
+    }
+
+    /// A hold on it for one more peer. The first holder charges its bytes
+    /// to `budget`: only if the budget has room for all of them (`None`
+    /// otherwise), or whatever it has left when `force` is set (the bytes
+    /// are in memory already).
+    pub(crate) fn hold(&self, budget: &Budget, force: bool) -> Option<Holding> {
+        let mut state = self.charge.lock();
+        if state.holders == 0 {
+            let claim = budget.claim();
+            if force {
+                claim.set(self.len());
+            } else if claim.take(self.len()) < self.len() {
+                // All or nothing: dropping the claim gives back what it took.
+                return None;
+            }
+            state.claim = Some(claim);
+        }
+        state.holders += 1;
+        Some(Holding {
+            charge: self.charge.clone(),
+        })
     }
 }
 
@@ -123,7 +219,11 @@ impl<P: Protocol> Encoder<P> {
         } else {
             out.freeze()
         };
-        Ok(Frame { bytes, command })
+        Ok(Frame {
+            bytes,
+            command,
+            charge: Arc::default(),
+        })
     }
 }
 

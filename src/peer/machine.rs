@@ -12,8 +12,9 @@
 //!   for has come, [`close`](Machine::close) to end it, and
 //!   [`handler_busy`](Machine::handler_busy) /
 //!   [`handler_ready`](Machine::handler_ready) while the local side cannot
-//!   take more messages, [`send_room`](Machine::send_room) before a message
-//!   of ours is queued (the send bound and budget), and
+//!   take more messages, [`send_room`](Machine::send_room) (or
+//!   [`send_room_frame`](Machine::send_room_frame)) before a message of ours
+//!   is queued (the send bound and budget), and
 //!   [`send_frame`](Machine::send_frame) for a frame encoded in advance;
 //! - **outputs**: [`poll_transmit`](Machine::poll_transmit) (bytes to write),
 //!   [`poll_event`](Machine::poll_event) (a message for the handler, an answer
@@ -47,6 +48,7 @@ use bytes::BytesMut;
 
 use super::Frame;
 use super::budget::{Claim, SEND_UNBUDGETED, UNBUDGETED};
+use super::frame::Holding;
 use super::handshake::{Handshake, Received, Step};
 use super::outbox::{KEEP_CAPACITY, Outbox};
 use super::stall::{RequestId, StallDetector};
@@ -221,6 +223,9 @@ pub struct Machine<P: Protocol> {
     /// how much it lacks, and whether it may overdraw the budget (nobody
     /// else holds bytes to drop).
     send_starved: Option<(Instant, usize, bool)>,
+    /// The hold on a shared frame taken by [`send_room_frame`](Machine::send_room_frame)
+    /// for the [`send_frame`](Machine::send_frame) that follows.
+    frame_hold: Option<Holding>,
     /// Bytes taken by the connection so far.
     written: u64,
     handshake: Handshake,
@@ -296,6 +301,7 @@ impl<P: Protocol> Machine<P> {
             send_claim,
             send_waiting: false,
             send_starved: None,
+            frame_hold: None,
             written: 0,
             verack_due: None,
             hold: None,
@@ -598,7 +604,12 @@ impl<P: Protocol> Machine<P> {
             self.send_waiting = true;
             return false;
         }
-        let want = unsent.saturating_add(size).saturating_sub(SEND_UNBUDGETED);
+        // Shared frames are charged once for all peers, by the frame.
+        let want = self
+            .outbox
+            .own()
+            .saturating_add(size)
+            .saturating_sub(SEND_UNBUDGETED);
         let held = self.send_claim.held();
         let lacking = want.saturating_sub(held);
         if lacking > 0 {
@@ -623,18 +634,58 @@ impl<P: Protocol> Machine<P> {
         true
     }
 
+    /// Whether the shared `frame` may be queued at `now`, like
+    /// [`send_room`](Machine::send_room) for a message: within the peer's
+    /// send bound, and with room in the send budget for the frame unless
+    /// another peer holds it unsent already (a shared frame is charged to
+    /// the budget once, however many peers hold it). The room taken is kept
+    /// for the [`send_frame`](Machine::send_frame) of the same frame that
+    /// follows.
+    pub fn send_room_frame(&mut self, now: Instant, frame: &Frame) -> bool {
+        self.frame_hold = None;
+        if self.phase == Phase::Closed {
+            return true;
+        }
+        if self.send_claim.is_evicted() {
+            self.close(DisconnectReason::SendBudget(self.outbox.len()));
+            return true;
+        }
+        let unsent = self.outbox.len();
+        if unsent > 0 && unsent.saturating_add(frame.len()) > self.config.send_limit {
+            self.send_waiting = true;
+            return false;
+        }
+        let alone = matches!(self.send_starved, Some((_, _, true)));
+        match frame.hold(self.send_claim.budget(), alone) {
+            Some(hold) => self.frame_hold = Some(hold),
+            None => {
+                if self.send_starved.is_none() {
+                    self.send_starved = Some((now, frame.len(), false));
+                }
+                self.send_waiting = true;
+                return false;
+            }
+        }
+        self.send_starved = None;
+        self.send_waiting = false;
+        true
+    }
+
     /// Queues a frame encoded in advance (shared with other peers: its
     /// bytes are not copied) at `now`. Take room for it first
-    /// ([`send_room`](Machine::send_room)). Fails when the peer is closed or
-    /// not handshaken yet.
+    /// ([`send_room_frame`](Machine::send_room_frame)). Fails when the peer
+    /// is closed or not handshaken yet.
     pub fn send_frame(&mut self, now: Instant, frame: &Frame) -> Result<(), PeerError> {
+        let hold = self.frame_hold.take().filter(|h| h.is_of(frame));
         match self.phase {
             Phase::Closed => return Err(self.disconnected()),
             Phase::Handshaking => return Err(PeerError::NotHandshaken),
             Phase::Open => {}
         }
+        // Without room taken first, its bytes are charged in any case.
+        let hold = hold.or_else(|| frame.hold(self.send_claim.budget(), true));
         let before = self.outbox.len();
-        self.outbox.push(frame.bytes().clone());
+        self.outbox.push(frame.bytes().clone(), hold);
         tracing::trace!(command = frame.command(), bytes = frame.len(), "sent");
         self.stats.sent(frame.command(), frame.len());
         if before == 0 {
@@ -649,7 +700,8 @@ impl<P: Protocol> Machine<P> {
     /// when writing has made no progress.
     fn settle_send(&mut self) {
         self.send_claim
-            .set(self.outbox.len().saturating_sub(SEND_UNBUDGETED));
+            .set(self.outbox.own().saturating_sub(SEND_UNBUDGETED));
+        self.send_claim.set_shared(self.outbox.shared());
         self.send_claim.set_since(self.write_stuck_since);
     }
 
@@ -677,7 +729,7 @@ impl<P: Protocol> Machine<P> {
                     lacking,
                     "send budget spent: slowest readers dropped"
                 );
-                let alone = dropped == 0 && budget.free() < lacking;
+                let alone = dropped == 0 && budget.free_soon() < lacking;
                 // Retried at once; if still short, after another wait.
                 self.send_starved = Some((now, lacking, alone));
             }
@@ -691,7 +743,7 @@ impl<P: Protocol> Machine<P> {
                     lacking,
                     "receive budget spent: oldest frames dropped"
                 );
-                if self.claim.is_evicted() || (dropped == 0 && budget.free() < lacking) {
+                if self.claim.is_evicted() || (dropped == 0 && budget.free_soon() < lacking) {
                     // Nobody else holds a frame to drop: this one cannot fit.
                     return self.close(DisconnectReason::ReceiveBudget(self.inbox.len()));
                 }
@@ -771,6 +823,7 @@ impl<P: Protocol> Machine<P> {
         self.write_stuck_since = None;
         self.send_waiting = false;
         self.send_starved = None;
+        self.frame_hold = None;
         self.settle_send();
     }
 

@@ -12,6 +12,8 @@ use std::collections::VecDeque;
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use super::frame::Holding;
+
 /// Capacity the small-frame buffer keeps once emptied; also the size from
 /// which a frame is queued as a chunk of its own.
 pub(crate) const KEEP_CAPACITY: usize = 4 * 1024;
@@ -19,19 +21,33 @@ pub(crate) const KEEP_CAPACITY: usize = 4 * 1024;
 /// Queued bytes, in order: the chunks, then the open buffer.
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
-    /// Sealed chunks, written first, front first.
-    chunks: VecDeque<Bytes>,
+    /// Sealed chunks, written first, front first; a frame shared with other
+    /// peers comes with its hold on the frame's charge to the send budget.
+    chunks: VecDeque<(Bytes, Option<Holding>)>,
     /// Frames encoded in place, after every chunk; written from `pos`.
     tail: BytesMut,
     pos: usize,
     /// Unsent bytes in all.
     len: usize,
+    /// Of `len`, the unsent bytes of shared frames (charged to the send
+    /// budget by the frame, once for all the peers holding it).
+    shared: usize,
 }
 
 impl Outbox {
     /// Unsent bytes.
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// Unsent bytes of this peer's own (not of shared frames).
+    pub(crate) fn own(&self) -> usize {
+        self.len - self.shared
+    }
+
+    /// Unsent bytes of shared frames.
+    pub(crate) fn shared(&self) -> usize {
+        self.shared
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -80,35 +96,39 @@ impl Outbox {
                 } else {
                     buf.freeze()
                 };
-                self.push(chunk);
+                self.push(chunk, None);
                 n
             }
             Writer::Own(_) => 0,
         }
     }
 
-    /// Queues `chunk` as it is (no copy).
-    pub(crate) fn push(&mut self, chunk: Bytes) {
+    /// Queues `chunk` as it is (no copy); `hold`, for a frame shared with
+    /// other peers, is kept until it is written.
+    pub(crate) fn push(&mut self, chunk: Bytes, hold: Option<Holding>) {
         if chunk.is_empty() {
             return;
         }
         if self.pos < self.tail.len() {
             // What the open buffer holds goes first.
             let tail = std::mem::take(&mut self.tail).freeze().slice(self.pos..);
-            self.chunks.push_back(tail);
+            self.chunks.push_back((tail, None));
         } else {
             self.tail.clear();
         }
         self.pos = 0;
         self.len += chunk.len();
-        self.chunks.push_back(chunk);
+        if hold.is_some() {
+            self.shared += chunk.len();
+        }
+        self.chunks.push_back((chunk, hold));
     }
 
     /// The next bytes to write (a prefix of the unsent bytes; empty when
     /// none).
     pub(crate) fn front(&self) -> &[u8] {
         match self.chunks.front() {
-            Some(chunk) => chunk,
+            Some((chunk, _)) => chunk,
             None => &self.tail[self.pos..],
         }
     }
@@ -119,9 +139,13 @@ impl Outbox {
         let n = n.min(self.front().len());
         self.len -= n;
         match self.chunks.front_mut() {
-            Some(chunk) => {
+            Some((chunk, hold)) => {
                 chunk.advance(n);
+                if hold.is_some() {
+                    self.shared -= n;
+                }
                 if chunk.is_empty() {
+                    // Its hold, if shared, goes with it.
                     self.chunks.pop_front();
                 }
             }
@@ -148,7 +172,7 @@ impl Outbox {
     /// the chunks' unsent bytes, shared or not).
     #[cfg(test)]
     pub(crate) fn footprint(&self) -> usize {
-        self.tail.capacity() + self.chunks.iter().map(Bytes::len).sum::<usize>()
+        self.tail.capacity() + self.chunks.iter().map(|(c, _)| c.len()).sum::<usize>()
     }
 }
 
@@ -185,7 +209,7 @@ mod tests {
     fn keeps_order_across_buffer_and_chunks() {
         let mut o = Outbox::default();
         put(&mut o, b"ab");
-        o.push(Bytes::from_static(b"cd"));
+        o.push(Bytes::from_static(b"cd"), None);
         put(&mut o, b"ef");
         put(&mut o, &[b'g'; 5000]);
         put(&mut o, b"h");
@@ -203,7 +227,7 @@ mod tests {
         let mut o = Outbox::default();
         put(&mut o, b"abcd");
         o.advance(1);
-        o.push(Bytes::from_static(b"ef"));
+        o.push(Bytes::from_static(b"ef"), None);
         assert_eq!(drain(&mut o, 10), b"bcdef");
     }
 
@@ -239,7 +263,7 @@ mod tests {
     fn shared_chunks_are_not_copied() {
         let shared = Bytes::from(vec![7u8; 10_000]);
         let mut o = Outbox::default();
-        o.push(shared.clone());
+        o.push(shared.clone(), None);
         assert_eq!(o.front().as_ptr(), shared.as_ptr());
         o.advance(4000);
         assert_eq!(o.front().as_ptr(), shared[4000..].as_ptr());
