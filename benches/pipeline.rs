@@ -14,7 +14,7 @@
 //! A normal peer serves RATE blocks/s (default 1000) with a one-way
 //! latency of 10 ms; the slow peer is 10× slower on both (RATE / 10
 //! blocks/s, 100 ms). BLOCKS blocks (default 50,000) are downloaded with the
-//! default [`ScheduleConfig`] (window 512, ranges of 64, two requests per
+//! default [`ScheduleConfig`] (window 2000, ranges of 500, two requests per
 //! peer, 10 s deadline, steal after 2 s) from 1, 4 and 16 peers, with and
 //! without one slow peer; with the slow peer and `steal_after` lowered to
 //! 250 ms; and with the slow peer and the deadline and `steal_after` at one
