@@ -591,18 +591,8 @@ impl<P: Protocol> Machine<P> {
     /// budget's patience has passed [`handle_timeout`](Machine::handle_timeout)
     /// drops the peers slowest to read to make room.
     pub fn send_room(&mut self, now: Instant, size: usize) -> bool {
-        if self.phase == Phase::Closed {
-            // Refused by `send` with the reason.
-            return true;
-        }
-        if self.send_claim.is_evicted() {
-            self.close(DisconnectReason::SendBudget(self.outbox.len()));
-            return true;
-        }
-        let unsent = self.outbox.len();
-        if unsent > 0 && unsent.saturating_add(size) > self.config.send_limit {
-            self.send_waiting = true;
-            return false;
+        if let Some(decided) = self.send_bound(size) {
+            return decided;
         }
         // Shared frames are charged once for all peers, by the frame.
         let want = self
@@ -634,6 +624,28 @@ impl<P: Protocol> Machine<P> {
         true
     }
 
+    /// What [`send_room`](Machine::send_room) and
+    /// [`send_room_frame`](Machine::send_room_frame) decide before the
+    /// budget: `Some(true)` when the peer is closed (or is closed now, its
+    /// room evicted: `send` then refuses with the reason), `Some(false)`
+    /// when `size` more bytes would pass its send bound while it holds
+    /// unsent ones, `None` when the budget decides.
+    fn send_bound(&mut self, size: usize) -> Option<bool> {
+        if self.phase == Phase::Closed {
+            return Some(true);
+        }
+        if self.send_claim.is_evicted() {
+            self.close(DisconnectReason::SendBudget(self.outbox.len()));
+            return Some(true);
+        }
+        let unsent = self.outbox.len();
+        if unsent > 0 && unsent.saturating_add(size) > self.config.send_limit {
+            self.send_waiting = true;
+            return Some(false);
+        }
+        None
+    }
+
     /// Whether the shared `frame` may be queued at `now`, like
     /// [`send_room`](Machine::send_room) for a message: within the peer's
     /// send bound, and with room in the send budget for the frame unless
@@ -643,17 +655,8 @@ impl<P: Protocol> Machine<P> {
     /// follows.
     pub fn send_room_frame(&mut self, now: Instant, frame: &Frame) -> bool {
         self.frame_hold = None;
-        if self.phase == Phase::Closed {
-            return true;
-        }
-        if self.send_claim.is_evicted() {
-            self.close(DisconnectReason::SendBudget(self.outbox.len()));
-            return true;
-        }
-        let unsent = self.outbox.len();
-        if unsent > 0 && unsent.saturating_add(frame.len()) > self.config.send_limit {
-            self.send_waiting = true;
-            return false;
+        if let Some(decided) = self.send_bound(frame.len()) {
+            return decided;
         }
         let alone = matches!(self.send_starved, Some((_, _, true)));
         match frame.hold(self.send_claim.budget(), alone) {

@@ -88,10 +88,7 @@ impl BlockSource for Legacy {
     const BY_HASH: bool = true;
     fn ask(request: &Request) -> Option<legacy::Message> {
         let hashes = request.hashes.iter().copied().collect::<Option<Vec<_>>>()?;
-        Some(legacy::Message::GetData(legacy::InvPayload {
-            kind: legacy::InventoryType::Block,
-            hashes,
-        }))
+        Some(Self::ask_by_hash(hashes))
     }
     fn block(answer: legacy::Message) -> Option<legacy::Block> {
         match answer {
