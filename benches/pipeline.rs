@@ -14,12 +14,13 @@
 //! A normal peer serves RATE blocks/s (default 1000) with a one-way
 //! latency of 10 ms; the slow peer is 10× slower on both (RATE / 10
 //! blocks/s, 100 ms). BLOCKS blocks (default 50,000) are downloaded with the
-//! default [`ScheduleConfig`] (window 2000, ranges of 500, two requests per
+//! default [`ScheduleConfig`] (window 8000, ranges of 500, two requests per
 //! peer, 10 s deadline, steal after 2 s) from 1, 4 and 16 peers, with and
 //! without one slow peer; with the slow peer and `steal_after` lowered to
 //! 250 ms; and with the slow peer and the deadline and `steal_after` at one
 //! hour (only the steal measured by the idle peers' speed is left). Like the library's
-//! driver, the simulation feeds a request's blocks when its whole answer
+//! driver with blocks this small (it passes a request's blocks on in 4 MiB
+//! groups), the simulation feeds a request's blocks when its whole answer
 //! has come, asks for new ranges before handing blocks out, and looks again
 //! at least every 100 ms when nothing happens. The schedule breaks ties
 //! between equal peers in hash map order, so figures vary slightly between

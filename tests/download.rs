@@ -123,6 +123,14 @@ where
         "every block once, in order"
     );
     assert_eq!(outcome.count, u64::from(tip));
+    // One request per range, a few more for ranges tried again: the
+    // pipeline's requests are never refused for want of a slot.
+    let ranges = u64::from(tip).div_ceil(16);
+    assert!(
+        (ranges..=ranges + ranges / 4).contains(&outcome.requests),
+        "{} requests for {ranges} ranges",
+        outcome.requests
+    );
     assert_eq!(outcome.tip_index, Some(tip));
     assert_eq!(outcome.tip_hash, Some(chain.tip_hash()));
     // All peers are free at the start: each, the wrong one too, gets work.

@@ -4,15 +4,18 @@
 //! A [`Schedule`] fetches the blocks of heights `next..=target` from many
 //! peers and hands them out strictly in order:
 //!
-//! - **A bounded window.** Only heights below `next + window` are asked
-//!   for, in ranges of at most `range` heights. Nothing above the window is
-//!   held, so the blocks buffered are at most `window` of them: with the
-//!   default window of 2000 and N3's block cap of 2 MiB
-//!   ([`PayloadLimits::N3`](crate::wire::PayloadLimits::N3)), at most
-//!   4 GiB in the worst case the wire allows, 2000 times the average block
-//!   in practice (N3 MainNet blocks average a few KiB: about 10 MiB). A
-//!   block whose hash is not its header's is dropped as it arrives, so with
-//!   the headers known only the chain's own blocks are ever held.
+//! - **A bounded window, in heights and in bytes.** Only heights below
+//!   `next + window` ([`WINDOW`], 8000) are asked for, in ranges of at most
+//!   `range` heights, cut shorter when there are many peers so that each
+//!   has work. Nothing above the window is held, so the blocks buffered are
+//!   at most `window` of them; and once the blocks held out of order weigh
+//!   `max_held_bytes` ([`MAX_HELD_BYTES`], 128 MiB), only the gaps below
+//!   the lowest of them are asked for, so what is held is that much plus
+//!   what the requests already out bring (N3 MainNet blocks average a few
+//!   KiB: 8000 of them are a few tens of MiB). A block whose hash is not
+//!   its header's is dropped as it arrives (the blocks of a request are
+//!   checked in groups of at most 4 MiB as they come, not at its end), so
+//!   with the headers known only the chain's own blocks are ever held.
 //! - **Free peers, least loaded, fastest.** A range goes to a peer that has
 //!   its heights, has fewer than `per_peer` of our requests outstanding and
 //!   has not tried it before, chosen by the manager's routing rule (least
@@ -56,12 +59,21 @@ pub(crate) mod driver;
 pub use driver::{BlockSource, DownloadError, DownloadOutcome, SEEN, download, follow};
 
 /// Heights ahead of the next block to hand out that may be asked for
-/// (neo-go's block queue holds as many): four peers each fetch a full
-/// range at once.
-pub const WINDOW: u32 = 2000;
+/// (four times neo-go's block queue): enough for eight peers each to have
+/// their [`PER_PEER`] requests of a full range out and as many waiting, or
+/// more peers with shorter ranges. What the blocks held may weigh is bounded
+/// apart, by [`MAX_HELD_BYTES`].
+pub const WINDOW: u32 = 8000;
 /// Most heights in one request: the most an N3 node answers to one
 /// `getblockbyindex`, and a Legacy node to one `getdata`.
 pub const RANGE: u32 = 500;
+/// Fewest heights in one request when ranges are cut shorter to spread the
+/// window over many peers (see [`ScheduleConfig::range`]).
+pub const MIN_RANGE: u32 = 50;
+/// Bytes of blocks held out of order past which no request is made above
+/// the lowest height held (only the gaps below it are asked for, so that
+/// what is held can be handed out).
+pub const MAX_HELD_BYTES: usize = 128 << 20;
 /// Most requests of ours one peer answers at once: the next range is on
 /// its way while the peer sends the one before, so no round trip is idle.
 /// The pipeline's own allowance, apart from the manager's
@@ -139,7 +151,9 @@ pub struct ScheduleConfig {
     /// (default [`WINDOW`]); bounds the blocks held.
     pub window: u32,
     /// Most heights in one request (default [`RANGE`]; N3 answers at most
-    /// 500 a request).
+    /// 500 a request). New work is cut shorter when the window would
+    /// otherwise not give every peer its `per_peer` requests twice over:
+    /// `window / (2 × peers × per_peer)` heights, [`MIN_RANGE`] at least.
     pub range: u32,
     /// Most requests one peer answers at once (default [`PER_PEER`]).
     pub per_peer: u32,
@@ -148,6 +162,12 @@ pub struct ScheduleConfig {
     /// How long the range holding up a full window may stay with its peer
     /// while another is idle (default [`STEAL_AFTER`]).
     pub steal_after: Duration,
+    /// Bytes of blocks held out of order past which only heights below the
+    /// lowest one held are asked for (default [`MAX_HELD_BYTES`]). The
+    /// blocks held are then at most this, plus what the requests already
+    /// out bring (each at most `range` blocks), and never more than
+    /// `window` blocks.
+    pub max_held_bytes: usize,
 }
 
 impl Default for ScheduleConfig {
@@ -158,6 +178,7 @@ impl Default for ScheduleConfig {
             per_peer: PER_PEER,
             timeout: REQUEST_TIMEOUT,
             steal_after: STEAL_AFTER,
+            max_held_bytes: MAX_HELD_BYTES,
         }
     }
 }
@@ -235,6 +256,8 @@ struct Flight {
     id: RequestId,
     peer: PeerId,
     since: Instant,
+    /// Its heights received so far (each once: a second copy is stale).
+    received: u32,
 }
 
 /// Heights `start..=end`, none of them held yet when it was made.
@@ -454,11 +477,12 @@ impl<B: Fetched> Schedule<B> {
         let Some(work) = self.work.get(&start) else {
             return Arrival::Stale;
         };
+        let end = work.end;
         let Some(peer) = work.flight.as_ref().map(|f| f.peer) else {
             return Arrival::Stale;
         };
         let again = self.held.contains_key(&index) || u64::from(index) < self.next;
-        if !(start..=work.end).contains(&index) || again {
+        if !(start..=end).contains(&index) || again {
             // The contract matched it to the request, so it is one of its
             // heights: a second copy is the only way here.
             return Arrival::Stale;
@@ -479,10 +503,17 @@ impl<B: Fetched> Schedule<B> {
                 size,
             },
         );
-        // Heights below `next` were held (only this request covers them).
-        let complete =
-            (start..=work.end).all(|h| u64::from(h) < self.next || self.held.contains_key(&h));
-        if complete {
+        // None of its heights was held when it was asked, and only its
+        // answers bring them: it is complete once each came.
+        let received = self
+            .work
+            .get_mut(&start)
+            .and_then(|w| w.flight.as_mut())
+            .map_or(0, |f| {
+                f.received += 1;
+                f.received
+            });
+        if received > end - start {
             self.finish(id, Some(now));
         }
         Arrival::Kept
@@ -580,7 +611,7 @@ impl<B: Fetched> Schedule<B> {
         let starts: Vec<u32> = self
             .work
             .iter()
-            .filter(|(_, w)| w.flight.is_none())
+            .filter(|&(&s, w)| w.flight.is_none() && self.may_ask(s))
             .map(|(&s, _)| s)
             .collect();
         for start in starts {
@@ -645,9 +676,10 @@ impl<B: Fetched> Schedule<B> {
             .target
             .min(self.next + u64::from(self.config.window))
             .min(u64::from(u32::MAX) + 1);
+        let range = u64::from(self.cut());
         while self.planned < limit {
             let start = self.planned;
-            let end = (start + u64::from(self.config.range)).min(limit) - 1;
+            let end = (start + range).min(limit) - 1;
             // Heights held already (offered) are left out.
             self.requeue(
                 start as u32,
@@ -659,6 +691,26 @@ impl<B: Fetched> Schedule<B> {
             );
             self.planned = end + 1;
         }
+    }
+
+    /// The heights of new work: the configured range, shorter when the
+    /// window would not give every peer its requests twice over.
+    fn cut(&self) -> u32 {
+        let c = &self.config;
+        let peers = u32::try_from(self.peers.len()).unwrap_or(u32::MAX).max(1);
+        let spread = c.window / peers.saturating_mul(c.per_peer).saturating_mul(2);
+        spread.clamp(MIN_RANGE.min(c.range), c.range)
+    }
+
+    /// Whether waiting work at `start` may be asked for: always, unless the
+    /// blocks held are over their byte bound and it lies above the lowest
+    /// of them.
+    fn may_ask(&self, start: u32) -> bool {
+        self.held_bytes < self.config.max_held_bytes
+            || self
+                .held
+                .first_key_value()
+                .is_none_or(|(&low, _)| start < low)
     }
 
     fn candidates(&self) -> impl Iterator<Item = Candidate> + '_ {
@@ -714,6 +766,7 @@ impl<B: Fetched> Schedule<B> {
             id,
             peer,
             since: now,
+            received: 0,
         });
         let count = work.end - start + 1;
         self.work.insert(start, work);
@@ -749,8 +802,13 @@ impl<B: Fetched> Schedule<B> {
     /// take for it (by its measured time per block; an unmeasured peer
     /// gives no estimate), and `steal_after` old at the latest.
     fn steal_candidate(&self) -> Option<(RequestId, Instant)> {
-        let full = self.planned >= self.target.min(self.next + u64::from(self.config.window));
-        if !full || self.work.values().any(|w| w.flight.is_none()) {
+        let full = self.planned >= self.target.min(self.next + u64::from(self.config.window))
+            || self.held_bytes >= self.config.max_held_bytes;
+        let waiting = self
+            .work
+            .iter()
+            .any(|(&s, w)| w.flight.is_none() && self.may_ask(s));
+        if !full || waiting {
             return None;
         }
         let next = u32::try_from(self.next).ok()?;

@@ -170,13 +170,67 @@ impl<P: Protocol> ManagedPeer<P> {
     /// slot free, and with [`PeerError::NoAnswer`] for a message that is
     /// not a request.
     pub async fn request(&self, msg: P::Message) -> Result<Vec<P::Message>, ManagerError> {
+        let limit = self.manager.config().max_in_flight_per_kind;
+        self.request_within(msg, limit).await
+    }
+
+    /// [`ManagedPeer::request`] with its own allowance: it takes a slot when
+    /// fewer than `limit` requests of its kind are outstanding on the peer
+    /// (the block pipeline keeps its next range on the way while the peer
+    /// sends the one before). The slots it takes count for routing like any
+    /// other.
+    pub(crate) async fn request_within(
+        &self,
+        msg: P::Message,
+        limit: u32,
+    ) -> Result<Vec<P::Message>, ManagerError> {
+        let mut all = Vec::new();
+        self.request_each_within(msg, limit, usize::MAX, |answers| all.extend(answers))
+            .await?;
+        Ok(all)
+    }
+
+    /// [`ManagedPeer::request_within`], the answers handed to `each` in
+    /// groups as they arrive, a group as soon as its frames reach
+    /// `group_bytes`, the rest at the end: at most `group_bytes` and one
+    /// answer are held here. Answers that came before an error are handed
+    /// over before it is returned.
+    pub(crate) async fn request_each_within(
+        &self,
+        msg: P::Message,
+        limit: u32,
+        group_bytes: usize,
+        mut each: impl FnMut(Vec<P::Message>),
+    ) -> Result<(), ManagerError> {
         let Some(kind) = request_kind::<P>(&msg) else {
             let command = P::command_name(&msg);
             return Err(ManagerError::Peer(PeerError::NoAnswer(command)));
         };
-        let lease = self.lease(kind).await?;
-        let answers = self.peer.request_all(msg).await;
-        self.manager.settle(&lease, answers)
+        let lease = self.lease_within(kind, limit).await?;
+        let answered = async {
+            let mut answers = self.peer.request_answers(msg, None).await?;
+            let (mut came, mut bytes) = (Vec::new(), 0);
+            let mut failed = None;
+            while let Some(answer) = answers.next().await {
+                match answer {
+                    Ok(message) => {
+                        bytes += P::frame_size(&message);
+                        came.push(message);
+                    }
+                    Err(e) => failed = Some(e),
+                }
+                if bytes >= group_bytes {
+                    each(std::mem::take(&mut came));
+                    bytes = 0;
+                }
+            }
+            if !came.is_empty() {
+                each(came);
+            }
+            failed.map_or(Ok(()), Err)
+        }
+        .await;
+        self.manager.settle(&lease, answered)
     }
 
     /// Pings and returns the round trip (zero on NEO Legacy, whose nodes
@@ -201,7 +255,17 @@ impl<P: Protocol> ManagedPeer<P> {
 
     /// A request slot of `kind` on this peer.
     async fn lease(&self, kind: RequestKind) -> Result<super::request::Lease<P>, ManagerError> {
-        match self.manager.inner.lease_on(self.id, kind) {
+        let limit = self.manager.config().max_in_flight_per_kind;
+        self.lease_within(kind, limit).await
+    }
+
+    /// A request slot of `kind` on this peer, if fewer than `limit` are taken.
+    async fn lease_within(
+        &self,
+        kind: RequestKind,
+        limit: u32,
+    ) -> Result<super::request::Lease<P>, ManagerError> {
+        match self.manager.inner.lease_on(self.id, kind, limit) {
             Ok(lease) => Ok(lease),
             // Not registered: the peer has left (or is leaving).
             Err(None) => Err(ManagerError::Peer(PeerError::Disconnected(

@@ -184,6 +184,16 @@ impl<P: Protocol> PeerManager<P> {
         self.inner.lock().departed.iter().cloned().collect()
     }
 
+    /// The live peers and their heights, in no order (cheaper than
+    /// [`PeerManager::peers`]).
+    pub(crate) fn heights(&self) -> Vec<(PeerId, u32)> {
+        let reg = self.inner.lock();
+        reg.peers
+            .iter()
+            .map(|(&id, e)| (id, e.peer.height()))
+            .collect()
+    }
+
     /// The highest height any live peer has shown.
     pub fn best_height(&self) -> u32 {
         let reg = self.inner.lock();

@@ -164,17 +164,19 @@ struct Attempts {
 }
 
 impl<P: Protocol> Inner<P> {
-    /// Takes a request slot of `kind` on peer `id` itself. Fails with
+    /// Takes a request slot of `kind` on peer `id` itself, when fewer than
+    /// `limit` requests of that kind are outstanding on it. Fails with
     /// `None` when the peer is not registered, or with its requests of that
     /// kind outstanding when it has no slot free.
     pub(super) fn lease_on(
         self: &Arc<Self>,
         id: PeerId,
         kind: RequestKind,
+        limit: u32,
     ) -> Result<Lease<P>, Option<u32>> {
         let mut reg = self.lock();
         let in_flight = reg.peers.get(&id).ok_or(None)?.in_flight[kind_index(kind)];
-        if in_flight >= self.config.max_in_flight_per_kind {
+        if in_flight >= limit {
             return Err(Some(in_flight));
         }
         self.take_slot(&mut reg, id, kind).ok_or(None)

@@ -636,6 +636,7 @@ fn blocks_fields(d: &DownloadOutcome) -> Value {
         "blocks_per_second": block_rate(d).round(),
         "megabytes_per_second": (d.bytes as f64 / secs.max(1e-9) / 1e4).round() / 100.0,
         "faults": d.faults,
+        "requests": d.requests,
     })
 }
 

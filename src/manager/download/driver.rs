@@ -153,6 +153,10 @@ pub struct DownloadOutcome {
     pub tip_hash: Option<UInt256>,
     /// Peers dropped for a wrong block.
     pub faults: u32,
+    /// Block requests made: one per range, more for the ranges tried again
+    /// elsewhere and for those a peer had no free request slot for (others'
+    /// requests of the same kind held them).
+    pub requests: u64,
     /// How long it took.
     pub elapsed: Duration,
 }
@@ -169,12 +173,19 @@ pub struct DownloadOutcome {
 /// manager's `bad_answer` penalty and disconnected; its heights are fetched
 /// elsewhere.
 ///
-/// Memory: the blocks held are bounded by the window (see the
-/// [module](super) docs). Each request sent is one task; a peer is sent no
-/// more than the schedule's `per_peer` requests at once, abandoned ones
-/// included (each ends by the peer's own stall deadline at the latest), so
-/// at most that many answers of `range` blocks per live peer are in transit
-/// besides the window.
+/// Memory: the blocks held are bounded by the window, in heights and in
+/// bytes (see the [module](super) docs). Each request sent is one task; a
+/// peer is sent no more than the schedule's `per_peer` requests at once,
+/// abandoned ones included (each ends by the peer's own stall deadline at
+/// the latest), so at most that many answers of `range` blocks per live
+/// peer are in transit besides the window; each task holds at most 4 MiB
+/// and one block of its answer before passing them on to be checked.
+///
+/// A peer's request slots: the pipeline takes up to `per_peer` slots of its
+/// kind on a peer, whatever the manager's
+/// [`max_in_flight_per_kind`](crate::manager::ManagerConfig::max_in_flight_per_kind)
+/// (which routed requests keep to); a peer whose slots others hold is
+/// left alone for 100 ms rather than asked again at once.
 pub async fn download<P: BlockSource>(
     manager: &PeerManager<P>,
     config: ScheduleConfig,
@@ -266,14 +277,24 @@ pub async fn follow<P: BlockSource>(
     .await
 }
 
+/// Bytes of blocks of one request passed on together as they arrive (the
+/// rest when the request ends): at most this and one block of a request
+/// are held before they are checked.
+const GROUP_BYTES: usize = 4 << 20;
+
+/// Notes handled together before the driver looks at its peers again.
+const NOTE_BATCH: usize = 1024;
+
 /// Block hashes a follower remembers to tell announcements of new blocks
 /// from old ones.
 pub const SEEN: usize = 4096;
 
 /// What the tasks a driver spawns tell it.
 enum Note<M> {
-    /// The answers of a block request.
-    Answer(RequestId, PeerId, Result<Vec<M>, ManagerError>),
+    /// Answers of a block request, as they arrive.
+    Blocks(RequestId, PeerId, Vec<M>),
+    /// The end of a block request.
+    Answer(RequestId, PeerId, Result<(), ManagerError>),
     /// A ping of an announcing peer ended: its height may be new.
     Pinged(PeerId),
     /// The answers of a `getheaders` (Legacy following).
@@ -336,6 +357,9 @@ pub(crate) async fn run<P: BlockSource>(
     let mut schedule: Schedule<P::FetchedBlock> =
         Schedule::new(config, from, target, after, expected);
     let mut next_check = started;
+    let mut next_refresh = started + REFRESH;
+    let mut timer = Timer::never();
+    let mut timer_at: Option<Instant> = None;
     let announcements = following.then(|| manager.block_announcements());
     let (tx, rx) = async_channel::unbounded::<Note<P::Message>>();
     // Peers dropped for a wrong block and not gone yet: never given work
@@ -345,6 +369,10 @@ pub(crate) async fn run<P: BlockSource>(
     // (they hold the peer's request slot till they end). At most the live
     // peers, or those with a request running.
     let mut running: HashMap<PeerId, u32> = HashMap::new();
+    // Peers that refused a request for want of a slot (others' requests
+    // of the same kind hold them), and until when they are offered
+    // nothing. At most the live peers.
+    let mut busy: HashMap<PeerId, Instant> = HashMap::new();
     // Announcing peers being pinged (N3): at most the live peers.
     let mut pinging: HashSet<PeerId> = HashSet::new();
     // Block hashes handed out or learned from headers.
@@ -365,6 +393,7 @@ pub(crate) async fn run<P: BlockSource>(
         tip_index: None,
         tip_hash: None,
         faults: 0,
+        requests: 0,
         elapsed: Duration::ZERO,
     };
     let bad_answer = manager.config().penalties.bad_answer;
@@ -392,14 +421,10 @@ pub(crate) async fn run<P: BlockSource>(
             return Err(DownloadError::Shutdown);
         }
         // The peers as they are now.
-        let summaries = manager.peers();
-        dropped.retain(|id| summaries.iter().any(|s| s.id == *id));
-        pinging.retain(|id| summaries.iter().any(|s| s.id == *id));
-        let live: Vec<(PeerId, u32)> = summaries
-            .iter()
-            .filter(|s| !dropped.contains(&s.id))
-            .map(|s| (s.id, s.peer.height()))
-            .collect();
+        let mut live = manager.heights();
+        dropped.retain(|id| live.iter().any(|(l, _)| l == id));
+        pinging.retain(|id| live.iter().any(|(l, _)| l == id));
+        live.retain(|(id, _)| !dropped.contains(id));
         let gone: Vec<PeerId> = schedule
             .peers()
             .map(|(id, _)| id)
@@ -409,10 +434,12 @@ pub(crate) async fn run<P: BlockSource>(
             schedule.remove_peer(id);
         }
         let header_tip = lock(&tail).tip.map(|t| t.0);
+        let now = Instant::now();
+        busy.retain(|_, until| now < *until);
         for &(id, height) in &live {
             // A peer whose slots are all taken (by requests the schedule
-            // abandoned) is offered nothing till one ends.
-            let free = running.get(&id).is_none_or(|&n| n < limit);
+            // abandoned, or by others) is offered nothing till one ends.
+            let free = running.get(&id).is_none_or(|&n| n < limit) && !busy.contains_key(&id);
             schedule.set_peer(id, if free { height } else { 0 });
             if following && !by_headers {
                 schedule.set_target(height);
@@ -421,11 +448,9 @@ pub(crate) async fn run<P: BlockSource>(
         if let Some(tip) = header_tip.filter(|_| by_headers) {
             schedule.set_target(tip);
         }
-        let now = Instant::now();
         if let Some(check) = check.filter(|_| now >= next_check) {
             next_check = now + check;
-            for s in summaries.iter().filter(|s| !dropped.contains(&s.id)) {
-                let peer = s.peer.clone();
+            for peer in live.iter().filter_map(|&(id, _)| manager.peer(id)) {
                 manager.inner.spawn(async move {
                     // The height comes with the pong; a busy peer is asked next time.
                     let _ = peer.ping().await;
@@ -486,9 +511,17 @@ pub(crate) async fn run<P: BlockSource>(
                 continue;
             };
             *running.entry(request.peer).or_default() += 1;
+            outcome.requests += 1;
             let from = request.peer;
             manager.inner.spawn(async move {
-                let answer = peer.request(msg).await;
+                // Each block goes to the schedule as it arrives, to be
+                // checked at once; nothing of the range is gathered here.
+                let each = |m| {
+                    let _ = tx.try_send(Note::Blocks(id, from, m));
+                };
+                let answer = peer
+                    .request_each_within(msg, limit, GROUP_BYTES, each)
+                    .await;
                 let _ = tx.send(Note::Answer(id, from, answer)).await;
             });
         }
@@ -532,12 +565,20 @@ pub(crate) async fn run<P: BlockSource>(
             }
         }
         // Wait for an answer, an announcement, a deadline, or the next look
-        // at the peers.
+        // at the peers. The timer is set again only when the instant
+        // changes (or it fired).
+        if now >= next_refresh {
+            next_refresh = now + REFRESH;
+        }
         let mut wake = schedule
             .poll_timeout()
-            .map_or(now + REFRESH, |t| t.min(now + REFRESH));
+            .map_or(next_refresh, |t| t.min(next_refresh));
         if check.is_some() {
             wake = wake.min(next_check);
+        }
+        if timer_at != Some(wake) {
+            timer.set_at(wake);
+            timer_at = Some(wake);
         }
         let note = future::or(async { rx.recv().await.ok().map(Ok) }, async {
             let heard = async {
@@ -547,7 +588,8 @@ pub(crate) async fn run<P: BlockSource>(
                 }
             };
             future::or(heard, async {
-                Timer::at(wake).await;
+                (&mut timer).await;
+                timer_at = None;
                 None
             })
             .await
@@ -575,139 +617,160 @@ pub(crate) async fn run<P: BlockSource>(
             }
             Some(Ok(note)) => note,
         };
+        // The notes that came meanwhile are handled together, before the
+        // next look at the peers: at most NOTE_BATCH of them.
+        let mut batch = vec![note];
+        while batch.len() < NOTE_BATCH {
+            match rx.try_recv() {
+                Ok(more) => batch.push(more),
+                Err(_) => break,
+            }
+        }
         let now = Instant::now();
-        let (id, peer, answer) = match note {
-            Note::Answer(id, peer, answer) => (id, peer, answer),
-            Note::Pinged(peer) => {
-                pinging.remove(&peer);
-                continue;
-            }
-            Note::Offered(peer, answer) => {
-                if offering.is_some_and(|(p, _)| p == peer) {
-                    offering = None;
-                }
-                if let Some(n) = running.get_mut(&peer) {
-                    *n -= 1;
-                    if *n == 0 {
-                        running.remove(&peer);
-                    }
-                }
-                for block in answer.into_iter().flatten().filter_map(P::block) {
-                    let (index, hash) = (block.index(), block.hash());
-                    let mut t = lock(&tail);
-                    let follows = t.tip.is_some_and(|(i, h)| {
-                        i.checked_add(1) == Some(index) && h == block.prev_hash()
-                    });
-                    if !follows {
-                        continue;
-                    }
-                    t.tip = Some((index, hash));
-                    t.ahead.insert(index, hash);
-                    drop(t);
-                    seen.insert(hash);
-                    on_header(&P::block_header(&P::chain_block(block.clone())));
-                    schedule.set_target(index);
-                    if let Arrival::Bad { peer, why } = schedule.offer(block, peer) {
-                        fault(peer, Some(index), &why, &mut dropped, &mut outcome.faults);
-                        break;
-                    }
-                }
-                continue;
-            }
-            Note::Headers(peer, answer) => {
-                let mut announced_hashes = Vec::new();
-                if let Some((p, since, hashes)) = headers_running.take() {
-                    if p == peer {
-                        announced_hashes = hashes;
-                    } else {
-                        headers_running = Some((p, since, hashes));
-                    }
-                }
-                let headers = answer
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|m| P::headers(&m))
-                    .flatten();
-                let mut t = lock(&tail);
-                for header in headers {
-                    let (index, hash) = (P::header_index(&header), P::header_hash(&header));
-                    let prev = P::header_prev_hash(&header);
-                    let (tip_index, tip_hash) = t.tip.unwrap_or((0, UInt256::ZERO));
-                    let why = if index <= tip_index {
-                        // An answer to an earlier `getheaders`: known
-                        // headers are skipped, another one is wrong.
-                        match t.ahead.get(&index) {
-                            Some(&ours) if ours != hash => Some(format!(
-                                "header {index} is {hash}, the header we have there is {ours}"
-                            )),
-                            _ => None,
+        for note in batch {
+            let (id, peer, answer) = match note {
+                Note::Blocks(id, peer, messages) => {
+                    for block in messages.into_iter().filter_map(P::block) {
+                        // A dropped peer's answers still on their way are
+                        // not looked at.
+                        if dropped.contains(&peer) {
+                            break;
                         }
-                    } else if index - 1 != tip_index || prev != tip_hash {
-                        Some(format!(
-                            "header {index} does not follow the last header known ({tip_index})"
-                        ))
-                    } else {
+                        if let Some(ours) = schedule.conflict(&block) {
+                            let index = block.index();
+                            let why = format!(
+                                "block {index} is {}, the block we have there is {ours}",
+                                block.hash()
+                            );
+                            fault(peer, Some(index), &why, &mut dropped, &mut outcome.faults);
+                            schedule.remove_peer(peer);
+                        } else if let Arrival::Bad { peer, why } = schedule.on_block(id, block, now)
+                        {
+                            fault(peer, None, &why, &mut dropped, &mut outcome.faults);
+                        }
+                    }
+                    continue;
+                }
+                Note::Answer(id, peer, answer) => (id, peer, answer),
+                Note::Pinged(peer) => {
+                    pinging.remove(&peer);
+                    continue;
+                }
+                Note::Offered(peer, answer) => {
+                    if offering.is_some_and(|(p, _)| p == peer) {
+                        offering = None;
+                    }
+                    if let Some(n) = running.get_mut(&peer) {
+                        *n -= 1;
+                        if *n == 0 {
+                            running.remove(&peer);
+                        }
+                    }
+                    for block in answer.into_iter().flatten().filter_map(P::block) {
+                        let (index, hash) = (block.index(), block.hash());
+                        let mut t = lock(&tail);
+                        let follows = t.tip.is_some_and(|(i, h)| {
+                            i.checked_add(1) == Some(index) && h == block.prev_hash()
+                        });
+                        if !follows {
+                            continue;
+                        }
                         t.tip = Some((index, hash));
                         t.ahead.insert(index, hash);
-                        seen.insert(hash);
-                        on_header(&header);
-                        None
-                    };
-                    if let Some(why) = why {
                         drop(t);
-                        fault(peer, Some(index), &why, &mut dropped, &mut outcome.faults);
-                        break;
+                        seen.insert(hash);
+                        on_header(&P::block_header(&P::chain_block(block.clone())));
+                        schedule.set_target(index);
+                        if let Arrival::Bad { peer, why } = schedule.offer(block, peer) {
+                            fault(peer, Some(index), &why, &mut dropped, &mut outcome.faults);
+                            break;
+                        }
                     }
+                    continue;
                 }
-                // Announced blocks the headers did not reach: asked of their
-                // announcer by hash, and offered to the schedule.
-                let unseen: Vec<UInt256> = announced_hashes
-                    .into_iter()
-                    .filter(|h| !seen.contains(h))
-                    .collect();
-                let usable = !dropped.contains(&peer) && offering.is_none();
-                if let Some(p) = manager.peer(peer).filter(|_| usable && !unseen.is_empty()) {
-                    offering = Some((peer, now));
-                    // It holds one of the peer's request slots.
-                    *running.entry(peer).or_default() += 1;
-                    let tx = tx.clone();
-                    let msg = P::ask_by_hash(unseen);
-                    manager.inner.spawn(async move {
-                        let answer = p.request(msg).await;
-                        let _ = tx.send(Note::Offered(peer, answer)).await;
-                    });
+                Note::Headers(peer, answer) => {
+                    let mut announced_hashes = Vec::new();
+                    if let Some((p, since, hashes)) = headers_running.take() {
+                        if p == peer {
+                            announced_hashes = hashes;
+                        } else {
+                            headers_running = Some((p, since, hashes));
+                        }
+                    }
+                    let headers = answer
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|m| P::headers(&m))
+                        .flatten();
+                    let mut t = lock(&tail);
+                    for header in headers {
+                        let (index, hash) = (P::header_index(&header), P::header_hash(&header));
+                        let prev = P::header_prev_hash(&header);
+                        let (tip_index, tip_hash) = t.tip.unwrap_or((0, UInt256::ZERO));
+                        let why = if index <= tip_index {
+                            // An answer to an earlier `getheaders`: known
+                            // headers are skipped, another one is wrong.
+                            match t.ahead.get(&index) {
+                                Some(&ours) if ours != hash => Some(format!(
+                                    "header {index} is {hash}, the header we have there is {ours}"
+                                )),
+                                _ => None,
+                            }
+                        } else if index - 1 != tip_index || prev != tip_hash {
+                            Some(format!(
+                                "header {index} does not follow the last header known ({tip_index})"
+                            ))
+                        } else {
+                            t.tip = Some((index, hash));
+                            t.ahead.insert(index, hash);
+                            seen.insert(hash);
+                            on_header(&header);
+                            None
+                        };
+                        if let Some(why) = why {
+                            drop(t);
+                            fault(peer, Some(index), &why, &mut dropped, &mut outcome.faults);
+                            break;
+                        }
+                    }
+                    // Announced blocks the headers did not reach: asked of their
+                    // announcer by hash, and offered to the schedule.
+                    let unseen: Vec<UInt256> = announced_hashes
+                        .into_iter()
+                        .filter(|h| !seen.contains(h))
+                        .collect();
+                    let usable = !dropped.contains(&peer) && offering.is_none();
+                    if let Some(p) = manager.peer(peer).filter(|_| usable && !unseen.is_empty()) {
+                        offering = Some((peer, now));
+                        // It holds one of the peer's request slots.
+                        *running.entry(peer).or_default() += 1;
+                        let tx = tx.clone();
+                        let msg = P::ask_by_hash(unseen);
+                        manager.inner.spawn(async move {
+                            let answer = p.request_within(msg, limit).await;
+                            let _ = tx.send(Note::Offered(peer, answer)).await;
+                        });
+                    }
+                    continue;
                 }
-                continue;
+            };
+            if let Some(n) = running.get_mut(&peer) {
+                *n -= 1;
+                if *n == 0 {
+                    running.remove(&peer);
+                }
             }
-        };
-        if let Some(n) = running.get_mut(&peer) {
-            *n -= 1;
-            if *n == 0 {
-                running.remove(&peer);
+            match answer {
+                Ok(()) => {}
+                Err(ManagerError::Busy { .. }) => {
+                    // Not sent: the peer is left alone for a while rather than
+                    // asked again at once.
+                    busy.insert(peer, now + REFRESH);
+                }
+                Err(error) => tracing::debug!(request = id, %error, "block request failed"),
             }
+            schedule.on_end(id);
         }
-        match answer {
-            Ok(messages) => {
-                for block in messages.into_iter().filter_map(P::block) {
-                    if let Some(ours) = schedule.conflict(&block) {
-                        let index = block.index();
-                        let why = format!(
-                            "block {index} is {}, the block we have there is {ours}",
-                            block.hash()
-                        );
-                        fault(peer, Some(index), &why, &mut dropped, &mut outcome.faults);
-                        schedule.remove_peer(peer);
-                        break;
-                    }
-                    if let Arrival::Bad { peer, why } = schedule.on_block(id, block, now) {
-                        fault(peer, None, &why, &mut dropped, &mut outcome.faults);
-                        break;
-                    }
-                }
-            }
-            Err(error) => tracing::debug!(request = id, %error, "block request failed"),
-        }
-        schedule.on_end(id);
     }
 }
 

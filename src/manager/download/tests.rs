@@ -26,6 +26,7 @@ fn config(window: u32, range: u32) -> ScheduleConfig {
         per_peer: 1,
         timeout: Duration::from_secs(10),
         steal_after: Duration::from_secs(2),
+        max_held_bytes: usize::MAX,
     }
 }
 
@@ -147,6 +148,78 @@ fn without_a_measured_idle_peer_the_head_is_taken_at_steal_after() {
     assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(2)));
     assert_eq!(s.handle_timeout(t0 + Duration::from_millis(1999)), []);
     assert_eq!(s.handle_timeout(t0 + Duration::from_secs(2)).len(), 1);
+}
+
+#[test]
+fn ranges_are_cut_shorter_so_that_every_peer_gets_its_requests() {
+    let blocks = chain(2, 0);
+    let t0 = Instant::now();
+    let config = ScheduleConfig {
+        per_peer: 2,
+        ..config(2000, 500)
+    };
+    // One peer: full ranges.
+    let mut s = schedule(&blocks, config, 100_000);
+    s.set_peer(A, 100_000);
+    let rs = requests(&mut s, t0);
+    assert_eq!(rs.iter().map(|r| r.count).collect::<Vec<_>>(), [500, 500]);
+    // Eight peers: 2000 / (2 × 8 × 2) = 62 heights a range, so that each
+    // peer has its two requests out and as many wait for it.
+    let mut s = schedule(&blocks, config, 100_000);
+    for p in 1..=8 {
+        s.set_peer(p, 100_000);
+    }
+    let rs = requests(&mut s, t0);
+    assert_eq!(rs.len(), 16);
+    assert!(rs.iter().all(|r| r.count == 62), "{rs:?}");
+    for p in 1..=8 {
+        assert_eq!(rs.iter().filter(|r| r.peer == p).count(), 2);
+    }
+    // Never shorter than MIN_RANGE, however many peers.
+    let mut s = schedule(&blocks, config, 100_000);
+    for p in 1..=100 {
+        s.set_peer(p, 100_000);
+    }
+    assert!(requests(&mut s, t0).iter().all(|r| r.count == MIN_RANGE));
+}
+
+#[test]
+fn past_the_held_bytes_only_the_gaps_below_what_is_held_are_asked() {
+    let blocks = chain(40, 0);
+    let t0 = Instant::now();
+    let size = blocks[1].wire_size();
+    // Room for about two blocks held out of order.
+    let config = ScheduleConfig {
+        max_held_bytes: 2 * size,
+        ..config(40, 4)
+    };
+    let mut s = schedule(&blocks, config, 40);
+    s.set_peer(A, 40);
+    s.set_peer(B, 40);
+    let rs = requests(&mut s, t0);
+    let (head, next) = (&rs[0], &rs[1]);
+    assert_eq!((head.start, next.start), (1, 5));
+    // The second range comes first, in 8 ms: four blocks held, over the
+    // bound.
+    let t1 = t0 + Duration::from_millis(8);
+    answer(&mut s, &blocks, next, t1);
+    assert!(s.held_bytes() >= 2 * size);
+    assert_eq!(s.poll_request(t1), None, "nothing above the lowest held");
+    // Its peer is idle and the head is out: as in a full window, the head
+    // is taken once out twice as long as that peer would take for it.
+    let due = t0 + Duration::from_millis(16);
+    assert_eq!(s.poll_timeout(), Some(due));
+    assert_eq!(s.handle_timeout(due - Duration::from_micros(1)), []);
+    assert_eq!(s.handle_timeout(due).len(), 1);
+    let t1 = due;
+    let again = requests(&mut s, t1);
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].start, again[0].count), (1, 4), "the gap only");
+    answer(&mut s, &blocks, &again[0], t1);
+    assert_eq!(ready(&mut s).len(), 8);
+    assert_eq!(s.held_bytes(), 0);
+    // Asking goes on.
+    assert_eq!(requests(&mut s, t1).len(), 2);
 }
 
 #[test]
