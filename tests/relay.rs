@@ -173,7 +173,11 @@ async fn announced_twice<P: TestItem>() {
     // s2 announces it, s2 would have nothing to announce.
     let hub = PeerManager::<P>::new(config(), book::<P>(), IgnoreAll, SmolGlobal).unwrap();
     let (tx, hub_got) = async_channel::unbounded();
-    hub.start_relay(RelayConfig::default(), None, move |_, item| {
+    // No early retry: on a loaded machine the first answer could be late,
+    // and the second announcer asked too.
+    let mut relay_config = RelayConfig::default();
+    relay_config.tracker.retry_rtts = 0;
+    hub.start_relay(relay_config, None, move |_, item| {
         let _ = tx.try_send(item);
     })
     .unwrap();
@@ -227,7 +231,10 @@ impl Handler<N3> for Asked {
 #[test]
 fn notfound_moves_to_the_next_announcer() {
     smol::block_on(async {
-        let (hub, hub_got) = relaying::<N3, _>(IgnoreAll);
+        // No early retry: the next announcer waits for the `notfound`.
+        let mut relay_config = RelayConfig::default();
+        relay_config.tracker.retry_rtts = 0;
+        let (hub, hub_got) = relaying_with::<N3, _>(IgnoreAll, relay_config);
         let addr = listening(&hub).await;
         // The first announcer does not relay: the test speaks for it.
         let (asked_tx, asked) = async_channel::unbounded();
@@ -365,6 +372,7 @@ fn a_silent_announcer_is_passed_over_at_the_deadline() {
     smol::block_on(async {
         let mut relay_config = RelayConfig::default();
         relay_config.tracker.request_timeout = Duration::from_millis(300);
+        relay_config.tracker.retry_rtts = 0;
         let (hub, hub_got) = relaying_with::<N3, _>(IgnoreAll, relay_config);
         let addr = listening(&hub).await;
         let (asked_tx, asked) = async_channel::unbounded();
@@ -386,6 +394,47 @@ fn a_silent_announcer_is_passed_over_at_the_deadline() {
         assert_eq!(sender.info().nonce, Some(s2.config().local.identity.nonce));
         let s = hub.relay_stats().unwrap();
         assert_eq!((s.received, s.requested, s.timeouts), (1, 2, 1));
+        for m in [hub, silent, s2] {
+            m.shutdown().await;
+        }
+    });
+}
+
+/// The first announcer never answers: long before the deadline, once the
+/// request is late by its retry delay, the item is asked of the next too.
+#[test]
+fn a_silent_announcer_is_raced_by_the_next_long_before_the_deadline() {
+    smol::block_on(async {
+        let mut relay_config = RelayConfig::default();
+        // A deadline no run reaches: what delivers the item is the early
+        // retry (after at most a second, the retry delay of a peer whose
+        // round trip is unknown).
+        relay_config.tracker.request_timeout = Duration::from_secs(600);
+        let (hub, hub_got) = relaying_with::<N3, _>(IgnoreAll, relay_config);
+        let addr = listening(&hub).await;
+        let (asked_tx, asked) = async_channel::unbounded();
+        let silent =
+            PeerManager::<N3>::new(config(), book::<N3>(), Asked(asked_tx), SmolGlobal).unwrap();
+        let silent_link = silent.connect(addr).await.unwrap();
+        let (s2, _) = relaying::<N3, _>(IgnoreAll);
+        s2.connect(addr).await.unwrap();
+        assert_eq!(hub.wait_for_peers(2, WAIT).await, 2);
+
+        let item = N3::tx(5);
+        let inv = N3::inv(ItemKind::Transaction, &[item.hash]).unwrap();
+        silent_link.send(inv).await.unwrap();
+        within("the hub's getdata", asked.recv()).await.unwrap();
+        assert_eq!(s2.relay(item.clone()), 1);
+        let (from_id, _, got) = within("the item", hub_got.recv()).await.unwrap();
+        assert_eq!(got.hash, item.hash);
+        let sender = hub.peer(from_id).unwrap();
+        assert_eq!(sender.info().nonce, Some(s2.config().local.identity.nonce));
+        let s = hub.relay_stats().unwrap();
+        assert_eq!(
+            (s.received, s.requested, s.retries, s.timeouts),
+            (1, 2, 1, 0)
+        );
+        assert!(asked.is_empty(), "the silent peer is not asked twice");
         for m in [hub, silent, s2] {
             m.shutdown().await;
         }

@@ -7,8 +7,9 @@
 //! - an `inv` marks its hashes as known to the sender ([`KnownInventory`])
 //!   and feeds the [`RequestTracker`], which asks each new item of one
 //!   announcer at a time (outbound, then faster peers first) and of the next
-//!   on `notfound`, deadline or disconnect; an announcement flood costs the
-//!   flooder [`RelayConfig::flood_points`];
+//!   on `notfound`, deadline or disconnect, or also of the next when the
+//!   request is late by a few round trips ([`TrackerConfig::retry_delay`]);
+//!   an announcement flood costs the flooder [`RelayConfig::flood_points`];
 //! - an item that arrives (asked for or not) is marked known to its sender
 //!   and, the first time, handed to the embedder's hook ([`OnItem`]); the
 //!   embedder checks it and calls [`PeerManager::relay`] for what it
@@ -144,6 +145,9 @@ pub struct RelayStats {
     pub requested: u64,
     /// Requests that reached their deadline.
     pub timeouts: u64,
+    /// Requests sent to a second announcer while the first request of the
+    /// item was late (see [`TrackerConfig::retry_delay`]).
+    pub retries: u64,
     /// Items sent in answer to `getdata`.
     pub served: u64,
     /// Hashes answered with `notfound`.
@@ -242,13 +246,7 @@ impl<P: Inventory> Room<P> {
         st.known.add_peer(id);
         st.sent_inv.add_peer(id);
         st.sent_items.add_peer(id);
-        st.tracker.add_peer(
-            id,
-            Rank {
-                preferred: peer.direction() == Direction::Outbound,
-                rtt: info.rtt,
-            },
-        );
+        st.tracker.add_peer(id, rank(peer));
         let ready = Arc::new(Event::new());
         st.links.insert(
             id,
@@ -369,6 +367,9 @@ impl<P: Inventory> Room<P> {
             if !self.link(&mut st, peer) {
                 return;
             }
+            // The round trip is measured again now and then: the early
+            // retry of what is asked of this peer follows it.
+            st.tracker.add_peer(id, rank(peer));
             for &hash in hashes {
                 st.known.mark(id, hash);
                 if self.holds(&st, kind, &hash) {
@@ -514,6 +515,14 @@ impl<P: Inventory> Room<P> {
     }
 }
 
+/// How eagerly the tracker asks `peer`: outbound first, then by round trip.
+fn rank<P: Protocol>(peer: &Peer<P>) -> Rank {
+    Rank {
+        preferred: peer.direction() == Direction::Outbound,
+        rtt: peer.info().rtt,
+    }
+}
+
 impl<P: Inventory> RelayRoom<P> for Arc<Room<P>> {
     fn on_message(&self, peer: &Peer<P>, msg: &P::Message) -> bool {
         if let Some((kind, hashes)) = P::announced(msg) {
@@ -580,6 +589,7 @@ impl<P: Inventory> RelayRoom<P> for Arc<Room<P>> {
             duplicates_avoided: st.stats.duplicates_avoided + t.duplicates_avoided,
             floods: t.floods,
             timeouts: t.timeouts,
+            retries: t.retries,
             ..st.stats
         }
     }

@@ -512,6 +512,7 @@ fn summary_json(m: &Summary<'_>) -> serde_json::Value {
         "resent": s.resent,
         "not_found": s.not_found,
         "timeouts": s.timeouts,
+        "retries": s.retries,
         "floods": s.floods,
         "dropped": s.dropped,
         "rejected": counters.rejected.load(Ordering::Relaxed),
