@@ -441,6 +441,70 @@ fn a_silent_announcer_is_raced_by_the_next_long_before_the_deadline() {
     });
 }
 
+/// Hands the hashes of each `inv` it receives to a channel.
+struct Invs(Sender<Vec<neo_peer::wire::UInt256>>);
+
+impl Handler<N3> for Invs {
+    async fn handle(&self, _peer: &Peer<N3>, msg: n3::Message) {
+        if let Some((ItemKind::Transaction, hashes)) = N3::announced(&msg) {
+            let _ = self.0.try_send(hashes.to_vec());
+        }
+    }
+}
+
+/// Transaction items told apart by their hash only (what an `inv` carries).
+fn numbered(n: u32) -> Item<N3> {
+    let mut item = N3::tx(1);
+    let mut hash = [0u8; 32];
+    hash[..4].copy_from_slice(&n.to_le_bytes());
+    item.hash = neo_peer::wire::UInt256(hash);
+    item
+}
+
+/// With batching, a peer gets the relay's transactions as one `inv` per
+/// full batch, and the rest when the first has waited the delay.
+#[test]
+fn batched_announcements_go_as_one_inv_per_batch() {
+    smol::block_on(async {
+        for (delay, count) in [
+            (Duration::from_secs(3600), 500),
+            (Duration::from_millis(50), 3),
+        ] {
+            let relay_config = RelayConfig {
+                batch: Some(delay),
+                ..RelayConfig::default()
+            };
+            let (hub, _) = relaying_with::<N3, _>(IgnoreAll, relay_config);
+            let addr = listening(&hub).await;
+            let (tx, invs) = async_channel::unbounded();
+            let b = PeerManager::<N3>::new(config(), book::<N3>(), Invs(tx), SmolGlobal).unwrap();
+            b.connect(addr).await.unwrap();
+            assert_eq!(hub.wait_for_peers(1, WAIT).await, 1);
+            for n in 0..count {
+                assert_eq!(hub.relay(numbered(n)), 1, "queued for B");
+            }
+            let (mut got, mut messages) = (Vec::new(), 0);
+            while got.len() < count as usize {
+                got.extend(within("B's inv", invs.recv()).await.unwrap());
+                messages += 1;
+            }
+            if count == 500 {
+                assert_eq!(messages, 1, "one inv");
+            }
+            let expected: Vec<_> = (0..count).map(|n| numbered(n).hash).collect();
+            assert_eq!(got, expected, "each once, in order");
+            if count == 500 {
+                // A full batch goes at once, the hour's delay notwithstanding.
+                assert_eq!(hub.relay_stats().unwrap().announced, 500);
+            }
+            until("the count", &hub, |s| s.announced == u64::from(count)).await;
+            for m in [hub, b] {
+                m.shutdown().await;
+            }
+        }
+    });
+}
+
 /// A `getdata` longer than the asker's queue has room for is answered only
 /// as far as that room goes.
 #[test]

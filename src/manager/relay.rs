@@ -17,7 +17,7 @@
 //! - [`PeerManager::relay`] announces an item to every peer not known to
 //!   have it: a block to the peers below its height, anything else to full
 //!   nodes (N3 `FullNode`, Legacy `relay`); one `inv` per item, at once (no
-//!   batching delay);
+//!   batching delay), unless [`RelayConfig::batch`] gathers transactions;
 //! - a `getdata` is answered from a bounded cache of the items relayed
 //!   lately, then from the embedder's [`ChainStore`], and on N3 with
 //!   `notfound` for the rest.
@@ -51,8 +51,8 @@ use crate::peer::{Direction, Peer};
 use crate::protocol::contract::distinct;
 use crate::protocol::{Protocol, RequestKind};
 use crate::relay::{
-    Announce, Inventory, Item, ItemKind, KnownInventory, MAX_INV_HASHES, Rank, Request,
-    RequestTracker, TrackerConfig,
+    Announce, Flush, InvBatcher, Inventory, Item, ItemKind, KnownInventory, MAX_INV_HASHES, Rank,
+    Request, RequestTracker, TrackerConfig,
 };
 use crate::wire::UInt256;
 
@@ -97,6 +97,16 @@ pub struct RelayConfig {
     /// by default, about 100 bytes each, so about 400 KiB per peer at
     /// most); past it the oldest is forgotten first.
     pub sent_per_peer: usize,
+    /// Gather transaction announcements (`None` by default: each is
+    /// announced at once, in its own `inv`). With `Some(delay)`, the
+    /// transactions to announce to a peer are gathered and sent as one
+    /// `inv` when [`MAX_INV_HASHES`] (500, the protocol's limit) are
+    /// gathered or when the first has waited `delay`, whichever comes
+    /// first: no announcement waits more than `delay`, and at most 499
+    /// hashes per peer wait at once. Blocks and extensible or consensus
+    /// payloads are never delayed: they are on the consensus' critical
+    /// path, and few.
+    pub batch: Option<Duration>,
 }
 
 impl Default for RelayConfig {
@@ -109,6 +119,7 @@ impl Default for RelayConfig {
             flood_points: FLOOD_POINTS,
             blocks_by_follower: false,
             sent_per_peer: SENT_PER_PEER,
+            batch: None,
         }
     }
 }
@@ -134,7 +145,8 @@ pub struct RelayStats {
     pub duplicates_avoided: u64,
     /// Items passed to [`PeerManager::relay`].
     pub relayed: u64,
-    /// Announcements sent (one per item and peer).
+    /// Announcements sent (one per item and peer; with
+    /// [`RelayConfig::batch`], a hash counts when its batch is sent).
     pub announced: u64,
     /// Announcements and items sent to a peer that had been sent the same
     /// (the same item's announcement, or the same item) before, among the
@@ -187,6 +199,9 @@ struct State<P: Inventory> {
     /// The items sent to each peer, to count repeats.
     sent_items: KnownInventory,
     tracker: RequestTracker<ItemKind>,
+    /// Transaction announcements waiting for their batch
+    /// ([`RelayConfig::batch`]).
+    batcher: Option<InvBatcher<ItemKind>>,
     recent: Recent<P>,
     links: HashMap<PeerId, Link<P>>,
     stats: RelayStats,
@@ -294,6 +309,9 @@ impl<P: Inventory> Room<P> {
         st.sent_inv.remove_peer(id);
         st.sent_items.remove_peer(id);
         st.tracker.remove_peer(id);
+        if let Some(b) = st.batcher.as_mut() {
+            b.remove_peer(id);
+        }
         let requests = st.tracker.poll_requests(Instant::now());
         self.dispatch(&mut st, requests);
         drop(st);
@@ -313,6 +331,15 @@ impl<P: Inventory> Room<P> {
         link.outbox.push_back(msg);
         link.ready.notify(1);
         true
+    }
+
+    /// Sends a batch of announcements as one `inv`.
+    fn send_batch(&self, st: &mut State<P>, flush: Flush<ItemKind>) {
+        if let Some(inv) = P::inv(flush.kind, &flush.hashes) {
+            if self.push(st, flush.peer, inv) {
+                st.stats.announced += flush.hashes.len() as u64;
+            }
+        }
     }
 
     /// Turns the tracker's requests into `getdata` messages, one per peer
@@ -495,9 +522,18 @@ impl<P: Inventory> Room<P> {
             let listener = self.wake.listen();
             let next = {
                 let mut st = self.lock();
-                let requests = st.tracker.poll_requests(Instant::now());
+                let now = Instant::now();
+                let requests = st.tracker.poll_requests(now);
                 self.dispatch(&mut st, requests);
-                st.tracker.poll_timeout()
+                let due = st.batcher.as_mut().map(|b| b.poll(now)).unwrap_or_default();
+                for flush in due {
+                    self.send_batch(&mut st, flush);
+                }
+                let batch = st.batcher.as_ref().and_then(|b| b.poll_timeout());
+                match (st.tracker.poll_timeout(), batch) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
             };
             let wake = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             let woken = future::or(
@@ -554,6 +590,8 @@ impl<P: Inventory> RelayRoom<P> for Arc<Room<P>> {
         st.tracker.have(item.hash);
         let (kind, hash, height) = (item.kind, item.hash, item.height);
         st.recent.insert(item);
+        let batched = kind == ItemKind::Transaction && st.batcher.is_some();
+        let now = Instant::now();
         let mut announced = 0;
         for peer in targets {
             if !self.link(&mut st, &peer) {
@@ -567,6 +605,20 @@ impl<P: Inventory> RelayRoom<P> for Arc<Room<P>> {
             if !wants || !st.known.mark(id, hash) {
                 continue;
             }
+            if batched {
+                announced += 1;
+                if !st.sent_inv.mark(id, hash) {
+                    st.stats.resent += 1;
+                }
+                let full = st
+                    .batcher
+                    .as_mut()
+                    .and_then(|b| b.push(now, id, kind, hash));
+                if let Some(flush) = full {
+                    self.send_batch(&mut st, flush);
+                }
+                continue;
+            }
             if let Some(inv) = P::inv(kind, &[hash]) {
                 if self.push(&mut st, id, inv) {
                     announced += 1;
@@ -576,7 +628,13 @@ impl<P: Inventory> RelayRoom<P> for Arc<Room<P>> {
                 }
             }
         }
-        st.stats.announced += announced as u64;
+        if batched {
+            // A batch may have begun: the timer learns its due time.
+            drop(st);
+            self.wake.notify(1);
+        } else {
+            st.stats.announced += announced as u64;
+        }
         announced
     }
 
@@ -598,10 +656,12 @@ impl<P: Inventory> RelayRoom<P> for Arc<Room<P>> {
 impl<P: Protocol> PeerManager<P> {
     /// Announces `item` to every connected peer not known to have it: a
     /// block to the peers whose height is below it, transactions and
-    /// payloads to full nodes; one `inv` each, at once. The item is kept in
-    /// the cache that answers `getdata`, and announcements of it by peers
-    /// download nothing. Returns how many peers it was announced to (0
-    /// when [`PeerManager::start_relay`] was not called).
+    /// payloads to full nodes; one `inv` each, at once (transactions in
+    /// batches instead when [`RelayConfig::batch`] is set). The item is
+    /// kept in the cache that answers `getdata`, and announcements of it by
+    /// peers download nothing. Returns how many peers it was announced (or
+    /// queued in a batch) to (0 when [`PeerManager::start_relay`] was not
+    /// called).
     pub fn relay(&self, item: Item<P>) -> usize {
         match self.inner.relay.get() {
             Some(room) => room.relay(item),
@@ -669,6 +729,9 @@ impl<P: Inventory> PeerManager<P> {
                 sent_inv: KnownInventory::new(config.sent_per_peer),
                 sent_items: KnownInventory::new(config.sent_per_peer),
                 tracker: RequestTracker::new(config.tracker.clone()),
+                batcher: config
+                    .batch
+                    .map(|delay| InvBatcher::new(delay, MAX_INV_HASHES)),
                 recent: Recent {
                     items: HashMap::new(),
                     order: VecDeque::new(),

@@ -30,11 +30,15 @@
 //! | we relay an item | `to_announce` over the peers | `have` |
 //! | peer leaves | `remove_peer` | `remove_peer`, then `poll_requests` |
 //!
+//! [`InvBatcher`] gathers the announcements to each peer into one `inv`
+//! per batch, for a node that accepts a delay to send fewer messages.
+//!
 //! [`Inventory`] gives both generations' relay messages (`inv`, `getdata`,
 //! `notfound`, and the items: transactions, blocks, N3 extensibles, Legacy
 //! consensus payloads) one shape, [`Item`] and [`ItemKind`], so that relay
 //! logic is written once.
 
+mod batch;
 mod item;
 mod known;
 mod tracker;
@@ -42,6 +46,7 @@ mod tracker;
 #[cfg(test)]
 mod tests;
 
+pub use batch::{Flush, InvBatcher};
 pub use item::{Inventory, Item, ItemKind, MAX_INV_HASHES};
 pub use known::{KnownInventory, KnownSet, PeerId};
 pub use tracker::{

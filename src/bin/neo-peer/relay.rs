@@ -98,6 +98,12 @@ pub struct RelayArgs {
     /// Extensible or consensus payloads held per sender at most.
     #[arg(long, default_value_t = MAX_PER_SENDER, value_name = "N")]
     max_per_sender: usize,
+    /// Gather the transactions announced to each peer for at most this
+    /// many milliseconds (or until 500 are gathered) and announce them in
+    /// one `inv`; blocks and payloads are never delayed. Without it, each
+    /// transaction is announced at once.
+    #[arg(long, value_name = "MS")]
+    batch: Option<u64>,
     /// Print one line per relayed item.
     #[arg(long)]
     verbose: bool,
@@ -621,6 +627,7 @@ where
     };
     let relay_config = RelayConfig {
         blocks_by_follower: following,
+        batch: args.batch.map(Duration::from_millis),
         ..RelayConfig::default()
     };
     manager
