@@ -675,6 +675,99 @@ fn a_following_relay_downloads_each_block_once() {
     });
 }
 
+/// U–R, R a relay that follows the chain: a block U sends unasked is taken
+/// by R's follower when it is the next height R needs, and appended without
+/// being fetched; a block it holds is left.
+#[test]
+fn a_block_sent_unasked_is_handed_to_the_follower() {
+    use neo_peer::manager::{FollowEvent, Follower};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    smol::block_on(async {
+        let source = Chain::<N3>::synthetic(&Synthetic {
+            blocks: 5,
+            txs_per_block: 1,
+            seed: 11,
+            with_bodies: true,
+        });
+        let block = |i: u32| source.block(i).unwrap().clone();
+        // U serves blocks up to 2 and says so: R's follower never asks it
+        // for more.
+        let upstream = Arc::new(Chain::<N3>::from_genesis_block(block(0)).unwrap());
+        for i in 1..=2 {
+            upstream.push_block(block(i)).unwrap();
+        }
+        let served = Arc::new(AtomicUsize::new(0));
+        let mut u_config = config::<N3>();
+        let height = upstream.clone();
+        u_config.local.identity.current_height = Arc::new(move || height.height());
+        let server = CountingServer {
+            chain: upstream.clone(),
+            blocks: served.clone(),
+        };
+        let u = PeerManager::<N3>::new(u_config, book::<N3>(), server, SmolGlobal).unwrap();
+
+        let chain = Arc::new(Chain::<N3>::from_genesis_block(block(0)).unwrap());
+        let r = PeerManager::<N3>::new(config(), book::<N3>(), IgnoreAll, SmolGlobal).unwrap();
+        let relay_config = RelayConfig {
+            blocks_by_follower: true,
+            ..RelayConfig::default()
+        };
+        let store: Arc<dyn neo_peer::chain::ChainStore<N3>> = chain.clone();
+        let (hook_tx, hook) = async_channel::unbounded();
+        r.start_relay(relay_config, Some(store), move |_, item| {
+            let _ = hook_tx.try_send(item.height);
+        })
+        .unwrap();
+        let follower = Arc::new(Follower::new(r.clone(), chain.clone()));
+        let events = follower.subscribe();
+        let running = follower.clone();
+        let following = smol::spawn(async move { running.run().await });
+        let to_r = u.connect(listening(&r).await).await.unwrap();
+        assert_eq!(r.wait_for_peers(1, WAIT).await, 1);
+        let appended = |want: u32| {
+            let events = events.clone();
+            async move {
+                loop {
+                    if let FollowEvent::Block { index, .. } = events.recv().await.unwrap() {
+                        if index == want {
+                            return;
+                        }
+                    }
+                }
+            }
+        };
+        within("R syncs to 2", appended(2)).await;
+        assert_eq!(served.load(Ordering::SeqCst), 2);
+
+        // 1 is held already: left (and no fault). 3 is the next height:
+        // taken; then 4.
+        for i in [1, 3] {
+            to_r.send(n3::Message::Block(block(i))).await.unwrap();
+        }
+        within("3 appended", appended(3)).await;
+        to_r.send(n3::Message::Block(block(4))).await.unwrap();
+        within("4 appended", appended(4)).await;
+        assert_eq!(served.load(Ordering::SeqCst), 2, "3 and 4 were not fetched");
+        assert_eq!(r.len(), 1, "U was not dropped");
+        // The hook got each block the first time it came.
+        let mut heights = Vec::new();
+        while heights.len() < 3 {
+            heights.push(within("the hook", hook.recv()).await.unwrap());
+        }
+        assert_eq!(heights, vec![Some(1), Some(3), Some(4)]);
+        let rs = r.relay_stats().unwrap();
+        assert_eq!((rs.requested, rs.received, rs.duplicates), (0, 3, 0));
+
+        follower.stop();
+        following.await.unwrap();
+        for m in [u, r] {
+            m.shutdown().await;
+        }
+    });
+}
+
 /// An item asked for twice by the same peer is sent twice, and the relay's
 /// statistics say so (`resent`); asked once, it is not.
 #[test]

@@ -90,7 +90,10 @@ pub struct RelayConfig {
     /// announcer, and counts an announcement of a block held as a duplicate
     /// avoided) and the follower fetches it, once. The embedder relays the
     /// blocks the follower appends with [`PeerManager::relay`]. A block a
-    /// peer sends unasked still reaches the hook.
+    /// peer sends unasked still reaches the hook, and is offered to the
+    /// follower: when it is the next height the follower needs, it is
+    /// checked as a downloaded one would be and appended without being
+    /// fetched again (else the follower fetches that height as usual).
     pub blocks_by_follower: bool,
     /// Hashes remembered per peer for each kind of send (announcements,
     /// items) to count repeats in [`RelayStats::resent`] ([`SENT_PER_PEER`]
@@ -509,6 +512,9 @@ impl<P: Inventory> Room<P> {
         self.wake.notify(1);
         if new {
             if let Some(inner) = self.inner.upgrade() {
+                if item.kind == ItemKind::Block && self.config.blocks_by_follower {
+                    inner.push_block(id, &item.message);
+                }
                 let addr = inner.addr_of(id);
                 let from = ManagedPeer::new(PeerManager { inner }, addr, peer.clone());
                 (self.on_item)(&from, item);

@@ -581,8 +581,9 @@ where
     let on_item = move |from: &ManagedPeer<P>, item: Item<P>| {
         let counters = &item_counters;
         if following && item.kind == ItemKind::Block {
-            // A block sent unasked: the follower fetches each block once,
-            // checked against its header, and relays what it appends.
+            // A block sent unasked: the room offers it to the follower (taken
+            // if it is the next height, checked against its header); the
+            // follower relays what it appends.
             return;
         }
         let top = counters.top.load(Ordering::Relaxed);
