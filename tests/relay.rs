@@ -198,6 +198,8 @@ async fn announced_twice<P: TestItem>() {
     .await;
     let s = hub.relay_stats().unwrap();
     assert_eq!((s.received, s.requested, s.duplicates), (1, 1, 0));
+    assert_eq!(s.requested_by_kind.get(ItemKind::Transaction), 1);
+    assert_eq!(s.requested_by_kind.total(), 1);
     let served = s1.relay_stats().unwrap().served + s2.relay_stats().unwrap().served;
     assert_eq!(served, 1, "asked of one of them only");
     for m in [hub, s1, s2] {

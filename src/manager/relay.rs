@@ -158,6 +158,8 @@ pub struct RelayStats {
     pub resent: u64,
     /// Item hashes asked for with `getdata`.
     pub requested: u64,
+    /// The same, by kind of item.
+    pub requested_by_kind: ByKind,
     /// Requests that reached their deadline.
     pub timeouts: u64,
     /// Requests sent to a second announcer while the first request of the
@@ -172,6 +174,50 @@ pub struct RelayStats {
     /// Messages dropped because a peer's outbox was full, and hashes of a
     /// `getdata` left unanswered for the same reason.
     pub dropped: u64,
+}
+
+/// A count for each kind of item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ByKind {
+    /// Transactions.
+    pub tx: u64,
+    /// Blocks.
+    pub block: u64,
+    /// N3 extensible payloads.
+    pub extensible: u64,
+    /// Legacy consensus payloads.
+    pub consensus: u64,
+}
+
+impl ByKind {
+    /// Adds `n` to the count of `kind`.
+    pub fn add(&mut self, kind: ItemKind, n: u64) {
+        *self.get_mut(kind) += n;
+    }
+
+    /// The count of `kind`.
+    pub fn get(&self, kind: ItemKind) -> u64 {
+        match kind {
+            ItemKind::Transaction => self.tx,
+            ItemKind::Block => self.block,
+            ItemKind::Extensible => self.extensible,
+            ItemKind::Consensus => self.consensus,
+        }
+    }
+
+    /// The sum over the kinds.
+    pub fn total(&self) -> u64 {
+        self.tx + self.block + self.extensible + self.consensus
+    }
+
+    fn get_mut(&mut self, kind: ItemKind) -> &mut u64 {
+        match kind {
+            ItemKind::Transaction => &mut self.tx,
+            ItemKind::Block => &mut self.block,
+            ItemKind::Extensible => &mut self.extensible,
+            ItemKind::Consensus => &mut self.consensus,
+        }
+    }
 }
 
 /// What the manager's handler asks of the room, whatever the generation.
@@ -363,6 +409,7 @@ impl<P: Inventory> Room<P> {
             let sent = P::get_data(kind, &hashes).is_some_and(|m| self.push(st, peer, m));
             if sent {
                 st.stats.requested += hashes.len() as u64;
+                st.stats.requested_by_kind.add(kind, hashes.len() as u64);
             } else {
                 // Not queued: the next announcer is asked instead.
                 for h in &hashes {

@@ -481,14 +481,19 @@ fn summary_line(m: &Summary<'_>) -> String {
         .iter()
         .map(|c| c.load(Ordering::Relaxed))
         .collect();
+    let asked = &s.requested_by_kind;
     format!(
-        "relay: {} peers, relayed {} tx {} blocks {} payloads, received {}, duplicates avoided {}, \
+        "relay: {} peers, relayed {} tx {} blocks {} payloads, received {}, \
+requested {} tx {} blocks {} payloads, duplicates avoided {}, \
 announced {}, served {}, sent twice {}, rejected {}, height {}",
         m.peers,
         relayed[0],
         relayed[1],
         relayed[2] + relayed[3],
         s.received,
+        asked.tx,
+        asked.block,
+        asked.extensible + asked.consensus,
         s.duplicates_avoided + s.duplicates,
         s.announced,
         s.served,
@@ -514,6 +519,12 @@ fn summary_json(m: &Summary<'_>) -> serde_json::Value {
         "duplicates_avoided": s.duplicates_avoided,
         "announced": s.announced,
         "requested": s.requested,
+        "requested_by_kind": {
+            "tx": s.requested_by_kind.tx,
+            "block": s.requested_by_kind.block,
+            "extensible": s.requested_by_kind.extensible,
+            "consensus": s.requested_by_kind.consensus,
+        },
         "served": s.served,
         "resent": s.resent,
         "not_found": s.not_found,
@@ -536,6 +547,8 @@ fn record_metrics(s: &RelayStats, counters: &Counters) {
     ] {
         let n = counters.relayed[kind_index(kind)].load(Ordering::Relaxed);
         metrics::counter!("neo_peer_relay_items_relayed_total", "kind" => kind.name()).absolute(n);
+        metrics::counter!("neo_peer_relay_items_requested_total", "kind" => kind.name())
+            .absolute(s.requested_by_kind.get(kind));
     }
     metrics::counter!("neo_peer_relay_items_received_total").absolute(s.received);
     metrics::counter!("neo_peer_relay_duplicates_avoided_total")
