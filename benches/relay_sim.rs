@@ -21,7 +21,11 @@
 //!   announced to a peer that announced it to us or was sent or announced
 //!   it by us; an announced item is asked of one announcer at a time
 //!   (outbound, then lowest round trip first), and of the next announcer
-//!   on timeout ([`REQUEST_TIMEOUT`], 5 s);
+//!   too once the request is late ([`TrackerConfig::retry_delay`]: four
+//!   round trips of the asked peer, at least 200 ms), or on timeout
+//!   ([`REQUEST_TIMEOUT`], 5 s). The same rules with early retries turned
+//!   off (`retry_rtts` 0: the next announcer waits for the timeout) are
+//!   shown too, as "deadline";
 //! - **off** (a node without per-peer inventory): a new item is announced
 //!   to every peer, the one it came from included, and asked of every peer
 //!   that announces it while we lack it.
@@ -32,13 +36,18 @@
 //! item to reach 50 %, 90 % and 100 % of the nodes (mean over items and
 //! TRIALS runs, default 10), the messages per node per item (`inv`,
 //! `getdata`, the item itself, and items received twice), the requests that
-//! timed out, and the share of nodes reached.
+//! timed out, the early retries, and the share of nodes reached.
+//!
+//! Without building the other benches: `cargo build --release --bench
+//! relay_sim`, then run `target/release/deps/relay_sim-*` (the newest).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
-use neo_peer::relay::{KnownInventory, REQUEST_TIMEOUT, Rank, RequestTracker, TrackerConfig};
+use neo_peer::relay::{
+    KnownInventory, REQUEST_TIMEOUT, RETRY_RTTS, Rank, RequestTracker, TrackerConfig,
+};
 use neo_peer::wire::UInt256;
 
 fn env(name: &str, default: u64) -> u64 {
@@ -155,6 +164,8 @@ struct Relay {
 #[derive(Clone, Copy)]
 struct Scenario {
     known: bool,
+    /// Early retries on (with `known`).
+    early: bool,
     items: usize,
     lossy: f64,
 }
@@ -166,6 +177,7 @@ struct Counts {
     item: u64,
     duplicates: u64,
     timeouts: u64,
+    retries: u64,
 }
 
 struct Sim<'a> {
@@ -191,7 +203,10 @@ impl<'a> Sim<'a> {
                 .iter()
                 .map(|links| {
                     let mut known = KnownInventory::default();
-                    let mut tracker = RequestTracker::new(TrackerConfig::default());
+                    let mut tracker = RequestTracker::new(TrackerConfig {
+                        retry_rtts: if scenario.early { RETRY_RTTS } else { 0 },
+                        ..TrackerConfig::default()
+                    });
                     for (slot, l) in links.iter().enumerate() {
                         known.add_peer(slot as u64);
                         tracker.add_peer(
@@ -368,6 +383,7 @@ impl<'a> Sim<'a> {
             self.handle(node, slot, kind, item);
         }
         self.counts.timeouts = self.relays.iter().map(|r| r.tracker.stats().timeouts).sum();
+        self.counts.retries = self.relays.iter().map(|r| r.tracker.stats().retries).sum();
     }
 }
 
@@ -405,6 +421,7 @@ impl Tally {
         self.counts.item += sim.counts.item;
         self.counts.duplicates += sim.counts.duplicates;
         self.counts.timeouts += sim.counts.timeouts;
+        self.counts.retries += sim.counts.retries;
     }
 
     fn row(&self, scenario: Scenario, wall: Duration) -> String {
@@ -424,8 +441,13 @@ impl Tally {
         };
         let per = |c: u64| c as f64 / self.nodes as f64;
         format!(
-            "| {:<5} | {:>5} | {:>5} | {:>8} | {:>8} | {:>16} | {:>5.2} | {:>7.2} | {:>5.2} | {:>5.2} | {:>8} | {:>7.2} % | {:>5.1} s |",
+            "| {:<5} | {:<8} | {:>5} | {:>5} | {:>8} | {:>8} | {:>16} | {:>5.2} | {:>7.2} | {:>5.2} | {:>5.2} | {:>8} | {:>7} | {:>7.2} % | {:>5.1} s |",
             if scenario.known { "on" } else { "off" },
+            match (scenario.known, scenario.early) {
+                (false, _) => "-",
+                (true, true) => "early",
+                (true, false) => "deadline",
+            },
             scenario.items,
             format!("{:.0} %", scenario.lossy * 100.0),
             reach(0),
@@ -436,6 +458,7 @@ impl Tally {
             per(self.counts.item),
             per(self.counts.duplicates),
             self.counts.timeouts,
+            self.counts.retries,
             self.reached as f64 * 100.0 / self.nodes as f64,
             wall.as_secs_f64(),
         )
@@ -462,15 +485,16 @@ fn main() {
     );
     println!();
     println!(
-        "| known | items | lossy | 50 %     | 90 %     | 100 %            | inv   | getdata | item  | dup   | timeouts | reached   | wall    |"
+        "| known | retry    | items | lossy | 50 %     | 90 %     | 100 %            | inv   | getdata | item  | dup   | timeouts | retries | reached   | wall    |"
     );
     println!(
-        "|-------|-------|-------|----------|----------|------------------|-------|---------|-------|-------|----------|-----------|---------|"
+        "|-------|----------|-------|-------|----------|----------|------------------|-------|---------|-------|-------|----------|---------|-----------|---------|"
     );
     for (items, lossy) in [(1, 0.0), (10, 0.0), (1, 0.05)] {
-        for known in [true, false] {
+        for (known, early) in [(true, true), (true, false), (false, false)] {
             let scenario = Scenario {
                 known,
+                early,
                 items,
                 lossy,
             };
@@ -488,6 +512,7 @@ fn main() {
     println!();
     println!(
         "times: from injection, mean over items and trials ((k/n): only k of n items got there); \
-         messages per node per item; dup: items received again; timeouts: total over the row"
+         messages per node per item; dup: items received again; timeouts, retries (early): \
+         total over the row"
     );
 }

@@ -115,6 +115,18 @@ fn an_item_passes_through_the_relay_once() {
         assert_eq!(line["kind"], "tx");
         assert_eq!(line["hash"], item.hash.to_string());
         assert_eq!(line["to"], 1, "to C only, not back to A");
+        // The summary says what was asked for, by kind.
+        let summary: Value = loop {
+            let line: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+            if line["event"] == "summary" && line["received"] == 1 {
+                break line;
+            }
+        };
+        assert_eq!(summary["requested"], 1);
+        assert_eq!(
+            summary["requested_by_kind"],
+            serde_json::json!({"tx": 1, "block": 0, "extensible": 0, "consensus": 0})
+        );
         for m in [a, c] {
             m.shutdown().await;
         }

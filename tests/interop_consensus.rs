@@ -565,13 +565,14 @@ fn consensus_direct_and_through_relays() {
             let r = &s["relayed"];
             println!(
                 "{name}, relay {}: relayed {} tx, {} blocks, {} payloads; received {}, twice {}, \
-                 duplicates avoided {}, announced {}, served {}, sent twice {}",
+                 early retries {}, duplicates avoided {}, announced {}, served {}, sent twice {}",
                 i + 1,
                 r["tx"],
                 r["block"],
                 r["extensible"],
                 s["received"],
                 s["duplicates"],
+                s["retries"],
                 s["duplicates_avoided"],
                 s["announced"],
                 s["served"],
@@ -587,14 +588,15 @@ fn consensus_direct_and_through_relays() {
                 "{name}: {:.1} blocks per minute, want at least {MIN_BLOCKS_PER_MIN}",
                 rate.per_minute
             );
-            // One download per item: nothing the relay held came to it again.
+            // One download per item: nothing the relay held came to it
+            // again, but for the answers to early retries (a second
+            // announcer asked while the first was late).
             for (i, stats) in rate.relays.iter().enumerate() {
                 let stats = stats
                     .as_ref()
                     .unwrap_or_else(|| panic!("{name}: relay {} printed no statistics", i + 1));
-                assert_eq!(
-                    stats["duplicates"],
-                    0,
+                assert!(
+                    count(stats, "duplicates") <= count(stats, "retries"),
                     "{name}: relay {} received items it held: {stats}",
                     i + 1
                 );
@@ -810,11 +812,17 @@ fn legacy_keeps_up(validator: &RealNode, relay: &Relay, follower: &RealNode) {
         stats["served"],
         stats["resent"]
     );
-    if stats["duplicates"] != 0 || stats["resent"] != 0 {
+    // Received twice: only answers to early retries.
+    if count(&stats, "duplicates") > count(&stats, "retries") || stats["resent"] != 0 {
         fail(format!(
             "the relay received or sent something twice: {stats}"
         ));
     }
+}
+
+/// A counter of the relay's statistics (absent: 0).
+fn count(stats: &serde_json::Value, name: &str) -> u64 {
+    stats[name].as_u64().unwrap_or(0)
 }
 
 /// The signed transaction a neo-go `--out` context file holds for a single-signature

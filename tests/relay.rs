@@ -173,7 +173,11 @@ async fn announced_twice<P: TestItem>() {
     // s2 announces it, s2 would have nothing to announce.
     let hub = PeerManager::<P>::new(config(), book::<P>(), IgnoreAll, SmolGlobal).unwrap();
     let (tx, hub_got) = async_channel::unbounded();
-    hub.start_relay(RelayConfig::default(), None, move |_, item| {
+    // No early retry: on a loaded machine the first answer could be late,
+    // and the second announcer asked too.
+    let mut relay_config = RelayConfig::default();
+    relay_config.tracker.retry_rtts = 0;
+    hub.start_relay(relay_config, None, move |_, item| {
         let _ = tx.try_send(item);
     })
     .unwrap();
@@ -194,6 +198,8 @@ async fn announced_twice<P: TestItem>() {
     .await;
     let s = hub.relay_stats().unwrap();
     assert_eq!((s.received, s.requested, s.duplicates), (1, 1, 0));
+    assert_eq!(s.requested_by_kind.get(ItemKind::Transaction), 1);
+    assert_eq!(s.requested_by_kind.total(), 1);
     let served = s1.relay_stats().unwrap().served + s2.relay_stats().unwrap().served;
     assert_eq!(served, 1, "asked of one of them only");
     for m in [hub, s1, s2] {
@@ -227,7 +233,10 @@ impl Handler<N3> for Asked {
 #[test]
 fn notfound_moves_to_the_next_announcer() {
     smol::block_on(async {
-        let (hub, hub_got) = relaying::<N3, _>(IgnoreAll);
+        // No early retry: the next announcer waits for the `notfound`.
+        let mut relay_config = RelayConfig::default();
+        relay_config.tracker.retry_rtts = 0;
+        let (hub, hub_got) = relaying_with::<N3, _>(IgnoreAll, relay_config);
         let addr = listening(&hub).await;
         // The first announcer does not relay: the test speaks for it.
         let (asked_tx, asked) = async_channel::unbounded();
@@ -365,6 +374,7 @@ fn a_silent_announcer_is_passed_over_at_the_deadline() {
     smol::block_on(async {
         let mut relay_config = RelayConfig::default();
         relay_config.tracker.request_timeout = Duration::from_millis(300);
+        relay_config.tracker.retry_rtts = 0;
         let (hub, hub_got) = relaying_with::<N3, _>(IgnoreAll, relay_config);
         let addr = listening(&hub).await;
         let (asked_tx, asked) = async_channel::unbounded();
@@ -388,6 +398,111 @@ fn a_silent_announcer_is_passed_over_at_the_deadline() {
         assert_eq!((s.received, s.requested, s.timeouts), (1, 2, 1));
         for m in [hub, silent, s2] {
             m.shutdown().await;
+        }
+    });
+}
+
+/// The first announcer never answers: long before the deadline, once the
+/// request is late by its retry delay, the item is asked of the next too.
+#[test]
+fn a_silent_announcer_is_raced_by_the_next_long_before_the_deadline() {
+    smol::block_on(async {
+        let mut relay_config = RelayConfig::default();
+        // A deadline no run reaches: what delivers the item is the early
+        // retry (after at most a second, the retry delay of a peer whose
+        // round trip is unknown).
+        relay_config.tracker.request_timeout = Duration::from_secs(600);
+        let (hub, hub_got) = relaying_with::<N3, _>(IgnoreAll, relay_config);
+        let addr = listening(&hub).await;
+        let (asked_tx, asked) = async_channel::unbounded();
+        let silent =
+            PeerManager::<N3>::new(config(), book::<N3>(), Asked(asked_tx), SmolGlobal).unwrap();
+        let silent_link = silent.connect(addr).await.unwrap();
+        let (s2, _) = relaying::<N3, _>(IgnoreAll);
+        s2.connect(addr).await.unwrap();
+        assert_eq!(hub.wait_for_peers(2, WAIT).await, 2);
+
+        let item = N3::tx(5);
+        let inv = N3::inv(ItemKind::Transaction, &[item.hash]).unwrap();
+        silent_link.send(inv).await.unwrap();
+        within("the hub's getdata", asked.recv()).await.unwrap();
+        assert_eq!(s2.relay(item.clone()), 1);
+        let (from_id, _, got) = within("the item", hub_got.recv()).await.unwrap();
+        assert_eq!(got.hash, item.hash);
+        let sender = hub.peer(from_id).unwrap();
+        assert_eq!(sender.info().nonce, Some(s2.config().local.identity.nonce));
+        let s = hub.relay_stats().unwrap();
+        assert_eq!(
+            (s.received, s.requested, s.retries, s.timeouts),
+            (1, 2, 1, 0)
+        );
+        assert!(asked.is_empty(), "the silent peer is not asked twice");
+        for m in [hub, silent, s2] {
+            m.shutdown().await;
+        }
+    });
+}
+
+/// Hands the hashes of each `inv` it receives to a channel.
+struct Invs(Sender<Vec<neo_peer::wire::UInt256>>);
+
+impl Handler<N3> for Invs {
+    async fn handle(&self, _peer: &Peer<N3>, msg: n3::Message) {
+        if let Some((ItemKind::Transaction, hashes)) = N3::announced(&msg) {
+            let _ = self.0.try_send(hashes.to_vec());
+        }
+    }
+}
+
+/// Transaction items told apart by their hash only (what an `inv` carries).
+fn numbered(n: u32) -> Item<N3> {
+    let mut item = N3::tx(1);
+    let mut hash = [0u8; 32];
+    hash[..4].copy_from_slice(&n.to_le_bytes());
+    item.hash = neo_peer::wire::UInt256(hash);
+    item
+}
+
+/// With batching, a peer gets the relay's transactions as one `inv` per
+/// full batch, and the rest when the first has waited the delay.
+#[test]
+fn batched_announcements_go_as_one_inv_per_batch() {
+    smol::block_on(async {
+        for (delay, count) in [
+            (Duration::from_secs(3600), 500),
+            (Duration::from_millis(50), 3),
+        ] {
+            let relay_config = RelayConfig {
+                batch: Some(delay),
+                ..RelayConfig::default()
+            };
+            let (hub, _) = relaying_with::<N3, _>(IgnoreAll, relay_config);
+            let addr = listening(&hub).await;
+            let (tx, invs) = async_channel::unbounded();
+            let b = PeerManager::<N3>::new(config(), book::<N3>(), Invs(tx), SmolGlobal).unwrap();
+            b.connect(addr).await.unwrap();
+            assert_eq!(hub.wait_for_peers(1, WAIT).await, 1);
+            for n in 0..count {
+                assert_eq!(hub.relay(numbered(n)), 1, "queued for B");
+            }
+            let (mut got, mut messages) = (Vec::new(), 0);
+            while got.len() < count as usize {
+                got.extend(within("B's inv", invs.recv()).await.unwrap());
+                messages += 1;
+            }
+            if count == 500 {
+                assert_eq!(messages, 1, "one inv");
+            }
+            let expected: Vec<_> = (0..count).map(|n| numbered(n).hash).collect();
+            assert_eq!(got, expected, "each once, in order");
+            if count == 500 {
+                // A full batch goes at once, the hour's delay notwithstanding.
+                assert_eq!(hub.relay_stats().unwrap().announced, 500);
+            }
+            until("the count", &hub, |s| s.announced == u64::from(count)).await;
+            for m in [hub, b] {
+                m.shutdown().await;
+            }
         }
     });
 }
@@ -559,6 +674,99 @@ fn a_following_relay_downloads_each_block_once() {
             m.shutdown().await;
         }
         drop(relayer);
+    });
+}
+
+/// U–R, R a relay that follows the chain: a block U sends unasked is taken
+/// by R's follower when it is the next height R needs, and appended without
+/// being fetched; a block it holds is left.
+#[test]
+fn a_block_sent_unasked_is_handed_to_the_follower() {
+    use neo_peer::manager::{FollowEvent, Follower};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    smol::block_on(async {
+        let source = Chain::<N3>::synthetic(&Synthetic {
+            blocks: 5,
+            txs_per_block: 1,
+            seed: 11,
+            with_bodies: true,
+        });
+        let block = |i: u32| source.block(i).unwrap().clone();
+        // U serves blocks up to 2 and says so: R's follower never asks it
+        // for more.
+        let upstream = Arc::new(Chain::<N3>::from_genesis_block(block(0)).unwrap());
+        for i in 1..=2 {
+            upstream.push_block(block(i)).unwrap();
+        }
+        let served = Arc::new(AtomicUsize::new(0));
+        let mut u_config = config::<N3>();
+        let height = upstream.clone();
+        u_config.local.identity.current_height = Arc::new(move || height.height());
+        let server = CountingServer {
+            chain: upstream.clone(),
+            blocks: served.clone(),
+        };
+        let u = PeerManager::<N3>::new(u_config, book::<N3>(), server, SmolGlobal).unwrap();
+
+        let chain = Arc::new(Chain::<N3>::from_genesis_block(block(0)).unwrap());
+        let r = PeerManager::<N3>::new(config(), book::<N3>(), IgnoreAll, SmolGlobal).unwrap();
+        let relay_config = RelayConfig {
+            blocks_by_follower: true,
+            ..RelayConfig::default()
+        };
+        let store: Arc<dyn neo_peer::chain::ChainStore<N3>> = chain.clone();
+        let (hook_tx, hook) = async_channel::unbounded();
+        r.start_relay(relay_config, Some(store), move |_, item| {
+            let _ = hook_tx.try_send(item.height);
+        })
+        .unwrap();
+        let follower = Arc::new(Follower::new(r.clone(), chain.clone()));
+        let events = follower.subscribe();
+        let running = follower.clone();
+        let following = smol::spawn(async move { running.run().await });
+        let to_r = u.connect(listening(&r).await).await.unwrap();
+        assert_eq!(r.wait_for_peers(1, WAIT).await, 1);
+        let appended = |want: u32| {
+            let events = events.clone();
+            async move {
+                loop {
+                    if let FollowEvent::Block { index, .. } = events.recv().await.unwrap() {
+                        if index == want {
+                            return;
+                        }
+                    }
+                }
+            }
+        };
+        within("R syncs to 2", appended(2)).await;
+        assert_eq!(served.load(Ordering::SeqCst), 2);
+
+        // 1 is held already: left (and no fault). 3 is the next height:
+        // taken; then 4.
+        for i in [1, 3] {
+            to_r.send(n3::Message::Block(block(i))).await.unwrap();
+        }
+        within("3 appended", appended(3)).await;
+        to_r.send(n3::Message::Block(block(4))).await.unwrap();
+        within("4 appended", appended(4)).await;
+        assert_eq!(served.load(Ordering::SeqCst), 2, "3 and 4 were not fetched");
+        assert_eq!(r.len(), 1, "U was not dropped");
+        // The hook got each block the first time it came.
+        let mut heights = Vec::new();
+        while heights.len() < 3 {
+            heights.push(within("the hook", hook.recv()).await.unwrap());
+        }
+        assert_eq!(heights, vec![Some(1), Some(3), Some(4)]);
+        let rs = r.relay_stats().unwrap();
+        assert_eq!((rs.requested, rs.received, rs.duplicates), (0, 3, 0));
+
+        follower.stop();
+        following.await.unwrap();
+        for m in [u, r] {
+            m.shutdown().await;
+        }
     });
 }
 

@@ -80,7 +80,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use event_listener::Event;
 
-pub use announce::{ANNOUNCED_HASHES, ANNOUNCEMENT_CAPACITY, Announcement};
+pub use announce::{ANNOUNCED_HASHES, ANNOUNCEMENT_CAPACITY, Announcement, PUSHED_CAPACITY};
 pub use config::{
     ADDR_INTERVAL, BAN_DURATION, BAN_THRESHOLD, DIAL_INTERVAL, DIAL_TIMEOUT, FEELER_INTERVAL,
     FLUSH_INTERVAL, MAX_ATTEMPTS, MAX_IN_FLIGHT_PER_KIND, MAX_INBOUND, MAX_OUTBOUND, MAX_PER_IP,
@@ -90,7 +90,7 @@ pub use error::{Departed, ManagerError, ManagerEvent, PeerSummary, ShutdownRepor
 pub use follower::{FOLLOW_CHECK, FOLLOW_EVENTS, FollowConfig, FollowError, FollowEvent, Follower};
 pub use handle::ManagedPeer;
 pub use relay::{
-    FLOOD_POINTS, OnItem, RELAY_CACHE, RELAY_OUTBOX, RelayConfig, RelayStats, SENT_PER_PEER,
+    ByKind, FLOOD_POINTS, OnItem, RELAY_CACHE, RELAY_OUTBOX, RelayConfig, RelayStats, SENT_PER_PEER,
 };
 
 use gossip::Managed;
@@ -133,6 +133,9 @@ pub(crate) struct Inner<P: Protocol> {
     /// Subscribers to block announcements (each queue bounded; closed ones
     /// are removed at the next announcement).
     announcements: Mutex<Vec<async_channel::Sender<Announcement>>>,
+    /// Followers of the chain offered the blocks peers send unasked (each
+    /// queue bounded; closed ones are removed at the next block).
+    pushed: Mutex<Vec<async_channel::Sender<announce::Pushed<P>>>>,
 }
 
 /// A manager of the peers of protocol `P`. Cheap to clone: every clone is
@@ -302,6 +305,7 @@ impl<P: Protocol> PeerManager<P> {
                 listen_port: std::sync::atomic::AtomicU16::new(0),
                 relay: OnceLock::new(),
                 announcements: Mutex::new(Vec::new()),
+                pushed: Mutex::new(Vec::new()),
             }
         });
         Ok(PeerManager { inner })

@@ -7,8 +7,9 @@
 //! - an `inv` marks its hashes as known to the sender ([`KnownInventory`])
 //!   and feeds the [`RequestTracker`], which asks each new item of one
 //!   announcer at a time (outbound, then faster peers first) and of the next
-//!   on `notfound`, deadline or disconnect; an announcement flood costs the
-//!   flooder [`RelayConfig::flood_points`];
+//!   on `notfound`, deadline or disconnect, or also of the next when the
+//!   request is late by a few round trips ([`TrackerConfig::retry_delay`]);
+//!   an announcement flood costs the flooder [`RelayConfig::flood_points`];
 //! - an item that arrives (asked for or not) is marked known to its sender
 //!   and, the first time, handed to the embedder's hook ([`OnItem`]); the
 //!   embedder checks it and calls [`PeerManager::relay`] for what it
@@ -16,7 +17,7 @@
 //! - [`PeerManager::relay`] announces an item to every peer not known to
 //!   have it: a block to the peers below its height, anything else to full
 //!   nodes (N3 `FullNode`, Legacy `relay`); one `inv` per item, at once (no
-//!   batching delay);
+//!   batching delay), unless [`RelayConfig::batch`] gathers transactions;
 //! - a `getdata` is answered from a bounded cache of the items relayed
 //!   lately, then from the embedder's [`ChainStore`], and on N3 with
 //!   `notfound` for the rest.
@@ -50,8 +51,8 @@ use crate::peer::{Direction, Peer};
 use crate::protocol::contract::distinct;
 use crate::protocol::{Protocol, RequestKind};
 use crate::relay::{
-    Announce, Inventory, Item, ItemKind, KnownInventory, MAX_INV_HASHES, Rank, Request,
-    RequestTracker, TrackerConfig,
+    Announce, Flush, InvBatcher, Inventory, Item, ItemKind, KnownInventory, MAX_INV_HASHES, Rank,
+    Request, RequestTracker, TrackerConfig,
 };
 use crate::wire::UInt256;
 
@@ -89,13 +90,26 @@ pub struct RelayConfig {
     /// announcer, and counts an announcement of a block held as a duplicate
     /// avoided) and the follower fetches it, once. The embedder relays the
     /// blocks the follower appends with [`PeerManager::relay`]. A block a
-    /// peer sends unasked still reaches the hook.
+    /// peer sends unasked still reaches the hook, and is offered to the
+    /// follower: when it is the next height the follower needs, it is
+    /// checked as a downloaded one would be and appended without being
+    /// fetched again (else the follower fetches that height as usual).
     pub blocks_by_follower: bool,
     /// Hashes remembered per peer for each kind of send (announcements,
     /// items) to count repeats in [`RelayStats::resent`] ([`SENT_PER_PEER`]
     /// by default, about 100 bytes each, so about 400 KiB per peer at
     /// most); past it the oldest is forgotten first.
     pub sent_per_peer: usize,
+    /// Gather transaction announcements (`None` by default: each is
+    /// announced at once, in its own `inv`). With `Some(delay)`, the
+    /// transactions to announce to a peer are gathered and sent as one
+    /// `inv` when [`MAX_INV_HASHES`] (500, the protocol's limit) are
+    /// gathered or when the first has waited `delay`, whichever comes
+    /// first: no announcement waits more than `delay`, and at most 499
+    /// hashes per peer wait at once. Blocks and extensible or consensus
+    /// payloads are never delayed: they are on the consensus' critical
+    /// path, and few.
+    pub batch: Option<Duration>,
 }
 
 impl Default for RelayConfig {
@@ -108,6 +122,7 @@ impl Default for RelayConfig {
             flood_points: FLOOD_POINTS,
             blocks_by_follower: false,
             sent_per_peer: SENT_PER_PEER,
+            batch: None,
         }
     }
 }
@@ -133,7 +148,8 @@ pub struct RelayStats {
     pub duplicates_avoided: u64,
     /// Items passed to [`PeerManager::relay`].
     pub relayed: u64,
-    /// Announcements sent (one per item and peer).
+    /// Announcements sent (one per item and peer; with
+    /// [`RelayConfig::batch`], a hash counts when its batch is sent).
     pub announced: u64,
     /// Announcements and items sent to a peer that had been sent the same
     /// (the same item's announcement, or the same item) before, among the
@@ -142,8 +158,13 @@ pub struct RelayStats {
     pub resent: u64,
     /// Item hashes asked for with `getdata`.
     pub requested: u64,
+    /// The same, by kind of item.
+    pub requested_by_kind: ByKind,
     /// Requests that reached their deadline.
     pub timeouts: u64,
+    /// Requests sent to a second announcer while the first request of the
+    /// item was late (see [`TrackerConfig::retry_delay`]).
+    pub retries: u64,
     /// Items sent in answer to `getdata`.
     pub served: u64,
     /// Hashes answered with `notfound`.
@@ -153,6 +174,50 @@ pub struct RelayStats {
     /// Messages dropped because a peer's outbox was full, and hashes of a
     /// `getdata` left unanswered for the same reason.
     pub dropped: u64,
+}
+
+/// A count for each kind of item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ByKind {
+    /// Transactions.
+    pub tx: u64,
+    /// Blocks.
+    pub block: u64,
+    /// N3 extensible payloads.
+    pub extensible: u64,
+    /// Legacy consensus payloads.
+    pub consensus: u64,
+}
+
+impl ByKind {
+    /// Adds `n` to the count of `kind`.
+    pub fn add(&mut self, kind: ItemKind, n: u64) {
+        *self.get_mut(kind) += n;
+    }
+
+    /// The count of `kind`.
+    pub fn get(&self, kind: ItemKind) -> u64 {
+        match kind {
+            ItemKind::Transaction => self.tx,
+            ItemKind::Block => self.block,
+            ItemKind::Extensible => self.extensible,
+            ItemKind::Consensus => self.consensus,
+        }
+    }
+
+    /// The sum over the kinds.
+    pub fn total(&self) -> u64 {
+        self.tx + self.block + self.extensible + self.consensus
+    }
+
+    fn get_mut(&mut self, kind: ItemKind) -> &mut u64 {
+        match kind {
+            ItemKind::Transaction => &mut self.tx,
+            ItemKind::Block => &mut self.block,
+            ItemKind::Extensible => &mut self.extensible,
+            ItemKind::Consensus => &mut self.consensus,
+        }
+    }
 }
 
 /// What the manager's handler asks of the room, whatever the generation.
@@ -183,6 +248,9 @@ struct State<P: Inventory> {
     /// The items sent to each peer, to count repeats.
     sent_items: KnownInventory,
     tracker: RequestTracker<ItemKind>,
+    /// Transaction announcements waiting for their batch
+    /// ([`RelayConfig::batch`]).
+    batcher: Option<InvBatcher<ItemKind>>,
     recent: Recent<P>,
     links: HashMap<PeerId, Link<P>>,
     stats: RelayStats,
@@ -242,13 +310,7 @@ impl<P: Inventory> Room<P> {
         st.known.add_peer(id);
         st.sent_inv.add_peer(id);
         st.sent_items.add_peer(id);
-        st.tracker.add_peer(
-            id,
-            Rank {
-                preferred: peer.direction() == Direction::Outbound,
-                rtt: info.rtt,
-            },
-        );
+        st.tracker.add_peer(id, rank(peer));
         let ready = Arc::new(Event::new());
         st.links.insert(
             id,
@@ -296,6 +358,9 @@ impl<P: Inventory> Room<P> {
         st.sent_inv.remove_peer(id);
         st.sent_items.remove_peer(id);
         st.tracker.remove_peer(id);
+        if let Some(b) = st.batcher.as_mut() {
+            b.remove_peer(id);
+        }
         let requests = st.tracker.poll_requests(Instant::now());
         self.dispatch(&mut st, requests);
         drop(st);
@@ -317,6 +382,15 @@ impl<P: Inventory> Room<P> {
         true
     }
 
+    /// Sends a batch of announcements as one `inv`.
+    fn send_batch(&self, st: &mut State<P>, flush: Flush<ItemKind>) {
+        if let Some(inv) = P::inv(flush.kind, &flush.hashes) {
+            if self.push(st, flush.peer, inv) {
+                st.stats.announced += flush.hashes.len() as u64;
+            }
+        }
+    }
+
     /// Turns the tracker's requests into `getdata` messages, one per peer
     /// and kind (they come ordered by peer).
     fn dispatch(&self, st: &mut State<P>, requests: Vec<Request<ItemKind>>) {
@@ -335,6 +409,7 @@ impl<P: Inventory> Room<P> {
             let sent = P::get_data(kind, &hashes).is_some_and(|m| self.push(st, peer, m));
             if sent {
                 st.stats.requested += hashes.len() as u64;
+                st.stats.requested_by_kind.add(kind, hashes.len() as u64);
             } else {
                 // Not queued: the next announcer is asked instead.
                 for h in &hashes {
@@ -369,6 +444,9 @@ impl<P: Inventory> Room<P> {
             if !self.link(&mut st, peer) {
                 return;
             }
+            // The round trip is measured again now and then: the early
+            // retry of what is asked of this peer follows it.
+            st.tracker.add_peer(id, rank(peer));
             for &hash in hashes {
                 st.known.mark(id, hash);
                 if self.holds(&st, kind, &hash) {
@@ -481,6 +559,9 @@ impl<P: Inventory> Room<P> {
         self.wake.notify(1);
         if new {
             if let Some(inner) = self.inner.upgrade() {
+                if item.kind == ItemKind::Block && self.config.blocks_by_follower {
+                    inner.push_block(id, &item.message);
+                }
                 let addr = inner.addr_of(id);
                 let from = ManagedPeer::new(PeerManager { inner }, addr, peer.clone());
                 (self.on_item)(&from, item);
@@ -494,9 +575,18 @@ impl<P: Inventory> Room<P> {
             let listener = self.wake.listen();
             let next = {
                 let mut st = self.lock();
-                let requests = st.tracker.poll_requests(Instant::now());
+                let now = Instant::now();
+                let requests = st.tracker.poll_requests(now);
                 self.dispatch(&mut st, requests);
-                st.tracker.poll_timeout()
+                let due = st.batcher.as_mut().map(|b| b.poll(now)).unwrap_or_default();
+                for flush in due {
+                    self.send_batch(&mut st, flush);
+                }
+                let batch = st.batcher.as_ref().and_then(|b| b.poll_timeout());
+                match (st.tracker.poll_timeout(), batch) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
             };
             let wake = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             let woken = future::or(
@@ -511,6 +601,14 @@ impl<P: Inventory> Room<P> {
                 return;
             }
         }
+    }
+}
+
+/// How eagerly the tracker asks `peer`: outbound first, then by round trip.
+fn rank<P: Protocol>(peer: &Peer<P>) -> Rank {
+    Rank {
+        preferred: peer.direction() == Direction::Outbound,
+        rtt: peer.info().rtt,
     }
 }
 
@@ -545,6 +643,8 @@ impl<P: Inventory> RelayRoom<P> for Arc<Room<P>> {
         st.tracker.have(item.hash);
         let (kind, hash, height) = (item.kind, item.hash, item.height);
         st.recent.insert(item);
+        let batched = kind == ItemKind::Transaction && st.batcher.is_some();
+        let now = Instant::now();
         let mut announced = 0;
         for peer in targets {
             if !self.link(&mut st, &peer) {
@@ -558,6 +658,20 @@ impl<P: Inventory> RelayRoom<P> for Arc<Room<P>> {
             if !wants || !st.known.mark(id, hash) {
                 continue;
             }
+            if batched {
+                announced += 1;
+                if !st.sent_inv.mark(id, hash) {
+                    st.stats.resent += 1;
+                }
+                let full = st
+                    .batcher
+                    .as_mut()
+                    .and_then(|b| b.push(now, id, kind, hash));
+                if let Some(flush) = full {
+                    self.send_batch(&mut st, flush);
+                }
+                continue;
+            }
             if let Some(inv) = P::inv(kind, &[hash]) {
                 if self.push(&mut st, id, inv) {
                     announced += 1;
@@ -567,7 +681,13 @@ impl<P: Inventory> RelayRoom<P> for Arc<Room<P>> {
                 }
             }
         }
-        st.stats.announced += announced as u64;
+        if batched {
+            // A batch may have begun: the timer learns its due time.
+            drop(st);
+            self.wake.notify(1);
+        } else {
+            st.stats.announced += announced as u64;
+        }
         announced
     }
 
@@ -580,6 +700,7 @@ impl<P: Inventory> RelayRoom<P> for Arc<Room<P>> {
             duplicates_avoided: st.stats.duplicates_avoided + t.duplicates_avoided,
             floods: t.floods,
             timeouts: t.timeouts,
+            retries: t.retries,
             ..st.stats
         }
     }
@@ -588,10 +709,12 @@ impl<P: Inventory> RelayRoom<P> for Arc<Room<P>> {
 impl<P: Protocol> PeerManager<P> {
     /// Announces `item` to every connected peer not known to have it: a
     /// block to the peers whose height is below it, transactions and
-    /// payloads to full nodes; one `inv` each, at once. The item is kept in
-    /// the cache that answers `getdata`, and announcements of it by peers
-    /// download nothing. Returns how many peers it was announced to (0
-    /// when [`PeerManager::start_relay`] was not called).
+    /// payloads to full nodes; one `inv` each, at once (transactions in
+    /// batches instead when [`RelayConfig::batch`] is set). The item is
+    /// kept in the cache that answers `getdata`, and announcements of it by
+    /// peers download nothing. Returns how many peers it was announced (or
+    /// queued in a batch) to (0 when [`PeerManager::start_relay`] was not
+    /// called).
     pub fn relay(&self, item: Item<P>) -> usize {
         match self.inner.relay.get() {
             Some(room) => room.relay(item),
@@ -659,6 +782,9 @@ impl<P: Inventory> PeerManager<P> {
                 sent_inv: KnownInventory::new(config.sent_per_peer),
                 sent_items: KnownInventory::new(config.sent_per_peer),
                 tracker: RequestTracker::new(config.tracker.clone()),
+                batcher: config
+                    .batch
+                    .map(|delay| InvBatcher::new(delay, MAX_INV_HASHES)),
                 recent: Recent {
                     items: HashMap::new(),
                     order: VecDeque::new(),

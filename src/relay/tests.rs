@@ -68,6 +68,7 @@ fn a_missed_deadline_moves_on_and_never_asks_the_same_peer_again() {
     let timeout = Duration::from_secs(2);
     let mut t = tracker(TrackerConfig {
         request_timeout: timeout,
+        retry_rtts: 0,
         ..TrackerConfig::default()
     });
     t.add_peer(1, FAST);
@@ -119,6 +120,7 @@ fn non_preferred_announcers_wait_for_the_configured_delay() {
     let delay = Duration::from_secs(2);
     let mut t = tracker(TrackerConfig {
         non_preferred_delay: delay,
+        retry_rtts: 0,
         ..TrackerConfig::default()
     });
     t.add_peer(1, INBOUND);
@@ -265,6 +267,169 @@ fn a_flood_of_announcements_is_bounded_per_peer_and_in_total() {
     t.check();
 }
 
+#[test]
+fn a_late_request_lets_the_next_announcer_be_asked_too() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let mut t = tracker(TrackerConfig::default());
+    t.add_peer(1, FAST);
+    t.add_peer(2, SLOW);
+    t.add_peer(3, SLOW);
+    t.announced(t0, 1, 0, h(1));
+    t.announced(t0, 2, 0, h(1));
+    assert_eq!(peers_of(&t.poll_requests(t0)), vec![1]);
+    // Peer 1's round trip is 1 ms: the floor, 200 ms, applies.
+    assert_eq!(t.poll_timeout(), Some(t0 + ms(200)));
+    assert!(t.poll_requests(t0 + ms(199)).is_empty(), "not late yet");
+    assert_eq!(peers_of(&t.poll_requests(t0 + ms(200))), vec![2]);
+    assert_eq!(t.in_flight_peers(&h(1)), vec![1, 2]);
+    assert_eq!(t.stats().retries, 1);
+    // Never a third request at once, however late both are.
+    t.announced(t0 + ms(300), 3, 0, h(1));
+    assert!(t.poll_requests(t0 + ms(4000)).is_empty());
+    t.check();
+    // The first answer is the delivery; the other one, a duplicate.
+    assert_eq!(t.delivered(1, h(1)), Delivery::Requested);
+    assert_eq!(t.delivered(2, h(1)), Delivery::Duplicate);
+    assert_eq!((t.in_flight_to(1), t.in_flight_to(2)), (0, 0));
+    assert_eq!(t.poll_timeout(), None);
+    assert_eq!(t.stats().timeouts, 0);
+    t.check();
+}
+
+#[test]
+fn an_announcer_arriving_after_the_retry_delay_is_asked_at_once() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let mut t = tracker(TrackerConfig::default());
+    t.add_peer(1, SLOW);
+    t.add_peer(2, FAST);
+    t.announced(t0, 1, 0, h(1));
+    assert_eq!(peers_of(&t.poll_requests(t0)), vec![1]);
+    // 4 round trips of 90 ms; nobody else to ask then.
+    assert_eq!(t.poll_timeout(), Some(t0 + ms(360)));
+    assert!(t.poll_requests(t0 + ms(360)).is_empty());
+    assert_eq!(t.poll_timeout(), Some(t0 + REQUEST_TIMEOUT));
+    t.announced(t0 + ms(500), 2, 0, h(1));
+    assert_eq!(peers_of(&t.poll_requests(t0 + ms(500))), vec![2]);
+    // An announcer that comes before the delay waits for it.
+    t.announced(t0, 1, 0, h(2));
+    t.announced(t0, 2, 0, h(3));
+    let asked: Vec<(PeerId, UInt256)> = t
+        .poll_requests(t0 + ms(600))
+        .iter()
+        .map(|r| (r.peer, r.hash))
+        .collect();
+    assert_eq!(asked, vec![(1, h(2)), (2, h(3))]);
+    t.announced(t0 + ms(700), 2, 0, h(2));
+    t.announced(t0 + ms(700), 1, 0, h(3));
+    assert!(t.poll_requests(t0 + ms(799)).is_empty());
+    let late = |t: &mut RequestTracker<u8>, at| -> Vec<(PeerId, UInt256)> {
+        t.poll_requests(at)
+            .iter()
+            .map(|r| (r.peer, r.hash))
+            .collect()
+    };
+    assert_eq!(
+        late(&mut t, t0 + ms(800)),
+        vec![(1, h(3))],
+        "2 is late at 600 + 200 ms"
+    );
+    assert!(t.poll_requests(t0 + ms(959)).is_empty());
+    assert_eq!(
+        late(&mut t, t0 + ms(960)),
+        vec![(2, h(2))],
+        "1 is late at 600 + 360 ms"
+    );
+    t.check();
+}
+
+#[test]
+fn when_one_of_two_requests_fails_the_other_keeps_its_own_retry_time() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let mut t = tracker(TrackerConfig::default());
+    for p in [1, 2, 3] {
+        t.add_peer(p, SLOW);
+        t.announced(t0, p, 0, h(1));
+    }
+    assert_eq!(peers_of(&t.poll_requests(t0)), vec![1]);
+    assert_eq!(peers_of(&t.poll_requests(t0 + ms(360))), vec![2]);
+    // 1 answers notfound: 2 alone is outstanding, not late until 720 ms.
+    t.not_found(1, h(1));
+    assert!(t.poll_requests(t0 + ms(400)).is_empty());
+    assert_eq!(t.poll_timeout(), Some(t0 + ms(720)));
+    assert_eq!(peers_of(&t.poll_requests(t0 + ms(720))), vec![3]);
+    // Both time out: nobody is left, the item is given up.
+    assert!(t.poll_requests(t0 + ms(360) + REQUEST_TIMEOUT).is_empty());
+    assert!(t.is_tracked(&h(1)), "3 is still asked");
+    assert!(t.poll_requests(t0 + ms(720) + REQUEST_TIMEOUT).is_empty());
+    assert!(!t.is_tracked(&h(1)));
+    let s = t.stats();
+    assert_eq!(
+        (s.requests, s.retries, s.timeouts, s.not_found),
+        (3, 2, 2, 1)
+    );
+    t.check();
+}
+
+#[test]
+fn the_retry_delay_is_bounded_by_the_deadline_and_can_be_turned_off() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let c = TrackerConfig::default();
+    assert_eq!(c.retry_delay(Some(ms(0))), RETRY_MIN);
+    assert_eq!(c.retry_delay(Some(ms(90))), ms(360));
+    assert_eq!(c.retry_delay(None), RETRY_UNKNOWN_RTT);
+    assert_eq!(c.retry_delay(Some(Duration::MAX)), REQUEST_TIMEOUT);
+    for config in [
+        TrackerConfig {
+            retry_rtts: 0,
+            ..TrackerConfig::default()
+        },
+        TrackerConfig {
+            request_timeout: ms(300),
+            ..TrackerConfig::default()
+        },
+    ] {
+        let timeout = config.request_timeout;
+        let mut t = tracker(config);
+        t.add_peer(1, SLOW);
+        t.add_peer(2, SLOW);
+        t.announced(t0, 1, 0, h(1));
+        t.announced(t0, 2, 0, h(1));
+        assert_eq!(peers_of(&t.poll_requests(t0)), vec![1]);
+        assert_eq!(t.poll_timeout(), Some(t0 + timeout), "no early retry");
+        assert!(t.poll_requests(t0 + timeout - ms(1)).is_empty());
+        assert_eq!(peers_of(&t.poll_requests(t0 + timeout)), vec![2]);
+        assert_eq!(t.in_flight_peers(&h(1)), vec![2]);
+        assert_eq!(t.stats().retries, 0);
+        t.check();
+    }
+}
+
+#[test]
+fn a_late_request_to_a_peer_that_leaves_is_replaced() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let mut t = tracker(TrackerConfig::default());
+    for p in [1, 2, 3] {
+        t.add_peer(p, FAST);
+        t.announced(t0, p, 0, h(1));
+    }
+    t.poll_requests(t0);
+    assert_eq!(peers_of(&t.poll_requests(t0 + ms(200))), vec![2]);
+    // 1 was late already: when it leaves, 2 is alone and not late.
+    t.remove_peer(1);
+    assert!(t.poll_requests(t0 + ms(300)).is_empty());
+    assert_eq!(peers_of(&t.poll_requests(t0 + ms(400))), vec![3]);
+    t.remove_peer(2);
+    t.remove_peer(3);
+    assert!(t.is_empty());
+    assert_eq!(t.poll_timeout(), None);
+    t.check();
+}
+
 /// One thing that can happen to a tracker.
 #[derive(Debug, Clone)]
 enum Op {
@@ -289,12 +454,22 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// A request as the model sees it.
+#[derive(Debug, Clone, Copy)]
+struct Outstanding {
+    peer: PeerId,
+    retry_at: Instant,
+    deadline: Instant,
+}
+
 /// What the requests issued so far imply, checked against what the tracker
 /// does next.
 #[derive(Default)]
 struct Model {
-    /// Per item: the peer asked now and its deadline.
-    outstanding: HashMap<UInt256, (PeerId, Instant)>,
+    /// Per item: the peers asked now, oldest first.
+    outstanding: HashMap<UInt256, Vec<Outstanding>>,
+    /// Each connected peer's round trip.
+    rtts: HashMap<PeerId, Option<Duration>>,
     /// Per item: every peer asked while the item was tracked.
     asked: HashMap<UInt256, HashSet<PeerId>>,
     /// Per item: the peers whose announcement of it was accepted.
@@ -304,34 +479,66 @@ struct Model {
 }
 
 impl Model {
-    /// Records the requests of one poll, checking that none is a second
-    /// request in flight for an item or asks a peer twice for one item.
+    /// Records the requests of one poll at `now`, checking that an item
+    /// gets a second request only when the first is late, never a third,
+    /// and never asks a peer twice.
     fn requested(
         &mut self,
         requests: Vec<Request<u8>>,
-        deadline: Instant,
+        now: Instant,
+        config: &TrackerConfig,
     ) -> Result<(), TestCaseError> {
         for r in requests {
-            prop_assert!(
-                !self.outstanding.contains_key(&r.hash),
-                "a second request in flight for one item"
-            );
+            let out = self.outstanding.entry(r.hash).or_default();
+            prop_assert!(out.len() < MAX_ASKED_PER_ITEM, "a third request at once");
+            if let Some(first) = out.first() {
+                prop_assert!(
+                    now >= first.retry_at,
+                    "a second request before the first is late"
+                );
+            }
             let asked = self.asked.entry(r.hash).or_default();
             prop_assert!(
                 asked.insert(r.peer),
                 "the same peer asked twice for one item"
             );
-            self.outstanding.insert(r.hash, (r.peer, deadline));
+            let rtt = self.rtts.get(&r.peer).copied().flatten();
+            out.push(Outstanding {
+                peer: r.peer,
+                retry_at: now + config.retry_delay(rtt),
+                deadline: now + config.request_timeout,
+            });
         }
         Ok(())
+    }
+
+    /// Ends the requests whose deadline is `now` or earlier.
+    fn expire(&mut self, now: Instant) {
+        for out in self.outstanding.values_mut() {
+            out.retain(|r| r.deadline > now);
+        }
+        self.outstanding.retain(|_, out| !out.is_empty());
+    }
+
+    /// Ends the requests of `hash` to `peer`.
+    fn end(&mut self, hash: &UInt256, peer: PeerId) {
+        if let Some(out) = self.outstanding.get_mut(hash) {
+            out.retain(|r| r.peer != peer);
+            if out.is_empty() {
+                self.outstanding.remove(hash);
+            }
+        }
     }
 
     /// Forgets what the tracker forgot: a request it dropped (given up,
     /// forgotten) is no longer outstanding, and the next tracking of an item
     /// starts afresh.
     fn sync(&mut self, t: &RequestTracker<u8>) {
-        self.outstanding
-            .retain(|hash, (peer, _)| t.in_flight(hash) == Some(*peer));
+        for (hash, out) in self.outstanding.iter_mut() {
+            let now = t.in_flight_peers(hash);
+            out.retain(|r| now.contains(&r.peer));
+        }
+        self.outstanding.retain(|_, out| !out.is_empty());
         self.asked.retain(|hash, _| t.is_tracked(hash));
         self.announcers.retain(|hash, _| t.is_tracked(hash));
         self.excused.retain(|hash, _| t.is_tracked(hash));
@@ -350,19 +557,29 @@ proptest! {
             request_timeout: Duration::from_secs(2),
             non_preferred_delay: Duration::from_millis(500),
             remember_delivered: 6,
+            retry_rtts: 4,
+            retry_min: Duration::from_millis(100),
+            retry_unknown_rtt: Duration::from_millis(300),
         };
         let mut t: RequestTracker<u8> = RequestTracker::new(config.clone());
         let mut now = Instant::now();
         let mut m = Model::default();
         for op in ops {
             match op {
-                Op::Connect(p, preferred, rtt) => t.add_peer(p.into(), Rank {
-                    preferred,
-                    rtt: (rtt > 0).then(|| Duration::from_millis(rtt.into())),
-                }),
+                Op::Connect(p, preferred, rtt) => {
+                    // 40, 80, 120 ms: the retry delay is 160 to 480 ms;
+                    // unknown: 300 ms.
+                    let rtt = (rtt > 0).then(|| Duration::from_millis(40 * u64::from(rtt)));
+                    t.add_peer(p.into(), Rank { preferred, rtt });
+                    m.rtts.insert(p.into(), rtt);
+                }
                 Op::Disconnect(p) => {
                     t.remove_peer(p.into());
-                    m.outstanding.retain(|_, (q, _)| *q != PeerId::from(p));
+                    m.rtts.remove(&PeerId::from(p));
+                    for out in m.outstanding.values_mut() {
+                        out.retain(|r| r.peer != PeerId::from(p));
+                    }
+                    m.outstanding.retain(|_, out| !out.is_empty());
                     // Peer numbers are never reused: one that connects again
                     // under this number is another peer.
                     for asked in m.asked.values_mut() {
@@ -387,9 +604,12 @@ proptest! {
                 }
                 Op::Deliver(p, i) => {
                     let hash = h(i.into());
-                    let expected = m.outstanding.get(&hash).map(|(q, _)| *q);
+                    let asked = m
+                        .outstanding
+                        .get(&hash)
+                        .is_some_and(|out| out.iter().any(|r| r.peer == PeerId::from(p)));
                     let got = t.delivered(p.into(), hash);
-                    if expected == Some(p.into()) {
+                    if asked {
                         prop_assert_eq!(got, Delivery::Requested);
                     }
                     m.outstanding.remove(&hash);
@@ -400,9 +620,7 @@ proptest! {
                     if t.is_tracked(&hash) {
                         m.excused.entry(hash).or_default().insert(p.into());
                     }
-                    if m.outstanding.get(&hash).is_some_and(|(q, _)| *q == PeerId::from(p)) {
-                        m.outstanding.remove(&hash);
-                    }
+                    m.end(&hash, p.into());
                 }
                 Op::Have(i) => {
                     t.have(h(i.into()));
@@ -411,12 +629,13 @@ proptest! {
                 Op::Advance(ms) => now += Duration::from_millis(ms.into()),
             }
             // Requests whose deadline passed end at this poll.
-            m.outstanding.retain(|_, (_, deadline)| *deadline > now);
+            m.expire(now);
             let requests = t.poll_requests(now);
-            m.requested(requests, now + config.request_timeout)?;
+            m.requested(requests, now, &config)?;
             m.sync(&t);
-            for hash in m.outstanding.keys() {
-                prop_assert!(t.in_flight(hash).is_some());
+            for (hash, out) in &m.outstanding {
+                let peers: Vec<PeerId> = out.iter().map(|r| r.peer).collect();
+                prop_assert_eq!(t.in_flight_peers(hash), peers);
             }
             prop_assert!(t.len() <= config.max_items);
             for p in 0..6u64 {
@@ -437,9 +656,9 @@ proptest! {
             prop_assert!(t.poll_timeout().is_some(), "tracked items but no timer");
             let before: Vec<UInt256> = m.announcers.keys().copied().collect();
             now += step;
-            m.outstanding.retain(|_, (_, deadline)| *deadline > now);
+            m.expire(now);
             let requests = t.poll_requests(now);
-            m.requested(requests, now + config.request_timeout)?;
+            m.requested(requests, now, &config)?;
             for hash in before {
                 if t.is_tracked(&hash) {
                     continue;

@@ -26,6 +26,19 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Hashes of delivered items remembered, so that announcements arriving
 /// after the delivery download nothing.
 pub const REMEMBER_DELIVERED: usize = 20_000;
+/// Most requests outstanding for one item at once: the first one, and one
+/// early retry ([`TrackerConfig::retry_delay`]) to another announcer while
+/// the first is slow.
+pub const MAX_ASKED_PER_ITEM: usize = 2;
+/// Round trips of the asked peer after which another announcer is asked
+/// too ([`TrackerConfig::retry_rtts`]).
+pub const RETRY_RTTS: u32 = 4;
+/// The shortest wait before another announcer is asked too
+/// ([`TrackerConfig::retry_min`]).
+pub const RETRY_MIN: Duration = Duration::from_millis(200);
+/// The wait before another announcer is asked too, when the asked peer's
+/// round trip is unknown ([`TrackerConfig::retry_unknown_rtt`]).
+pub const RETRY_UNKNOWN_RTT: Duration = Duration::from_secs(1);
 
 /// The tracker's limits and timings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +58,49 @@ pub struct TrackerConfig {
     pub non_preferred_delay: Duration,
     /// [`REMEMBER_DELIVERED`] by default.
     pub remember_delivered: usize,
+    /// Early retry: a request outstanding for this many round trips of the
+    /// asked peer (at least [`TrackerConfig::retry_min`]) lets the next
+    /// announcer be asked too, without waiting for the deadline; see
+    /// [`TrackerConfig::retry_delay`]. [`RETRY_RTTS`] by default; 0 turns
+    /// early retries off (the next announcer waits for the deadline).
+    pub retry_rtts: u32,
+    /// The shortest early-retry delay ([`RETRY_MIN`] by default), so that a
+    /// peer a few milliseconds away is not raced by every jitter.
+    pub retry_min: Duration,
+    /// The early-retry delay for a peer whose round trip is not measured
+    /// ([`RETRY_UNKNOWN_RTT`] by default).
+    pub retry_unknown_rtt: Duration,
+}
+
+impl TrackerConfig {
+    /// How long a request to a peer whose round trip is `rtt` is
+    /// outstanding before another announcer of the item may be asked too:
+    /// `max(retry_rtts × rtt, retry_min)`, or `retry_unknown_rtt` when the
+    /// round trip is unknown, and never more than `request_timeout` (when
+    /// it equals the timeout, there is no early retry: the request simply
+    /// times out first). With `retry_rtts` 0 it is `request_timeout`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use neo_peer::relay::TrackerConfig;
+    ///
+    /// let c = TrackerConfig::default();
+    /// let ms = Duration::from_millis;
+    /// assert_eq!(c.retry_delay(Some(ms(20))), ms(200)); // the floor
+    /// assert_eq!(c.retry_delay(Some(ms(150))), ms(600)); // 4 round trips
+    /// assert_eq!(c.retry_delay(None), ms(1000));
+    /// assert_eq!(c.retry_delay(Some(ms(9000))), c.request_timeout);
+    /// ```
+    pub fn retry_delay(&self, rtt: Option<Duration>) -> Duration {
+        if self.retry_rtts == 0 {
+            return self.request_timeout;
+        }
+        let delay = match rtt {
+            Some(rtt) => rtt.saturating_mul(self.retry_rtts).max(self.retry_min),
+            None => self.retry_unknown_rtt,
+        };
+        delay.min(self.request_timeout)
+    }
 }
 
 impl Default for TrackerConfig {
@@ -56,6 +112,9 @@ impl Default for TrackerConfig {
             request_timeout: REQUEST_TIMEOUT,
             non_preferred_delay: Duration::ZERO,
             remember_delivered: REMEMBER_DELIVERED,
+            retry_rtts: RETRY_RTTS,
+            retry_min: RETRY_MIN,
+            retry_unknown_rtt: RETRY_UNKNOWN_RTT,
         }
     }
 }
@@ -152,6 +211,10 @@ pub struct TrackerStats {
     pub requests: u64,
     /// Requests that reached their deadline.
     pub timeouts: u64,
+    /// Requests sent while another request of the same item was
+    /// outstanding, because that one had been outstanding for its retry
+    /// delay ([`TrackerConfig::retry_delay`]).
+    pub retries: u64,
     /// Requests answered with `notfound`.
     pub not_found: u64,
     /// Items delivered for the first time.
@@ -178,12 +241,23 @@ struct Announcement {
     parked: bool,
 }
 
+/// A request outstanding.
+#[derive(Debug, Clone, Copy)]
+struct Asked {
+    peer: PeerId,
+    /// When the next announcer may be asked too.
+    retry_at: Instant,
+    /// When the request fails.
+    deadline: Instant,
+}
+
 #[derive(Debug)]
 struct Item<K> {
     kind: K,
     announcements: Vec<Announcement>,
-    /// The peer asked now, and its deadline.
-    in_flight: Option<(PeerId, Instant)>,
+    /// The requests outstanding, oldest first: at most
+    /// [`MAX_ASKED_PER_ITEM`].
+    in_flight: Vec<Asked>,
     /// In the queue of items to assign.
     queued: bool,
 }
@@ -208,12 +282,18 @@ struct PeerState {
 /// requests to send, and again at [`poll_timeout`](Self::poll_timeout).
 ///
 /// The rules:
-/// - an item is asked of at most one peer at a time;
+/// - an item is asked of one peer at a time, except while that request is
+///   slow: once it has been outstanding for its retry delay
+///   ([`TrackerConfig::retry_delay`]: a few round trips of that peer,
+///   bounded below and by the deadline), the next announcer, if there is
+///   one, is asked too. So an item has at most [`MAX_ASKED_PER_ITEM`] (2)
+///   requests outstanding, and a second only when the first is late;
 /// - it is asked of the best announcer that is ready and has a free request
 ///   slot ([`Rank`]: preferred, then fastest, then earliest);
-/// - when that peer answers `notfound`, misses the deadline
+/// - when a peer asked answers `notfound`, misses the deadline
 ///   ([`TrackerConfig::request_timeout`]) or disconnects, the next announcer
-///   is asked; while an item is tracked, no peer is asked for it twice;
+///   is asked (at once if no request of the item remains, else as above);
+///   while an item is tracked, no peer is asked for it twice;
 /// - once every announcer has been asked in vain, the item is dropped;
 ///   delivered items are remembered ([`TrackerConfig::remember_delivered`])
 ///   so that late announcements of them download nothing.
@@ -250,8 +330,12 @@ pub struct RequestTracker<K> {
     peers: HashMap<PeerId, PeerState>,
     /// Items to (re)assign.
     queue: VecDeque<UInt256>,
-    /// Request deadlines.
-    deadlines: BTreeSet<(Instant, UInt256)>,
+    /// Request deadlines: one entry per request outstanding.
+    deadlines: BTreeSet<(Instant, UInt256, PeerId)>,
+    /// When outstanding requests become late enough for an early retry:
+    /// one entry per request outstanding whose retry comes before its
+    /// deadline.
+    retries: BTreeSet<(Instant, UInt256, PeerId)>,
     /// When delayed announcements become ready: at most one entry per
     /// tracked announcement.
     wakeups: BTreeSet<(Instant, UInt256)>,
@@ -270,6 +354,7 @@ impl<K: Copy> RequestTracker<K> {
             peers: HashMap::new(),
             queue: VecDeque::new(),
             deadlines: BTreeSet::new(),
+            retries: BTreeSet::new(),
             wakeups: BTreeSet::new(),
             delivered,
             seq: 0,
@@ -302,9 +387,17 @@ impl<K: Copy> RequestTracker<K> {
         self.items.contains_key(hash)
     }
 
-    /// The peer `hash` is asked of now, if any.
+    /// The peer `hash` was first asked of among those asked now, if any.
     pub fn in_flight(&self, hash: &UInt256) -> Option<PeerId> {
-        self.items.get(hash)?.in_flight.map(|(p, _)| p)
+        self.items.get(hash)?.in_flight.first().map(|r| r.peer)
+    }
+
+    /// Every peer `hash` is asked of now, oldest request first (at most
+    /// [`MAX_ASKED_PER_ITEM`]).
+    pub fn in_flight_peers(&self, hash: &UInt256) -> Vec<PeerId> {
+        self.items
+            .get(hash)
+            .map_or_else(Vec::new, |i| i.in_flight.iter().map(|r| r.peer).collect())
     }
 
     /// Requests in flight to `peer`.
@@ -370,7 +463,7 @@ impl<K: Copy> RequestTracker<K> {
         let item = self.items.entry(hash).or_insert_with(|| Item {
             kind,
             announcements: Vec::new(),
-            in_flight: None,
+            in_flight: Vec::new(),
             queued: false,
         });
         item.announcements.push(Announcement {
@@ -380,7 +473,7 @@ impl<K: Copy> RequestTracker<K> {
             state: State::Candidate,
             parked: false,
         });
-        if item.in_flight.is_none() {
+        if may_ask(item, now) {
             if ready_at <= now {
                 enqueue(&mut self.queue, item, hash);
             } else {
@@ -401,7 +494,7 @@ impl<K: Copy> RequestTracker<K> {
     /// is a [`Delivery::Duplicate`]).
     pub fn delivered(&mut self, peer: PeerId, hash: UInt256) -> Delivery {
         let first = self.delivered.insert(hash);
-        let asked = self.in_flight(&hash) == Some(peer);
+        let asked = self.in_flight_peers(&hash).contains(&peer);
         self.forget(hash);
         if !first {
             return Delivery::Duplicate;
@@ -423,14 +516,11 @@ impl<K: Copy> RequestTracker<K> {
         if let Some(a) = item.announcements.iter_mut().find(|a| a.peer == peer) {
             a.state = State::Asked;
         }
-        if let Some((p, deadline)) = item.in_flight.filter(|(p, _)| *p == peer) {
-            item.in_flight = None;
-            self.deadlines.remove(&(deadline, hash));
+        let ended = end_request(&mut self.deadlines, &mut self.retries, item, hash, peer);
+        enqueue(&mut self.queue, item, hash);
+        if ended {
             self.stats.not_found += 1;
-            enqueue(&mut self.queue, item, hash);
-            self.release_slot(p);
-        } else {
-            enqueue(&mut self.queue, item, hash);
+            self.release_slot(peer);
         }
     }
 
@@ -454,44 +544,59 @@ impl<K: Copy> RequestTracker<K> {
                     self.wakeups.remove(&(gone.ready_at, hash));
                 }
             }
-            if let Some((_, deadline)) = item.in_flight.filter(|(p, _)| *p == peer) {
-                item.in_flight = None;
-                self.deadlines.remove(&(deadline, hash));
-            }
+            end_request(&mut self.deadlines, &mut self.retries, item, hash, peer);
             if item.announcements.is_empty() {
+                // Only announcers are asked: no request of it remains.
                 self.items.remove(&hash);
-            } else if item.in_flight.is_none() {
+            } else {
                 enqueue(&mut self.queue, item, hash);
             }
         }
     }
 
     /// When [`RequestTracker::poll_requests`] has something to do at the
-    /// latest (a deadline, or a delayed announcement becoming ready).
+    /// latest (a deadline, an early retry, or a delayed announcement
+    /// becoming ready).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let deadline = self.deadlines.first().map(|(t, _)| *t);
-        let wakeup = self.wakeups.first().map(|(t, _)| *t);
-        match (deadline, wakeup) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.deadlines.first().map(|(t, _, _)| *t),
+            self.retries.first().map(|(t, _, _)| *t),
+            self.wakeups.first().map(|(t, _)| *t),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Expires the requests whose deadline is `now` or earlier, then
-    /// returns the requests to send now, ordered by peer.
+    /// returns the requests to send now (next announcers, early retries,
+    /// new items), ordered by peer.
     pub fn poll_requests(&mut self, now: Instant) -> Vec<Request<K>> {
-        while let Some(&(deadline, hash)) = self.deadlines.first() {
+        while let Some(&(deadline, hash, peer)) = self.deadlines.first() {
             if deadline > now {
                 break;
             }
-            self.deadlines.pop_first();
             let Some(item) = self.items.get_mut(&hash) else {
+                self.deadlines.pop_first();
                 continue;
             };
-            if let Some((peer, _)) = item.in_flight.take() {
+            if end_request(&mut self.deadlines, &mut self.retries, item, hash, peer) {
                 self.stats.timeouts += 1;
                 enqueue(&mut self.queue, item, hash);
                 self.release_slot(peer);
+            } else {
+                self.deadlines.pop_first();
+            }
+        }
+        while let Some(&(at, hash, _)) = self.retries.first() {
+            if at > now {
+                break;
+            }
+            // The request stays outstanding: the item may now be asked of
+            // one more announcer.
+            self.retries.pop_first();
+            if let Some(item) = self.items.get_mut(&hash) {
+                enqueue(&mut self.queue, item, hash);
             }
         }
         while let Some(&(at, hash)) = self.wakeups.first() {
@@ -510,7 +615,7 @@ impl<K: Copy> RequestTracker<K> {
                     out.push(request);
                 }
             }
-            if !self.unpark() {
+            if !self.unpark(now) {
                 break;
             }
         }
@@ -520,7 +625,7 @@ impl<K: Copy> RequestTracker<K> {
 
     /// Queues again the items parked on peers that have free request
     /// slots, as many per peer as it has free slots; false if none was.
-    fn unpark(&mut self) -> bool {
+    fn unpark(&mut self, now: Instant) -> bool {
         let max = self.config.max_in_flight_per_peer;
         let mut any = false;
         for (&id, p) in self.peers.iter_mut() {
@@ -536,7 +641,7 @@ impl<K: Copy> RequestTracker<K> {
                     continue;
                 };
                 a.parked = false;
-                if item.in_flight.is_none() && a.state == State::Candidate {
+                if a.state == State::Candidate && may_ask(item, now) {
                     enqueue(&mut self.queue, item, hash);
                     free -= 1;
                     any = true;
@@ -547,11 +652,11 @@ impl<K: Copy> RequestTracker<K> {
     }
 
     /// Asks item `hash` of its best ready announcer with a free slot, if
-    /// it is not in flight.
+    /// it is not in flight, or only by a late request.
     fn assign(&mut self, now: Instant, hash: UInt256) -> Option<Request<K>> {
         let item = self.items.get_mut(&hash)?;
         item.queued = false;
-        if item.in_flight.is_some() {
+        if !may_ask(item, now) {
             return None;
         }
         let max = self.config.max_in_flight_per_peer;
@@ -569,9 +674,21 @@ impl<K: Copy> RequestTracker<K> {
             let a = &mut item.announcements[i];
             a.state = State::Asked;
             let peer = a.peer;
+            let rtt = self.peers.get(&peer).and_then(|p| p.rank.rtt);
             let deadline = now + self.config.request_timeout;
-            item.in_flight = Some((peer, deadline));
-            self.deadlines.insert((deadline, hash));
+            let retry_at = now + self.config.retry_delay(rtt);
+            if !item.in_flight.is_empty() {
+                self.stats.retries += 1;
+            }
+            item.in_flight.push(Asked {
+                peer,
+                retry_at,
+                deadline,
+            });
+            self.deadlines.insert((deadline, hash, peer));
+            if retry_at < deadline {
+                self.retries.insert((retry_at, hash, peer));
+            }
             self.stats.requests += 1;
             if let Some(p) = self.peers.get_mut(&peer) {
                 p.in_flight += 1;
@@ -587,8 +704,10 @@ impl<K: Copy> RequestTracker<K> {
             .iter()
             .any(|a| a.state == State::Candidate)
         {
-            self.stats.given_up += 1;
-            self.forget(hash);
+            if item.in_flight.is_empty() {
+                self.stats.given_up += 1;
+                self.forget(hash);
+            }
             return None;
         }
         // Candidates remain: not ready yet, or their peers are full.
@@ -653,9 +772,10 @@ impl<K: Copy> RequestTracker<K> {
                 p.announced.remove(&hash);
             }
         }
-        if let Some((peer, deadline)) = item.in_flight {
-            self.deadlines.remove(&(deadline, hash));
-            self.release_slot(peer);
+        for r in &item.in_flight {
+            self.deadlines.remove(&(r.deadline, hash, r.peer));
+            self.retries.remove(&(r.retry_at, hash, r.peer));
+            self.release_slot(r.peer);
         }
     }
 
@@ -671,12 +791,32 @@ impl<K: Copy> RequestTracker<K> {
                 assert!(seen.insert(a.peer), "one announcement per peer");
                 assert!(self.peers[&a.peer].announced.contains(hash));
             }
-            if let Some((peer, deadline)) = item.in_flight {
-                *in_flight.entry(peer).or_default() += 1;
-                assert!(self.deadlines.contains(&(deadline, *hash)));
-                let a = item.announcements.iter().find(|a| a.peer == peer);
+            assert!(item.in_flight.len() <= MAX_ASKED_PER_ITEM);
+            if let [first, second] = item.in_flight.as_slice() {
+                assert_ne!(first.peer, second.peer);
+                let asked_at = second.deadline - self.config.request_timeout;
+                assert!(
+                    asked_at >= first.retry_at,
+                    "a second request only when late"
+                );
+            }
+            for r in &item.in_flight {
+                *in_flight.entry(r.peer).or_default() += 1;
+                assert!(self.deadlines.contains(&(r.deadline, *hash, r.peer)));
+                if self.retries.contains(&(r.retry_at, *hash, r.peer)) {
+                    assert!(r.retry_at < r.deadline);
+                }
+                let a = item.announcements.iter().find(|a| a.peer == r.peer);
                 assert_eq!(a.map(|a| a.state), Some(State::Asked));
             }
+        }
+        for (at, hash, peer) in &self.retries {
+            let item = &self.items[hash];
+            assert!(
+                item.in_flight
+                    .iter()
+                    .any(|r| r.peer == *peer && r.retry_at == *at)
+            );
         }
         for (at, hash) in &self.wakeups {
             let item = &self.items[hash];
@@ -686,8 +826,8 @@ impl<K: Copy> RequestTracker<K> {
             self.deadlines.len(),
             self.items
                 .values()
-                .filter(|i| i.in_flight.is_some())
-                .count()
+                .map(|i| i.in_flight.len())
+                .sum::<usize>()
         );
         for (id, p) in &self.peers {
             assert!(p.announced.len() <= self.config.max_announced_per_peer);
@@ -696,6 +836,34 @@ impl<K: Copy> RequestTracker<K> {
             assert!(p.parked.len() <= 2 * self.config.max_announced_per_peer + 1);
         }
     }
+}
+
+/// True when `item` may be asked of one more peer at `now`: none is asked,
+/// or the one asked is late ([`TrackerConfig::retry_delay`]).
+fn may_ask<K>(item: &Item<K>, now: Instant) -> bool {
+    match item.in_flight.as_slice() {
+        [] => true,
+        [only] => only.retry_at <= now,
+        _ => false,
+    }
+}
+
+/// Ends the request of `item` to `peer`, if there is one (true then); the
+/// caller releases the peer's slot.
+fn end_request<K>(
+    deadlines: &mut BTreeSet<(Instant, UInt256, PeerId)>,
+    retries: &mut BTreeSet<(Instant, UInt256, PeerId)>,
+    item: &mut Item<K>,
+    hash: UInt256,
+    peer: PeerId,
+) -> bool {
+    let Some(i) = item.in_flight.iter().position(|r| r.peer == peer) else {
+        return false;
+    };
+    let r = item.in_flight.remove(i);
+    deadlines.remove(&(r.deadline, hash, peer));
+    retries.remove(&(r.retry_at, hash, peer));
+    true
 }
 
 fn enqueue<K>(queue: &mut VecDeque<UInt256>, item: &mut Item<K>, hash: UInt256) {

@@ -98,6 +98,12 @@ pub struct RelayArgs {
     /// Extensible or consensus payloads held per sender at most.
     #[arg(long, default_value_t = MAX_PER_SENDER, value_name = "N")]
     max_per_sender: usize,
+    /// Gather the transactions announced to each peer for at most this
+    /// many milliseconds (or until 500 are gathered) and announce them in
+    /// one `inv`; blocks and payloads are never delayed. Without it, each
+    /// transaction is announced at once.
+    #[arg(long, value_name = "MS")]
+    batch: Option<u64>,
     /// Print one line per relayed item.
     #[arg(long)]
     verbose: bool,
@@ -475,14 +481,19 @@ fn summary_line(m: &Summary<'_>) -> String {
         .iter()
         .map(|c| c.load(Ordering::Relaxed))
         .collect();
+    let asked = &s.requested_by_kind;
     format!(
-        "relay: {} peers, relayed {} tx {} blocks {} payloads, received {}, duplicates avoided {}, \
+        "relay: {} peers, relayed {} tx {} blocks {} payloads, received {}, \
+requested {} tx {} blocks {} payloads, duplicates avoided {}, \
 announced {}, served {}, sent twice {}, rejected {}, height {}",
         m.peers,
         relayed[0],
         relayed[1],
         relayed[2] + relayed[3],
         s.received,
+        asked.tx,
+        asked.block,
+        asked.extensible + asked.consensus,
         s.duplicates_avoided + s.duplicates,
         s.announced,
         s.served,
@@ -508,10 +519,17 @@ fn summary_json(m: &Summary<'_>) -> serde_json::Value {
         "duplicates_avoided": s.duplicates_avoided,
         "announced": s.announced,
         "requested": s.requested,
+        "requested_by_kind": {
+            "tx": s.requested_by_kind.tx,
+            "block": s.requested_by_kind.block,
+            "extensible": s.requested_by_kind.extensible,
+            "consensus": s.requested_by_kind.consensus,
+        },
         "served": s.served,
         "resent": s.resent,
         "not_found": s.not_found,
         "timeouts": s.timeouts,
+        "retries": s.retries,
         "floods": s.floods,
         "dropped": s.dropped,
         "rejected": counters.rejected.load(Ordering::Relaxed),
@@ -529,6 +547,8 @@ fn record_metrics(s: &RelayStats, counters: &Counters) {
     ] {
         let n = counters.relayed[kind_index(kind)].load(Ordering::Relaxed);
         metrics::counter!("neo_peer_relay_items_relayed_total", "kind" => kind.name()).absolute(n);
+        metrics::counter!("neo_peer_relay_items_requested_total", "kind" => kind.name())
+            .absolute(s.requested_by_kind.get(kind));
     }
     metrics::counter!("neo_peer_relay_items_received_total").absolute(s.received);
     metrics::counter!("neo_peer_relay_duplicates_avoided_total")
@@ -574,8 +594,9 @@ where
     let on_item = move |from: &ManagedPeer<P>, item: Item<P>| {
         let counters = &item_counters;
         if following && item.kind == ItemKind::Block {
-            // A block sent unasked: the follower fetches each block once,
-            // checked against its header, and relays what it appends.
+            // A block sent unasked: the room offers it to the follower (taken
+            // if it is the next height, checked against its header); the
+            // follower relays what it appends.
             return;
         }
         let top = counters.top.load(Ordering::Relaxed);
@@ -620,6 +641,7 @@ where
     };
     let relay_config = RelayConfig {
         blocks_by_follower: following,
+        batch: args.batch.map(Duration::from_millis),
         ..RelayConfig::default()
     };
     manager

@@ -240,6 +240,12 @@ pub async fn download<P: BlockSource>(
 ///   follow the last header, taken as they are ([`Schedule::offer`]): each
 ///   block is still fetched once.
 ///
+/// A block a peer sends unasked, which a relay room that leaves blocks to
+/// the follower hands over
+/// ([`RelayConfig::blocks_by_follower`](crate::manager::RelayConfig::blocks_by_follower)),
+/// is taken when it is the next height to hand out and checked as an
+/// answer would be ([`Schedule::offer`]), so that height is not fetched.
+///
 /// A block offered at a height already held or handed out (among the last
 /// window of them) that is not ours is never applied: its peer is reported
 /// ([`ManagerEvent::WrongBlock`](crate::manager::ManagerEvent::WrongBlock)),
@@ -301,6 +307,8 @@ enum Note<M> {
     Headers(PeerId, Result<Vec<M>, ManagerError>),
     /// The blocks an announcer was asked for by hash (Legacy following).
     Offered(PeerId, Result<Vec<M>, ManagerError>),
+    /// A block a peer sent unasked, handed over by the relay room.
+    Pushed(PeerId, M),
 }
 
 /// The headers known past the blocks, when blocks are asked by hash.
@@ -361,6 +369,7 @@ pub(crate) async fn run<P: BlockSource>(
     let mut timer = Timer::never();
     let mut timer_at: Option<Instant> = None;
     let announcements = following.then(|| manager.block_announcements());
+    let pushed = following.then(|| manager.pushed_blocks());
     let (tx, rx) = async_channel::unbounded::<Note<P::Message>>();
     // Peers dropped for a wrong block and not gone yet: never given work
     // again here. At most the live peers.
@@ -373,6 +382,10 @@ pub(crate) async fn run<P: BlockSource>(
     // of the same kind hold them), and until when they are offered
     // nothing. At most the live peers.
     let mut busy: HashMap<PeerId, Instant> = HashMap::new();
+    // The heights each request sent and not ended asks, and of whom (for a
+    // block its peer sends unasked meanwhile): one entry per request
+    // running.
+    let mut asking: HashMap<RequestId, (PeerId, u32, u32)> = HashMap::new();
     // Announcing peers being pinged (N3): at most the live peers.
     let mut pinging: HashSet<PeerId> = HashSet::new();
     // Block hashes handed out or learned from headers.
@@ -512,6 +525,10 @@ pub(crate) async fn run<P: BlockSource>(
             };
             *running.entry(request.peer).or_default() += 1;
             outcome.requests += 1;
+            let last = request
+                .start
+                .saturating_add(request.count.saturating_sub(1));
+            asking.insert(id, (request.peer, request.start, last));
             let from = request.peer;
             manager.inner.spawn(async move {
                 // Each block goes to the schedule as it arrives, to be
@@ -587,7 +604,13 @@ pub(crate) async fn run<P: BlockSource>(
                     None => std::future::pending().await,
                 }
             };
-            future::or(heard, async {
+            let pushed = async {
+                match &pushed {
+                    Some(p) => p.recv().await.ok().map(|(id, m)| Ok(Note::Pushed(id, m))),
+                    None => std::future::pending().await,
+                }
+            };
+            future::or(future::or(heard, pushed), async {
                 (&mut timer).await;
                 timer_at = None;
                 None
@@ -651,9 +674,52 @@ pub(crate) async fn run<P: BlockSource>(
                     }
                     continue;
                 }
-                Note::Answer(id, peer, answer) => (id, peer, answer),
+                Note::Answer(id, peer, answer) => {
+                    asking.remove(&id);
+                    (id, peer, answer)
+                }
                 Note::Pinged(peer) => {
                     pinging.remove(&peer);
+                    continue;
+                }
+                Note::Pushed(peer, msg) => {
+                    // Taken only as the next height to hand out, checked as
+                    // an answer; otherwise that height is fetched as usual.
+                    let Some(block) = P::block(msg) else { continue };
+                    let (index, hash) = (block.index(), block.hash());
+                    if u64::from(index) != schedule.next_index() || dropped.contains(&peer) {
+                        continue;
+                    }
+                    if by_headers {
+                        let mut t = lock(&tail);
+                        let follows = t.tip.is_some_and(|(i, h)| {
+                            i.checked_add(1) == Some(index) && h == block.prev_hash()
+                        });
+                        if follows {
+                            t.tip = Some((index, hash));
+                            t.ahead.insert(index, hash);
+                            drop(t);
+                            seen.insert(hash);
+                            on_header(&P::block_header(&P::chain_block(block.clone())));
+                        } else if t.ahead.get(&index) != Some(&hash) {
+                            continue;
+                        }
+                    }
+                    // Asked of that peer already (its height rose with this
+                    // very block): the block is its answer.
+                    let asked = asking
+                        .iter()
+                        .find(|(_, (p, first, last))| {
+                            *p == peer && (*first..=*last).contains(&index)
+                        })
+                        .map(|(&id, _)| id);
+                    let arrival = match asked {
+                        Some(id) => schedule.on_block(id, block, now),
+                        None => schedule.offer(block, peer),
+                    };
+                    if let Arrival::Bad { peer, why } = arrival {
+                        fault(peer, Some(index), &why, &mut dropped, &mut outcome.faults);
+                    }
                     continue;
                 }
                 Note::Offered(peer, answer) => {
