@@ -292,9 +292,15 @@ impl Drop for Net {
     }
 }
 
+/// The `neo-peer` binary run as the relay: `NEO_PEER_BIN`, or the one
+/// cargo built with the tests (unoptimised, unless `--release`).
+fn neo_peer_bin() -> String {
+    std::env::var("NEO_PEER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_neo-peer").to_string())
+}
+
 /// Whether the `neo-peer` binary has a `relay` subcommand.
 fn relay_available() -> bool {
-    Command::new(env!("CARGO_BIN_EXE_neo-peer"))
+    Command::new(neo_peer_bin())
         .args(["relay", "--help"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -351,7 +357,7 @@ impl Relay {
         let log =
             std::env::temp_dir().join(format!("neo-peer-relay-{}-{port}.log", std::process::id()));
         let out = File::create(&log).map_err(|e| e.to_string())?;
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_neo-peer"));
+        let mut cmd = Command::new(neo_peer_bin());
         cmd.args([
             "relay",
             "--protocol",
