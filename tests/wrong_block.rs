@@ -13,14 +13,15 @@ use std::time::Duration;
 use async_io::Timer;
 use futures_lite::future;
 use neo_peer::book::{AddressBook, BookConfig};
-use neo_peer::chain::{Chain, ChainServer, Serve, Synthetic};
+use neo_peer::chain::{Chain, ChainServer, ChainStore, Generation, Serve, Synthetic};
 use neo_peer::executor::SmolGlobal;
 use neo_peer::manager::download::{BlockSource, ScheduleConfig};
 use neo_peer::manager::{
-    FollowConfig, FollowEvent, Follower, ManagerConfig, ManagerEvent, PeerManager,
+    FollowConfig, FollowEvent, Follower, ManagerConfig, ManagerEvent, PeerManager, RelayConfig,
 };
-use neo_peer::peer::{Handler, IgnoreAll, LocalConfig, N3Handler, Peer};
+use neo_peer::peer::{Handler, IgnoreAll, LegacyHandler, LocalConfig, N3Handler, Peer};
 use neo_peer::protocol::{Legacy, N3, Protocol};
+use neo_peer::relay::Inventory;
 use neo_peer::wire::{UInt256, legacy, n3};
 
 const NET: u32 = 56753;
@@ -76,25 +77,33 @@ async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
 }
 
 /// What a node says when its chain has grown: an `inv` of the new block.
-trait Announce: Serve + BlockSource {
-    fn inv(hash: UInt256) -> Self::Message;
+trait Announce: Serve + BlockSource + Inventory {
+    fn announce(hash: UInt256) -> Self::Message;
+    /// A `block` message.
+    fn block_msg(block: <Self as Generation>::Block) -> Self::Message;
 }
 
 impl Announce for N3 {
-    fn inv(hash: UInt256) -> n3::Message {
+    fn announce(hash: UInt256) -> n3::Message {
         n3::Message::Inv(n3::InvPayload {
             kind: n3::InventoryType::Block,
             hashes: vec![hash],
         })
     }
+    fn block_msg(block: n3::Block) -> n3::Message {
+        n3::Message::Block(block)
+    }
 }
 
 impl Announce for Legacy {
-    fn inv(hash: UInt256) -> legacy::Message {
+    fn announce(hash: UInt256) -> legacy::Message {
         legacy::Message::Inv(legacy::InvPayload {
             kind: legacy::InventoryType::Block,
             hashes: vec![hash],
         })
+    }
+    fn block_msg(block: legacy::Block) -> legacy::Message {
+        legacy::Message::Block(Box::new(block))
     }
 }
 
@@ -118,7 +127,9 @@ impl<P: Announce> Scene<P>
 where
     Chain<P>: Send + Sync,
 {
-    async fn new(honest: Arc<Chain<P>>, schedule: ScheduleConfig) -> Self {
+    /// With `relay`, the follower's manager runs a relay room that leaves
+    /// blocks to the follower (and so hands it the blocks sent unasked).
+    async fn new(honest: Arc<Chain<P>>, schedule: ScheduleConfig, relay: bool) -> Self {
         let start: Vec<_> = honest.blocks().take(HELD as usize + 1).cloned().collect();
         let served = Arc::new(Chain::<P>::from_blocks(start).unwrap());
         let height = served.clone();
@@ -140,6 +151,15 @@ where
         )
         .unwrap();
         let events = client.events();
+        if relay {
+            let config = RelayConfig {
+                blocks_by_follower: true,
+                ..RelayConfig::default()
+            };
+            let store: Arc<dyn ChainStore<P>> = ours.clone();
+            // Nothing is passed on: only the follower's blocks matter here.
+            client.start_relay(config, Some(store), |_, _| {}).unwrap();
+        }
         client.connect(addr).await.unwrap();
         let config = FollowConfig {
             // Heights are learned from the announcements, not by pinging.
@@ -171,7 +191,7 @@ where
         }
         let hash = self.honest.hash(to).unwrap();
         for p in self.server.peers() {
-            p.peer.send(P::inv(hash)).await.unwrap();
+            p.peer.send(P::announce(hash)).await.unwrap();
         }
     }
 
@@ -212,7 +232,12 @@ where
     /// it is disconnected and its address carries the `bad_answer` points,
     /// the follower's chain keeps the honest blocks, and the honest node's
     /// next block arrives once.
-    async fn after_the_fault(&self, hostile: SocketAddr, held: std::ops::RangeInclusive<u32>) {
+    async fn after_the_fault(
+        &self,
+        hostile_node: &PeerManager<P>,
+        hostile: SocketAddr,
+        held: std::ops::RangeInclusive<u32>,
+    ) {
         let (index, reason) = self
             .wait_event("the wrong block to be reported", |e| match e {
                 ManagerEvent::WrongBlock {
@@ -242,7 +267,16 @@ where
             self.client.peers().iter().all(|p| p.addr != Some(hostile)),
             "the hostile peer is gone"
         );
-        // The penalty stays with its address: it shows when it is back.
+        // The penalty stays with its address: it shows when it is back
+        // (once the hostile node has seen the first connection close).
+        within("the hostile node to see the connection close", async {
+            while let Ok(e) = hostile_node.events().recv().await {
+                if matches!(e, ManagerEvent::Disconnected { .. }) {
+                    return;
+                }
+            }
+        })
+        .await;
         let back = self.client.connect(hostile).await.unwrap();
         let score = self
             .client
@@ -358,7 +392,7 @@ fn n3_a_late_answer_with_other_blocks_at_held_heights_is_reported_never_applied(
             timeout: Duration::from_millis(300),
             ..ScheduleConfig::default()
         };
-        let scene = Scene::new(honest, schedule).await;
+        let scene = Scene::new(honest, schedule, false).await;
         let (asked_tx, asked) = async_channel::unbounded();
         let (release_tx, release) = async_channel::bounded(1);
         let handler = LateWrongAnswers {
@@ -380,10 +414,116 @@ fn n3_a_late_answer_with_other_blocks_at_held_heights_is_reported_never_applied(
             scene.wait_block(top).await;
             // Every height it was asked is held now: its answer comes.
             release_tx.close();
-            scene.after_the_fault(hostile_addr, HELD + 1..=top).await;
+            scene
+                .after_the_fault(&hostile, hostile_addr, HELD + 1..=top)
+                .await;
         };
         let (ran, ()) = future::zip(scene.follower.run(), script).await;
         ran.unwrap();
         scene.shutdown(hostile).await;
     });
+}
+
+/// A Legacy peer that announces a block of another chain at a held height,
+/// answers `getheaders` with no header (as NEO•ONE does when it has nothing
+/// after the hash) and `getdata` with that block.
+struct AnnouncesWrong {
+    wrong: Arc<Chain<Legacy>>,
+}
+
+impl LegacyHandler for AnnouncesWrong {
+    async fn on_get_headers(&self, peer: &Peer<Legacy>, _: legacy::GetBlocksPayload) {
+        let none = legacy::HeadersPayload {
+            headers: Vec::new(),
+        };
+        let _ = peer.send(legacy::Message::Headers(none)).await;
+    }
+
+    async fn on_get_data(&self, peer: &Peer<Legacy>, inv: legacy::InvPayload) {
+        for hash in inv.hashes {
+            if let Some(block) = self.wrong.block_by_hash(&hash) {
+                let _ = peer
+                    .send(legacy::Message::Block(Box::new(block.clone())))
+                    .await;
+            }
+        }
+    }
+}
+
+/// Where the wrong block goes in the chain the follower holds.
+const WRONG_AT: u32 = 5;
+
+/// Legacy: the hostile peer announces another block at a held height; the
+/// follower asks it for its headers (none come) and then for the announced
+/// block by hash, which is not the block it holds there.
+#[test]
+fn legacy_an_announced_block_at_a_held_height_is_reported_never_applied() {
+    smol::block_on(async {
+        let honest = Arc::new(Chain::<Legacy>::synthetic(&synthetic(30, 0)));
+        let wrong = Arc::new(Chain::<Legacy>::synthetic(&synthetic(30, 7)));
+        let wrong_hash = wrong.hash(WRONG_AT).unwrap();
+        assert_ne!(Some(wrong_hash), honest.hash(WRONG_AT));
+        let scene = Scene::new(honest, ScheduleConfig::default(), false).await;
+        let handler = AnnouncesWrong { wrong };
+        let (hostile, hostile_addr) = hostile::<Legacy, _>(handler, HELD).await;
+        let script = async {
+            scene.wait_block(HELD).await;
+            scene.client.connect(hostile_addr).await.unwrap();
+            assert_eq!(hostile.wait_for_peers(1, STEP).await, 1);
+            for p in hostile.peers() {
+                p.peer.send(Legacy::announce(wrong_hash)).await.unwrap();
+            }
+            scene
+                .after_the_fault(&hostile, hostile_addr, WRONG_AT..=WRONG_AT)
+                .await;
+        };
+        let (ran, ()) = future::zip(scene.follower.run(), script).await;
+        ran.unwrap();
+        scene.shutdown(hostile).await;
+    });
+}
+
+/// The follower's manager runs a relay room that leaves blocks to it, and
+/// the hostile peer sends it, unasked, another block at a held height.
+fn a_pushed_block_at_a_held_height<P: Announce>(honest: Chain<P>, wrong: Chain<P>)
+where
+    Chain<P>: Send + Sync,
+{
+    smol::block_on(async {
+        let honest = Arc::new(honest);
+        let block = wrong.block(WRONG_AT).unwrap().clone();
+        assert_ne!(wrong.hash(WRONG_AT), honest.hash(WRONG_AT));
+        let scene = Scene::new(honest, ScheduleConfig::default(), true).await;
+        let (hostile, hostile_addr) = hostile::<P, _>(IgnoreAll, HELD).await;
+        let script = async {
+            scene.wait_block(HELD).await;
+            scene.client.connect(hostile_addr).await.unwrap();
+            assert_eq!(hostile.wait_for_peers(1, STEP).await, 1);
+            for p in hostile.peers() {
+                p.peer.send(P::block_msg(block.clone())).await.unwrap();
+            }
+            scene
+                .after_the_fault(&hostile, hostile_addr, WRONG_AT..=WRONG_AT)
+                .await;
+        };
+        let (ran, ()) = future::zip(scene.follower.run(), script).await;
+        ran.unwrap();
+        scene.shutdown(hostile).await;
+    });
+}
+
+#[test]
+fn n3_a_pushed_block_at_a_held_height_is_reported_never_applied() {
+    a_pushed_block_at_a_held_height::<N3>(
+        Chain::<N3>::synthetic(&synthetic(30, 0)),
+        Chain::<N3>::synthetic(&synthetic(30, 7)),
+    );
+}
+
+#[test]
+fn legacy_a_pushed_block_at_a_held_height_is_reported_never_applied() {
+    a_pushed_block_at_a_held_height::<Legacy>(
+        Chain::<Legacy>::synthetic(&synthetic(30, 0)),
+        Chain::<Legacy>::synthetic(&synthetic(30, 7)),
+    );
 }
