@@ -247,7 +247,10 @@ pub async fn download<P: BlockSource>(
 /// answer would be ([`Schedule::offer`]), so that height is not fetched.
 ///
 /// A block offered at a height already held or handed out (among the last
-/// window of them) that is not ours is never applied: its peer is reported
+/// window of them) that is not ours is never applied, whether it answers a
+/// request (one answered late, its heights fetched elsewhere meanwhile), is
+/// sent unasked, or is an announced block asked of its announcer by hash:
+/// its peer is reported
 /// ([`ManagerEvent::WrongBlock`](crate::manager::ManagerEvent::WrongBlock)),
 /// penalised with the `bad_answer` penalty and disconnected. A peer with
 /// nothing new is never asked for it, and never dropped for it.
@@ -622,7 +625,9 @@ pub(crate) async fn run<P: BlockSource>(
             None => continue,
             Some(Err(Announcement { peer, hashes })) => {
                 let fresh = hashes.iter().any(|h| !seen.contains(h));
-                let usable = live.iter().any(|(l, _)| *l == peer);
+                // A peer that joined since the last look at the peers is
+                // usable too: its announcement is not lost.
+                let usable = !dropped.contains(&peer) && manager.peer(peer).is_some();
                 if fresh && usable {
                     if by_headers {
                         announced = Some((peer, hashes));
@@ -659,12 +664,7 @@ pub(crate) async fn run<P: BlockSource>(
                         if dropped.contains(&peer) {
                             break;
                         }
-                        if let Some(ours) = schedule.conflict(&block) {
-                            let index = block.index();
-                            let why = format!(
-                                "block {index} is {}, the block we have there is {ours}",
-                                block.hash()
-                            );
+                        if let Some((index, why)) = conflict(&schedule, &block) {
                             fault(peer, Some(index), &why, &mut dropped, &mut outcome.faults);
                             schedule.remove_peer(peer);
                         } else if let Arrival::Bad { peer, why } = schedule.on_block(id, block, now)
@@ -686,8 +686,16 @@ pub(crate) async fn run<P: BlockSource>(
                     // Taken only as the next height to hand out, checked as
                     // an answer; otherwise that height is fetched as usual.
                     let Some(block) = P::block(msg) else { continue };
+                    if dropped.contains(&peer) {
+                        continue;
+                    }
+                    if let Some((index, why)) = conflict(&schedule, &block) {
+                        fault(peer, Some(index), &why, &mut dropped, &mut outcome.faults);
+                        schedule.remove_peer(peer);
+                        continue;
+                    }
                     let (index, hash) = (block.index(), block.hash());
-                    if u64::from(index) != schedule.next_index() || dropped.contains(&peer) {
+                    if u64::from(index) != schedule.next_index() {
                         continue;
                     }
                     if by_headers {
@@ -733,6 +741,14 @@ pub(crate) async fn run<P: BlockSource>(
                         }
                     }
                     for block in answer.into_iter().flatten().filter_map(P::block) {
+                        if dropped.contains(&peer) {
+                            break;
+                        }
+                        if let Some((index, why)) = conflict(&schedule, &block) {
+                            fault(peer, Some(index), &why, &mut dropped, &mut outcome.faults);
+                            schedule.remove_peer(peer);
+                            break;
+                        }
                         let (index, hash) = (block.index(), block.hash());
                         let mut t = lock(&tail);
                         let follows = t.tip.is_some_and(|(i, h)| {
@@ -838,6 +854,18 @@ pub(crate) async fn run<P: BlockSource>(
             schedule.on_end(id);
         }
     }
+}
+
+/// Why `block` is not ours, when it is another block at a height held or
+/// handed out lately (see [`Schedule::conflict`]): its height and the reason.
+fn conflict<B: Fetched>(schedule: &Schedule<B>, block: &B) -> Option<(u32, String)> {
+    let ours = schedule.conflict(block)?;
+    let index = block.index();
+    let why = format!(
+        "block {index} is {}, the block we have there is {ours}",
+        block.hash()
+    );
+    Some((index, why))
 }
 
 fn log_abandoned(a: &Abandoned) {
