@@ -374,8 +374,9 @@ pub(crate) async fn run<P: BlockSource>(
     let announcements = following.then(|| manager.block_announcements());
     let pushed = following.then(|| manager.pushed_blocks());
     let (tx, rx) = async_channel::unbounded::<Note<P::Message>>();
-    // Peers dropped for a wrong block and not gone yet: never given work
-    // again here. At most the live peers.
+    // Peers dropped for a wrong block and not gone yet, or with requests
+    // still running: never given work again here. At most the live peers
+    // and those with a request running.
     let mut dropped: HashSet<PeerId> = HashSet::new();
     // Requests sent to each peer and not ended, abandoned ones included
     // (they hold the peer's request slot till they end). At most the live
@@ -438,7 +439,9 @@ pub(crate) async fn run<P: BlockSource>(
         }
         // The peers as they are now.
         let mut live = manager.heights();
-        dropped.retain(|id| live.iter().any(|(l, _)| l == id));
+        // A dropped peer stays marked while requests of its are running:
+        // their late answers are not looked at (nor reported again).
+        dropped.retain(|id| live.iter().any(|(l, _)| l == id) || running.contains_key(id));
         pinging.retain(|id| live.iter().any(|(l, _)| l == id));
         live.retain(|(id, _)| !dropped.contains(id));
         let gone: Vec<PeerId> = schedule
