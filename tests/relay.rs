@@ -229,6 +229,68 @@ impl Handler<N3> for Asked {
     }
 }
 
+/// A hub relaying with `relay_config`, and two peers of it: the first
+/// relays nothing (the test speaks for it through `first_link`, and `asked`
+/// gets the `getdata`s it receives), the second relays.
+struct TwoAnnouncers {
+    hub: PeerManager<N3>,
+    hub_got: Receiver<Got<N3>>,
+    first: PeerManager<N3>,
+    first_link: neo_peer::manager::ManagedPeer<N3>,
+    asked: Receiver<n3::InvPayload>,
+    second: PeerManager<N3>,
+}
+
+impl TwoAnnouncers {
+    async fn new(relay_config: RelayConfig) -> Self {
+        let (hub, hub_got) = relaying_with::<N3, _>(IgnoreAll, relay_config);
+        let addr = listening(&hub).await;
+        let (asked_tx, asked) = async_channel::unbounded();
+        let first =
+            PeerManager::<N3>::new(config(), book::<N3>(), Asked(asked_tx), SmolGlobal).unwrap();
+        let first_link = first.connect(addr).await.unwrap();
+        let (second, _) = relaying::<N3, _>(IgnoreAll);
+        second.connect(addr).await.unwrap();
+        assert_eq!(hub.wait_for_peers(2, WAIT).await, 2);
+        TwoAnnouncers {
+            hub,
+            hub_got,
+            first,
+            first_link,
+            asked,
+            second,
+        }
+    }
+
+    /// The first announces `item`, and the hub asks it for the item.
+    async fn first_announces(&self, item: &Item<N3>) {
+        let inv = N3::inv(ItemKind::Transaction, &[item.hash]).unwrap();
+        self.first_link.send(inv).await.unwrap();
+        let ask = within("the hub's getdata", self.asked.recv())
+            .await
+            .unwrap();
+        assert_eq!(ask.hashes, vec![item.hash]);
+    }
+
+    /// The item the hub receives: from the second, which its handler knows.
+    async fn hub_gets_it_from_the_second(&self, item: &Item<N3>) {
+        let (from_id, from, got) = within("the item", self.hub_got.recv()).await.unwrap();
+        assert_eq!(got.hash, item.hash);
+        let sender = self.hub.peer(from_id).expect("a live peer of the hub");
+        assert_eq!(sender.remote_addr(), from);
+        assert_eq!(
+            sender.info().nonce,
+            Some(self.second.config().local.identity.nonce)
+        );
+    }
+
+    async fn shutdown(self) {
+        for m in [self.hub, self.first, self.second] {
+            m.shutdown().await;
+        }
+    }
+}
+
 /// The first announcer answers `notfound`: the item is asked of the next.
 #[test]
 fn notfound_moves_to_the_next_announcer() {
@@ -236,43 +298,23 @@ fn notfound_moves_to_the_next_announcer() {
         // No early retry: the next announcer waits for the `notfound`.
         let mut relay_config = RelayConfig::default();
         relay_config.tracker.retry_rtts = 0;
-        let (hub, hub_got) = relaying_with::<N3, _>(IgnoreAll, relay_config);
-        let addr = listening(&hub).await;
-        // The first announcer does not relay: the test speaks for it.
-        let (asked_tx, asked) = async_channel::unbounded();
-        let liar =
-            PeerManager::<N3>::new(config(), book::<N3>(), Asked(asked_tx), SmolGlobal).unwrap();
-        let liar_link = liar.connect(addr).await.unwrap();
-        let (s2, _) = relaying::<N3, _>(IgnoreAll);
-        s2.connect(addr).await.unwrap();
-        assert_eq!(hub.wait_for_peers(2, WAIT).await, 2);
-
+        let t = TwoAnnouncers::new(relay_config).await;
         let item = N3::tx(3);
-        let inv = N3::inv(ItemKind::Transaction, &[item.hash]).unwrap();
-        liar_link.send(inv).await.unwrap();
-        let ask = within("the hub's getdata", asked.recv()).await.unwrap();
-        assert_eq!(ask.hashes, vec![item.hash]);
-        assert_eq!(s2.relay(item.clone()), 1);
-        until("the second announcement", &hub, |s| {
+        t.first_announces(&item).await;
+        assert_eq!(t.second.relay(item.clone()), 1);
+        until("the second announcement", &t.hub, |s| {
             s.duplicates_avoided >= 1
         })
         .await;
-        assert_eq!(hub.relay_stats().unwrap().received, 0, "not yet");
+        assert_eq!(t.hub.relay_stats().unwrap().received, 0, "not yet");
 
         let nf = N3::not_found(ItemKind::Transaction, &[item.hash]).unwrap();
-        liar_link.send(nf).await.unwrap();
-        let (from_id, from, got) = within("the item", hub_got.recv()).await.unwrap();
-        assert_eq!(got.hash, item.hash);
-        // The hub's handler knows which of its peers sent it.
-        let sender = hub.peer(from_id).expect("a live peer of the hub");
-        assert_eq!(sender.remote_addr(), from);
-        assert_eq!(sender.info().nonce, Some(s2.config().local.identity.nonce));
-        let s = hub.relay_stats().unwrap();
+        t.first_link.send(nf).await.unwrap();
+        t.hub_gets_it_from_the_second(&item).await;
+        let s = t.hub.relay_stats().unwrap();
         assert_eq!((s.received, s.requested), (1, 2));
-        assert!(asked.is_empty(), "the first announcer is not asked twice");
-        for m in [hub, liar, s2] {
-            m.shutdown().await;
-        }
+        assert!(t.asked.is_empty(), "the first announcer is not asked twice");
+        t.shutdown().await;
     });
 }
 
@@ -375,30 +417,14 @@ fn a_silent_announcer_is_passed_over_at_the_deadline() {
         let mut relay_config = RelayConfig::default();
         relay_config.tracker.request_timeout = Duration::from_millis(300);
         relay_config.tracker.retry_rtts = 0;
-        let (hub, hub_got) = relaying_with::<N3, _>(IgnoreAll, relay_config);
-        let addr = listening(&hub).await;
-        let (asked_tx, asked) = async_channel::unbounded();
-        let silent =
-            PeerManager::<N3>::new(config(), book::<N3>(), Asked(asked_tx), SmolGlobal).unwrap();
-        let silent_link = silent.connect(addr).await.unwrap();
-        let (s2, _) = relaying::<N3, _>(IgnoreAll);
-        s2.connect(addr).await.unwrap();
-        assert_eq!(hub.wait_for_peers(2, WAIT).await, 2);
-
+        let t = TwoAnnouncers::new(relay_config).await;
         let item = N3::tx(4);
-        let inv = N3::inv(ItemKind::Transaction, &[item.hash]).unwrap();
-        silent_link.send(inv).await.unwrap();
-        within("the hub's getdata", asked.recv()).await.unwrap();
-        assert_eq!(s2.relay(item.clone()), 1);
-        let (from_id, _, got) = within("the item", hub_got.recv()).await.unwrap();
-        assert_eq!(got.hash, item.hash);
-        let sender = hub.peer(from_id).unwrap();
-        assert_eq!(sender.info().nonce, Some(s2.config().local.identity.nonce));
-        let s = hub.relay_stats().unwrap();
+        t.first_announces(&item).await;
+        assert_eq!(t.second.relay(item.clone()), 1);
+        t.hub_gets_it_from_the_second(&item).await;
+        let s = t.hub.relay_stats().unwrap();
         assert_eq!((s.received, s.requested, s.timeouts), (1, 2, 1));
-        for m in [hub, silent, s2] {
-            m.shutdown().await;
-        }
+        t.shutdown().await;
     });
 }
 
@@ -412,34 +438,18 @@ fn a_silent_announcer_is_raced_by_the_next_long_before_the_deadline() {
         // retry (after at most a second, the retry delay of a peer whose
         // round trip is unknown).
         relay_config.tracker.request_timeout = Duration::from_secs(600);
-        let (hub, hub_got) = relaying_with::<N3, _>(IgnoreAll, relay_config);
-        let addr = listening(&hub).await;
-        let (asked_tx, asked) = async_channel::unbounded();
-        let silent =
-            PeerManager::<N3>::new(config(), book::<N3>(), Asked(asked_tx), SmolGlobal).unwrap();
-        let silent_link = silent.connect(addr).await.unwrap();
-        let (s2, _) = relaying::<N3, _>(IgnoreAll);
-        s2.connect(addr).await.unwrap();
-        assert_eq!(hub.wait_for_peers(2, WAIT).await, 2);
-
+        let t = TwoAnnouncers::new(relay_config).await;
         let item = N3::tx(5);
-        let inv = N3::inv(ItemKind::Transaction, &[item.hash]).unwrap();
-        silent_link.send(inv).await.unwrap();
-        within("the hub's getdata", asked.recv()).await.unwrap();
-        assert_eq!(s2.relay(item.clone()), 1);
-        let (from_id, _, got) = within("the item", hub_got.recv()).await.unwrap();
-        assert_eq!(got.hash, item.hash);
-        let sender = hub.peer(from_id).unwrap();
-        assert_eq!(sender.info().nonce, Some(s2.config().local.identity.nonce));
-        let s = hub.relay_stats().unwrap();
+        t.first_announces(&item).await;
+        assert_eq!(t.second.relay(item.clone()), 1);
+        t.hub_gets_it_from_the_second(&item).await;
+        let s = t.hub.relay_stats().unwrap();
         assert_eq!(
             (s.received, s.requested, s.retries, s.timeouts),
             (1, 2, 1, 0)
         );
-        assert!(asked.is_empty(), "the silent peer is not asked twice");
-        for m in [hub, silent, s2] {
-            m.shutdown().await;
-        }
+        assert!(t.asked.is_empty(), "the silent peer is not asked twice");
+        t.shutdown().await;
     });
 }
 
