@@ -932,8 +932,15 @@ mod model {
         }
 
         fn wait(&mut self, by: Duration) {
+            let due_at = self.s.poll_timeout();
             self.now += by;
             let out = self.s.handle_timeout(self.now);
+            if !out.is_empty() {
+                assert!(
+                    due_at.is_some_and(|t| t <= self.now),
+                    "{out:?} before {due_at:?}"
+                );
+            }
             let due: BTreeSet<RequestId> = self
                 .issued
                 .iter()
