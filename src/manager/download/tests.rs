@@ -735,14 +735,16 @@ mod model {
         ]
     }
 
-    fn settings() -> impl Strategy<Value = (ScheduleConfig, Option<u32>, bool)> {
+    /// The settings, the target, and the height below which the headers
+    /// are known (0: none).
+    fn settings() -> impl Strategy<Value = (ScheduleConfig, Option<u32>, u32)> {
         (
             4..40u32,
             1..10u32,
             1..=3u32,
             prop_oneof![Just(usize::MAX), 0..4_000usize],
             prop::option::weighted(0.8, 1..CHAIN),
-            any::<bool>(),
+            prop_oneof![Just(0), Just(CHAIN), 1..CHAIN],
         )
             .prop_map(
                 |(window, range, per_peer, max_held_bytes, target, headers)| {
@@ -779,7 +781,8 @@ mod model {
     struct Model {
         s: Schedule<n3::Block>,
         config: ScheduleConfig,
-        headers: bool,
+        /// Heights below it have their header known.
+        headers: u32,
         now: Instant,
         next: u32,
         target: Option<u32>,
@@ -793,11 +796,11 @@ mod model {
     }
 
     impl Model {
-        fn new(config: ScheduleConfig, target: Option<u32>, headers: bool) -> Self {
+        fn new(config: ScheduleConfig, target: Option<u32>, headers: u32) -> Self {
             let (honest, _) = chains();
             let hashes: Vec<UInt256> = honest.iter().map(|b| b.hash()).collect();
             let expected = move |h: u32| {
-                if headers {
+                if h < headers {
                     hashes.get(h as usize).copied()
                 } else {
                     None
@@ -986,12 +989,11 @@ mod model {
                 if let (true, Some(low)) = (over, lowest) {
                     assert!(end < low, "{r:?} over the byte bound, above {low}");
                 }
-                if self.headers {
-                    let want: Vec<Option<UInt256>> = (r.start..=end)
-                        .map(|h| Some(chains().0[h as usize].hash()))
-                        .collect();
-                    assert_eq!(r.hashes, want);
-                }
+                // The hashes of the heights whose headers are known.
+                let want: Vec<Option<UInt256>> = (r.start..=end)
+                    .map(|h| (h < self.headers).then(|| chains().0[h as usize].hash()))
+                    .collect();
+                assert_eq!(r.hashes, want);
                 // Never the same peer twice for a range while another peer
                 // that has its heights has not tried it: then a new round.
                 let again = (r.start..=end)
@@ -1028,7 +1030,7 @@ mod model {
                 assert_eq!(arrival, Arrival::Stale, "{h} for {id}");
                 return;
             }
-            if wrong && self.headers {
+            if wrong && h < self.headers {
                 return self.bad(&arrival, peer);
             }
             assert_eq!(arrival, Arrival::Kept, "{h} for {id}");
@@ -1051,7 +1053,7 @@ mod model {
                 assert_eq!(arrival, Arrival::Stale, "offer of {h}");
                 return;
             }
-            if wrong && self.headers {
+            if wrong && h < self.headers {
                 return self.bad(&arrival, from);
             }
             assert_eq!(arrival, Arrival::Kept, "offer of {h}");
