@@ -653,6 +653,10 @@ impl<B: Fetched> Schedule<B> {
                         flight: None,
                     },
                 );
+                // An offered block may be held above what was planned: its
+                // height is covered now, and planning must not replace
+                // this work (and forget who tried it).
+                self.planned = self.planned.max(u64::from(index) + 1);
             }
             return Some(Ready::Fault { peer, index, why });
         }
@@ -739,11 +743,9 @@ impl<B: Fetched> Schedule<B> {
             .or_else(|| routing::choose(self.candidates(), start, per_peer, excluded))?;
         let height = self.peers.get(&peer)?.height;
         let mut work = self.work.remove(&start)?;
-        if !fresh {
-            work.tried.clear();
-        }
         if height < work.end {
-            // The peer has only the first part: the rest waits for another.
+            // The peer has only the first part: the rest waits for another,
+            // still in its round (none of it was given out in a new one).
             self.work.insert(
                 height + 1,
                 Work {
@@ -753,6 +755,9 @@ impl<B: Fetched> Schedule<B> {
                 },
             );
             work.end = height;
+        }
+        if !fresh {
+            work.tried.clear();
         }
         let id = self.next_request;
         self.next_request += 1;

@@ -592,3 +592,578 @@ fn an_offered_block_is_kept_once_and_never_asked_for() {
     );
     assert_eq!(s.next_index(), 7);
 }
+
+#[test]
+fn a_new_round_for_the_start_of_a_range_leaves_the_rest_in_its_own() {
+    let t0 = Instant::now();
+    let blocks = chain(8, 0);
+    let mut s = schedule(&blocks, config(10, 5), 5);
+    s.set_peer(A, 8);
+    let first = requests(&mut s, t0);
+    assert_eq!(
+        first
+            .iter()
+            .map(|r| (r.peer, r.start, r.count))
+            .collect::<Vec<_>>(),
+        [(A, 1, 5)]
+    );
+    assert!(s.on_end(first[0].id));
+    s.set_peer(B, 8);
+    let second = requests(&mut s, t0);
+    assert_eq!(
+        second
+            .iter()
+            .map(|r| (r.peer, r.start, r.count))
+            .collect::<Vec<_>>(),
+        [(B, 1, 5)]
+    );
+    assert!(s.on_end(second[0].id));
+    // B leaves and A turns out lower: every peer that has height 1 tried
+    // it, so A starts a new round with what it has.
+    s.remove_peer(B);
+    s.set_peer(A, 3);
+    let third = requests(&mut s, t0);
+    assert_eq!(
+        third
+            .iter()
+            .map(|r| (r.peer, r.start, r.count))
+            .collect::<Vec<_>>(),
+        [(A, 1, 3)]
+    );
+    // Heights 4 and 5 were given to nobody in it: B, back, does not get
+    // them again while C has not tried them.
+    s.set_peer(B, 8);
+    s.set_peer(C, 8);
+    let rest = requests(&mut s, t0);
+    assert_eq!(
+        rest.iter()
+            .map(|r| (r.peer, r.start, r.count))
+            .collect::<Vec<_>>(),
+        [(C, 4, 2)]
+    );
+}
+
+#[test]
+fn an_offered_block_found_wrong_is_fetched_from_another_peer() {
+    let blocks = chain(8, 0);
+    let other = chain(8, 1);
+    let t0 = Instant::now();
+    let mut s = Schedule::new(config(5, 3), 1, None, Some(blocks[0].hash()), |_| None);
+    assert_eq!(s.offer(other[1].clone(), A), Arrival::Kept);
+    let fault = s.poll_ready();
+    assert!(
+        matches!(
+            fault,
+            Some(Ready::Fault {
+                peer: A,
+                index: 1,
+                ..
+            })
+        ),
+        "{fault:?}"
+    );
+    s.set_target(7);
+    s.set_peer(A, 7);
+    s.set_peer(B, 7);
+    // Height 1 keeps its own work, which A tried: B gets it, and the
+    // heights above are planned after it.
+    let rs = requests(&mut s, t0);
+    assert_eq!(
+        rs.iter()
+            .map(|r| (r.peer, r.start, r.count))
+            .collect::<Vec<_>>(),
+        [(B, 1, 1), (A, 2, 3)]
+    );
+}
+
+/// A model of the schedule's promises, checked after every step of
+/// arbitrary sequences of peers joining and leaving, time passing, answers
+/// (in any order, partial, late, twice, or of another chain), offers,
+/// raised targets and hand-outs; every case then drives the download to
+/// its end with one honest peer that answers everything.
+mod model {
+    use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+    use std::sync::OnceLock;
+
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+
+    use super::*;
+
+    /// Heights 0..CHAIN of the honest chain and of another one.
+    const CHAIN: u32 = 48;
+    /// The peers the events speak of; [`HONEST`] joins at the end.
+    const PEERS: u64 = 4;
+    const HONEST: PeerId = 99;
+
+    fn chains() -> &'static (Vec<n3::Block>, Vec<n3::Block>) {
+        static CHAINS: OnceLock<(Vec<n3::Block>, Vec<n3::Block>)> = OnceLock::new();
+        CHAINS.get_or_init(|| (chain(CHAIN, 0), chain(CHAIN, 1)))
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Join(PeerId, u32),
+        Leave(PeerId),
+        Wait(u64),
+        Poll,
+        /// One block for an issued request: which request, which of its
+        /// heights, whether of the other chain.
+        Answer(Index, Index, bool),
+        /// Every block still owed by a request, in reverse order.
+        AnswerAll(Index),
+        End(Index),
+        Offer(PeerId, u32, bool),
+        Target(u32),
+        Ready,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (1..=PEERS, 0..CHAIN).prop_map(|(p, h)| Op::Join(p, h)),
+            1 => (1..=PEERS).prop_map(Op::Leave),
+            2 => (0..12_000u64).prop_map(Op::Wait),
+            4 => Just(Op::Poll),
+            6 => (any::<Index>(), any::<Index>(), prop::bool::weighted(0.15))
+                .prop_map(|(r, h, w)| Op::Answer(r, h, w)),
+            2 => any::<Index>().prop_map(Op::AnswerAll),
+            1 => any::<Index>().prop_map(Op::End),
+            1 => (1..=PEERS, 1..CHAIN, prop::bool::weighted(0.3))
+                .prop_map(|(p, h, w)| Op::Offer(p, h, w)),
+            1 => (1..CHAIN).prop_map(Op::Target),
+            3 => Just(Op::Ready),
+        ]
+    }
+
+    /// The settings, the target, and the height below which the headers
+    /// are known (0: none).
+    fn settings() -> impl Strategy<Value = (ScheduleConfig, Option<u32>, u32)> {
+        (
+            4..40u32,
+            1..10u32,
+            1..=3u32,
+            prop_oneof![Just(usize::MAX), 0..4_000usize],
+            prop::option::weighted(0.8, 1..CHAIN),
+            prop_oneof![Just(0), Just(CHAIN), 1..CHAIN],
+        )
+            .prop_map(
+                |(window, range, per_peer, max_held_bytes, target, headers)| {
+                    let config = ScheduleConfig {
+                        window,
+                        range,
+                        per_peer,
+                        timeout: Duration::from_secs(10),
+                        steal_after: Duration::from_secs(2),
+                        max_held_bytes,
+                    };
+                    (config, target, headers)
+                },
+            )
+    }
+
+    /// A request as the model sees it.
+    #[derive(Debug, Clone)]
+    struct Issued {
+        request: Request,
+        at: Instant,
+        live: bool,
+        got: BTreeSet<u32>,
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    struct HeldBlock {
+        from: PeerId,
+        request: RequestId,
+        wrong: bool,
+        size: usize,
+    }
+
+    struct Model {
+        s: Schedule<n3::Block>,
+        config: ScheduleConfig,
+        /// Heights below it have their header known.
+        headers: u32,
+        now: Instant,
+        next: u32,
+        target: Option<u32>,
+        peers: HashMap<PeerId, u32>,
+        issued: Vec<Issued>,
+        held: BTreeMap<u32, HeldBlock>,
+        /// Per height: the peers given it in its current round.
+        tried: HashMap<u32, HashSet<PeerId>>,
+        /// Peers that sent a block of the other chain.
+        liars: HashSet<PeerId>,
+    }
+
+    impl Model {
+        fn new(config: ScheduleConfig, target: Option<u32>, headers: u32) -> Self {
+            let (honest, _) = chains();
+            let hashes: Vec<UInt256> = honest.iter().map(|b| b.hash()).collect();
+            let expected = move |h: u32| {
+                if h < headers {
+                    hashes.get(h as usize).copied()
+                } else {
+                    None
+                }
+            };
+            let s = Schedule::new(config, 1, target, Some(honest[0].hash()), expected);
+            Model {
+                s,
+                config,
+                headers,
+                now: Instant::now(),
+                next: 1,
+                target,
+                peers: HashMap::new(),
+                issued: Vec::new(),
+                held: BTreeMap::new(),
+                tried: HashMap::new(),
+                liars: HashSet::new(),
+            }
+        }
+
+        fn block(h: u32, wrong: bool) -> n3::Block {
+            let (honest, other) = chains();
+            let chain = if wrong { other } else { honest };
+            chain[h as usize].clone()
+        }
+
+        fn live(&self, peer: PeerId) -> usize {
+            self.issued
+                .iter()
+                .filter(|i| i.live && i.request.peer == peer)
+                .count()
+        }
+
+        fn kill(&mut self, id: RequestId) {
+            self.issued[id as usize].live = false;
+        }
+
+        /// `peer` was dropped (left, or found wrong).
+        fn drop_peer(&mut self, peer: PeerId) -> BTreeSet<RequestId> {
+            self.peers.remove(&peer);
+            let ids: BTreeSet<RequestId> = self
+                .issued
+                .iter()
+                .filter(|i| i.live && i.request.peer == peer)
+                .map(|i| i.request.id)
+                .collect();
+            for &id in &ids {
+                self.kill(id);
+            }
+            ids
+        }
+
+        /// A block of the other chain was refused on arrival.
+        fn bad(&mut self, arrival: &Arrival, from: PeerId) {
+            let Arrival::Bad { peer, .. } = arrival else {
+                panic!("a block of another chain with the headers known: {arrival:?}");
+            };
+            assert_eq!(*peer, from);
+            self.drop_peer(from);
+        }
+
+        fn keep(&mut self, h: u32, from: PeerId, request: RequestId, wrong: bool) {
+            let size = Self::block(h, wrong).wire_size();
+            let held = HeldBlock {
+                from,
+                request,
+                wrong,
+                size,
+            };
+            assert!(self.held.insert(h, held).is_none(), "{h} kept twice");
+            if wrong {
+                self.liars.insert(from);
+            }
+        }
+
+        fn covered(&self, h: u32) -> bool {
+            self.issued.iter().any(|i| {
+                i.live && (i.request.start..i.request.start + i.request.count).contains(&h)
+            })
+        }
+
+        fn step(&mut self, op: &Op) {
+            match *op {
+                Op::Join(peer, height) => {
+                    self.s.set_peer(peer, height);
+                    self.peers.insert(peer, height);
+                }
+                Op::Leave(peer) => {
+                    let gone: BTreeSet<RequestId> =
+                        self.s.remove_peer(peer).iter().map(|a| a.id).collect();
+                    assert_eq!(gone, self.drop_peer(peer), "abandoned as {peer} left");
+                }
+                Op::Wait(ms) => self.wait(Duration::from_millis(ms)),
+                Op::Poll => self.poll(),
+                Op::Answer(r, h, wrong) => {
+                    if self.issued.is_empty() {
+                        return;
+                    }
+                    let i = r.index(self.issued.len());
+                    let count = self.issued[i].request.count as usize;
+                    let h = self.issued[i].request.start + h.index(count) as u32;
+                    self.answer(i, h, wrong);
+                }
+                Op::AnswerAll(r) => {
+                    if self.issued.is_empty() {
+                        return;
+                    }
+                    let i = r.index(self.issued.len());
+                    let request = &self.issued[i].request;
+                    for h in (request.start..request.start + request.count).rev() {
+                        self.answer(i, h, false);
+                    }
+                }
+                Op::End(r) => {
+                    if self.issued.is_empty() {
+                        return;
+                    }
+                    let i = r.index(self.issued.len());
+                    let id = self.issued[i].request.id;
+                    assert_eq!(self.s.on_end(id), self.issued[i].live, "end of {id}");
+                    self.kill(id);
+                }
+                Op::Offer(from, h, wrong) => self.offer(from, h, wrong),
+                Op::Target(t) => {
+                    self.s.set_target(t);
+                    self.target = self.target.max(Some(t));
+                }
+                Op::Ready => self.ready(),
+            }
+            self.check();
+        }
+
+        fn wait(&mut self, by: Duration) {
+            let due_at = self.s.poll_timeout();
+            self.now += by;
+            let out = self.s.handle_timeout(self.now);
+            if !out.is_empty() {
+                assert!(
+                    due_at.is_some_and(|t| t <= self.now),
+                    "{out:?} before {due_at:?}"
+                );
+            }
+            let due: BTreeSet<RequestId> = self
+                .issued
+                .iter()
+                .filter(|i| i.live && self.now >= i.at + self.config.timeout)
+                .map(|i| i.request.id)
+                .collect();
+            let ids: BTreeSet<RequestId> = out.iter().map(|a| a.id).collect();
+            assert_eq!(ids.len(), out.len(), "abandoned twice: {out:?}");
+            assert!(ids.is_superset(&due), "late {due:?}, abandoned {ids:?}");
+            assert!(ids.len() <= due.len() + 1, "one stolen at most: {ids:?}");
+            for a in out {
+                let issued = &self.issued[a.id as usize];
+                assert!(issued.live, "{a:?} was not live");
+                assert_eq!(issued.request.peer, a.peer);
+                self.kill(a.id);
+            }
+        }
+
+        fn poll(&mut self) {
+            loop {
+                let over = self.s.held_bytes() >= self.config.max_held_bytes;
+                let lowest = self.held.keys().next().copied();
+                let Some(r) = self.s.poll_request(self.now) else {
+                    return;
+                };
+                let end = r.start + r.count - 1;
+                assert_eq!(r.id as usize, self.issued.len(), "ids in order");
+                assert!(r.count >= 1 && r.count <= self.config.range, "{r:?}");
+                assert!(r.start >= self.next, "{r:?} below {}", self.next);
+                let limit = u64::from(self.next) + u64::from(self.config.window);
+                assert!(u64::from(end) < limit, "{r:?} beyond the window");
+                assert!(Some(end) <= self.target, "{r:?} beyond {:?}", self.target);
+                let height = *self.peers.get(&r.peer).expect("a known peer");
+                assert!(end <= height, "{r:?} beyond its peer's {height}");
+                assert!(
+                    (self.live(r.peer) as u32) < self.config.per_peer,
+                    "{r:?}: too many for its peer"
+                );
+                for h in r.start..=end {
+                    assert!(!self.held.contains_key(&h), "{r:?}: {h} is held");
+                    assert!(!self.covered(h), "{r:?}: {h} is asked already");
+                }
+                if let (true, Some(low)) = (over, lowest) {
+                    assert!(end < low, "{r:?} over the byte bound, above {low}");
+                }
+                // The hashes of the heights whose headers are known.
+                let want: Vec<Option<UInt256>> = (r.start..=end)
+                    .map(|h| (h < self.headers).then(|| chains().0[h as usize].hash()))
+                    .collect();
+                assert_eq!(r.hashes, want);
+                // Never the same peer twice for a range while another peer
+                // that has its heights has not tried it: then a new round.
+                let again = (r.start..=end)
+                    .any(|h| self.tried.get(&h).is_some_and(|t| t.contains(&r.peer)));
+                if again {
+                    let untried = self.peers.iter().find(|&(&q, &qh)| {
+                        qh >= end
+                            && (r.start..=end)
+                                .all(|h| self.tried.get(&h).is_none_or(|t| !t.contains(&q)))
+                    });
+                    assert_eq!(untried, None, "{r:?} again while another has not tried it");
+                    for h in r.start..=end {
+                        self.tried.insert(h, HashSet::from([r.peer]));
+                    }
+                } else {
+                    for h in r.start..=end {
+                        self.tried.entry(h).or_default().insert(r.peer);
+                    }
+                }
+                self.issued.push(Issued {
+                    request: r,
+                    at: self.now,
+                    live: true,
+                    got: BTreeSet::new(),
+                });
+            }
+        }
+
+        fn answer(&mut self, i: usize, h: u32, wrong: bool) {
+            let Issued { request, live, .. } = &self.issued[i];
+            let (id, peer, live) = (request.id, request.peer, *live);
+            let arrival = self.s.on_block(id, Self::block(h, wrong), self.now);
+            if !live || h < self.next || self.held.contains_key(&h) {
+                assert_eq!(arrival, Arrival::Stale, "{h} for {id}");
+                return;
+            }
+            if wrong && h < self.headers {
+                return self.bad(&arrival, peer);
+            }
+            assert_eq!(arrival, Arrival::Kept, "{h} for {id}");
+            self.keep(h, peer, id, wrong);
+            let issued = &mut self.issued[i];
+            issued.got.insert(h);
+            if issued.got.len() == issued.request.count as usize {
+                issued.live = false;
+            }
+        }
+
+        fn offer(&mut self, from: PeerId, h: u32, wrong: bool) {
+            let arrival = self.s.offer(Self::block(h, wrong), from);
+            let limit = u64::from(self.next) + u64::from(self.config.window);
+            if h < self.next
+                || self.held.contains_key(&h)
+                || u64::from(h) >= limit
+                || self.covered(h)
+            {
+                assert_eq!(arrival, Arrival::Stale, "offer of {h}");
+                return;
+            }
+            if wrong && h < self.headers {
+                return self.bad(&arrival, from);
+            }
+            assert_eq!(arrival, Arrival::Kept, "offer of {h}");
+            self.keep(h, from, RequestId::MAX, wrong);
+            self.target = self.target.max(Some(h));
+        }
+
+        fn ready(&mut self) {
+            while let Some(ready) = self.s.poll_ready() {
+                let held = self
+                    .held
+                    .remove(&self.next)
+                    .expect("only a held block is handed out");
+                match ready {
+                    Ready::Block { block, from } => {
+                        assert!(!held.wrong, "a block of the other chain handed out");
+                        assert_eq!(block.hash(), chains().0[self.next as usize].hash());
+                        assert_eq!(from, held.from);
+                        self.next += 1;
+                    }
+                    Ready::Fault { peer, index, .. } => {
+                        assert!(held.wrong, "an honest block refused at {index}");
+                        assert_eq!((peer, index), (held.from, self.next));
+                        let live = self
+                            .issued
+                            .get(held.request as usize)
+                            .is_some_and(|i| i.live);
+                        if !live {
+                            self.tried.insert(index, HashSet::from([peer]));
+                        }
+                        self.drop_peer(peer);
+                    }
+                }
+            }
+        }
+
+        fn check(&self) {
+            let s = &self.s;
+            assert_eq!(s.next_index(), u64::from(self.next));
+            assert_eq!(s.target(), self.target.or(Some(0)));
+            assert_eq!(s.held(), self.held.len());
+            assert!(s.held() <= self.config.window as usize);
+            let bytes: usize = self.held.values().map(|h| h.size).sum();
+            assert_eq!(s.held_bytes(), bytes);
+            if let Some((&top, _)) = self.held.last_key_value() {
+                let limit = u64::from(self.next) + u64::from(self.config.window);
+                assert!(u64::from(top) < limit, "{top} held beyond the window");
+            }
+            let live = self.issued.iter().filter(|i| i.live).count();
+            assert_eq!(s.in_flight(), live);
+            for i in self.issued.iter().filter(|i| i.live) {
+                assert_eq!(s.request_peer(i.request.id), Some(i.request.peer));
+            }
+            for &peer in self.peers.keys() {
+                assert!(self.live(peer) as u32 <= self.config.per_peer);
+            }
+        }
+
+        /// An honest peer that has every height joins and answers every
+        /// request of its own at once; the others answer theirs too when
+        /// `all`, and else never (their requests time out or are taken
+        /// from them). The download must end within a bounded number of
+        /// rounds.
+        fn finish(&mut self, all: bool) {
+            self.step(&Op::Join(HONEST, CHAIN - 1));
+            let rounds = 8 * CHAIN + 40;
+            for _ in 0..rounds {
+                self.step(&Op::Ready);
+                if self.s.is_done() {
+                    break;
+                }
+                self.step(&Op::Poll);
+                let live: Vec<usize> = (0..self.issued.len())
+                    .filter(|&i| self.issued[i].live)
+                    .filter(|&i| all || self.issued[i].request.peer == HONEST)
+                    .collect();
+                for i in live {
+                    let request = self.issued[i].request.clone();
+                    for h in request.start..request.start + request.count {
+                        self.answer(i, h, false);
+                    }
+                    self.check();
+                }
+                self.step(&Op::Wait(if all { 1 } else { 2_500 }));
+            }
+            assert!(
+                self.s.is_done(),
+                "not done after {rounds} rounds: {:?}",
+                self.s
+            );
+            assert_eq!(Some(self.next - 1), self.target.max(Some(0)));
+            assert_eq!((self.s.held(), self.s.held_bytes()), (0, 0));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn the_schedule_keeps_its_promises_under_any_events(
+            (config, target, headers) in settings(),
+            ops in proptest::collection::vec(op(), 1..120),
+            all in any::<bool>(),
+        ) {
+            let mut m = Model::new(config, target, headers);
+            m.check();
+            for op in &ops {
+                m.step(op);
+            }
+            m.finish(all);
+        }
+    }
+}
