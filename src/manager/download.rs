@@ -407,6 +407,13 @@ impl<B: Fetched> Schedule<B> {
         Some(self.work.get(start)?.flight.as_ref()?.peer)
     }
 
+    /// The live request of `peer` whose heights hold `index`, if any.
+    pub(crate) fn request_covering(&self, peer: PeerId, index: u32) -> Option<RequestId> {
+        let (_, work) = self.work.range(..=index).next_back()?;
+        let flight = work.flight.as_ref()?;
+        (work.end >= index && flight.peer == peer).then_some(flight.id)
+    }
+
     /// The hash of the block we hold or handed out at `block`'s height
     /// when it is another block: a peer offering `block` offers a block of
     /// another chain at a height we already have. `None` when `block` is

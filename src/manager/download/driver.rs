@@ -323,6 +323,31 @@ struct Tail {
     ahead: BTreeMap<u32, UInt256>,
 }
 
+impl Tail {
+    /// Appends the header of height `index`, hash `hash`, when it follows
+    /// the last one (`prev` is its hash); false, and nothing changed, if not.
+    fn extend(&mut self, index: u32, hash: UInt256, prev: UInt256) -> bool {
+        let follows = self
+            .tip
+            .is_some_and(|(i, h)| i.checked_add(1) == Some(index) && h == prev);
+        if follows {
+            self.tip = Some((index, hash));
+            self.ahead.insert(index, hash);
+        }
+        follows
+    }
+}
+
+/// One of `peer`'s requests has ended: its slot is free.
+fn release(running: &mut HashMap<PeerId, u32>, peer: PeerId) {
+    if let Some(n) = running.get_mut(&peer) {
+        *n -= 1;
+        if *n == 0 {
+            running.remove(&peer);
+        }
+    }
+}
+
 fn lock(tail: &Mutex<Tail>) -> std::sync::MutexGuard<'_, Tail> {
     tail.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -386,10 +411,6 @@ pub(crate) async fn run<P: BlockSource>(
     // of the same kind hold them), and until when they are offered
     // nothing. At most the live peers.
     let mut busy: HashMap<PeerId, Instant> = HashMap::new();
-    // The heights each request sent and not ended asks, and of whom (for a
-    // block its peer sends unasked meanwhile): one entry per request
-    // running.
-    let mut asking: HashMap<RequestId, (PeerId, u32, u32)> = HashMap::new();
     // Announcing peers being pinged (N3): at most the live peers.
     let mut pinging: HashSet<PeerId> = HashSet::new();
     // Block hashes handed out or learned from headers.
@@ -531,10 +552,6 @@ pub(crate) async fn run<P: BlockSource>(
             };
             *running.entry(request.peer).or_default() += 1;
             outcome.requests += 1;
-            let last = request
-                .start
-                .saturating_add(request.count.saturating_sub(1));
-            asking.insert(id, (request.peer, request.start, last));
             let from = request.peer;
             manager.inner.spawn(async move {
                 // Each block goes to the schedule as it arrives, to be
@@ -677,10 +694,7 @@ pub(crate) async fn run<P: BlockSource>(
                     }
                     continue;
                 }
-                Note::Answer(id, peer, answer) => {
-                    asking.remove(&id);
-                    (id, peer, answer)
-                }
+                Note::Answer(id, peer, answer) => (id, peer, answer),
                 Note::Pinged(peer) => {
                     pinging.remove(&peer);
                     continue;
@@ -703,12 +717,7 @@ pub(crate) async fn run<P: BlockSource>(
                     }
                     if by_headers {
                         let mut t = lock(&tail);
-                        let follows = t.tip.is_some_and(|(i, h)| {
-                            i.checked_add(1) == Some(index) && h == block.prev_hash()
-                        });
-                        if follows {
-                            t.tip = Some((index, hash));
-                            t.ahead.insert(index, hash);
+                        if t.extend(index, hash, block.prev_hash()) {
                             drop(t);
                             seen.insert(hash);
                             on_header(&P::block_header(&P::chain_block(block.clone())));
@@ -718,13 +727,7 @@ pub(crate) async fn run<P: BlockSource>(
                     }
                     // Asked of that peer already (its height rose with this
                     // very block): the block is its answer.
-                    let asked = asking
-                        .iter()
-                        .find(|(_, (p, first, last))| {
-                            *p == peer && (*first..=*last).contains(&index)
-                        })
-                        .map(|(&id, _)| id);
-                    let arrival = match asked {
+                    let arrival = match schedule.request_covering(peer, index) {
                         Some(id) => schedule.on_block(id, block, now),
                         None => schedule.offer(block, peer),
                     };
@@ -737,12 +740,7 @@ pub(crate) async fn run<P: BlockSource>(
                     if offering.is_some_and(|(p, _)| p == peer) {
                         offering = None;
                     }
-                    if let Some(n) = running.get_mut(&peer) {
-                        *n -= 1;
-                        if *n == 0 {
-                            running.remove(&peer);
-                        }
-                    }
+                    release(&mut running, peer);
                     for block in answer.into_iter().flatten().filter_map(P::block) {
                         if dropped.contains(&peer) {
                             break;
@@ -753,16 +751,9 @@ pub(crate) async fn run<P: BlockSource>(
                             break;
                         }
                         let (index, hash) = (block.index(), block.hash());
-                        let mut t = lock(&tail);
-                        let follows = t.tip.is_some_and(|(i, h)| {
-                            i.checked_add(1) == Some(index) && h == block.prev_hash()
-                        });
-                        if !follows {
+                        if !lock(&tail).extend(index, hash, block.prev_hash()) {
                             continue;
                         }
-                        t.tip = Some((index, hash));
-                        t.ahead.insert(index, hash);
-                        drop(t);
                         seen.insert(hash);
                         on_header(&P::block_header(&P::chain_block(block.clone())));
                         schedule.set_target(index);
@@ -791,7 +782,7 @@ pub(crate) async fn run<P: BlockSource>(
                     for header in headers {
                         let (index, hash) = (P::header_index(&header), P::header_hash(&header));
                         let prev = P::header_prev_hash(&header);
-                        let (tip_index, tip_hash) = t.tip.unwrap_or((0, UInt256::ZERO));
+                        let tip_index = t.tip.map_or(0, |t| t.0);
                         let why = if index <= tip_index {
                             // An answer to an earlier `getheaders`: known
                             // headers are skipped, another one is wrong.
@@ -801,13 +792,11 @@ pub(crate) async fn run<P: BlockSource>(
                                 )),
                                 _ => None,
                             }
-                        } else if index - 1 != tip_index || prev != tip_hash {
+                        } else if !t.extend(index, hash, prev) {
                             Some(format!(
                                 "header {index} does not follow the last header known ({tip_index})"
                             ))
                         } else {
-                            t.tip = Some((index, hash));
-                            t.ahead.insert(index, hash);
                             seen.insert(hash);
                             on_header(&header);
                             None
@@ -839,12 +828,7 @@ pub(crate) async fn run<P: BlockSource>(
                     continue;
                 }
             };
-            if let Some(n) = running.get_mut(&peer) {
-                *n -= 1;
-                if *n == 0 {
-                    running.remove(&peer);
-                }
-            }
+            release(&mut running, peer);
             match answer {
                 Ok(()) => {}
                 Err(ManagerError::Busy { .. }) => {
