@@ -608,7 +608,7 @@ impl<P: Inventory> Room<P> {
 fn rank<P: Protocol>(peer: &Peer<P>) -> Rank {
     Rank {
         preferred: peer.direction() == Direction::Outbound,
-        rtt: peer.info().rtt,
+        rtt: peer.rtt(),
     }
 }
 

@@ -637,6 +637,12 @@ impl<P: Protocol> Peer<P> {
         self.shared.lock().machine.remote().height
     }
 
+    /// The round trip of its last answered `ping` ([`PeerInfo::rtt`],
+    /// without copying the rest of [`Peer::info`]).
+    pub fn rtt(&self) -> Option<Duration> {
+        self.shared.lock().machine.remote().rtt
+    }
+
     /// What is known about the remote now.
     pub fn info(&self) -> PeerInfo<P> {
         let st = self.shared.lock();

@@ -494,7 +494,10 @@ impl<K: Copy> RequestTracker<K> {
     /// is a [`Delivery::Duplicate`]).
     pub fn delivered(&mut self, peer: PeerId, hash: UInt256) -> Delivery {
         let first = self.delivered.insert(hash);
-        let asked = self.in_flight_peers(&hash).contains(&peer);
+        let asked = self
+            .items
+            .get(&hash)
+            .is_some_and(|i| i.in_flight.iter().any(|r| r.peer == peer));
         self.forget(hash);
         if !first {
             return Delivery::Duplicate;
