@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::feeler;
 use super::handle::ManagedPeer;
-use super::registry::{Entry, KINDS, direction_index, release_ip};
+use super::registry::{Entry, KINDS, direction_index, node_addr, release_ip};
 use super::{Inner, ManagerError, ManagerEvent, PeerManager, routing};
 use crate::peer::{Connection, Direction, DisconnectReason, PeerError};
 use crate::protocol::Protocol;
@@ -67,6 +67,9 @@ impl<P: Protocol> PeerManager<P> {
         if let Some(addr) = remote {
             peer = peer.with_remote_addr(addr);
         }
+        if let Some(addr) = local {
+            peer = peer.with_local_addr(addr);
+        }
         let shown = remote.map_or_else(|| "?".to_string(), |a| a.to_string());
         if let Err(error) = peer.run().await {
             if let (Direction::Outbound, Some(addr)) = (direction, remote) {
@@ -80,12 +83,7 @@ impl<P: Protocol> PeerManager<P> {
         }
         let info = peer.info();
         let nonce = info.nonce.unwrap_or(0);
-        // The address that identifies the node: where it listens.
-        let addr = match (direction, remote) {
-            (Direction::Outbound, r) => r,
-            (Direction::Inbound, Some(r)) => Some(SocketAddr::new(r.ip(), info.port)),
-            (Direction::Inbound, None) => None,
-        };
+        let addr = node_addr(&peer);
         if let Some(a) = addr.filter(|a| a.port() != 0 && inner.book.is_banned(*a)) {
             peer.disconnect_with(DisconnectReason::Misbehaviour("banned".into()));
             return Err(ManagerError::Banned(a));
@@ -112,7 +110,6 @@ impl<P: Protocol> PeerManager<P> {
                     addr,
                     ip,
                     nonce,
-                    local,
                     in_flight: [0; KINDS],
                     served: 0,
                     rtt: None,

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 use super::ManagerEvent;
+use super::registry::node_addr;
 use super::{Inner, PeerId, PeerManager};
 use crate::peer::{Handler, Misbehaviour, Peer};
 use crate::protocol::{Protocol, RequestKind};
@@ -23,7 +24,7 @@ impl<P: Protocol, H: Handler<P>> Handler<P> for Managed<P, H> {
     async fn handle(&self, peer: &Peer<P>, msg: P::Message) {
         if let Some(inner) = self.inner.upgrade() {
             if P::is_get_addr(&msg) {
-                let known = inner.addresses_for(peer.id());
+                let known = inner.addresses_for(peer);
                 if let Some(answer) = P::addr(&known) {
                     let _ = peer.send(answer).await;
                 }
@@ -32,7 +33,7 @@ impl<P: Protocol, H: Handler<P>> Handler<P> for Managed<P, H> {
             if P::addresses(&msg).is_some() {
                 // An `addr` that answers no `getaddr` of ours (the peer
                 // machine matched our requests' answers; this is not one).
-                let addr = inner.addr_of(peer.id());
+                let addr = node_addr(peer);
                 let points = inner.config.penalties.unsolicited_addr;
                 inner.penalise(addr, points, "unsolicited addr");
                 return;
@@ -48,7 +49,7 @@ impl<P: Protocol, H: Handler<P>> Handler<P> for Managed<P, H> {
     async fn handle_answer(&self, peer: &Peer<P>, msg: P::Message, request: RequestKind) {
         if let Some(inner) = self.inner.upgrade() {
             if let Some(addrs) = P::addresses(&msg) {
-                inner.learn(peer.id(), &addrs);
+                inner.learn(peer, &addrs);
             }
             if inner.relay_takes(peer, &msg, Some(request)) {
                 return;
@@ -62,20 +63,21 @@ impl<P: Protocol, H: Handler<P>> Handler<P> for Managed<P, H> {
             let points = match what {
                 Misbehaviour::HeightLie { .. } => inner.config.penalties.height_lie,
             };
-            inner.penalise(inner.addr_of(peer.id()), points, &what.to_string());
+            inner.penalise(node_addr(peer), points, &what.to_string());
         }
         self.user.misbehaved(peer, what).await;
     }
 }
 
 impl<P: Protocol> Inner<P> {
-    /// What to answer peer `id`'s `getaddr` with: the book's best
+    /// What to answer `peer`'s `getaddr` with: the book's best
     /// addresses or, while it has none, the listening addresses of the live
     /// peers (neither when [`ManagerConfig::share_addresses`](super::ManagerConfig::share_addresses)
-    /// is off); our own listener (as `id` reaches us) always, so that the
+    /// is off); our own listener (as `peer` reaches us) always, so that the
     /// answer is never empty while we listen (an unanswered `getaddr`
-    /// stalls the asker).
-    pub(super) fn addresses_for(&self, id: PeerId) -> Vec<crate::protocol::GossipAddr> {
+    /// stalls the asker). Our end of the connection is read from the peer,
+    /// not the registry: its `getaddr` can come before it is registered.
+    pub(super) fn addresses_for(&self, peer: &Peer<P>) -> Vec<crate::protocol::GossipAddr> {
         const MOST: usize = 200;
         let now = crate::protocol::unix_seconds();
         let gossip = |addr| crate::protocol::GossipAddr {
@@ -89,10 +91,10 @@ impl<P: Protocol> Inner<P> {
         } else {
             Vec::new()
         };
-        let reg = self.lock();
         if known.is_empty() && share {
             known.extend(
-                reg.peers
+                self.lock()
+                    .peers
                     .values()
                     .filter_map(|e| e.addr)
                     .filter(|a| a.port() != 0)
@@ -101,8 +103,7 @@ impl<P: Protocol> Inner<P> {
             );
         }
         let port = self.listen_port.load(Ordering::Relaxed);
-        let ours = reg.peers.get(&id).and_then(|e| e.local);
-        if let Some(local) = ours.filter(|_| port != 0) {
+        if let Some(local) = peer.local_addr().filter(|_| port != 0) {
             let me = SocketAddr::new(local.ip(), port);
             if !known.iter().any(|g| g.addr == me) {
                 known.push(gossip(me));
@@ -111,9 +112,9 @@ impl<P: Protocol> Inner<P> {
         known
     }
 
-    /// Addresses peer `id` sent in answer to our `getaddr`: into the book.
-    pub(super) fn learn(&self, id: PeerId, addrs: &[crate::protocol::GossipAddr]) {
-        let from = self.addr_of(id);
+    /// Addresses `peer` sent in answer to our `getaddr`: into the book.
+    pub(super) fn learn(&self, peer: &Peer<P>, addrs: &[crate::protocol::GossipAddr]) {
+        let from = node_addr(peer);
         let new = self.book.learn(from, addrs);
         if new > 0 {
             telemetry::address_book(&self.book);
@@ -136,5 +137,42 @@ impl<P: Protocol> PeerManager<P> {
         for id in ids {
             self.ask_addresses(id).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::book::{AddressBook, BookConfig};
+    use crate::executor::SmolGlobal;
+    use crate::manager::ManagerConfig;
+    use crate::peer::{Direction, IgnoreAll, LocalConfig};
+    use crate::protocol::N3;
+    use crate::wire::n3::PRIVNET_MAGIC;
+
+    /// A remote can send `getaddr` as soon as the handshake ends, before the
+    /// manager has registered it: the answer still names our listener as
+    /// the remote reaches us (an empty answer would go unsent and stall it).
+    #[test]
+    fn a_getaddr_before_registration_is_answered_with_our_listener() {
+        let book = AddressBook::in_memory(BookConfig::new(N3::NAME, PRIVNET_MAGIC));
+        let config = ManagerConfig::new(LocalConfig::new(PRIVNET_MAGIC));
+        let manager = PeerManager::<N3>::new(config, book, IgnoreAll, SmolGlobal).unwrap();
+        let inner = &manager.inner;
+        inner.listen_port.store(20333, Ordering::Relaxed);
+        let conn = futures_lite::io::Cursor::new(Vec::new());
+        let local: SocketAddr = "127.0.0.7:40000".parse().unwrap();
+        let remote: SocketAddr = "127.0.0.8:50000".parse().unwrap();
+        let peer = (inner.make_peer)(Box::new(conn), Direction::Inbound, Arc::downgrade(inner))
+            .with_remote_addr(remote)
+            .with_local_addr(local);
+        assert!(inner.lock().peers.is_empty());
+        let known = inner.addresses_for(&peer);
+        let listed: Vec<SocketAddr> = known.iter().map(|g| g.addr).collect();
+        assert_eq!(listed, ["127.0.0.7:20333".parse().unwrap()]);
+        assert!(N3::addr(&known).is_some());
+        // Its node address (inbound: its IP, the port of its `version`,
+        // none yet) is known without the registry too.
+        assert_eq!(node_addr(&peer), Some("127.0.0.8:0".parse().unwrap()));
     }
 }

@@ -37,14 +37,24 @@ pub(super) fn direction_index(d: Direction) -> usize {
     }
 }
 
+/// The address that identifies the node behind `peer`: where it listens.
+/// For an outbound peer that is the address dialed; for an inbound one, its
+/// IP and the port its `version` names. Read from the peer itself, so that
+/// its handler has it before the manager has registered the peer.
+pub(super) fn node_addr<P: Protocol>(peer: &Peer<P>) -> Option<SocketAddr> {
+    let remote = peer.remote_addr()?;
+    Some(match peer.direction() {
+        Direction::Outbound => remote,
+        Direction::Inbound => SocketAddr::new(remote.ip(), peer.listen_port()),
+    })
+}
+
 /// A live peer and the manager's records of it.
 pub(super) struct Entry<P: Protocol> {
     pub(super) peer: Peer<P>,
     pub(super) addr: Option<SocketAddr>,
     pub(super) ip: Option<IpAddr>,
     pub(super) nonce: u32,
-    /// Our end of the connection, when known.
-    pub(super) local: Option<SocketAddr>,
     pub(super) in_flight: [u32; KINDS],
     pub(super) served: u64,
     pub(super) rtt: Option<Duration>,

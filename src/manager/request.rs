@@ -186,7 +186,7 @@ impl<P: Protocol> Inner<P> {
     /// answers feed the address book first.
     async fn hand_answer(&self, lease: &Lease<P>, answer: P::Message) {
         if let Some(addrs) = P::addresses(&answer) {
-            self.learn(lease.id, &addrs);
+            self.learn(&lease.peer, &addrs);
         }
         (self.deliver)(lease.peer.clone(), answer, lease.kind).await;
     }

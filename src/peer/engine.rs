@@ -44,6 +44,8 @@ pub(super) struct Shared<P: Protocol> {
     pub(super) id: u64,
     pub(super) direction: Direction,
     pub(super) remote_addr: OnceLock<SocketAddr>,
+    /// Our end of the connection, when the manager knows it.
+    pub(super) local_addr: OnceLock<SocketAddr>,
     pub(super) config: Arc<LocalConfig<P>>,
     pub(super) stats: Stats,
     pub(super) created_at: SystemTime,
@@ -82,6 +84,7 @@ impl<P: Protocol> Shared<P> {
             direction,
             span,
             remote_addr: OnceLock::new(),
+            local_addr: OnceLock::new(),
             state: Mutex::new(State {
                 machine,
                 waker: None,

@@ -430,6 +430,30 @@ impl<P: Protocol> Peer<P> {
         self
     }
 
+    /// Records our end of the connection (before [`Peer::run`], so that
+    /// whatever the peer's handler does knows it from the first message).
+    pub(crate) fn with_local_addr(self, addr: SocketAddr) -> Self {
+        let _ = self.shared.local_addr.set(addr);
+        self
+    }
+
+    /// Our end of the connection, if recorded.
+    pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
+        self.shared.local_addr.get().copied()
+    }
+
+    /// The port the remote says it listens on (0 before its `version`, or
+    /// when it does not listen), without copying the rest of [`Peer::info`].
+    pub(crate) fn listen_port(&self) -> u16 {
+        self.shared
+            .lock()
+            .machine
+            .remote()
+            .facts
+            .as_ref()
+            .map_or(0, |f| f.port)
+    }
+
     /// The span of this peer's log lines: `peer`, with the fields `id`,
     /// `protocol`, `remote` (once given) and `direction`. Whatever runs on
     /// the peer's behalf can be put inside it, so that its lines name the
