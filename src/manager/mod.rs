@@ -182,11 +182,20 @@ impl<P: Protocol> WeakManager<P> {
     }
 
     /// The managed peer behind `peer`, the handle a handler is given: its
-    /// number is [`Peer::id`] and its addresses are the manager's records.
-    /// `None` when the manager is gone, or the peer has left it (or is not
-    /// yet registered: its first messages may come just before).
+    /// number is [`Peer::id`] and its address is the node's (where it
+    /// listens). Its first messages can come just before the manager has
+    /// registered it: they are named all the same. `None` when the manager
+    /// is gone, or the peer has closed.
     pub fn peer(&self, peer: &Peer<P>) -> Option<ManagedPeer<P>> {
-        self.upgrade()?.peer(peer.id())
+        let manager = self.upgrade()?;
+        if let Some(managed) = manager.peer(peer.id()) {
+            return Some(managed);
+        }
+        if peer.is_closed() {
+            return None;
+        }
+        let addr = registry::node_addr(peer);
+        Some(ManagedPeer::new(manager, addr, peer.clone()))
     }
 }
 

@@ -45,6 +45,7 @@ use event_listener::Event;
 use futures_lite::future;
 
 use super::handle::ManagedPeer;
+use super::registry::node_addr;
 use super::{Inner, ManagerError, PeerId, PeerManager};
 use crate::chain::ChainStore;
 use crate::peer::{Direction, Peer};
@@ -467,8 +468,7 @@ impl<P: Inventory> Room<P> {
         self.wake.notify(1);
         if flood {
             if let Some(inner) = self.inner.upgrade() {
-                let addr = inner.addr_of(id);
-                inner.penalise(addr, self.config.flood_points, "inv flood");
+                inner.penalise(node_addr(peer), self.config.flood_points, "inv flood");
             }
         }
     }
@@ -562,7 +562,7 @@ impl<P: Inventory> Room<P> {
                 if item.kind == ItemKind::Block && self.config.blocks_by_follower {
                     inner.push_block(id, &item.message);
                 }
-                let addr = inner.addr_of(id);
+                let addr = node_addr(peer);
                 let from = ManagedPeer::new(PeerManager { inner }, addr, peer.clone());
                 (self.on_item)(&from, item);
             }
