@@ -10,9 +10,13 @@
 //!   has work. Nothing above the window is held, so the blocks buffered are
 //!   at most `window` of them; and once the blocks held out of order weigh
 //!   `max_held_bytes` ([`MAX_HELD_BYTES`], 128 MiB), only the gaps below
-//!   the lowest of them are asked for, so what is held is that much plus
-//!   what the requests already out bring (N3 MainNet blocks average a few
-//!   KiB: 8000 of them are a few tens of MiB). A block whose hash is not
+//!   the lowest of them are asked for; what the requests already out bring
+//!   is kept up to twice that, and past it only the next block to hand out
+//!   is taken (the others are dropped as they come and asked for again
+//!   later, their peers not blamed). So the blocks held never weigh more
+//!   than `2 × max_held_bytes` and one block, whatever the peers send (N3
+//!   MainNet blocks average a few KiB: 8000 of them are a few tens of
+//!   MiB). A block whose hash is not
 //!   its header's is dropped as it arrives (the blocks of a request are
 //!   checked in groups of at most 4 MiB as they come, not at its end), so
 //!   with the headers known only the chain's own blocks are ever held.
@@ -163,9 +167,10 @@ pub struct ScheduleConfig {
     /// while another is idle (default [`STEAL_AFTER`]).
     pub steal_after: Duration,
     /// Bytes of blocks held out of order past which only heights below the
-    /// lowest one held are asked for (default [`MAX_HELD_BYTES`]). The
-    /// blocks held are then at most this, plus what the requests already
-    /// out bring (each at most `range` blocks), and never more than
+    /// lowest one held are asked for (default [`MAX_HELD_BYTES`]). What the
+    /// requests already out bring is kept up to twice this; past that only
+    /// the next block to hand out is taken, so the blocks held weigh at
+    /// most `2 × max_held_bytes` and one block, and are never more than
     /// `window` blocks.
     pub max_held_bytes: usize,
 }
@@ -207,7 +212,10 @@ pub enum Arrival {
     /// Kept, to be handed out in order.
     Kept,
     /// Not wanted (any more): its request was abandoned, its height is
-    /// already held or handed out. Dropped, and no fault.
+    /// already held or handed out, or the blocks held weigh twice
+    /// [`ScheduleConfig::max_held_bytes`] and it is not the next one to
+    /// hand out (its height is asked for again later). Dropped, and no
+    /// fault.
     Stale,
     /// Wrong: the peer's requests are abandoned and what they owed goes
     /// elsewhere. The driver drops and penalises the peer.
@@ -500,6 +508,11 @@ impl<B: Fetched> Schedule<B> {
             return Arrival::Bad { peer, why };
         }
         let size = block.wire_size();
+        if self.too_heavy(index, size) {
+            // Not counted as received: the request's end gives the height
+            // back to the waiting work.
+            return Arrival::Stale;
+        }
         self.held_bytes += size;
         self.held.insert(
             index,
@@ -557,8 +570,11 @@ impl<B: Fetched> Schedule<B> {
             self.remove_peer(from);
             return Arrival::Bad { peer: from, why };
         }
-        self.set_target(index);
         let size = block.wire_size();
+        if self.too_heavy(index, size) {
+            return Arrival::Stale;
+        }
+        self.set_target(index);
         self.held_bytes += size;
         self.held.insert(
             index,
@@ -711,6 +727,14 @@ impl<B: Fetched> Schedule<B> {
         let peers = u32::try_from(self.peers.len()).unwrap_or(u32::MAX).max(1);
         let spread = c.window / peers.saturating_mul(c.per_peer).saturating_mul(2);
         spread.clamp(MIN_RANGE.min(c.range), c.range)
+    }
+
+    /// Whether a block of `size` bytes at `index` would take the blocks
+    /// held past twice their byte bound: then only the next block to hand
+    /// out is taken (it leaves at the next [`Schedule::poll_ready`]).
+    fn too_heavy(&self, index: u32, size: usize) -> bool {
+        let hard = self.config.max_held_bytes.saturating_mul(2);
+        u64::from(index) != self.next && self.held_bytes.saturating_add(size) > hard
     }
 
     /// Whether waiting work at `start` may be asked for: always, unless the

@@ -565,23 +565,17 @@ pub(crate) async fn run<P: BlockSource>(
                 let _ = tx.send(Note::Answer(id, from, answer)).await;
             });
         }
-        while let Some(ready) = schedule.poll_ready() {
-            match ready {
-                Ready::Block { block, from } => {
-                    outcome.count += 1;
-                    outcome.bytes += block.wire_size() as u64;
-                    outcome.tip_index = Some(block.index());
-                    outcome.tip_hash = Some(block.hash());
-                    seen.insert(block.hash());
-                    if on_block(block, from).is_break() {
-                        outcome.elapsed = started.elapsed();
-                        return Ok(outcome);
-                    }
-                }
-                Ready::Fault { peer, why, index } => {
-                    fault(peer, Some(index), &why, &mut dropped, &mut outcome.faults);
-                }
-            }
+        let flow = hand_out(
+            &mut schedule,
+            &mut outcome,
+            &mut seen,
+            &mut dropped,
+            &mut on_block,
+            &fault,
+        );
+        if flow.is_break() {
+            outcome.elapsed = started.elapsed();
+            return Ok(outcome);
         }
         if by_headers {
             // Hashes below the next block are no longer needed.
@@ -690,6 +684,20 @@ pub(crate) async fn run<P: BlockSource>(
                         } else if let Arrival::Bad { peer, why } = schedule.on_block(id, block, now)
                         {
                             fault(peer, None, &why, &mut dropped, &mut outcome.faults);
+                        }
+                        // What is ready goes out at once: past twice the
+                        // byte bound only the next block is taken.
+                        let flow = hand_out(
+                            &mut schedule,
+                            &mut outcome,
+                            &mut seen,
+                            &mut dropped,
+                            &mut on_block,
+                            &fault,
+                        );
+                        if flow.is_break() {
+                            outcome.elapsed = started.elapsed();
+                            return Ok(outcome);
                         }
                     }
                     continue;
@@ -841,6 +849,35 @@ pub(crate) async fn run<P: BlockSource>(
             schedule.on_end(id);
         }
     }
+}
+
+/// Hands out the blocks that are ready, in order, to `on_block`, counting
+/// them in `outcome`; a block that fails its last checks faults its peer.
+/// `Break` once `on_block` says stop.
+fn hand_out<B: Fetched>(
+    schedule: &mut Schedule<B>,
+    outcome: &mut DownloadOutcome,
+    seen: &mut KnownSet,
+    dropped: &mut HashSet<PeerId>,
+    on_block: &mut impl FnMut(B, PeerId) -> ControlFlow<()>,
+    fault: &impl Fn(PeerId, Option<u32>, &str, &mut HashSet<PeerId>, &mut u32),
+) -> ControlFlow<()> {
+    while let Some(ready) = schedule.poll_ready() {
+        match ready {
+            Ready::Block { block, from } => {
+                outcome.count += 1;
+                outcome.bytes += block.wire_size() as u64;
+                outcome.tip_index = Some(block.index());
+                outcome.tip_hash = Some(block.hash());
+                seen.insert(block.hash());
+                on_block(block, from)?;
+            }
+            Ready::Fault { peer, why, index } => {
+                fault(peer, Some(index), &why, dropped, &mut outcome.faults);
+            }
+        }
+    }
+    ControlFlow::Continue(())
 }
 
 /// Why `block` is not ours, when it is another block at a height held or

@@ -184,13 +184,58 @@ fn ranges_are_cut_shorter_so_that_every_peer_gets_its_requests() {
 }
 
 #[test]
+fn past_twice_the_held_bytes_only_the_next_block_is_taken() {
+    let blocks = chain(12, 0);
+    let t0 = Instant::now();
+    let size = blocks.iter().map(Fetched::wire_size).max().unwrap_or(0);
+    // Two blocks past which only the next one is taken.
+    let config = ScheduleConfig {
+        max_held_bytes: size,
+        ..config(40, 4)
+    };
+    let mut s = schedule(&blocks, config, 11);
+    s.set_peer(A, 11);
+    s.set_peer(B, 11);
+    let rs = requests(&mut s, t0);
+    let (head, next) = (&rs[0], &rs[1]);
+    assert_eq!((head.start, next.start, next.peer), (1, 5, B));
+    // The second range comes first: two blocks kept, the rest dropped, its
+    // peer not blamed.
+    let got: Vec<Arrival> = (5..=8)
+        .map(|h| s.on_block(next.id, blocks[h].clone(), t0))
+        .collect();
+    assert_eq!(got[..2], [Arrival::Kept, Arrival::Kept]);
+    assert_eq!(got[2..], [Arrival::Stale, Arrival::Stale]);
+    assert!(s.held_bytes() <= 2 * size);
+    // Its answers end: what it did not bring waits, above the lowest block
+    // held, so it is not asked for while the bytes are over the bound.
+    assert!(s.on_end(next.id));
+    assert_eq!(requests(&mut s, t0), []);
+    // An offer above is dropped too; the next block is always taken.
+    assert_eq!(s.offer(blocks[9].clone(), A), Arrival::Stale);
+    for block in &blocks[1..=4] {
+        assert_eq!(s.on_block(head.id, block.clone(), t0), Arrival::Kept);
+        assert!(s.held_bytes() <= 3 * size);
+        ready(&mut s);
+    }
+    assert_eq!(s.next_index(), 7);
+    // Room again: the dropped heights are asked for, of A (B tried them).
+    let again = requests(&mut s, t0);
+    assert_eq!((again[0].start, again[0].count, again[0].peer), (7, 2, A));
+    answer(&mut s, &blocks, &again[0], t0);
+    assert_eq!(ready(&mut s).len(), 2);
+    assert_eq!(s.held_bytes(), 0);
+}
+
+#[test]
 fn past_the_held_bytes_only_the_gaps_below_what_is_held_are_asked() {
     let blocks = chain(40, 0);
     let t0 = Instant::now();
     let size = blocks[1].wire_size();
-    // Room for about two blocks held out of order.
+    // Room for about two blocks held out of order (and five past which
+    // only the next block is taken).
     let config = ScheduleConfig {
-        max_held_bytes: 2 * size,
+        max_held_bytes: 2 * size + size / 2,
         ..config(40, 4)
     };
     let mut s = schedule(&blocks, config, 40);
@@ -215,8 +260,16 @@ fn past_the_held_bytes_only_the_gaps_below_what_is_held_are_asked() {
     let again = requests(&mut s, t1);
     assert_eq!(again.len(), 1);
     assert_eq!((again[0].start, again[0].count), (1, 4), "the gap only");
-    answer(&mut s, &blocks, &again[0], t1);
-    assert_eq!(ready(&mut s).len(), 8);
+    // Each block of the gap is the next to hand out as it comes (the
+    // driver hands out what is ready after each): taken, however much is
+    // held.
+    let mut out = 0;
+    for block in &blocks[1..=4] {
+        let kept = s.on_block(again[0].id, block.clone(), t1);
+        assert_eq!(kept, Arrival::Kept);
+        out += ready(&mut s).len();
+    }
+    assert_eq!(out, 8);
     assert_eq!(s.held_bytes(), 0);
     // Asking goes on.
     assert_eq!(requests(&mut s, t1).len(), 2);
@@ -863,6 +916,13 @@ mod model {
             self.drop_peer(from);
         }
 
+        /// Past twice the byte bound only the next block is taken.
+        fn too_heavy(&self, h: u32, wrong: bool) -> bool {
+            let bytes: usize = self.held.values().map(|b| b.size).sum();
+            let size = Self::block(h, wrong).wire_size();
+            h != self.next && bytes + size > self.config.max_held_bytes.saturating_mul(2)
+        }
+
         fn keep(&mut self, h: u32, from: PeerId, request: RequestId, wrong: bool) {
             let size = Self::block(h, wrong).wire_size();
             let held = HeldBlock {
@@ -1033,6 +1093,14 @@ mod model {
             if wrong && h < self.headers {
                 return self.bad(&arrival, peer);
             }
+            if self.too_heavy(h, wrong) {
+                assert_eq!(
+                    arrival,
+                    Arrival::Stale,
+                    "{h} for {id}, over twice the bytes"
+                );
+                return;
+            }
             assert_eq!(arrival, Arrival::Kept, "{h} for {id}");
             self.keep(h, peer, id, wrong);
             let issued = &mut self.issued[i];
@@ -1055,6 +1123,14 @@ mod model {
             }
             if wrong && h < self.headers {
                 return self.bad(&arrival, from);
+            }
+            if self.too_heavy(h, wrong) {
+                assert_eq!(
+                    arrival,
+                    Arrival::Stale,
+                    "offer of {h}, over twice the bytes"
+                );
+                return;
             }
             assert_eq!(arrival, Arrival::Kept, "offer of {h}");
             self.keep(h, from, RequestId::MAX, wrong);
@@ -1098,6 +1174,10 @@ mod model {
             assert!(s.held() <= self.config.window as usize);
             let bytes: usize = self.held.values().map(|h| h.size).sum();
             assert_eq!(s.held_bytes(), bytes);
+            // Twice the bound and the next block, whatever was sent.
+            let largest = self.held.values().map(|h| h.size).max().unwrap_or(0);
+            let hard = self.config.max_held_bytes.saturating_mul(2);
+            assert!(bytes <= hard.saturating_add(largest), "{bytes} bytes held");
             if let Some((&top, _)) = self.held.last_key_value() {
                 let limit = u64::from(self.next) + u64::from(self.config.window);
                 assert!(u64::from(top) < limit, "{top} held beyond the window");
@@ -1134,6 +1214,14 @@ mod model {
                     let request = self.issued[i].request.clone();
                     for h in request.start..request.start + request.count {
                         self.answer(i, h, false);
+                        // As the driver: what is ready goes out at once.
+                        self.step(&Op::Ready);
+                    }
+                    if self.issued[i].live {
+                        // Its answers ended short of it (blocks dropped over
+                        // twice the byte bound): the driver ends it.
+                        assert!(self.s.on_end(request.id));
+                        self.kill(request.id);
                     }
                     self.check();
                 }
