@@ -863,6 +863,48 @@ fn parallel_sync_async_std() {
 
 // ---------------------------------------------------------------------------
 
+/// A sync runs more ranges than its peers take at once: the ranges waiting
+/// for a busy peer are asked again when it is free, however short the route
+/// timeout (here none: every wait for a free peer fails at once).
+fn sync_outlasts_the_route_timeout<R: Rt>(rt: R) {
+    rt.block_on(async {
+        let n3c = n3_chain(9_000);
+        let legc = legacy_chain(3_000);
+        let n3_node = node(rt, n3c.clone()).await;
+        let legacy_node = node(rt, legc.clone()).await;
+        let mut nc = manager_config::<N3>(0);
+        nc.route_timeout = Duration::ZERO;
+        let c = PeerManager::new(nc, book::<N3>(), IgnoreAll, rt.ex()).unwrap();
+        let mut lc = manager_config::<Legacy>(0);
+        lc.route_timeout = Duration::ZERO;
+        let l = PeerManager::new(lc, book::<Legacy>(), IgnoreAll, rt.ex()).unwrap();
+        c.connect(n3_node.addr).await.unwrap();
+        l.connect(legacy_node.addr).await.unwrap();
+        let options = SyncOptions::default();
+        assert!(options.parallel > 1);
+        let out = sync_n3(&c, 0, &options, |_| {}, |_, _| {}).await.unwrap();
+        assert_eq!((out.count, out.tip_hash), (9_001, n3c.tip_hash()));
+        let out = sync_legacy(&l, legc.genesis_hash(), 0, &options, |_| {}, |_, _| {})
+            .await
+            .unwrap();
+        assert_eq!((out.count, out.tip_hash), (3_001, legc.tip_hash()));
+        shut(&[&c, &n3_node.manager]).await;
+        shut(&[&l, &legacy_node.manager]).await;
+    });
+}
+
+#[test]
+fn sync_outlasts_the_route_timeout_smol() {
+    sync_outlasts_the_route_timeout(SmolRt);
+}
+
+#[test]
+fn sync_outlasts_the_route_timeout_async_std() {
+    sync_outlasts_the_route_timeout(AsyncStdRt);
+}
+
+// ---------------------------------------------------------------------------
+
 /// `getaddr` sent by hand on a managed peer: its answers are answers, not
 /// unsolicited gossip, however many times it is asked, and they reach the
 /// book whether the caller waits for them or not.

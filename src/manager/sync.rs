@@ -16,6 +16,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use async_io::Timer;
+use futures_lite::future;
 use thiserror::Error;
 
 use super::{ManagerError, PeerManager};
@@ -244,16 +246,54 @@ async fn fetch_n3_range(
         let count = (end - next + 1).min(N3_BATCH as u32);
         // A peer that has the whole range if there is one; else any that has its start.
         let min_height = end.min(manager.best_height()).max(next);
-        let (more, more_hashes) = manager
-            .request(RequestKind::Headers, min_height, |peer| async move {
-                let got = peer.get_headers_payload(next, count as i16).await?;
-                check_n3_range(&got, next, count)?;
-                // Hashed here, off the received bytes, in parallel.
-                Ok((got.to_vec(), got.hashes().collect::<Vec<_>>()))
-            })
-            .await?;
+        let (more, more_hashes) = request_headers(manager, min_height, |peer| async move {
+            let got = peer.get_headers_payload(next, count as i16).await?;
+            check_n3_range(&got, next, count)?;
+            // Hashed here, off the received bytes, in parallel.
+            Ok((got.to_vec(), got.hashes().collect::<Vec<_>>()))
+        })
+        .await?;
         headers.extend(more);
         hashes.extend(more_hashes);
+    }
+}
+
+/// A header request routed by `manager` to a peer at least `min_height`
+/// high, asked again while no such peer is free but one is live: a sync
+/// runs more ranges than its peers take at once, and on a slow machine the
+/// ranges waiting can outlast the route timeout. It is asked again at the
+/// next change among the peers (a request ending, a peer joining or
+/// leaving), or after the route timeout (at least 100 ms) when none comes;
+/// the peers' requests end by their own deadlines, so the wait is bounded.
+/// With no live peer high enough, the manager's error is returned.
+async fn request_headers<P: Protocol, T, F, Fut>(
+    manager: &PeerManager<P>,
+    min_height: u32,
+    mut call: F,
+) -> Result<T, ManagerError>
+where
+    F: FnMut(crate::peer::Peer<P>) -> Fut,
+    Fut: Future<Output = Result<T, PeerError>>,
+{
+    let pause = manager
+        .config()
+        .route_timeout
+        .max(Duration::from_millis(100));
+    loop {
+        let changed = manager.inner.changed.listen();
+        match manager
+            .request(RequestKind::Headers, min_height, &mut call)
+            .await
+        {
+            Err(ManagerError::NoAvailablePeers { .. }) if manager.best_height() >= min_height => {
+                tracing::debug!(min_height, "no peer free for headers: asking again");
+                future::or(changed, async {
+                    Timer::after(pause).await;
+                })
+                .await;
+            }
+            other => return other,
+        }
     }
 }
 
@@ -374,18 +414,17 @@ pub async fn sync_legacy(
             let hashes = range.hashes.clone();
             async move {
                 let top = first + hashes.len() as u32 - 1;
-                manager
-                    .request(RequestKind::Headers, top, |peer| {
-                        let hashes = &hashes;
-                        async move {
-                            let mut headers = peer.get_headers(after, stop).await?;
-                            headers.truncate(hashes.len());
-                            check_legacy_range(&headers, first, hashes)?;
-                            Ok(headers)
-                        }
-                    })
-                    .await
-                    .map_err(|error| SyncError::Fetch { from: first, error })
+                request_headers(&manager, top, |peer| {
+                    let hashes = &hashes;
+                    async move {
+                        let mut headers = peer.get_headers(after, stop).await?;
+                        headers.truncate(hashes.len());
+                        check_legacy_range(&headers, first, hashes)?;
+                        Ok(headers)
+                    }
+                })
+                .await
+                .map_err(|error| SyncError::Fetch { from: first, error })
             }
         },
         |range, headers: Vec<legacy::Header>| {
