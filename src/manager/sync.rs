@@ -10,8 +10,11 @@
 //!   a stop hash), checking each header's hash against the list.
 //!
 //! A range whose answer fails is retried on another peer by the manager; a
-//! peer whose headers do not fit is penalised. At most `parallel` ranges are
-//! in flight, so memory stays bounded whatever the chain's length.
+//! peer whose headers do not fit is penalised. A range that finds every
+//! peer high enough busy (more ranges run than the peers take at once)
+//! waits for one to be free, past the manager's route timeout. At most
+//! `parallel` ranges are in flight, so memory stays bounded whatever the
+//! chain's length.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
