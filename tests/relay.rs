@@ -807,3 +807,78 @@ fn an_item_sent_to_a_peer_twice_is_counted() {
         }
     });
 }
+
+/// A peer that asks for the same item again and again and reads nothing
+/// gets no second copy of it queued while the first waits: its queue holds
+/// the item once, not once per request.
+#[test]
+fn an_item_asked_again_while_it_waits_for_the_asker_is_not_queued_twice() {
+    use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+    use neo_peer::protocol::Role;
+    smol::block_on(async {
+        let (hub, _) = relaying::<N3, _>(IgnoreAll);
+        let addr = listening(&hub).await;
+        // A transaction of some 60 KB: a few fill the socket's buffers.
+        let mut tx = match N3::tx(5).message {
+            n3::Message::Transaction(tx) => tx,
+            other => panic!("{other:?}"),
+        };
+        tx.script = vec![0x40; 60_000].into();
+        let item = N3::item(&n3::Message::Transaction(tx)).unwrap();
+        hub.relay(item.clone());
+        // A raw peer: the handshake, then requests only, never a read.
+        let mut conn = async_io::Async::<std::net::TcpStream>::connect(addr)
+            .await
+            .unwrap();
+        let mut codec = N3::codec(NET);
+        let frame = |codec: &_, m: &n3::Message| {
+            let mut out = bytes::BytesMut::new();
+            N3::encode(codec, m, &mut out).unwrap();
+            out.to_vec()
+        };
+        let mut local = LocalConfig::<N3>::new(NET);
+        local.identity.nonce = 0x0BAD;
+        conn.write_all(&frame(&codec, &N3::version(&local.identity)))
+            .await
+            .unwrap();
+        let mut buf = bytes::BytesMut::new();
+        let mut seen = 0;
+        while seen < 2 {
+            match N3::decode(&mut codec, &mut buf).unwrap() {
+                Some(d) => {
+                    if matches!(N3::role(&d.message), Role::Version(_) | Role::Verack) {
+                        seen += 1;
+                    }
+                }
+                None => {
+                    let mut chunk = [0u8; 4096];
+                    let n = conn.read(&mut chunk).await.unwrap();
+                    assert!(n > 0, "closed during the handshake");
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+            }
+        }
+        conn.write_all(&frame(&codec, &N3::verack())).await.unwrap();
+        let ask = frame(
+            &codec,
+            &N3::get_data(ItemKind::Transaction, &[item.hash]).unwrap(),
+        );
+        let asks: Vec<u8> = std::iter::repeat_n(ask, 4000).flatten().collect();
+        conn.write_all(&asks).await.unwrap();
+        // Then an unknown hash: its `notfound` says every request before it
+        // was handled.
+        let unknown = neo_peer::wire::UInt256([0xab; 32]);
+        conn.write_all(&frame(
+            &codec,
+            &N3::get_data(ItemKind::Transaction, &[unknown]).unwrap(),
+        ))
+        .await
+        .unwrap();
+        until("the last request handled", &hub, |s| s.not_found == 1).await;
+        let s = hub.relay_stats().unwrap();
+        assert_eq!(s.dropped, 0, "{s:?}");
+        assert!(s.served < 1000, "{s:?}");
+        drop(conn);
+        hub.shutdown().await;
+    });
+}

@@ -20,7 +20,8 @@
 //!   batching delay), unless [`RelayConfig::batch`] gathers transactions;
 //! - a `getdata` is answered from a bounded cache of the items relayed
 //!   lately, then from the embedder's [`ChainStore`], and on N3 with
-//!   `notfound` for the rest.
+//!   `notfound` for the rest; an item still waiting to be sent to the asker
+//!   is not queued for it again.
 //!
 //! A room whose manager also follows the chain can leave blocks to the
 //! follower ([`RelayConfig::blocks_by_follower`]): a block is then
@@ -37,7 +38,7 @@
 //! that does not read slows no one else, and past the bound what is queued
 //! for it is dropped (counted in [`RelayStats::dropped`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -261,7 +262,11 @@ struct State<P: Inventory> {
 struct Link<P: Protocol> {
     /// It wants transactions and payloads.
     full_node: bool,
-    outbox: VecDeque<P::Message>,
+    /// What waits to be sent, each item answer with its item's hash.
+    outbox: VecDeque<(Option<UInt256>, P::Message)>,
+    /// The items in `outbox`: a `getdata` of an item already waiting for
+    /// the peer queues no second copy of it (at most the outbox's bound).
+    queued: HashSet<UInt256>,
     ready: Arc<Event>,
 }
 
@@ -318,6 +323,7 @@ impl<P: Inventory> Room<P> {
             Link {
                 full_node: info.relay,
                 outbox: VecDeque::new(),
+                queued: HashSet::new(),
                 ready: ready.clone(),
             },
         );
@@ -332,11 +338,13 @@ impl<P: Inventory> Room<P> {
         let id = peer.id();
         loop {
             let listener = ready.listen();
-            let next = self
-                .lock()
-                .links
-                .get_mut(&id)
-                .and_then(|l| l.outbox.pop_front());
+            let next = self.lock().links.get_mut(&id).and_then(|l| {
+                let (item, msg) = l.outbox.pop_front()?;
+                if let Some(hash) = item {
+                    l.queued.remove(&hash);
+                }
+                Some(msg)
+            });
             match next {
                 Some(msg) => {
                     if peer.send(msg).await.is_err() {
@@ -370,6 +378,18 @@ impl<P: Inventory> Room<P> {
 
     /// Queues `msg` for peer `id`.
     fn push(&self, st: &mut State<P>, id: PeerId, msg: P::Message) -> bool {
+        self.push_item(st, id, None, msg)
+    }
+
+    /// Queues `msg` for peer `id`; `item` is the hash of the item it
+    /// carries, if it carries one.
+    fn push_item(
+        &self,
+        st: &mut State<P>,
+        id: PeerId,
+        item: Option<UInt256>,
+        msg: P::Message,
+    ) -> bool {
         let limit = self.config.outbox.max(1);
         let Some(link) = st.links.get_mut(&id) else {
             return false;
@@ -378,7 +398,10 @@ impl<P: Inventory> Room<P> {
             st.stats.dropped += 1;
             return false;
         }
-        link.outbox.push_back(msg);
+        if let Some(hash) = item {
+            link.queued.insert(hash);
+        }
+        link.outbox.push_back((item, msg));
         link.ready.notify(1);
         true
     }
@@ -493,10 +516,14 @@ impl<P: Inventory> Room<P> {
         // One answer per hash at most: no more hashes are looked up than
         // the asker's outbox has room for, so that a long `getdata` (Legacy
         // takes 65,536 hashes) never builds more than that in memory.
-        let room = st.links.get(&id).map_or(0, |l| {
-            self.config.outbox.max(1).saturating_sub(l.outbox.len())
-        });
+        let Some(link) = st.links.get(&id) else {
+            return;
+        };
+        let room = self.config.outbox.max(1).saturating_sub(link.outbox.len());
+        // An item still waiting in the outbox for this peer is on its way:
+        // asking again (however often) queues no second copy.
         let mut asked = distinct(hashes);
+        asked.retain(|h| !link.queued.contains(h));
         if asked.len() > room {
             st.stats.dropped += (asked.len() - room) as u64;
             asked.truncate(room);
@@ -523,16 +550,18 @@ impl<P: Inventory> Room<P> {
             }
         }
         for msg in answers {
+            let mut carries = None;
             if let Some(item) = P::item(&msg) {
                 st.known.mark(id, item.hash);
                 if !st.sent_items.mark(id, item.hash) {
                     st.stats.resent += 1;
                 }
                 st.stats.served += 1;
+                carries = Some(item.hash);
             } else if let Some((_, missing)) = P::missing(&msg) {
                 st.stats.not_found += missing.len() as u64;
             }
-            self.push(&mut st, id, msg);
+            self.push_item(&mut st, id, carries, msg);
         }
     }
 
@@ -748,7 +777,8 @@ impl<P: Inventory> PeerManager<P> {
     /// - `getdata` is answered from the items relayed lately (at most
     ///   [`RelayConfig::cache`]), then from `store` when given (blocks and
     ///   transactions), and on N3 with `notfound` for the rest; no more
-    ///   hashes are answered than the asker's queue has room for.
+    ///   hashes are answered than the asker's queue has room for, and an
+    ///   item still waiting in that queue is not queued again.
     /// - What the relay sends goes through a queue per peer of at most
     ///   [`RelayConfig::outbox`] messages, drained by one task per peer: a
     ///   peer that does not read slows no one else; past the bound, what is
