@@ -882,3 +882,78 @@ fn an_item_asked_again_while_it_waits_for_the_asker_is_not_queued_twice() {
         hub.shutdown().await;
     });
 }
+
+/// A peer that asks for many large items and reads nothing makes the relay
+/// hold at most its outbox's bytes for it: past them, answers are dropped.
+#[test]
+fn a_peer_that_does_not_read_is_queued_no_more_than_its_outbox_bytes() {
+    use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+    use neo_peer::protocol::Role;
+    smol::block_on(async {
+        let relay_config = RelayConfig {
+            outbox_bytes: 1 << 20,
+            ..RelayConfig::default()
+        };
+        let (hub, _) = relaying_with::<N3, _>(IgnoreAll, relay_config);
+        let addr = listening(&hub).await;
+        // 600 transactions of some 60 KB: 36 MB, far more than the
+        // socket's buffers and the outbox's bytes hold.
+        let tx = match N3::tx(5).message {
+            n3::Message::Transaction(tx) => tx,
+            other => panic!("{other:?}"),
+        };
+        let mut hashes = Vec::new();
+        for i in 0..600u32 {
+            let mut tx = tx.clone();
+            tx.nonce = i;
+            tx.script = vec![0x40; 60_000].into();
+            let item = N3::item(&n3::Message::Transaction(tx)).unwrap();
+            hashes.push(item.hash);
+            hub.relay(item);
+        }
+        let mut conn = async_io::Async::<std::net::TcpStream>::connect(addr)
+            .await
+            .unwrap();
+        let mut codec = N3::codec(NET);
+        let frame = |codec: &_, m: &n3::Message| {
+            let mut out = bytes::BytesMut::new();
+            N3::encode(codec, m, &mut out).unwrap();
+            out.to_vec()
+        };
+        let mut local = LocalConfig::<N3>::new(NET);
+        local.identity.nonce = 0x0BAD;
+        conn.write_all(&frame(&codec, &N3::version(&local.identity)))
+            .await
+            .unwrap();
+        let mut buf = bytes::BytesMut::new();
+        let mut seen = 0;
+        while seen < 2 {
+            match N3::decode(&mut codec, &mut buf).unwrap() {
+                Some(d) => {
+                    if matches!(N3::role(&d.message), Role::Version(_) | Role::Verack) {
+                        seen += 1;
+                    }
+                }
+                None => {
+                    let mut chunk = [0u8; 4096];
+                    let n = conn.read(&mut chunk).await.unwrap();
+                    assert!(n > 0, "closed during the handshake");
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+            }
+        }
+        conn.write_all(&frame(&codec, &N3::verack())).await.unwrap();
+        for hash in &hashes {
+            let ask = N3::get_data(ItemKind::Transaction, &[*hash]).unwrap();
+            conn.write_all(&frame(&codec, &ask)).await.unwrap();
+        }
+        until("every request handled", &hub, |s| {
+            s.served + s.dropped == 600
+        })
+        .await;
+        let s = hub.relay_stats().unwrap();
+        assert!(s.dropped > 0, "{s:?}");
+        drop(conn);
+        hub.shutdown().await;
+    });
+}

@@ -34,9 +34,10 @@
 //! announcement, went to a peer twice.
 //!
 //! Every message the room sends goes through a per-peer outbox of at most
-//! [`RelayConfig::outbox`] messages, drained by one task per peer: a peer
-//! that does not read slows no one else, and past the bound what is queued
-//! for it is dropped (counted in [`RelayStats::dropped`]).
+//! [`RelayConfig::outbox`] messages and [`RelayConfig::outbox_bytes`]
+//! bytes, drained by one task per peer: a peer that does not read slows no
+//! one else, and past the bound what is queued for it is dropped (counted
+//! in [`RelayStats::dropped`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -62,6 +63,9 @@ use crate::wire::UInt256;
 pub const RELAY_CACHE: usize = 1024;
 /// Messages queued for one peer at most ([`RelayConfig::outbox`]).
 pub const RELAY_OUTBOX: usize = 1024;
+/// Bytes (as framed on the wire) queued for one peer at most
+/// ([`RelayConfig::outbox_bytes`]).
+pub const RELAY_OUTBOX_BYTES: usize = 8 << 20;
 /// Sends of each kind (announcements, items) remembered per peer to count
 /// repeats ([`RelayConfig::sent_per_peer`]).
 pub const SENT_PER_PEER: usize = 2048;
@@ -84,6 +88,12 @@ pub struct RelayConfig {
     /// Messages queued for one peer ([`RELAY_OUTBOX`]); past it, new ones
     /// for that peer are dropped.
     pub outbox: usize,
+    /// Bytes queued for one peer, each message counted at its framed size
+    /// ([`RELAY_OUTBOX_BYTES`], 8 MiB): a message that would take the
+    /// queue past it is dropped, unless the queue is empty (so one message
+    /// of any size goes out). What a peer that does not read can make us
+    /// hold is then this, plus one message, whatever it asks for.
+    pub outbox_bytes: usize,
     /// Points for each `inv` that breaks the tracker's per-peer bound
     /// ([`FLOOD_POINTS`]).
     pub flood_points: u32,
@@ -121,6 +131,7 @@ impl Default for RelayConfig {
             tracker: TrackerConfig::default(),
             cache: RELAY_CACHE,
             outbox: RELAY_OUTBOX,
+            outbox_bytes: RELAY_OUTBOX_BYTES,
             flood_points: FLOOD_POINTS,
             blocks_by_follower: false,
             sent_per_peer: SENT_PER_PEER,
@@ -262,8 +273,11 @@ struct State<P: Inventory> {
 struct Link<P: Protocol> {
     /// It wants transactions and payloads.
     full_node: bool,
-    /// What waits to be sent, each item answer with its item's hash.
-    outbox: VecDeque<(Option<UInt256>, P::Message)>,
+    /// What waits to be sent, each with its framed size, and item answers
+    /// with their item's hash.
+    outbox: VecDeque<(Option<UInt256>, usize, P::Message)>,
+    /// The framed sizes of what `outbox` holds, summed.
+    bytes: usize,
     /// The items in `outbox`: a `getdata` of an item already waiting for
     /// the peer queues no second copy of it (at most the outbox's bound).
     queued: HashSet<UInt256>,
@@ -323,6 +337,7 @@ impl<P: Inventory> Room<P> {
             Link {
                 full_node: info.relay,
                 outbox: VecDeque::new(),
+                bytes: 0,
                 queued: HashSet::new(),
                 ready: ready.clone(),
             },
@@ -339,7 +354,8 @@ impl<P: Inventory> Room<P> {
         loop {
             let listener = ready.listen();
             let next = self.lock().links.get_mut(&id).and_then(|l| {
-                let (item, msg) = l.outbox.pop_front()?;
+                let (item, size, msg) = l.outbox.pop_front()?;
+                l.bytes -= size;
                 if let Some(hash) = item {
                     l.queued.remove(&hash);
                 }
@@ -394,14 +410,18 @@ impl<P: Inventory> Room<P> {
         let Some(link) = st.links.get_mut(&id) else {
             return false;
         };
-        if link.outbox.len() >= limit {
+        let size = P::frame_size(&msg);
+        let over =
+            !link.outbox.is_empty() && link.bytes.saturating_add(size) > self.config.outbox_bytes;
+        if link.outbox.len() >= limit || over {
             st.stats.dropped += 1;
             return false;
         }
         if let Some(hash) = item {
             link.queued.insert(hash);
         }
-        link.outbox.push_back((item, msg));
+        link.bytes += size;
+        link.outbox.push_back((item, size, msg));
         link.ready.notify(1);
         true
     }
@@ -550,18 +570,21 @@ impl<P: Inventory> Room<P> {
             }
         }
         for msg in answers {
-            let mut carries = None;
             if let Some(item) = P::item(&msg) {
-                st.known.mark(id, item.hash);
-                if !st.sent_items.mark(id, item.hash) {
-                    st.stats.resent += 1;
+                // Counted as served only once queued (else as dropped).
+                if self.push_item(&mut st, id, Some(item.hash), msg) {
+                    st.known.mark(id, item.hash);
+                    if !st.sent_items.mark(id, item.hash) {
+                        st.stats.resent += 1;
+                    }
+                    st.stats.served += 1;
                 }
-                st.stats.served += 1;
-                carries = Some(item.hash);
-            } else if let Some((_, missing)) = P::missing(&msg) {
+                continue;
+            }
+            if let Some((_, missing)) = P::missing(&msg) {
                 st.stats.not_found += missing.len() as u64;
             }
-            self.push_item(&mut st, id, carries, msg);
+            self.push(&mut st, id, msg);
         }
     }
 
@@ -780,9 +803,10 @@ impl<P: Inventory> PeerManager<P> {
     ///   hashes are answered than the asker's queue has room for, and an
     ///   item still waiting in that queue is not queued again.
     /// - What the relay sends goes through a queue per peer of at most
-    ///   [`RelayConfig::outbox`] messages, drained by one task per peer: a
-    ///   peer that does not read slows no one else; past the bound, what is
-    ///   queued for it is dropped ([`RelayStats::dropped`]).
+    ///   [`RelayConfig::outbox`] messages and [`RelayConfig::outbox_bytes`]
+    ///   bytes, drained by one task per peer: a peer that does not read
+    ///   slows no one else; past the bound, what is queued for it is
+    ///   dropped ([`RelayStats::dropped`]).
     ///
     /// Fails with [`ManagerError::RelayStarted`] the second time.
     ///
