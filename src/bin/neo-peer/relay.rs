@@ -15,7 +15,7 @@ use neo_peer::manager::{
     FollowError, FollowEvent, Follower, ManagedPeer, ManagerConfig, PeerId, PeerManager,
     RelayConfig, RelayStats,
 };
-use neo_peer::peer::{Handler, Peer};
+use neo_peer::peer::{Direction, Handler, Peer};
 use neo_peer::protocol::{Legacy, N3};
 use neo_peer::relay::{Inventory, Item, ItemKind};
 use neo_peer::wire::{UInt256, legacy, n3};
@@ -91,8 +91,10 @@ pub struct RelayArgs {
     /// blocks they relay); blocks are then downloaded by the relay room.
     #[arg(long)]
     no_follow: bool,
-    /// Legacy: the genesis hash of the network followed (built in for
-    /// mainnet and testnet).
+    /// The genesis hash of the network followed (built in for Legacy
+    /// mainnet and testnet and N3 mainnet). Without it, N3 takes the block 0
+    /// an outbound peer gives first (an inbound peer's only when no outbound
+    /// one gives it).
     #[arg(long, value_name = "HASH")]
     genesis: Option<UInt256>,
     /// Extensible or consensus payloads held per sender at most (counted
@@ -128,7 +130,7 @@ pub fn relay(args: RelayArgs) -> Result<(), String> {
     let magic = network(args.protocol, &args.network)?;
     args.telemetry.start(Out::new(args.json))?;
     match args.protocol {
-        Protocol::N3 => run::<N3>(&args, magic, UInt256::ZERO),
+        Protocol::N3 => run::<N3>(&args, magic, n3_genesis(args.genesis, magic)),
         Protocol::Legacy => {
             let genesis = match crate::net::legacy_genesis(args.genesis, magic) {
                 Some(g) => g,
@@ -142,6 +144,25 @@ pub fn relay(args: RelayArgs) -> Result<(), String> {
             run::<Legacy>(&args, magic, genesis)
         }
     }
+}
+
+/// The genesis hash an N3 relay follows: `--genesis`, else MainNet's on
+/// MainNet, else `UInt256::ZERO` (whichever block 0 a peer gives first).
+fn n3_genesis(given: Option<UInt256>, magic: u32) -> UInt256 {
+    match (given, magic) {
+        (Some(g), _) => g,
+        (None, n3::MAINNET_MAGIC) => n3::MAINNET_GENESIS_HASH,
+        (None, _) => UInt256::ZERO,
+    }
+}
+
+/// The order in which peers are asked for the genesis block (smaller
+/// first): outbound peers (addresses we chose) before inbound ones, whose
+/// word is anyone's, then the highest first (those at 0 may have no chain
+/// yet). A block 0 is taken from the first peer that gives one, when the
+/// genesis hash is not known beforehand.
+fn genesis_rank(outbound: bool, height: u32) -> (bool, std::cmp::Reverse<u32>) {
+    (!outbound, std::cmp::Reverse(height))
 }
 
 /// The chain a relay holds once it knows its genesis block.
@@ -268,9 +289,10 @@ impl Node for Legacy {
 
 /// Follows the chain into `held`, until the manager shuts down: the genesis
 /// block from the first peer that gives it within [`GENESIS_WAIT`]
-/// (`genesis`: its hash, Legacy only; the highest peers asked first), then the library's [`Follower`], which downloads each new block
-/// once (the relay room leaves blocks to it). Each block it appends is
-/// relayed to the peers below it.
+/// (`genesis`: its hash, `UInt256::ZERO` for any; peers asked in the order
+/// of [`genesis_rank`]), then the library's [`Follower`], which downloads
+/// each new block once (the relay room leaves blocks to it). Each block it
+/// appends is relayed to the peers below it.
 fn follow<P: Node>(
     manager: PeerManager<P>,
     held: Arc<Held<P>>,
@@ -285,9 +307,10 @@ fn follow<P: Node>(
         let chain = loop {
             manager.wait_for_peers(1, GENESIS_RETRY).await;
             let mut found = None;
-            // The highest peers first: those at 0 may have no chain yet.
             let mut peers = manager.peers();
-            peers.sort_by_key(|s| std::cmp::Reverse(s.peer.height()));
+            peers.sort_by_key(|s| {
+                genesis_rank(s.peer.direction() == Direction::Outbound, s.peer.height())
+            });
             for s in peers {
                 let asked = async { Some(s.peer.request(P::genesis_request(genesis)).await) };
                 let waited = async {
@@ -831,6 +854,29 @@ mod tests {
         assert!(
             check(&payload(7, 0, u32::MAX), None, 2, &pool, 2).is_ok(),
             "the same sender through another peer"
+        );
+    }
+
+    #[test]
+    fn the_n3_genesis_is_known_on_mainnet_or_given() {
+        assert_eq!(
+            n3_genesis(None, n3::MAINNET_MAGIC),
+            n3::MAINNET_GENESIS_HASH
+        );
+        let given = UInt256([7; 32]);
+        assert_eq!(n3_genesis(Some(given), n3::PRIVNET_MAGIC), given);
+        assert_eq!(n3_genesis(None, n3::PRIVNET_MAGIC), UInt256::ZERO);
+    }
+
+    #[test]
+    fn the_genesis_is_asked_of_outbound_peers_first() {
+        // (outbound, height): an inbound peer claiming a great height comes
+        // after every outbound one.
+        let mut peers = vec![(false, 9_000_000), (true, 10), (true, 20), (false, 5)];
+        peers.sort_by_key(|&(outbound, height)| genesis_rank(outbound, height));
+        assert_eq!(
+            peers,
+            [(true, 20), (true, 10), (false, 9_000_000), (false, 5)]
         );
     }
 
