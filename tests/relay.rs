@@ -957,3 +957,73 @@ fn a_peer_that_does_not_read_is_queued_no_more_than_its_outbox_bytes() {
         hub.shutdown().await;
     });
 }
+
+/// A chain that counts the blocks read from it.
+struct CountingStore {
+    chain: Chain<N3>,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl neo_peer::chain::ChainStore<N3> for CountingStore {
+    fn tip(&self) -> (u32, neo_peer::wire::UInt256) {
+        self.chain.tip()
+    }
+    fn block_height(&self) -> Option<u32> {
+        self.chain.block_height()
+    }
+    fn hash(&self, index: u32) -> Option<neo_peer::wire::UInt256> {
+        self.chain.hash(index)
+    }
+    fn index_of(&self, hash: &neo_peer::wire::UInt256) -> Option<u32> {
+        self.chain.index_of(hash)
+    }
+    fn header(&self, index: u32) -> Option<n3::Header> {
+        self.chain.header(index).cloned()
+    }
+    fn block(&self, index: u32) -> Option<n3::Block> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.chain.block(index).cloned()
+    }
+}
+
+/// A `getdata` of more blocks than the asker's outbox has bytes for reads
+/// from the store little more than what fits: the rest is dropped unread.
+#[test]
+fn a_getdata_past_the_outbox_bytes_reads_no_more_than_fits() {
+    smol::block_on(async {
+        let chain = Chain::<N3>::synthetic(&Synthetic {
+            blocks: 500,
+            txs_per_block: 1,
+            seed: 9,
+            with_bodies: true,
+        });
+        let hashes: Vec<_> = (1..=500).map(|i| chain.hash(i).unwrap()).collect();
+        let one = N3::frame_size(&n3::Message::Block(chain.block(1).unwrap().clone()));
+        let store = std::sync::Arc::new(CountingStore {
+            chain,
+            reads: Default::default(),
+        });
+        let hub = PeerManager::<N3>::new(config(), book::<N3>(), IgnoreAll, SmolGlobal).unwrap();
+        let relay_config = RelayConfig {
+            outbox_bytes: 20 * one,
+            ..RelayConfig::default()
+        };
+        let served: std::sync::Arc<dyn neo_peer::chain::ChainStore<N3>> = store.clone();
+        hub.start_relay(relay_config, Some(served), |_, _| {})
+            .unwrap();
+        let addr = listening(&hub).await;
+        let asker = PeerManager::<N3>::new(config(), book::<N3>(), IgnoreAll, SmolGlobal).unwrap();
+        let link = asker.connect(addr).await.unwrap();
+        link.send(N3::get_data(ItemKind::Block, &hashes).unwrap())
+            .await
+            .unwrap();
+        until("the answer", &hub, |s| s.served + s.dropped >= 500).await;
+        let s = hub.relay_stats().unwrap();
+        let reads = store.reads.load(std::sync::atomic::Ordering::SeqCst);
+        assert!((20..=25).contains(&s.served), "{s:?}");
+        assert!(reads < 100, "{reads} blocks read for {} served", s.served);
+        for m in [hub, asker] {
+            m.shutdown().await;
+        }
+    });
+}

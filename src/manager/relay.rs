@@ -69,6 +69,9 @@ pub const RELAY_OUTBOX_BYTES: usize = 8 << 20;
 /// Sends of each kind (announcements, items) remembered per peer to count
 /// repeats ([`RelayConfig::sent_per_peer`]).
 pub const SENT_PER_PEER: usize = 2048;
+/// Hashes of a `getdata` read from the store at once: once the asker's
+/// outbox is full, at most this many more are read in vain.
+const STORE_READS: usize = 16;
 /// Misbehaviour points for an announcement flood
 /// ([`RelayConfig::flood_points`]).
 pub const FLOOD_POINTS: u32 = 20;
@@ -548,44 +551,100 @@ impl<P: Inventory> Room<P> {
             st.stats.dropped += (asked.len() - room) as u64;
             asked.truncate(room);
         }
-        let mut answers = Vec::new();
+        // Answered in order, the store read a few hashes at a time: once
+        // the outbox refuses an answer (full, in messages or bytes), the
+        // hashes not yet looked at are dropped unread.
+        let total = asked.len();
+        let mut looked = 0;
+        let mut open = true;
         let mut rest = Vec::new();
+        let mut missing = Vec::new();
         for hash in asked {
+            if !open {
+                break;
+            }
+            looked += 1;
             match st.recent.items.get(&hash) {
-                Some(item) if item.kind == kind => answers.push(item.message.clone()),
-                _ => rest.push(hash),
-            }
-        }
-        for chunk in rest.chunks(MAX_INV_HASHES) {
-            let from_store = match (&self.store, kind) {
-                (Some(store), ItemKind::Block | ItemKind::Transaction) => {
-                    P::get_data(kind, chunk).map(|ask| P::answer(store.as_ref(), &ask))
+                Some(item) if item.kind == kind => {
+                    let msg = item.message.clone();
+                    open = self.answer(&mut st, id, msg);
                 }
-                _ => None,
-            };
-            match from_store {
-                // The store's answer lists what it lacks in `notfound` (N3).
-                Some(found) => answers.extend(found),
-                None => answers.extend(P::not_found(kind, chunk)),
-            }
-        }
-        for msg in answers {
-            if let Some(item) = P::item(&msg) {
-                // Counted as served only once queued (else as dropped).
-                if self.push_item(&mut st, id, Some(item.hash), msg) {
-                    st.known.mark(id, item.hash);
-                    if !st.sent_items.mark(id, item.hash) {
-                        st.stats.resent += 1;
+                _ => {
+                    rest.push(hash);
+                    if rest.len() == STORE_READS {
+                        open = self.answer_from_store(&mut st, id, kind, &rest, &mut missing);
+                        rest.clear();
                     }
-                    st.stats.served += 1;
                 }
-                continue;
             }
-            if let Some((_, missing)) = P::missing(&msg) {
-                st.stats.not_found += missing.len() as u64;
-            }
-            self.push(&mut st, id, msg);
         }
+        if open {
+            self.answer_from_store(&mut st, id, kind, &rest, &mut missing);
+        } else {
+            looked -= rest.len();
+        }
+        st.stats.dropped += (total - looked) as u64;
+        // What was looked for and not found, in as few `notfound`s as may
+        // carry it (N3; Legacy has none).
+        for chunk in missing.chunks(MAX_INV_HASHES) {
+            if let Some(msg) = P::not_found(kind, chunk) {
+                if self.push(&mut st, id, msg) {
+                    st.stats.not_found += chunk.len() as u64;
+                }
+            }
+        }
+    }
+
+    /// Answers `hashes` (none of them relayed lately) from the store, and
+    /// adds what it lacks to `missing`; false once the outbox refuses one.
+    fn answer_from_store(
+        &self,
+        st: &mut State<P>,
+        id: PeerId,
+        kind: ItemKind,
+        hashes: &[UInt256],
+        missing: &mut Vec<UInt256>,
+    ) -> bool {
+        if hashes.is_empty() {
+            return true;
+        }
+        let from_store = match (&self.store, kind) {
+            (Some(store), ItemKind::Block | ItemKind::Transaction) => {
+                P::get_data(kind, hashes).map(|ask| P::answer(store.as_ref(), &ask))
+            }
+            _ => None,
+        };
+        let Some(answers) = from_store else {
+            missing.extend_from_slice(hashes);
+            return true;
+        };
+        let mut open = true;
+        for msg in answers {
+            // The store's answer lists what it lacks in `notfound` (N3).
+            match P::missing(&msg) {
+                Some((_, lacks)) => missing.extend_from_slice(lacks),
+                None => open &= self.answer(st, id, msg),
+            }
+        }
+        open
+    }
+
+    /// Queues an item answering a `getdata` (anything else the store
+    /// answers with goes as it is); false if the outbox refused it.
+    fn answer(&self, st: &mut State<P>, id: PeerId, msg: P::Message) -> bool {
+        let Some(item) = P::item(&msg) else {
+            return self.push(st, id, msg);
+        };
+        // Counted as served only once queued (else as dropped).
+        let queued = self.push_item(st, id, Some(item.hash), msg);
+        if queued {
+            st.known.mark(id, item.hash);
+            if !st.sent_items.mark(id, item.hash) {
+                st.stats.resent += 1;
+            }
+            st.stats.served += 1;
+        }
+        queued
     }
 
     fn on_item(self: &Arc<Self>, peer: &Peer<P>, item: Item<P>) {
