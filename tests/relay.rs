@@ -1027,3 +1027,42 @@ fn a_getdata_past_the_outbox_bytes_reads_no_more_than_fits() {
         }
     });
 }
+
+/// The items kept to answer `getdata` weigh at most the cache's bytes: the
+/// oldest are forgotten first.
+#[test]
+fn the_relay_cache_is_bounded_in_bytes() {
+    smol::block_on(async {
+        let relay_config = RelayConfig {
+            cache_bytes: 1 << 20,
+            ..RelayConfig::default()
+        };
+        let (hub, _) = relaying_with::<N3, _>(IgnoreAll, relay_config);
+        let addr = listening(&hub).await;
+        let tx = match N3::tx(6).message {
+            n3::Message::Transaction(tx) => tx,
+            other => panic!("{other:?}"),
+        };
+        // 40 transactions of some 60 KB: 2.4 MB, over the cache's 1 MiB.
+        let mut hashes = Vec::new();
+        for i in 0..40u32 {
+            let mut tx = tx.clone();
+            tx.nonce = i;
+            tx.script = vec![0x40; 60_000].into();
+            let item = N3::item(&n3::Message::Transaction(tx)).unwrap();
+            hashes.push(item.hash);
+            hub.relay(item);
+        }
+        let asker = PeerManager::<N3>::new(config(), book::<N3>(), IgnoreAll, SmolGlobal).unwrap();
+        let link = asker.connect(addr).await.unwrap();
+        for (i, expect_found) in [(0, false), (39, true)] {
+            let ask = N3::get_data(ItemKind::Transaction, &[hashes[i]]).unwrap();
+            let answers = within("the answer", link.request(ask)).await.unwrap();
+            let found = answers.iter().filter_map(N3::item).count() == 1;
+            assert_eq!(found, expect_found, "item {i}");
+        }
+        for m in [hub, asker] {
+            m.shutdown().await;
+        }
+    });
+}

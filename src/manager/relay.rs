@@ -61,6 +61,9 @@ use crate::wire::UInt256;
 
 /// Items relayed lately, kept to answer `getdata` ([`RelayConfig::cache`]).
 pub const RELAY_CACHE: usize = 1024;
+/// Bytes (framed) of the items relayed lately kept at most
+/// ([`RelayConfig::cache_bytes`]).
+pub const RELAY_CACHE_BYTES: usize = 64 << 20;
 /// Messages queued for one peer at most ([`RelayConfig::outbox`]).
 pub const RELAY_OUTBOX: usize = 1024;
 /// Bytes (as framed on the wire) queued for one peer at most
@@ -88,6 +91,10 @@ pub struct RelayConfig {
     /// Items relayed lately kept to answer `getdata` ([`RELAY_CACHE`]);
     /// the oldest is forgotten first.
     pub cache: usize,
+    /// Bytes of those items at most, each counted at its framed size
+    /// ([`RELAY_CACHE_BYTES`], 64 MiB); the oldest are forgotten first (an
+    /// item larger than this alone is not kept).
+    pub cache_bytes: usize,
     /// Messages queued for one peer ([`RELAY_OUTBOX`]); past it, new ones
     /// for that peer are dropped.
     pub outbox: usize,
@@ -133,6 +140,7 @@ impl Default for RelayConfig {
             known_per_peer: crate::wire::n3::MAX_KNOWN_HASHES,
             tracker: TrackerConfig::default(),
             cache: RELAY_CACHE,
+            cache_bytes: RELAY_CACHE_BYTES,
             outbox: RELAY_OUTBOX,
             outbox_bytes: RELAY_OUTBOX_BYTES,
             flood_points: FLOOD_POINTS,
@@ -287,11 +295,15 @@ struct Link<P: Protocol> {
     ready: Arc<Event>,
 }
 
-/// The items relayed lately, by hash, oldest forgotten first.
+/// The items relayed lately, by hash, oldest forgotten first: at most
+/// `capacity` of them and `max_bytes` of their frames.
 struct Recent<P: Protocol> {
     items: HashMap<UInt256, Item<P>>,
-    order: VecDeque<UInt256>,
+    /// Each item's hash and framed size, oldest first.
+    order: VecDeque<(UInt256, usize)>,
     capacity: usize,
+    bytes: usize,
+    max_bytes: usize,
 }
 
 impl<P: Protocol> Recent<P> {
@@ -299,12 +311,19 @@ impl<P: Protocol> Recent<P> {
         if self.capacity == 0 || self.items.contains_key(&item.hash) {
             return;
         }
-        if self.order.len() >= self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.items.remove(&old);
-            }
+        let size = P::frame_size(&item.message);
+        if size > self.max_bytes {
+            return;
         }
-        self.order.push_back(item.hash);
+        while self.order.len() >= self.capacity || self.bytes + size > self.max_bytes {
+            let Some((old, old_size)) = self.order.pop_front() else {
+                break;
+            };
+            self.items.remove(&old);
+            self.bytes -= old_size;
+        }
+        self.bytes += size;
+        self.order.push_back((item.hash, size));
         self.items.insert(item.hash, item);
     }
 }
@@ -902,6 +921,8 @@ impl<P: Inventory> PeerManager<P> {
                     items: HashMap::new(),
                     order: VecDeque::new(),
                     capacity: config.cache,
+                    bytes: 0,
+                    max_bytes: config.cache_bytes,
                 },
                 links: HashMap::new(),
                 stats: RelayStats::default(),
