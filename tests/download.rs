@@ -515,3 +515,100 @@ fn n3_follower_keeps_its_chain_at_the_tip() {
 fn legacy_follower_keeps_its_chain_at_the_tip() {
     follower_into_a_chain(SmolRt, legacy_chain(30, 0));
 }
+
+/// A peer that announces a new block hash every few milliseconds and never
+/// answers `getheaders` (nor the blocks it announced) does not keep a Legacy
+/// follower from the blocks an honest node announces: it is asked once, and
+/// then only when no other peer is worth asking.
+#[test]
+fn legacy_following_is_not_held_by_a_peer_announcing_blocks_it_never_gives() {
+    let chain = legacy_chain(10, 0);
+    SmolRt.block_on(async {
+        let tip = chain.height();
+        let start: Vec<_> = chain.blocks().take(1).cloned().collect();
+        let served = Arc::new(Chain::<Legacy>::from_blocks(start).unwrap());
+        let mut config = manager_config::<Legacy>(0);
+        let height = served.clone();
+        config.local.identity.current_height = Arc::new(move || height.height());
+        let server = PeerManager::new(
+            config,
+            book::<Legacy>(),
+            ChainServer::new(served.clone()),
+            SmolRt.ex(),
+        )
+        .unwrap();
+        let addr = server.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let liar =
+            PeerManager::<Legacy>::new(manager_config(0), book::<Legacy>(), IgnoreAll, SmolRt.ex())
+                .unwrap();
+        let liar_addr = liar.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let client =
+            PeerManager::<Legacy>::new(manager_config(0), book::<Legacy>(), IgnoreAll, SmolRt.ex())
+                .unwrap();
+        client.connect(addr).await.unwrap();
+        client.connect(liar_addr).await.unwrap();
+        let (grow, grown) = async_channel::unbounded::<u32>();
+        let _ = grow.try_send(0);
+        let node = async {
+            while let Ok(have) = grown.recv().await {
+                let Some(next) = chain.block(have + 1) else {
+                    break;
+                };
+                served.push_block(next.clone()).unwrap();
+                for p in server.peers() {
+                    let _ = p.peer.send(Legacy::inv(next.hash())).await;
+                }
+            }
+            std::future::pending::<()>().await;
+        };
+        let lies = async {
+            for i in 1u64.. {
+                let mut hash = [0xee; 32];
+                hash[..8].copy_from_slice(&i.to_le_bytes());
+                for p in liar.peers() {
+                    let _ = p
+                        .peer
+                        .send(Legacy::inv(neo_peer::wire::UInt256(hash)))
+                        .await;
+                }
+                async_io::Timer::after(Duration::from_millis(10)).await;
+            }
+        };
+        let mut got = Vec::new();
+        let follower = follow(
+            &client,
+            ScheduleConfig::default(),
+            1,
+            Some(chain.genesis_hash()),
+            |_| None,
+            Duration::from_secs(3600),
+            |block, _| {
+                let index = block.index();
+                assert_eq!(Some(block.hash()), chain.hash(index));
+                got.push(index);
+                let _ = grow.try_send(index);
+                if index == tip {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        );
+        let deadline = async {
+            async_io::Timer::after(Duration::from_secs(60)).await;
+            panic!("following stalled");
+        };
+        let others = futures_lite::future::or(futures_lite::future::or(node, lies), deadline);
+        let outcome = futures_lite::future::or(follower, async {
+            others.await;
+            unreachable!()
+        })
+        .await
+        .unwrap();
+        assert_eq!(got, (1..=tip).collect::<Vec<_>>());
+        assert_eq!(outcome.tip_hash, Some(chain.tip_hash()));
+        client.shutdown().await;
+        liar.shutdown().await;
+        server.shutdown().await;
+    });
+}

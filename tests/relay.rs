@@ -807,3 +807,262 @@ fn an_item_sent_to_a_peer_twice_is_counted() {
         }
     });
 }
+
+/// A peer that asks for the same item again and again and reads nothing
+/// gets no second copy of it queued while the first waits: its queue holds
+/// the item once, not once per request.
+#[test]
+fn an_item_asked_again_while_it_waits_for_the_asker_is_not_queued_twice() {
+    use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+    use neo_peer::protocol::Role;
+    smol::block_on(async {
+        let (hub, _) = relaying::<N3, _>(IgnoreAll);
+        let addr = listening(&hub).await;
+        // A transaction of some 60 KB: a few fill the socket's buffers.
+        let mut tx = match N3::tx(5).message {
+            n3::Message::Transaction(tx) => tx,
+            other => panic!("{other:?}"),
+        };
+        tx.script = vec![0x40; 60_000].into();
+        let item = N3::item(&n3::Message::Transaction(tx)).unwrap();
+        hub.relay(item.clone());
+        // A raw peer: the handshake, then requests only, never a read.
+        let mut conn = async_io::Async::<std::net::TcpStream>::connect(addr)
+            .await
+            .unwrap();
+        let mut codec = N3::codec(NET);
+        let frame = |codec: &_, m: &n3::Message| {
+            let mut out = bytes::BytesMut::new();
+            N3::encode(codec, m, &mut out).unwrap();
+            out.to_vec()
+        };
+        let mut local = LocalConfig::<N3>::new(NET);
+        local.identity.nonce = 0x0BAD;
+        conn.write_all(&frame(&codec, &N3::version(&local.identity)))
+            .await
+            .unwrap();
+        let mut buf = bytes::BytesMut::new();
+        let mut seen = 0;
+        while seen < 2 {
+            match N3::decode(&mut codec, &mut buf).unwrap() {
+                Some(d) => {
+                    if matches!(N3::role(&d.message), Role::Version(_) | Role::Verack) {
+                        seen += 1;
+                    }
+                }
+                None => {
+                    let mut chunk = [0u8; 4096];
+                    let n = conn.read(&mut chunk).await.unwrap();
+                    assert!(n > 0, "closed during the handshake");
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+            }
+        }
+        conn.write_all(&frame(&codec, &N3::verack())).await.unwrap();
+        let ask = frame(
+            &codec,
+            &N3::get_data(ItemKind::Transaction, &[item.hash]).unwrap(),
+        );
+        let asks: Vec<u8> = std::iter::repeat_n(ask, 4000).flatten().collect();
+        conn.write_all(&asks).await.unwrap();
+        // Then an unknown hash: its `notfound` says every request before it
+        // was handled.
+        let unknown = neo_peer::wire::UInt256([0xab; 32]);
+        conn.write_all(&frame(
+            &codec,
+            &N3::get_data(ItemKind::Transaction, &[unknown]).unwrap(),
+        ))
+        .await
+        .unwrap();
+        until("the last request handled", &hub, |s| s.not_found == 1).await;
+        let s = hub.relay_stats().unwrap();
+        assert_eq!(s.dropped, 0, "{s:?}");
+        assert!(s.served < 1000, "{s:?}");
+        drop(conn);
+        hub.shutdown().await;
+    });
+}
+
+/// A peer that asks for many large items and reads nothing makes the relay
+/// hold at most its outbox's bytes for it: past them, answers are dropped.
+#[test]
+fn a_peer_that_does_not_read_is_queued_no_more_than_its_outbox_bytes() {
+    use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+    use neo_peer::protocol::Role;
+    smol::block_on(async {
+        let relay_config = RelayConfig {
+            outbox_bytes: 1 << 20,
+            ..RelayConfig::default()
+        };
+        let (hub, _) = relaying_with::<N3, _>(IgnoreAll, relay_config);
+        let addr = listening(&hub).await;
+        // 600 transactions of some 60 KB: 36 MB, far more than the
+        // socket's buffers and the outbox's bytes hold.
+        let tx = match N3::tx(5).message {
+            n3::Message::Transaction(tx) => tx,
+            other => panic!("{other:?}"),
+        };
+        let mut hashes = Vec::new();
+        for i in 0..600u32 {
+            let mut tx = tx.clone();
+            tx.nonce = i;
+            tx.script = vec![0x40; 60_000].into();
+            let item = N3::item(&n3::Message::Transaction(tx)).unwrap();
+            hashes.push(item.hash);
+            hub.relay(item);
+        }
+        let mut conn = async_io::Async::<std::net::TcpStream>::connect(addr)
+            .await
+            .unwrap();
+        let mut codec = N3::codec(NET);
+        let frame = |codec: &_, m: &n3::Message| {
+            let mut out = bytes::BytesMut::new();
+            N3::encode(codec, m, &mut out).unwrap();
+            out.to_vec()
+        };
+        let mut local = LocalConfig::<N3>::new(NET);
+        local.identity.nonce = 0x0BAD;
+        conn.write_all(&frame(&codec, &N3::version(&local.identity)))
+            .await
+            .unwrap();
+        let mut buf = bytes::BytesMut::new();
+        let mut seen = 0;
+        while seen < 2 {
+            match N3::decode(&mut codec, &mut buf).unwrap() {
+                Some(d) => {
+                    if matches!(N3::role(&d.message), Role::Version(_) | Role::Verack) {
+                        seen += 1;
+                    }
+                }
+                None => {
+                    let mut chunk = [0u8; 4096];
+                    let n = conn.read(&mut chunk).await.unwrap();
+                    assert!(n > 0, "closed during the handshake");
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+            }
+        }
+        conn.write_all(&frame(&codec, &N3::verack())).await.unwrap();
+        for hash in &hashes {
+            let ask = N3::get_data(ItemKind::Transaction, &[*hash]).unwrap();
+            conn.write_all(&frame(&codec, &ask)).await.unwrap();
+        }
+        until("every request handled", &hub, |s| {
+            s.served + s.dropped == 600
+        })
+        .await;
+        let s = hub.relay_stats().unwrap();
+        assert!(s.dropped > 0, "{s:?}");
+        drop(conn);
+        hub.shutdown().await;
+    });
+}
+
+/// A chain that counts the blocks read from it.
+struct CountingStore {
+    chain: Chain<N3>,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl neo_peer::chain::ChainStore<N3> for CountingStore {
+    fn tip(&self) -> (u32, neo_peer::wire::UInt256) {
+        self.chain.tip()
+    }
+    fn block_height(&self) -> Option<u32> {
+        self.chain.block_height()
+    }
+    fn hash(&self, index: u32) -> Option<neo_peer::wire::UInt256> {
+        self.chain.hash(index)
+    }
+    fn index_of(&self, hash: &neo_peer::wire::UInt256) -> Option<u32> {
+        self.chain.index_of(hash)
+    }
+    fn header(&self, index: u32) -> Option<n3::Header> {
+        self.chain.header(index).cloned()
+    }
+    fn block(&self, index: u32) -> Option<n3::Block> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.chain.block(index).cloned()
+    }
+}
+
+/// A `getdata` of more blocks than the asker's outbox has bytes for reads
+/// from the store little more than what fits: the rest is dropped unread.
+#[test]
+fn a_getdata_past_the_outbox_bytes_reads_no_more_than_fits() {
+    smol::block_on(async {
+        let chain = Chain::<N3>::synthetic(&Synthetic {
+            blocks: 500,
+            txs_per_block: 1,
+            seed: 9,
+            with_bodies: true,
+        });
+        let hashes: Vec<_> = (1..=500).map(|i| chain.hash(i).unwrap()).collect();
+        let one = N3::frame_size(&n3::Message::Block(chain.block(1).unwrap().clone()));
+        let store = std::sync::Arc::new(CountingStore {
+            chain,
+            reads: Default::default(),
+        });
+        let hub = PeerManager::<N3>::new(config(), book::<N3>(), IgnoreAll, SmolGlobal).unwrap();
+        let relay_config = RelayConfig {
+            outbox_bytes: 20 * one,
+            ..RelayConfig::default()
+        };
+        let served: std::sync::Arc<dyn neo_peer::chain::ChainStore<N3>> = store.clone();
+        hub.start_relay(relay_config, Some(served), |_, _| {})
+            .unwrap();
+        let addr = listening(&hub).await;
+        let asker = PeerManager::<N3>::new(config(), book::<N3>(), IgnoreAll, SmolGlobal).unwrap();
+        let link = asker.connect(addr).await.unwrap();
+        link.send(N3::get_data(ItemKind::Block, &hashes).unwrap())
+            .await
+            .unwrap();
+        until("the answer", &hub, |s| s.served + s.dropped >= 500).await;
+        let s = hub.relay_stats().unwrap();
+        let reads = store.reads.load(std::sync::atomic::Ordering::SeqCst);
+        assert!((20..=25).contains(&s.served), "{s:?}");
+        assert!(reads < 100, "{reads} blocks read for {} served", s.served);
+        for m in [hub, asker] {
+            m.shutdown().await;
+        }
+    });
+}
+
+/// The items kept to answer `getdata` weigh at most the cache's bytes: the
+/// oldest are forgotten first.
+#[test]
+fn the_relay_cache_is_bounded_in_bytes() {
+    smol::block_on(async {
+        let relay_config = RelayConfig {
+            cache_bytes: 1 << 20,
+            ..RelayConfig::default()
+        };
+        let (hub, _) = relaying_with::<N3, _>(IgnoreAll, relay_config);
+        let addr = listening(&hub).await;
+        let tx = match N3::tx(6).message {
+            n3::Message::Transaction(tx) => tx,
+            other => panic!("{other:?}"),
+        };
+        // 40 transactions of some 60 KB: 2.4 MB, over the cache's 1 MiB.
+        let mut hashes = Vec::new();
+        for i in 0..40u32 {
+            let mut tx = tx.clone();
+            tx.nonce = i;
+            tx.script = vec![0x40; 60_000].into();
+            let item = N3::item(&n3::Message::Transaction(tx)).unwrap();
+            hashes.push(item.hash);
+            hub.relay(item);
+        }
+        let asker = PeerManager::<N3>::new(config(), book::<N3>(), IgnoreAll, SmolGlobal).unwrap();
+        let link = asker.connect(addr).await.unwrap();
+        for (i, expect_found) in [(0, false), (39, true)] {
+            let ask = N3::get_data(ItemKind::Transaction, &[hashes[i]]).unwrap();
+            let answers = within("the answer", link.request(ask)).await.unwrap();
+            let found = answers.iter().filter_map(N3::item).count() == 1;
+            assert_eq!(found, expect_found, "item {i}");
+        }
+        for m in [hub, asker] {
+            m.shutdown().await;
+        }
+    });
+}

@@ -29,7 +29,8 @@
 //! - **A deadline per request.** A request not complete within `timeout`
 //!   is abandoned: its peer is marked slow (it keeps its connection; being
 //!   slow is no offence) and what is still missing goes to another peer.
-//!   When the window is full and a peer is idle, the range holding up the
+//!   When the window is full (what waits, if anything, only busy peers
+//!   have the heights for) and a peer is idle, the range holding up the
 //!   window is taken from its peer once it has been out twice as long as
 //!   the fastest idle peer would take for it (by that peer's measured time
 //!   per block), and after `steal_after` at the latest, so that one slow
@@ -832,18 +833,24 @@ impl<B: Fetched> Schedule<B> {
         }
     }
 
-    /// The request holding up a full window while a peer that has not
-    /// tried its heights is idle, and when it is due to be taken from its
-    /// peer: once out twice as long as the fastest such idle peer would
+    /// The request holding up a full window (no waiting work a free peer
+    /// could take) while a peer that has not tried its heights is idle, and
+    /// when it is due to be taken from its peer: once out twice as long as the fastest such idle peer would
     /// take for it (by its measured time per block; an unmeasured peer
     /// gives no estimate), and `steal_after` old at the latest.
     fn steal_candidate(&self) -> Option<(RequestId, Instant)> {
         let full = self.planned >= self.target.min(self.next + u64::from(self.config.window))
             || self.held_bytes >= self.config.max_held_bytes;
-        let waiting = self
-            .work
-            .iter()
-            .any(|(&s, w)| w.flight.is_none() && self.may_ask(s));
+        // Waiting work a free peer has the heights for goes out without
+        // stealing; work only busy peers could take keeps no one idle.
+        let waiting = self.work.iter().any(|(&s, w)| {
+            w.flight.is_none()
+                && self.may_ask(s)
+                && self
+                    .peers
+                    .values()
+                    .any(|p| p.in_flight < self.config.per_peer && p.height >= s)
+        });
         if !full || waiting {
             return None;
         }

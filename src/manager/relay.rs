@@ -20,7 +20,8 @@
 //!   batching delay), unless [`RelayConfig::batch`] gathers transactions;
 //! - a `getdata` is answered from a bounded cache of the items relayed
 //!   lately, then from the embedder's [`ChainStore`], and on N3 with
-//!   `notfound` for the rest.
+//!   `notfound` for the rest; an item still waiting to be sent to the asker
+//!   is not queued for it again.
 //!
 //! A room whose manager also follows the chain can leave blocks to the
 //! follower ([`RelayConfig::blocks_by_follower`]): a block is then
@@ -33,11 +34,12 @@
 //! announcement, went to a peer twice.
 //!
 //! Every message the room sends goes through a per-peer outbox of at most
-//! [`RelayConfig::outbox`] messages, drained by one task per peer: a peer
-//! that does not read slows no one else, and past the bound what is queued
-//! for it is dropped (counted in [`RelayStats::dropped`]).
+//! [`RelayConfig::outbox`] messages and [`RelayConfig::outbox_bytes`]
+//! bytes, drained by one task per peer: a peer that does not read slows no
+//! one else, and past the bound what is queued for it is dropped (counted
+//! in [`RelayStats::dropped`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -59,11 +61,20 @@ use crate::wire::UInt256;
 
 /// Items relayed lately, kept to answer `getdata` ([`RelayConfig::cache`]).
 pub const RELAY_CACHE: usize = 1024;
+/// Bytes (framed) of the items relayed lately kept at most
+/// ([`RelayConfig::cache_bytes`]).
+pub const RELAY_CACHE_BYTES: usize = 64 << 20;
 /// Messages queued for one peer at most ([`RelayConfig::outbox`]).
 pub const RELAY_OUTBOX: usize = 1024;
+/// Bytes (as framed on the wire) queued for one peer at most
+/// ([`RelayConfig::outbox_bytes`]).
+pub const RELAY_OUTBOX_BYTES: usize = 8 << 20;
 /// Sends of each kind (announcements, items) remembered per peer to count
 /// repeats ([`RelayConfig::sent_per_peer`]).
 pub const SENT_PER_PEER: usize = 2048;
+/// Hashes of a `getdata` read from the store at once: once the asker's
+/// outbox is full, at most this many more are read in vain.
+const STORE_READS: usize = 16;
 /// Misbehaviour points for an announcement flood
 /// ([`RelayConfig::flood_points`]).
 pub const FLOOD_POINTS: u32 = 20;
@@ -80,9 +91,19 @@ pub struct RelayConfig {
     /// Items relayed lately kept to answer `getdata` ([`RELAY_CACHE`]);
     /// the oldest is forgotten first.
     pub cache: usize,
+    /// Bytes of those items at most, each counted at its framed size
+    /// ([`RELAY_CACHE_BYTES`], 64 MiB); the oldest are forgotten first (an
+    /// item larger than this alone is not kept).
+    pub cache_bytes: usize,
     /// Messages queued for one peer ([`RELAY_OUTBOX`]); past it, new ones
     /// for that peer are dropped.
     pub outbox: usize,
+    /// Bytes queued for one peer, each message counted at its framed size
+    /// ([`RELAY_OUTBOX_BYTES`], 8 MiB): a message that would take the
+    /// queue past it is dropped, unless the queue is empty (so one message
+    /// of any size goes out). What a peer that does not read can make us
+    /// hold is then this, plus one message, whatever it asks for.
+    pub outbox_bytes: usize,
     /// Points for each `inv` that breaks the tracker's per-peer bound
     /// ([`FLOOD_POINTS`]).
     pub flood_points: u32,
@@ -119,7 +140,9 @@ impl Default for RelayConfig {
             known_per_peer: crate::wire::n3::MAX_KNOWN_HASHES,
             tracker: TrackerConfig::default(),
             cache: RELAY_CACHE,
+            cache_bytes: RELAY_CACHE_BYTES,
             outbox: RELAY_OUTBOX,
+            outbox_bytes: RELAY_OUTBOX_BYTES,
             flood_points: FLOOD_POINTS,
             blocks_by_follower: false,
             sent_per_peer: SENT_PER_PEER,
@@ -261,15 +284,26 @@ struct State<P: Inventory> {
 struct Link<P: Protocol> {
     /// It wants transactions and payloads.
     full_node: bool,
-    outbox: VecDeque<P::Message>,
+    /// What waits to be sent, each with its framed size, and item answers
+    /// with their item's hash.
+    outbox: VecDeque<(Option<UInt256>, usize, P::Message)>,
+    /// The framed sizes of what `outbox` holds, summed.
+    bytes: usize,
+    /// The items in `outbox`: a `getdata` of an item already waiting for
+    /// the peer queues no second copy of it (at most the outbox's bound).
+    queued: HashSet<UInt256>,
     ready: Arc<Event>,
 }
 
-/// The items relayed lately, by hash, oldest forgotten first.
+/// The items relayed lately, by hash, oldest forgotten first: at most
+/// `capacity` of them and `max_bytes` of their frames.
 struct Recent<P: Protocol> {
     items: HashMap<UInt256, Item<P>>,
-    order: VecDeque<UInt256>,
+    /// Each item's hash and framed size, oldest first.
+    order: VecDeque<(UInt256, usize)>,
     capacity: usize,
+    bytes: usize,
+    max_bytes: usize,
 }
 
 impl<P: Protocol> Recent<P> {
@@ -277,12 +311,19 @@ impl<P: Protocol> Recent<P> {
         if self.capacity == 0 || self.items.contains_key(&item.hash) {
             return;
         }
-        if self.order.len() >= self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.items.remove(&old);
-            }
+        let size = P::frame_size(&item.message);
+        if size > self.max_bytes {
+            return;
         }
-        self.order.push_back(item.hash);
+        while self.order.len() >= self.capacity || self.bytes + size > self.max_bytes {
+            let Some((old, old_size)) = self.order.pop_front() else {
+                break;
+            };
+            self.items.remove(&old);
+            self.bytes -= old_size;
+        }
+        self.bytes += size;
+        self.order.push_back((item.hash, size));
         self.items.insert(item.hash, item);
     }
 }
@@ -318,6 +359,8 @@ impl<P: Inventory> Room<P> {
             Link {
                 full_node: info.relay,
                 outbox: VecDeque::new(),
+                bytes: 0,
+                queued: HashSet::new(),
                 ready: ready.clone(),
             },
         );
@@ -332,11 +375,14 @@ impl<P: Inventory> Room<P> {
         let id = peer.id();
         loop {
             let listener = ready.listen();
-            let next = self
-                .lock()
-                .links
-                .get_mut(&id)
-                .and_then(|l| l.outbox.pop_front());
+            let next = self.lock().links.get_mut(&id).and_then(|l| {
+                let (item, size, msg) = l.outbox.pop_front()?;
+                l.bytes -= size;
+                if let Some(hash) = item {
+                    l.queued.remove(&hash);
+                }
+                Some(msg)
+            });
             match next {
                 Some(msg) => {
                     if peer.send(msg).await.is_err() {
@@ -370,15 +416,34 @@ impl<P: Inventory> Room<P> {
 
     /// Queues `msg` for peer `id`.
     fn push(&self, st: &mut State<P>, id: PeerId, msg: P::Message) -> bool {
+        self.push_item(st, id, None, msg)
+    }
+
+    /// Queues `msg` for peer `id`; `item` is the hash of the item it
+    /// carries, if it carries one.
+    fn push_item(
+        &self,
+        st: &mut State<P>,
+        id: PeerId,
+        item: Option<UInt256>,
+        msg: P::Message,
+    ) -> bool {
         let limit = self.config.outbox.max(1);
         let Some(link) = st.links.get_mut(&id) else {
             return false;
         };
-        if link.outbox.len() >= limit {
+        let size = P::frame_size(&msg);
+        let over =
+            !link.outbox.is_empty() && link.bytes.saturating_add(size) > self.config.outbox_bytes;
+        if link.outbox.len() >= limit || over {
             st.stats.dropped += 1;
             return false;
         }
-        link.outbox.push_back(msg);
+        if let Some(hash) = item {
+            link.queued.insert(hash);
+        }
+        link.bytes += size;
+        link.outbox.push_back((item, size, msg));
         link.ready.notify(1);
         true
     }
@@ -493,47 +558,112 @@ impl<P: Inventory> Room<P> {
         // One answer per hash at most: no more hashes are looked up than
         // the asker's outbox has room for, so that a long `getdata` (Legacy
         // takes 65,536 hashes) never builds more than that in memory.
-        let room = st.links.get(&id).map_or(0, |l| {
-            self.config.outbox.max(1).saturating_sub(l.outbox.len())
-        });
+        let Some(link) = st.links.get(&id) else {
+            return;
+        };
+        let room = self.config.outbox.max(1).saturating_sub(link.outbox.len());
+        // An item still waiting in the outbox for this peer is on its way:
+        // asking again (however often) queues no second copy.
         let mut asked = distinct(hashes);
+        asked.retain(|h| !link.queued.contains(h));
         if asked.len() > room {
             st.stats.dropped += (asked.len() - room) as u64;
             asked.truncate(room);
         }
-        let mut answers = Vec::new();
+        // Answered in order, the store read a few hashes at a time: once
+        // the outbox refuses an answer (full, in messages or bytes), the
+        // hashes not yet looked at are dropped unread.
+        let total = asked.len();
+        let mut looked = 0;
+        let mut open = true;
         let mut rest = Vec::new();
+        let mut missing = Vec::new();
         for hash in asked {
+            if !open {
+                break;
+            }
+            looked += 1;
             match st.recent.items.get(&hash) {
-                Some(item) if item.kind == kind => answers.push(item.message.clone()),
-                _ => rest.push(hash),
-            }
-        }
-        for chunk in rest.chunks(MAX_INV_HASHES) {
-            let from_store = match (&self.store, kind) {
-                (Some(store), ItemKind::Block | ItemKind::Transaction) => {
-                    P::get_data(kind, chunk).map(|ask| P::answer(store.as_ref(), &ask))
+                Some(item) if item.kind == kind => {
+                    let msg = item.message.clone();
+                    open = self.answer(&mut st, id, msg);
                 }
-                _ => None,
-            };
-            match from_store {
-                // The store's answer lists what it lacks in `notfound` (N3).
-                Some(found) => answers.extend(found),
-                None => answers.extend(P::not_found(kind, chunk)),
+                _ => {
+                    rest.push(hash);
+                    if rest.len() == STORE_READS {
+                        open = self.answer_from_store(&mut st, id, kind, &rest, &mut missing);
+                        rest.clear();
+                    }
+                }
             }
         }
+        if open {
+            self.answer_from_store(&mut st, id, kind, &rest, &mut missing);
+        } else {
+            looked -= rest.len();
+        }
+        st.stats.dropped += (total - looked) as u64;
+        // What was looked for and not found, in as few `notfound`s as may
+        // carry it (N3; Legacy has none).
+        for chunk in missing.chunks(MAX_INV_HASHES) {
+            if let Some(msg) = P::not_found(kind, chunk) {
+                if self.push(&mut st, id, msg) {
+                    st.stats.not_found += chunk.len() as u64;
+                }
+            }
+        }
+    }
+
+    /// Answers `hashes` (none of them relayed lately) from the store, and
+    /// adds what it lacks to `missing`; false once the outbox refuses one.
+    fn answer_from_store(
+        &self,
+        st: &mut State<P>,
+        id: PeerId,
+        kind: ItemKind,
+        hashes: &[UInt256],
+        missing: &mut Vec<UInt256>,
+    ) -> bool {
+        if hashes.is_empty() {
+            return true;
+        }
+        let from_store = match (&self.store, kind) {
+            (Some(store), ItemKind::Block | ItemKind::Transaction) => {
+                P::get_data(kind, hashes).map(|ask| P::answer(store.as_ref(), &ask))
+            }
+            _ => None,
+        };
+        let Some(answers) = from_store else {
+            missing.extend_from_slice(hashes);
+            return true;
+        };
+        let mut open = true;
         for msg in answers {
-            if let Some(item) = P::item(&msg) {
-                st.known.mark(id, item.hash);
-                if !st.sent_items.mark(id, item.hash) {
-                    st.stats.resent += 1;
-                }
-                st.stats.served += 1;
-            } else if let Some((_, missing)) = P::missing(&msg) {
-                st.stats.not_found += missing.len() as u64;
+            // The store's answer lists what it lacks in `notfound` (N3).
+            match P::missing(&msg) {
+                Some((_, lacks)) => missing.extend_from_slice(lacks),
+                None => open &= self.answer(st, id, msg),
             }
-            self.push(&mut st, id, msg);
         }
+        open
+    }
+
+    /// Queues an item answering a `getdata` (anything else the store
+    /// answers with goes as it is); false if the outbox refused it.
+    fn answer(&self, st: &mut State<P>, id: PeerId, msg: P::Message) -> bool {
+        let Some(item) = P::item(&msg) else {
+            return self.push(st, id, msg);
+        };
+        // Counted as served only once queued (else as dropped).
+        let queued = self.push_item(st, id, Some(item.hash), msg);
+        if queued {
+            st.known.mark(id, item.hash);
+            if !st.sent_items.mark(id, item.hash) {
+                st.stats.resent += 1;
+            }
+            st.stats.served += 1;
+        }
+        queued
     }
 
     fn on_item(self: &Arc<Self>, peer: &Peer<P>, item: Item<P>) {
@@ -748,11 +878,13 @@ impl<P: Inventory> PeerManager<P> {
     /// - `getdata` is answered from the items relayed lately (at most
     ///   [`RelayConfig::cache`]), then from `store` when given (blocks and
     ///   transactions), and on N3 with `notfound` for the rest; no more
-    ///   hashes are answered than the asker's queue has room for.
+    ///   hashes are answered than the asker's queue has room for, and an
+    ///   item still waiting in that queue is not queued again.
     /// - What the relay sends goes through a queue per peer of at most
-    ///   [`RelayConfig::outbox`] messages, drained by one task per peer: a
-    ///   peer that does not read slows no one else; past the bound, what is
-    ///   queued for it is dropped ([`RelayStats::dropped`]).
+    ///   [`RelayConfig::outbox`] messages and [`RelayConfig::outbox_bytes`]
+    ///   bytes, drained by one task per peer: a peer that does not read
+    ///   slows no one else; past the bound, what is queued for it is
+    ///   dropped ([`RelayStats::dropped`]).
     ///
     /// Fails with [`ManagerError::RelayStarted`] the second time.
     ///
@@ -789,6 +921,8 @@ impl<P: Inventory> PeerManager<P> {
                     items: HashMap::new(),
                     order: VecDeque::new(),
                     capacity: config.cache,
+                    bytes: 0,
+                    max_bytes: config.cache_bytes,
                 },
                 links: HashMap::new(),
                 stats: RelayStats::default(),

@@ -12,10 +12,10 @@ use neo_peer::chain::{Chain, ChainStore, Generation};
 use neo_peer::executor::SmolGlobal;
 use neo_peer::manager::download::{BlockSource, DownloadError};
 use neo_peer::manager::{
-    FollowError, FollowEvent, Follower, ManagedPeer, ManagerConfig, PeerManager, RelayConfig,
-    RelayStats,
+    FollowError, FollowEvent, Follower, ManagedPeer, ManagerConfig, PeerId, PeerManager,
+    RelayConfig, RelayStats,
 };
-use neo_peer::peer::{Handler, Peer};
+use neo_peer::peer::{Direction, Handler, Peer};
 use neo_peer::protocol::{Legacy, N3};
 use neo_peer::relay::{Inventory, Item, ItemKind};
 use neo_peer::wire::{UInt256, legacy, n3};
@@ -27,13 +27,13 @@ use crate::output::Out;
 use crate::telemetry::TelemetryArgs;
 
 /// Extensible (N3) or consensus (Legacy) payloads held per sender at most,
-/// as neo-go's pool keeps.
+/// as neo-go's pool keeps (here per sender and peer: see [`Pool`]).
 const MAX_PER_SENDER: usize = 20;
 /// How long a payload counts against its sender's cap at most, whatever
 /// the height says.
 const PAYLOAD_LIFETIME: Duration = Duration::from_secs(60);
-/// Senders whose payloads are counted at once; payloads of new senders past
-/// it are refused until some expire.
+/// Senders (each as named by one peer) whose payloads are counted at once;
+/// past it, the one heard from least lately is forgotten.
 const MAX_SENDERS: usize = 1024;
 /// How often the genesis block is asked for again while no peer gave it.
 const GENESIS_RETRY: Duration = Duration::from_secs(1);
@@ -91,11 +91,14 @@ pub struct RelayArgs {
     /// blocks they relay); blocks are then downloaded by the relay room.
     #[arg(long)]
     no_follow: bool,
-    /// Legacy: the genesis hash of the network followed (built in for
-    /// mainnet and testnet).
+    /// The genesis hash of the network followed (built in for Legacy
+    /// mainnet and testnet and N3 mainnet). Without it, N3 takes the block 0
+    /// an outbound peer gives first (an inbound peer's only when no outbound
+    /// one gives it).
     #[arg(long, value_name = "HASH")]
     genesis: Option<UInt256>,
-    /// Extensible or consensus payloads held per sender at most.
+    /// Extensible or consensus payloads held per sender at most (counted
+    /// apart for each peer that sends them).
     #[arg(long, default_value_t = MAX_PER_SENDER, value_name = "N")]
     max_per_sender: usize,
     /// Gather the transactions announced to each peer for at most this
@@ -127,7 +130,7 @@ pub fn relay(args: RelayArgs) -> Result<(), String> {
     let magic = network(args.protocol, &args.network)?;
     args.telemetry.start(Out::new(args.json))?;
     match args.protocol {
-        Protocol::N3 => run::<N3>(&args, magic, UInt256::ZERO),
+        Protocol::N3 => run::<N3>(&args, magic, n3_genesis(args.genesis, magic)),
         Protocol::Legacy => {
             let genesis = match crate::net::legacy_genesis(args.genesis, magic) {
                 Some(g) => g,
@@ -141,6 +144,25 @@ pub fn relay(args: RelayArgs) -> Result<(), String> {
             run::<Legacy>(&args, magic, genesis)
         }
     }
+}
+
+/// The genesis hash an N3 relay follows: `--genesis`, else MainNet's on
+/// MainNet, else `UInt256::ZERO` (whichever block 0 a peer gives first).
+fn n3_genesis(given: Option<UInt256>, magic: u32) -> UInt256 {
+    match (given, magic) {
+        (Some(g), _) => g,
+        (None, n3::MAINNET_MAGIC) => n3::MAINNET_GENESIS_HASH,
+        (None, _) => UInt256::ZERO,
+    }
+}
+
+/// The order in which peers are asked for the genesis block (smaller
+/// first): outbound peers (addresses we chose) before inbound ones, whose
+/// word is anyone's, then the highest first (those at 0 may have no chain
+/// yet). A block 0 is taken from the first peer that gives one, when the
+/// genesis hash is not known beforehand.
+fn genesis_rank(outbound: bool, height: u32) -> (bool, std::cmp::Reverse<u32>) {
+    (!outbound, std::cmp::Reverse(height))
 }
 
 /// The chain a relay holds once it knows its genesis block.
@@ -267,9 +289,10 @@ impl Node for Legacy {
 
 /// Follows the chain into `held`, until the manager shuts down: the genesis
 /// block from the first peer that gives it within [`GENESIS_WAIT`]
-/// (`genesis`: its hash, Legacy only; the highest peers asked first), then the library's [`Follower`], which downloads each new block
-/// once (the relay room leaves blocks to it). Each block it appends is
-/// relayed to the peers below it.
+/// (`genesis`: its hash, `UInt256::ZERO` for any; peers asked in the order
+/// of [`genesis_rank`]), then the library's [`Follower`], which downloads
+/// each new block once (the relay room leaves blocks to it). Each block it
+/// appends is relayed to the peers below it.
 fn follow<P: Node>(
     manager: PeerManager<P>,
     held: Arc<Held<P>>,
@@ -284,9 +307,10 @@ fn follow<P: Node>(
         let chain = loop {
             manager.wait_for_peers(1, GENESIS_RETRY).await;
             let mut found = None;
-            // The highest peers first: those at 0 may have no chain yet.
             let mut peers = manager.peers();
-            peers.sort_by_key(|s| std::cmp::Reverse(s.peer.height()));
+            peers.sort_by_key(|s| {
+                genesis_rank(s.peer.direction() == Direction::Outbound, s.peer.height())
+            });
             for s in peers {
                 let asked = async { Some(s.peer.request(P::genesis_request(genesis)).await) };
                 let waited = async {
@@ -388,16 +412,26 @@ fn relay_block<P: Node>(
     }
 }
 
-/// Payloads counted per sender: the end height of each, and when it came.
+/// Payloads counted per sender and per peer that sent them: the end height
+/// of each, and when it came. A payload's witness is not checked here, so
+/// its sender is only a claim: counted apart for each peer, a peer naming
+/// another's sender fills only its own count of it. At most [`MAX_SENDERS`]
+/// (peer, sender) pairs of at most the cap each; a new pair past it takes
+/// the place of the one heard from least lately, so that no peer can shut
+/// new senders out by filling the table.
 #[derive(Default)]
 struct Pool {
-    senders: HashMap<Vec<u8>, VecDeque<(u32, Instant)>>,
+    senders: HashMap<(PeerId, Vec<u8>), Pending>,
 }
 
+/// The end height and arrival of each payload counted for one pair.
+type Pending = VecDeque<(u32, Instant)>;
+
 impl Pool {
-    /// Counts a payload of `sender` valid below `end`, at `height`; false
-    /// when the sender already has `cap` live payloads.
-    fn admit(&mut self, sender: Vec<u8>, end: u32, height: u32, cap: usize) -> bool {
+    /// Counts a payload of `sender` valid below `end`, sent by peer `from`,
+    /// at `height`; false when that peer has sent `cap` live payloads of
+    /// that sender.
+    fn admit(&mut self, from: PeerId, sender: Vec<u8>, end: u32, height: u32, cap: usize) -> bool {
         let now = Instant::now();
         let live =
             |&(e, at): &(u32, Instant)| e > height && now.duration_since(at) < PAYLOAD_LIFETIME;
@@ -405,10 +439,18 @@ impl Pool {
             q.retain(live);
             !q.is_empty()
         });
-        if !self.senders.contains_key(&sender) && self.senders.len() >= MAX_SENDERS {
-            return false;
+        let key = (from, sender);
+        if !self.senders.contains_key(&key) && self.senders.len() >= MAX_SENDERS {
+            let stalest = self
+                .senders
+                .iter()
+                .min_by_key(|(_, q)| q.back().map(|&(_, at)| at))
+                .map(|(k, _)| k.clone());
+            if let Some(k) = stalest {
+                self.senders.remove(&k);
+            }
         }
-        let q = self.senders.entry(sender).or_default();
+        let q = self.senders.entry(key).or_default();
         if q.len() >= cap {
             return false;
         }
@@ -439,6 +481,7 @@ fn kind_index(kind: ItemKind) -> usize {
 fn check<P: Node>(
     item: &Item<P>,
     height: Option<u32>,
+    from: PeerId,
     pool: &Mutex<Pool>,
     cap: usize,
 ) -> Result<(), String> {
@@ -458,7 +501,7 @@ fn check<P: Node>(
             return Err(format!("expired: valid below {end}, height {h}"));
         }
         let mut pool = pool.lock().unwrap_or_else(|e| e.into_inner());
-        if !pool.admit(sender, end, h, cap) {
+        if !pool.admit(from, sender, end, h, cap) {
             return Err(format!("its sender has {cap} payloads pending"));
         }
     }
@@ -605,7 +648,7 @@ where
             .addr()
             .or(from.remote_addr())
             .map_or_else(|| "?".to_string(), |a| a.to_string());
-        if let Err(why) = check(&item, height, &pool, cap) {
+        if let Err(why) = check(&item, height, from.id(), &pool, cap) {
             counters.rejected.fetch_add(1, Ordering::Relaxed);
             if verbose {
                 out.event(
@@ -771,27 +814,81 @@ mod tests {
     #[test]
     fn a_sender_has_at_most_its_cap_of_live_payloads() {
         let pool = Mutex::new(Pool::default());
-        assert!(check(&payload(1, 0, 10), Some(5), &pool, 2).is_ok());
-        assert!(check(&payload(1, 0, 11), Some(5), &pool, 2).is_ok());
-        let third = check(&payload(1, 0, 12), Some(5), &pool, 2);
+        assert!(check(&payload(1, 0, 10), Some(5), 1, &pool, 2).is_ok());
+        assert!(check(&payload(1, 0, 11), Some(5), 1, &pool, 2).is_ok());
+        let third = check(&payload(1, 0, 12), Some(5), 1, &pool, 2);
         assert!(third.unwrap_err().contains("pending"));
         assert!(
-            check(&payload(2, 0, 12), Some(5), &pool, 2).is_ok(),
+            check(&payload(2, 0, 12), Some(5), 1, &pool, 2).is_ok(),
             "per sender"
         );
         // Height 10: the first has expired and makes room.
-        assert!(check(&payload(1, 0, 12), Some(10), &pool, 2).is_ok());
+        assert!(check(&payload(1, 0, 12), Some(10), 1, &pool, 2).is_ok());
+    }
+
+    #[test]
+    fn a_peer_filling_the_senders_table_does_not_lock_out_new_senders() {
+        let pool = Mutex::new(Pool::default());
+        for i in 0..MAX_SENDERS {
+            let mut item = payload(0, 0, u32::MAX);
+            if let n3::Message::Extensible(e) = &mut item.message {
+                e.sender.0[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            }
+            assert!(check(&item, None, 1, &pool, 20).is_ok());
+        }
+        assert!(
+            check(&payload(9, 0, 10), None, 2, &pool, 20).is_ok(),
+            "an honest sender through another peer"
+        );
+        let pool = pool.lock().unwrap();
+        assert!(pool.senders.len() <= MAX_SENDERS);
+    }
+
+    #[test]
+    fn a_peer_naming_another_sender_fills_only_its_own_count() {
+        let pool = Mutex::new(Pool::default());
+        for _ in 0..2 {
+            assert!(check(&payload(7, 0, u32::MAX), None, 1, &pool, 2).is_ok());
+        }
+        assert!(check(&payload(7, 0, u32::MAX), None, 1, &pool, 2).is_err());
+        assert!(
+            check(&payload(7, 0, u32::MAX), None, 2, &pool, 2).is_ok(),
+            "the same sender through another peer"
+        );
+    }
+
+    #[test]
+    fn the_n3_genesis_is_known_on_mainnet_or_given() {
+        assert_eq!(
+            n3_genesis(None, n3::MAINNET_MAGIC),
+            n3::MAINNET_GENESIS_HASH
+        );
+        let given = UInt256([7; 32]);
+        assert_eq!(n3_genesis(Some(given), n3::PRIVNET_MAGIC), given);
+        assert_eq!(n3_genesis(None, n3::PRIVNET_MAGIC), UInt256::ZERO);
+    }
+
+    #[test]
+    fn the_genesis_is_asked_of_outbound_peers_first() {
+        // (outbound, height): an inbound peer claiming a great height comes
+        // after every outbound one.
+        let mut peers = vec![(false, 9_000_000), (true, 10), (true, 20), (false, 5)];
+        peers.sort_by_key(|&(outbound, height)| genesis_rank(outbound, height));
+        assert_eq!(
+            peers,
+            [(true, 20), (true, 10), (false, 9_000_000), (false, 5)]
+        );
     }
 
     #[test]
     fn payloads_outside_their_window_are_refused() {
         let pool = Mutex::new(Pool::default());
-        let expired = check(&payload(1, 0, 10), Some(10), &pool, 20);
+        let expired = check(&payload(1, 0, 10), Some(10), 1, &pool, 20);
         assert!(expired.unwrap_err().contains("expired"));
-        let empty = check(&payload(1, 7, 7), None, &pool, 20);
+        let empty = check(&payload(1, 7, 7), None, 1, &pool, 20);
         assert!(empty.unwrap_err().contains("window"));
         assert!(
-            check(&payload(1, 0, 10), None, &pool, 20).is_ok(),
+            check(&payload(1, 0, 10), None, 1, &pool, 20).is_ok(),
             "no height: no expiry"
         );
     }
@@ -807,9 +904,9 @@ mod tests {
         let pool = Mutex::new(Pool::default());
         let mut block = chain.block(1).unwrap().clone();
         let good = N3::item(&n3::Message::Block(block.clone())).unwrap();
-        assert!(check(&good, None, &pool, 20).is_ok());
+        assert!(check(&good, None, 1, &pool, 20).is_ok());
         block.header.merkle_root = UInt256([1; 32]);
         let bad = N3::item(&n3::Message::Block(block)).unwrap();
-        assert!(check(&bad, None, &pool, 20).is_err());
+        assert!(check(&bad, None, 1, &pool, 20).is_err());
     }
 }

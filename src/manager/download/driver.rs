@@ -235,10 +235,14 @@ pub async fn download<P: BlockSource>(
 ///   that header; a peer whose headers do not is dropped as for a wrong
 ///   block. A C# node at its tip may leave `getheaders` unanswered: it is
 ///   never dropped for it, and after the request deadline another peer may
-///   be asked. Announced blocks the headers do not reach (NEO•ONE leaves its
-///   tip out of them) are asked of their announcer by hash and, when they
-///   follow the last header, taken as they are ([`Schedule::offer`]): each
-///   block is still fetched once.
+///   be asked. A peer whose `getheaders` went unanswered or brought no new
+///   header (nor the blocks it announced) is not asked again while a live
+///   peer not asked in vain remains, so that one peer announcing blocks it
+///   never gives, or claiming a height it lacks, costs one deadline rather
+///   than holding the headers up. Announced blocks the headers do not
+///   reach (NEO•ONE leaves its tip out of them) are asked of their
+///   announcer by hash and, when they follow the last header, taken as they
+///   are ([`Schedule::offer`]): each block is still fetched once.
 ///
 /// A block a peer sends unasked, which a relay room that leaves blocks to
 /// the follower hands over
@@ -419,9 +423,17 @@ pub(crate) async fn run<P: BlockSource>(
         seen.insert(hash);
     }
     // Legacy following: the `getheaders` running (its peer, since when),
-    // and a peer that announced a block not seen yet (with its hashes).
+    // and the last announcement of each peer (its hashes), until the peer
+    // is asked for headers: at most the live peers, 16 hashes each.
     let mut headers_running: Option<(PeerId, Instant, Vec<UInt256>)> = None;
-    let mut announced: Option<(PeerId, Vec<UInt256>)> = None;
+    let mut announced: HashMap<PeerId, Vec<UInt256>> = HashMap::new();
+    // Legacy following: peers whose last `getheaders` (and the blocks it
+    // then offered) brought no new header, or went unanswered. They are not
+    // asked again while another live peer is not in the set (the set is
+    // emptied once every live peer is): a peer that announces blocks it
+    // never gives, or lies about its height, costs one request deadline,
+    // not every one. At most the live peers.
+    let mut fruitless: HashSet<PeerId> = HashSet::new();
     // Legacy following: the peer asked for the blocks it announced that its
     // headers did not reach (NEO•ONE leaves its tip out of `headers`).
     let mut offering: Option<(PeerId, Instant)> = None;
@@ -465,6 +477,14 @@ pub(crate) async fn run<P: BlockSource>(
         dropped.retain(|id| live.iter().any(|(l, _)| l == id) || running.contains_key(id));
         pinging.retain(|id| live.iter().any(|(l, _)| l == id));
         live.retain(|(id, _)| !dropped.contains(id));
+        announced.retain(|id, hashes| {
+            live.iter().any(|(l, _)| l == id) && hashes.iter().any(|h| !seen.contains(h))
+        });
+        fruitless.retain(|id| live.iter().any(|(l, _)| l == id));
+        if live.iter().all(|(id, _)| fruitless.contains(id)) {
+            // Every peer has been asked in vain: a new round.
+            fruitless.clear();
+        }
         let gone: Vec<PeerId> = schedule
             .peers()
             .map(|(id, _)| id)
@@ -503,29 +523,33 @@ pub(crate) async fn run<P: BlockSource>(
                 .is_some_and(|(_, since, _)| now >= *since + config.timeout)
             {
                 // Left unanswered (a C# node at its tip): another may be asked.
-                headers_running = None;
+                if let Some((peer, _, _)) = headers_running.take() {
+                    fruitless.insert(peer);
+                }
             }
             if offering.is_some_and(|(_, since)| now >= since + config.timeout) {
                 // Blocks announced and not sent: others may be asked for.
-                offering = None;
+                if let Some((peer, _)) = offering.take() {
+                    fruitless.insert(peer);
+                }
             }
             let (tip_index, tip_hash) = lock(&tail).tip.unwrap_or((0, UInt256::ZERO));
             let room = u64::from(tip_index) < schedule.next_index() + u64::from(config.window);
             if headers_running.is_none() && room {
-                let fresh = announced
-                    .take()
-                    .filter(|(_, hashes)| hashes.iter().any(|h| !seen.contains(h)))
-                    .filter(|(p, _)| live.iter().any(|(l, _)| l == p));
-                let higher = live
-                    .iter()
+                // A peer that announced a block not seen yet, else the
+                // highest peer above the last header; none asked in vain.
+                let worth = live.iter().filter(|(id, _)| !fruitless.contains(id));
+                let fresh = worth
+                    .clone()
+                    .map(|&(id, _)| id)
+                    .find(|id| announced.contains_key(id));
+                let higher = worth
                     .filter(|&&(_, h)| h > tip_index)
                     .max_by_key(|&&(_, h)| h)
-                    .map(|&(id, _)| (id, Vec::new()));
-                let ask = fresh.or(higher);
-                if let Some((peer, hashes)) =
-                    ask.and_then(|(id, hashes)| Some((manager.peer(id)?, hashes)))
-                {
+                    .map(|&(id, _)| id);
+                if let Some(peer) = fresh.or(higher).and_then(|id| manager.peer(id)) {
                     let id = peer.id();
+                    let hashes = announced.remove(&id).unwrap_or_default();
                     headers_running = Some((id, now, hashes));
                     let tx = tx.clone();
                     let msg = P::ask_headers(tip_index, tip_hash);
@@ -644,7 +668,7 @@ pub(crate) async fn run<P: BlockSource>(
                 let usable = !dropped.contains(&peer) && manager.peer(peer).is_some();
                 if fresh && usable {
                     if by_headers {
-                        announced = Some((peer, hashes));
+                        announced.insert(peer, hashes);
                     } else if pinging.insert(peer) {
                         if let Some(p) = manager.peer(peer) {
                             let tx = tx.clone();
@@ -749,6 +773,8 @@ pub(crate) async fn run<P: BlockSource>(
                         offering = None;
                     }
                     release(&mut running, peer);
+                    // Nothing new from it: not asked first again.
+                    fruitless.insert(peer);
                     for block in answer.into_iter().flatten().filter_map(P::block) {
                         if dropped.contains(&peer) {
                             break;
@@ -762,6 +788,7 @@ pub(crate) async fn run<P: BlockSource>(
                         if !lock(&tail).extend(index, hash, block.prev_hash()) {
                             continue;
                         }
+                        fruitless.remove(&peer);
                         seen.insert(hash);
                         on_header(&P::block_header(&P::chain_block(block.clone())));
                         schedule.set_target(index);
@@ -786,6 +813,7 @@ pub(crate) async fn run<P: BlockSource>(
                         .flatten()
                         .filter_map(|m| P::headers(&m))
                         .flatten();
+                    let mut advanced = false;
                     let mut t = lock(&tail);
                     for header in headers {
                         let (index, hash) = (P::header_index(&header), P::header_hash(&header));
@@ -805,6 +833,7 @@ pub(crate) async fn run<P: BlockSource>(
                                 "header {index} does not follow the last header known ({tip_index})"
                             ))
                         } else {
+                            advanced = true;
                             seen.insert(hash);
                             on_header(&header);
                             None
@@ -822,7 +851,14 @@ pub(crate) async fn run<P: BlockSource>(
                         .filter(|h| !seen.contains(h))
                         .collect();
                     let usable = !dropped.contains(&peer) && offering.is_none();
-                    if let Some(p) = manager.peer(peer).filter(|_| usable && !unseen.is_empty()) {
+                    let offer = manager.peer(peer).filter(|_| usable && !unseen.is_empty());
+                    if advanced {
+                        fruitless.remove(&peer);
+                    } else if offer.is_none() {
+                        // Nothing new from it (the blocks it offers may be).
+                        fruitless.insert(peer);
+                    }
+                    if let Some(p) = offer {
                         offering = Some((peer, now));
                         // It holds one of the peer's request slots.
                         *running.entry(peer).or_default() += 1;

@@ -151,6 +151,34 @@ fn without_a_measured_idle_peer_the_head_is_taken_at_steal_after() {
 }
 
 #[test]
+fn work_only_a_busy_peer_could_take_does_not_keep_the_head_from_an_idle_peer() {
+    let blocks = chain(20, 0);
+    let t0 = Instant::now();
+    // A says it has every height and is given the head; B has the first
+    // two only, and the rest of the window waits for A, which alone could
+    // take it: B is idle all the same, and takes the head at steal_after.
+    let mut s = schedule(&blocks, config(64, 8), 20);
+    s.set_peer(A, 20);
+    s.set_peer(B, 2);
+    let rs = requests(&mut s, t0);
+    assert_eq!(
+        rs.iter()
+            .map(|r| (r.peer, r.start, r.count))
+            .collect::<Vec<_>>(),
+        [(A, 1, 8)]
+    );
+    assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(2)));
+    let t1 = t0 + Duration::from_secs(2);
+    assert_eq!(s.handle_timeout(t1).len(), 1, "the head is taken from A");
+    let rs = requests(&mut s, t1);
+    assert_eq!(
+        rs.first().map(|r| (r.peer, r.start, r.count)),
+        Some((B, 1, 2)),
+        "{rs:?}"
+    );
+}
+
+#[test]
 fn ranges_are_cut_shorter_so_that_every_peer_gets_its_requests() {
     let blocks = chain(2, 0);
     let t0 = Instant::now();
