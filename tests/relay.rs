@@ -325,6 +325,7 @@ fn an_announcement_flood_costs_points() {
     smol::block_on(async {
         let mut relay_config = RelayConfig::default();
         relay_config.tracker.max_announced_per_peer = 3;
+        relay_config.flood_spacing = Duration::from_secs(3600);
         let (hub, _) = relaying_with::<N3, _>(IgnoreAll, relay_config);
         let addr = listening(&hub).await;
         let (asked_tx, asked) = async_channel::unbounded();
@@ -350,6 +351,16 @@ fn an_announcement_flood_costs_points() {
             }
         })
         .await;
+        // Another flood soon after is dropped too, and costs nothing more
+        // (points at most once per spacing: an hour here).
+        let more: Vec<_> = (5..8u8).map(|i| neo_peer::wire::UInt256([i; 32])).collect();
+        link.send(N3::inv(ItemKind::Transaction, &more).unwrap())
+            .await
+            .unwrap();
+        until("the second flood", &hub, |s| s.floods == 5).await;
+        // A ping after it: once answered, the inv before it was handled.
+        link.ping().await.unwrap();
+        assert_eq!(hub.peers()[0].score, neo_peer::manager::FLOOD_POINTS);
         for m in [hub, flooder] {
             m.shutdown().await;
         }

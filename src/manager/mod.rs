@@ -90,8 +90,8 @@ pub use error::{Departed, ManagerError, ManagerEvent, PeerSummary, ShutdownRepor
 pub use follower::{FOLLOW_CHECK, FOLLOW_EVENTS, FollowConfig, FollowError, FollowEvent, Follower};
 pub use handle::ManagedPeer;
 pub use relay::{
-    ByKind, FLOOD_POINTS, OnItem, RELAY_CACHE, RELAY_CACHE_BYTES, RELAY_OUTBOX, RELAY_OUTBOX_BYTES,
-    RelayConfig, RelayStats, SENT_PER_PEER,
+    ByKind, FLOOD_POINTS, FLOOD_SPACING, OnItem, RELAY_CACHE, RELAY_CACHE_BYTES, RELAY_OUTBOX,
+    RELAY_OUTBOX_BYTES, RelayConfig, RelayStats, SENT_PER_PEER,
 };
 
 use gossip::Managed;

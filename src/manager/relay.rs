@@ -9,7 +9,8 @@
 //!   announcer at a time (outbound, then faster peers first) and of the next
 //!   on `notfound`, deadline or disconnect, or also of the next when the
 //!   request is late by a few round trips ([`TrackerConfig::retry_delay`]);
-//!   an announcement flood costs the flooder [`RelayConfig::flood_points`];
+//!   an announcement flood costs the flooder [`RelayConfig::flood_points`]
+//!   (at most once per [`RelayConfig::flood_spacing`]);
 //! - an item that arrives (asked for or not) is marked known to its sender
 //!   and, the first time, handed to the embedder's hook ([`OnItem`]); the
 //!   embedder checks it and calls [`PeerManager::relay`] for what it
@@ -78,6 +79,9 @@ const STORE_READS: usize = 16;
 /// Misbehaviour points for an announcement flood
 /// ([`RelayConfig::flood_points`]).
 pub const FLOOD_POINTS: u32 = 20;
+/// How often a peer's announcement floods cost it points at most
+/// ([`RelayConfig::flood_spacing`]).
+pub const FLOOD_SPACING: Duration = Duration::from_secs(10);
 
 /// How the relay room behaves; see [`PeerManager::start_relay`].
 #[derive(Debug, Clone)]
@@ -104,9 +108,16 @@ pub struct RelayConfig {
     /// of any size goes out). What a peer that does not read can make us
     /// hold is then this, plus one message, whatever it asks for.
     pub outbox_bytes: usize,
-    /// Points for each `inv` that breaks the tracker's per-peer bound
-    /// ([`FLOOD_POINTS`]).
+    /// Points for an `inv` that breaks the tracker's per-peer bound
+    /// ([`FLOOD_POINTS`]), at most once per `flood_spacing`.
     pub flood_points: u32,
+    /// How often floods cost a peer points at most ([`FLOOD_SPACING`],
+    /// 10 s). The hashes past the bound are dropped every time; the points
+    /// are spaced so that an honest node relaying a burst of transactions
+    /// faster than they are fetched loses 20 points per 10 s while it lasts,
+    /// not its connection at the fifth `inv`, whereas a flood kept up is
+    /// banned (100 points) within a minute.
+    pub flood_spacing: Duration,
     /// Leave blocks to a follower of the chain (false by default): the
     /// room asks for no announced block (it marks the block known to its
     /// announcer, and counts an announcement of a block held as a duplicate
@@ -144,6 +155,7 @@ impl Default for RelayConfig {
             outbox: RELAY_OUTBOX,
             outbox_bytes: RELAY_OUTBOX_BYTES,
             flood_points: FLOOD_POINTS,
+            flood_spacing: FLOOD_SPACING,
             blocks_by_follower: false,
             sent_per_peer: SENT_PER_PEER,
             batch: None,
@@ -292,6 +304,8 @@ struct Link<P: Protocol> {
     /// The items in `outbox`: a `getdata` of an item already waiting for
     /// the peer queues no second copy of it (at most the outbox's bound).
     queued: HashSet<UInt256>,
+    /// When its last flood cost it points.
+    flooded: Option<Instant>,
     ready: Arc<Event>,
 }
 
@@ -361,6 +375,7 @@ impl<P: Inventory> Room<P> {
                 outbox: VecDeque::new(),
                 bytes: 0,
                 queued: HashSet::new(),
+                flooded: None,
                 ready: ready.clone(),
             },
         );
@@ -526,6 +541,18 @@ impl<P: Inventory> Room<P> {
                 if let Announce::Flood = st.tracker.announced(now, id, kind, hash) {
                     flood = true;
                 }
+            }
+            if flood {
+                // Points at most once per spacing (the hashes past the
+                // bound are dropped all the same).
+                let spacing = self.config.flood_spacing;
+                flood = match st.links.get_mut(&id) {
+                    Some(link) if link.flooded.is_none_or(|t| now >= t + spacing) => {
+                        link.flooded = Some(now);
+                        true
+                    }
+                    _ => false,
+                };
             }
             let requests = st.tracker.poll_requests(now);
             self.dispatch(&mut st, requests);
