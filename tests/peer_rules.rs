@@ -617,18 +617,43 @@ fn close_ends_every_waiting_request_once<P: TestChain>() {
 
 fn pending_requests_are_bounded<P: Protocol>() {
     let mut ours = config(US, 0);
-    ours.queues.pending_requests = 3;
+    ours.queues.pending_requests = 8;
     let mut w = Wire::<P>::new(ours, config(THEM, 0));
     w.handshake();
-    for _ in 0..3 {
+    // A `getaddr` may go unanswered: such requests leave an eighth of the
+    // room (one place here) to the requests that are owed.
+    for _ in 0..7 {
         w.request(&P::get_addr(), None).unwrap();
     }
     assert_eq!(
         w.request(&P::get_addr(), None),
-        Err(PeerError::TooManyPending(3))
+        Err(PeerError::TooManyPending(7))
     );
     w.sent();
-    assert_eq!(w.m.pending_requests(), 3);
+    assert_eq!(w.m.pending_requests(), 7);
+}
+
+#[test]
+fn an_owed_request_finds_room_past_the_ones_that_may_go_unanswered() {
+    let mut ours = config(US, 0);
+    ours.queues.pending_requests = 8;
+    let mut w = Wire::<N3>::new(ours, config(THEM, 0));
+    w.handshake();
+    for _ in 0..7 {
+        w.request(&N3::get_addr(), None).unwrap();
+    }
+    // A `ping` is owed a `pong`: it takes the place left.
+    let ping = || {
+        n3::Message::Ping(PingPayload {
+            last_block_index: 0,
+            timestamp: 0,
+            nonce: 0,
+        })
+    };
+    w.request(&ping(), None).unwrap();
+    assert_eq!(w.request(&ping(), None), Err(PeerError::TooManyPending(8)));
+    w.sent();
+    assert_eq!(w.m.pending_requests(), 8);
 }
 
 #[test]

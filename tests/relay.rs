@@ -4,6 +4,8 @@
 //! downloads each block once.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
@@ -1073,6 +1075,74 @@ fn the_relay_cache_is_bounded_in_bytes() {
             assert_eq!(found, expect_found, "item {i}");
         }
         for m in [hub, asker] {
+            m.shutdown().await;
+        }
+    });
+}
+
+/// Counts the `getdata`s it gets (answering none) and passes on the
+/// transactions announced to it.
+struct Quiet(Arc<AtomicUsize>, Sender<Vec<neo_peer::wire::UInt256>>);
+
+impl Handler<N3> for Quiet {
+    async fn handle(&self, _peer: &Peer<N3>, msg: n3::Message) {
+        match msg {
+            n3::Message::GetData(_) => {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+            msg => {
+                if let Some((ItemKind::Transaction, hashes)) = N3::announced(&msg) {
+                    let _ = self.1.try_send(hashes.to_vec());
+                }
+            }
+        }
+    }
+}
+
+/// A peer may leave a `getdata` of payloads unanswered (neo-go does for a
+/// payload it no longer holds): such requests leave an eighth of the
+/// peer's room for requests to the ones it owes (a `ping`, a block range),
+/// and one refused for want of room does not stop the relay to that peer.
+#[test]
+fn unanswered_item_requests_leave_room_for_the_rest() {
+    smol::block_on(async {
+        let mut relay_config = RelayConfig::default();
+        relay_config.tracker.max_in_flight_per_peer = 1000;
+        let (hub, _) = relaying_with::<N3, _>(IgnoreAll, relay_config);
+        let addr = listening(&hub).await;
+        let getdata = Arc::new(AtomicUsize::new(0));
+        let (tx, invs) = async_channel::unbounded();
+        let quiet = PeerManager::<N3>::new(
+            config(),
+            book::<N3>(),
+            Quiet(getdata.clone(), tx),
+            SmolGlobal,
+        )
+        .unwrap();
+        let link = quiet.connect(addr).await.unwrap();
+        assert_eq!(hub.wait_for_peers(1, WAIT).await, 1);
+        // More payloads than the peer has room for requests, one `inv`
+        // each, asked for one `getdata` each, and never given.
+        let room = neo_peer::peer::MAX_PENDING_REQUESTS;
+        let count = u32::try_from(room + 72).unwrap();
+        for n in 0..count {
+            let inv = N3::inv(ItemKind::Extensible, &[numbered(n).hash]).unwrap();
+            link.send(inv).await.unwrap();
+        }
+        until("every payload asked for", &hub, |s| {
+            s.requested == u64::from(count)
+        })
+        .await;
+        // A transaction relayed now is announced to it after those.
+        assert_eq!(hub.relay(numbered(count)), 1);
+        let got = within("the transaction's inv", invs.recv()).await.unwrap();
+        assert_eq!(got, [numbered(count).hash]);
+        assert_eq!(getdata.load(Ordering::Relaxed), room - room / 8);
+        // Its owed requests find room.
+        let id = hub.peers()[0].id;
+        let peer = hub.peer(id).unwrap();
+        within("a ping", peer.ping()).await.unwrap();
+        for m in [hub, quiet] {
             m.shutdown().await;
         }
     });

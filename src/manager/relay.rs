@@ -400,8 +400,20 @@ impl<P: Inventory> Room<P> {
             });
             match next {
                 Some(msg) => {
-                    if peer.send(msg).await.is_err() {
-                        break;
+                    let asked = P::asked(&msg).map(|(_, hashes)| hashes.to_vec());
+                    match peer.send(msg).await {
+                        Ok(()) => {}
+                        Err(_) if peer.is_closed() => break,
+                        Err(error) => {
+                            // Not sent, the peer still up (its room for
+                            // requests is full, say): the next message is.
+                            // What a `getdata` of ours asked for is asked
+                            // of the next announcer.
+                            tracing::debug!(peer = id, %error, "relay message not sent");
+                            if let Some(hashes) = asked {
+                                self.on_not_found(&peer, &hashes);
+                            }
+                        }
                     }
                 }
                 None if peer.is_closed() => break,

@@ -123,7 +123,12 @@ impl StallDetector {
     }
 
     /// Records a request sent at `now` that expects `expected`; `reply`
-    /// says whether its caller waits for the answers.
+    /// says whether its caller waits for the answers. Refused past the
+    /// capacity, and for a request whose silence is allowed
+    /// ([`Silence::Allowed`]) once they would leave less than an eighth of
+    /// it (at least one place): such requests end only at the timeout when
+    /// the remote says nothing, and must not fill the room of the ones it
+    /// owes.
     pub fn arm(
         &mut self,
         expected: Expected,
@@ -132,6 +137,20 @@ impl StallDetector {
     ) -> Result<RequestId, TooManyPending> {
         if self.pending.len() >= self.capacity {
             return Err(TooManyPending(self.capacity));
+        }
+        if expected.silence == Silence::Allowed {
+            // Requests a correct remote may leave unanswered (they end only
+            // at the timeout) leave an eighth of the room (at least one
+            // place) to the requests that are owed.
+            let most = self.capacity - (self.capacity / 8).max(1);
+            let silent = self
+                .pending
+                .iter()
+                .filter(|p| p.expected.silence == Silence::Allowed)
+                .count();
+            if silent >= most {
+                return Err(TooManyPending(most));
+            }
         }
         let now = self.effective(now);
         let id = self.next_id;
@@ -320,6 +339,27 @@ mod tests {
                 hash: UInt256([index as u8; 32]),
             },
         }
+    }
+
+    #[test]
+    fn requests_that_may_go_unanswered_leave_room_for_the_owed_ones() {
+        let t0 = Instant::now();
+        let mut d = StallDetector::new(s(60), 16);
+        let silent = || Expected {
+            silence: Silence::Allowed,
+            ..owed(RequestKind::Data, Matcher::Any, 1)
+        };
+        for _ in 0..14 {
+            d.arm(silent(), false, t0).unwrap();
+        }
+        assert_eq!(d.arm(silent(), false, t0), Err(TooManyPending(14)));
+        // The owed ones still find room, up to the capacity.
+        for _ in 0..2 {
+            d.arm(owed(RequestKind::Ping, Matcher::Any, 1), true, t0)
+                .unwrap();
+        }
+        let full = d.arm(owed(RequestKind::Ping, Matcher::Any, 1), true, t0);
+        assert_eq!(full, Err(TooManyPending(16)));
     }
 
     #[test]
