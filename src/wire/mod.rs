@@ -70,6 +70,7 @@ mod hash;
 pub mod legacy;
 mod limits;
 pub mod n3;
+pub mod witness;
 
 pub use codec::{
     Decode, Encode, MAX_ARRAY_DEFAULT, Reader, WriteExt, encode_vec, var_bytes_size, var_int_size,
