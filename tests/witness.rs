@@ -36,7 +36,10 @@ fn n3_mainnet_block_1_is_signed_by_the_validators_genesis_names() {
 
     // On another network the signatures are not valid.
     let other = check_n3(&one.header, n3::TESTNET_MAGIC, &signer);
-    assert!(matches!(other, Err(WitnessError::BadSignature(0))), "{other:?}");
+    assert!(
+        matches!(other, Err(WitnessError::BadSignature(0))),
+        "{other:?}"
+    );
     // Any signed field changed: the signatures no longer hold.
     let mut forged = one.header.clone();
     forged.timestamp += 1;
@@ -44,7 +47,10 @@ fn n3_mainnet_block_1_is_signed_by_the_validators_genesis_names() {
     assert!(matches!(got, Err(WitnessError::BadSignature(_))), "{got:?}");
     // Signed by a contract the block before does not name.
     let got = check_n3(&one.header, n3::MAINNET_MAGIC, &UInt160::ZERO);
-    assert!(matches!(got, Err(WitnessError::WrongSigner { .. })), "{got:?}");
+    assert!(
+        matches!(got, Err(WitnessError::WrongSigner { .. })),
+        "{got:?}"
+    );
 }
 
 #[test]
@@ -66,7 +72,10 @@ fn n3_signatures_must_be_all_and_in_order() {
     };
     // One short.
     let got = with(sigs[1..].to_vec());
-    assert!(matches!(got, Err(WitnessError::SignatureCount { .. })), "{got:?}");
+    assert!(
+        matches!(got, Err(WitnessError::SignatureCount { .. })),
+        "{got:?}"
+    );
     // Two swapped.
     let mut swapped = sigs.clone();
     swapped.swap(0, 1);
@@ -99,7 +108,10 @@ fn n3_verification_scripts_of_other_shapes_are_refused() {
         // Named by the block before, so that the shape is what is judged.
         let signer = neo_peer::wire::hash160(&bad);
         let got = check_n3(&h, n3::MAINNET_MAGIC, &signer);
-        assert!(matches!(got, Err(WitnessError::NotStandard(_))), "{what}: {got:?}");
+        assert!(
+            matches!(got, Err(WitnessError::NotStandard(_))),
+            "{what}: {got:?}"
+        );
     }
     assert_ne!(genesis.header.next_consensus, UInt160::ZERO);
 }
@@ -122,5 +134,8 @@ fn legacy_mainnet_blocks_1_and_2_are_signed_by_the_validators_named_before() {
     let got = check_legacy(&moved, &one.base.next_consensus);
     assert!(matches!(got, Err(WitnessError::BadSignature(_))), "{got:?}");
     let got = check_legacy(&two.base, &UInt160::ZERO);
-    assert!(matches!(got, Err(WitnessError::WrongSigner { .. })), "{got:?}");
+    assert!(
+        matches!(got, Err(WitnessError::WrongSigner { .. })),
+        "{got:?}"
+    );
 }

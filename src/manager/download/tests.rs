@@ -27,6 +27,7 @@ fn config(window: u32, range: u32) -> ScheduleConfig {
         timeout: Duration::from_secs(10),
         steal_after: Duration::from_secs(2),
         max_held_bytes: usize::MAX,
+        witnesses: None,
     }
 }
 
@@ -209,6 +210,56 @@ fn ranges_are_cut_shorter_so_that_every_peer_gets_its_requests() {
         s.set_peer(p, 100_000);
     }
     assert!(requests(&mut s, t0).iter().all(|r| r.count == MIN_RANGE));
+}
+
+/// A real block of the N3 MainNet, by its vector's name.
+fn mainnet_block(name: &str) -> n3::Block {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/n3.json");
+    let all: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let v = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == name)
+        .unwrap();
+    let bytes = hex::decode(v["hex"].as_str().unwrap()).unwrap();
+    <n3::Block as crate::wire::Decode>::from_slice(&bytes).unwrap()
+}
+
+#[test]
+fn with_witnesses_checked_only_a_block_the_validators_signed_is_handed_out() {
+    let genesis = mainnet_block("mainnet genesis block (index 0)");
+    let one = mainnet_block("mainnet block 1");
+    let config = ScheduleConfig {
+        witnesses: Some(Signers {
+            network: n3::MAINNET_MAGIC,
+            first: genesis.header.next_consensus,
+        }),
+        ..config(8, 4)
+    };
+    let t0 = Instant::now();
+    let mut s = Schedule::new(config, 1, Some(1), Some(genesis.hash()), |_| None);
+    s.set_peer(A, 1);
+    s.set_peer(B, 1);
+    // A block of A's making: it links to genesis and its Merkle root is
+    // right, but the validators did not sign it.
+    let mut forged = one.clone();
+    forged.header.nonce ^= 1;
+    let r = s.poll_request(t0).unwrap();
+    let forger = r.peer;
+    assert_eq!(s.on_block(r.id, forged, t0), Arrival::Kept);
+    let Some(Ready::Fault { peer, index, why }) = s.poll_ready() else {
+        panic!("a forged block handed out")
+    };
+    assert_eq!((peer, index), (forger, 1));
+    assert!(why.contains("signature"), "{why}");
+    // The other peer is asked, and its block, the real one, goes out.
+    let r = s.poll_request(t0).unwrap();
+    assert_ne!(r.peer, forger);
+    assert_eq!(s.on_block(r.id, one.clone(), t0), Arrival::Kept);
+    assert!(matches!(s.poll_ready(), Some(Ready::Block { block, .. }) if block == one));
+    assert!(s.is_done());
 }
 
 #[test]
@@ -839,6 +890,7 @@ mod model {
                         timeout: Duration::from_secs(10),
                         steal_after: Duration::from_secs(2),
                         max_held_bytes,
+                        witnesses: None,
                     };
                     (config, target, headers)
                 },
