@@ -216,3 +216,27 @@ fn n3_sync_follow_prints_each_new_block_once() {
     drop(child);
     smol::block_on(server.shutdown());
 }
+
+/// `--witnesses` checks every block's validators' signatures: the blocks of
+/// a synthetic chain carry signature contracts of the right shape but no
+/// real keys or signatures, so the first block after genesis is refused,
+/// its only server dropped, and the sync fails saying why.
+#[test]
+fn witnesses_refuse_blocks_the_validators_did_not_sign() {
+    for protocol in ["n3", "legacy"] {
+        let (_server, addr, genesis) = serve(protocol);
+        let out = Command::new(env!("CARGO_BIN_EXE_neo-peer"))
+            .args(["sync", "--protocol", protocol, "--network", "privnet"])
+            .args(["--connect", &addr, "--genesis", &genesis])
+            .args(["--blocks", "--witnesses"])
+            .env("RUST_LOG", "neo_peer=warn")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{protocol}: synced unsigned blocks");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("wrong block") && stderr.contains("why=\"block 1: "),
+            "{protocol}: {stderr}"
+        );
+    }
+}

@@ -170,9 +170,10 @@ fn following_neoone_for_half_a_minute_fetches_every_block_once() {
     node.stop();
 }
 
-/// `neo-peer sync --blocks --follow --json` against a real node for
-/// `seconds`, then SIGINT: every block from 1 once, in order, with the RPC's
-/// hashes, and the final `synced_blocks` line naming the last.
+/// `neo-peer sync --blocks --follow --witnesses --json` against a real node
+/// for `seconds`, then SIGINT: every block from 1 once, in order, with the
+/// RPC's hashes (each signed by the validators the block before names),
+/// and the final `synced_blocks` line naming the last.
 fn cli_follow(node: &RealNode, protocol: &str, seconds: u64) {
     use std::io::{BufRead, BufReader, Read};
     use std::process::{Command, Stdio};
@@ -182,7 +183,8 @@ fn cli_follow(node: &RealNode, protocol: &str, seconds: u64) {
         Command::new(env!("CARGO_BIN_EXE_neo-peer"))
             .args(["sync", "--protocol", protocol, "--network", "privnet"])
             .args(["--connect", &addr, "--genesis", &genesis])
-            .args(["--blocks", "--follow", "--json"])
+            // Every block's validators' signatures checked too.
+            .args(["--blocks", "--follow", "--witnesses", "--json"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
