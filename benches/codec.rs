@@ -442,5 +442,27 @@ fn small_messages(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, headers, blocks, small_messages);
+/// Checking a block's validators' signatures: N3 MainNet block 1 (five of
+/// seven validators) and Legacy MainNet block 2 (five of seven), each
+/// against the contract the block before names.
+fn witnesses(c: &mut Criterion) {
+    let n3_block = |name| n3::Block::from_slice(&vector_hex("n3.json", name)).unwrap();
+    let genesis = n3_block("mainnet genesis block (index 0)");
+    let one = n3_block("mainnet block 1");
+    let signer = genesis.header.next_consensus;
+    let mut g = c.benchmark_group("witness");
+    g.bench_function("n3_mainnet_block_1", |b| {
+        b.iter(|| wire::witness::check_n3(black_box(&one.header), n3::MAINNET_MAGIC, &signer))
+    });
+    let legacy_block = |name| legacy::Block::from_slice(&vector_hex("neo2.json", name)).unwrap();
+    let one = legacy_block("mainnet block 1");
+    let two = legacy_block("mainnet block 2");
+    let signer = one.base.next_consensus;
+    g.bench_function("legacy_mainnet_block_2", |b| {
+        b.iter(|| wire::witness::check_legacy(black_box(&two.base), &signer))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, headers, blocks, small_messages, witnesses);
 criterion_main!(benches);
