@@ -4,7 +4,7 @@
 //! asks for the next ones until the node's height.
 //!
 //! ```sh
-//! cargo run --example async_std_handler -- 127.0.0.1:20333 56753
+//! cargo run --features async-std --example async_std_handler -- 127.0.0.1:20333 56753
 //! ```
 //!
 //! The arguments are a Neo N3 node's address and its network magic

@@ -25,6 +25,18 @@
 //!   [`Executor`](executor::Executor) trait; adapters exist for smol,
 //!   async-std and tokio. Timers come from `async-io`; a socket of any of
 //!   them will do (tokio's through `neo_peer::tokio`, feature `tokio`).
+//! - [`manager`]: many peers of one protocol, the API a node, a relay or a
+//!   crawler is built on. A [`PeerManager`](manager::PeerManager) takes
+//!   peers from a listener, a dialer fed by the [`book`], or by hand; routes
+//!   each request to the best free peer and retries it on another when that
+//!   one leaves or stalls; enforces connection limits, scores misbehaviour
+//!   and bans. Built on it: [`manager::sync`] (a header chain from many
+//!   peers at once), [`manager::download`] (full blocks in a bounded window,
+//!   each checked against its header, and [`follow`](manager::download::follow)
+//!   at the tip), [`Follower`](manager::Follower) (keeps a
+//!   [`Chain`](chain::Chain) at the tip and streams what it appends), and
+//!   [`PeerManager::start_relay`](manager::PeerManager::start_relay)
+//!   (transactions, blocks and payloads passed on, each downloaded once).
 //! - [`book`]: the address book. Every node we have heard of (seeds file,
 //!   gossip, inbound, manual), how dials to it went, its height, round trip
 //!   and bans; picks whom to dial (backoff, spread over address groups) and
@@ -96,6 +108,58 @@
 //!     peer.request_headers(MAINNET_GENESIS_HASH, UInt256::ZERO).await?;
 //!     let reason = peer.closed().await;
 //!     println!("gone: {reason}");
+//!     Ok::<_, Box<dyn std::error::Error>>(())
+//! })?;
+//! # }
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # A peer manager that syncs headers
+//!
+//! The manager dials its peers, and [`sync_n3`](manager::sync::sync_n3)
+//! fetches ranges of headers from all of them at once, each header checked
+//! against the one before. For full blocks next, see
+//! [`manager::download`]; to stay at the tip,
+//! [`Follower`](manager::Follower) or [`download::follow`](manager::download::follow);
+//! to pass transactions and blocks on,
+//! [`PeerManager::start_relay`](manager::PeerManager::start_relay).
+//!
+//! ```no_run
+//! # #[cfg(feature = "smol")]
+//! # {
+//! use std::time::Duration;
+//!
+//! use neo_peer::book::{AddressBook, BookConfig};
+//! use neo_peer::executor::SmolGlobal;
+//! use neo_peer::manager::sync::{SyncOptions, sync_n3};
+//! use neo_peer::manager::{ManagerConfig, PeerManager};
+//! use neo_peer::peer::{IgnoreAll, LocalConfig};
+//! use neo_peer::protocol::{N3, Protocol};
+//! use neo_peer::wire::n3::PRIVNET_MAGIC;
+//!
+//! smol::block_on(async {
+//!     // The address book: in memory here, a redb file with `AddressBook::open`.
+//!     let book = AddressBook::in_memory(BookConfig::new(N3::NAME, PRIVNET_MAGIC));
+//!     let config = ManagerConfig::new(LocalConfig::new(PRIVNET_MAGIC));
+//!     let manager = PeerManager::<N3>::new(config, book, IgnoreAll, SmolGlobal)?;
+//!     for addr in ["127.0.0.1:20333", "127.0.0.1:20334"] {
+//!         manager.connect(addr.parse()?).await?;
+//!     }
+//!     // Or let the dialer keep the outbound slots filled from the book.
+//!     manager.start_dialer();
+//!     manager.wait_for_peers(2, Duration::from_secs(3)).await;
+//!     // Up to the best peer's height (`SyncOptions::target` to stop before).
+//!     let synced = sync_n3(
+//!         &manager,
+//!         0,
+//!         &SyncOptions::default(),
+//!         |headers| println!("{} more headers", headers.len()),
+//!         |have, want| eprintln!("{have}/{want}"),
+//!     )
+//!     .await?;
+//!     println!("{} headers, tip {} {}", synced.count, synced.tip_index, synced.tip_hash);
+//!     // Disconnects everyone, waits for every task and flushes the book.
+//!     manager.shutdown().await;
 //!     Ok::<_, Box<dyn std::error::Error>>(())
 //! })?;
 //! # }

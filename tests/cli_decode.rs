@@ -250,6 +250,8 @@ fn bad_input_is_one_error_line() {
     hex.replace_range(46..48, "e3");
     let err = decode_err(&["--protocol", "legacy", "--kind", "message", &hex], None);
     assert!(err.starts_with("error: checksum mismatch"), "{err}");
+    // Valid hex that means nothing as base64: no hint about base64.
+    assert!(!err.contains("base64"), "{err}");
 
     // not hex
     decode_err(&["--kind", "tx", "zz"], None);

@@ -238,6 +238,14 @@ fn json_events_one_object_per_line() {
     assert_eq!(went["addr"], came["addr"]);
     assert_eq!(went["reason"], "remote closed the connection");
 
+    // A sync done in one range reports its progress once, not again at the end.
+    let short = sync(&["--connect", &addr, "--count", "100", "--json"]);
+    let short_events = events(&short);
+    let progress = named(&short_events, "progress");
+    assert_eq!(progress.len(), 1, "{short}");
+    assert_eq!(progress[0]["headers"], 100);
+    assert_eq!(progress[0]["target"], 100);
+
     // A crawl from a seeds file that names the server.
     let dir = std::env::temp_dir().join(format!("neo-peer-cli-json-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -48,8 +48,11 @@ pub fn decode_text(
         Encoding::Auto => from_hex(&compact)
             .and_then(|bytes| decode(protocol, kind, &bytes))
             .map_err(|e| {
-                // A short base64 text can be made of hex digits only ("AAEA").
-                if hex_digits.is_none() && from_base64(&compact).is_ok() {
+                // A short base64 text can be made of hex digits only
+                // ("AAEA"): the hint is given only when the text, read as
+                // base64, decodes as what was asked for.
+                let as_base64 = || from_base64(&compact).and_then(|b| decode(protocol, kind, &b));
+                if hex_digits.is_none() && as_base64().is_ok() {
                     format!("{e} (read as hex; for base64 give --encoding base64)")
                 } else {
                     e

@@ -33,7 +33,7 @@ use neo_peer::wire::{UInt256, legacy, n3};
 use serde_json::json;
 
 use crate::net::{ServeArgs, bind};
-use crate::output::Out;
+use crate::output::{Out, count};
 
 /// How often the follower pings its peers for their heights (the
 /// pipeline's rule: every live peer, inbound ones too, so not too often).
@@ -104,6 +104,14 @@ pub fn mirror<P: Mirrored>(
         let chain = Chain::from_genesis_block(P::genesis_block(&first, genesis).await?)
             .map_err(|e| format!("mirrored chain: {e}"))?;
         let chain = Arc::new(chain);
+        // `--json` shows the copy by its `progress` events; a person gets a
+        // line now and one when it is done (and a bar on a terminal).
+        if out == Out::Human {
+            eprintln!(
+                "copying the chain of {source} (height {}) before listening",
+                first.height()
+            );
+        }
         let mut progress = out.progress("blocks");
         let mut show = || {
             let have = u64::from(chain.height());
@@ -115,7 +123,12 @@ pub fn mirror<P: Mirrored>(
         out.event(
             "mirrored",
             json!({"from": source.to_string(), "blocks": blocks}),
-            || format!("mirrored {blocks} blocks from {source}"),
+            || {
+                format!(
+                    "mirrored {} from {source}",
+                    count(blocks as u64, "block", "blocks")
+                )
+            },
         );
         let _ = server.set(ChainServer::new(chain.clone()));
         let manager = bound.start(chain.genesis_hash(), chain.height())?;

@@ -24,16 +24,16 @@ use crate::{Protocol, mirror};
 /// Timeouts given on the command line, in seconds.
 #[derive(Debug, Clone, Copy, Default, clap::Args)]
 pub struct TimeoutArgs {
-    /// Handshake timeout in seconds (fractions allowed).
+    /// Handshake timeout in seconds, fractions allowed [default: 10].
     #[arg(long, value_name = "S")]
     handshake_timeout: Option<f64>,
-    /// Idle timeout in seconds.
+    /// Idle timeout in seconds: a peer silent this long is dropped [default: 120].
     #[arg(long, value_name = "S")]
     idle_timeout: Option<f64>,
-    /// Stall (response) timeout in seconds.
+    /// Stall timeout in seconds: a request unanswered this long drops its peer [default: 60].
     #[arg(long, value_name = "S")]
     stall_timeout: Option<f64>,
-    /// Ping interval in seconds.
+    /// Ping interval in seconds [default: 30].
     #[arg(long, value_name = "S")]
     ping_interval: Option<f64>,
 }
@@ -131,8 +131,10 @@ pub struct ServeArgs {
     /// Most peers served at once from one IP address (default: --max-peers).
     #[arg(long, value_name = "N")]
     max_per_ip: Option<usize>,
-    /// Report events (listening, connected, disconnected, refused, banned)
-    /// as JSON, one object per line on standard output.
+    /// Report events as JSON, one object per line on standard output:
+    /// metrics, progress and mirrored (--mirror), listening, connected,
+    /// disconnected, refused, banned, mirror_lost (their fields: README,
+    /// "--json").
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

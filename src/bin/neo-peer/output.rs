@@ -34,6 +34,14 @@ pub fn table(
         .collect()
 }
 
+/// `n` and the noun that goes with it: `1 peer`, `2 peers`.
+pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
+    match n.into() {
+        1 => format!("1 {one}"),
+        n => format!("{n} {many}"),
+    }
+}
+
 /// How long ago, short: `8s ago`, `12m ago`, `3h ago`.
 pub fn ago(ms: u64) -> String {
     format!("{:#} ago", HumanDuration(Duration::from_millis(ms)))
@@ -112,6 +120,7 @@ impl Out {
             out: self,
             unit,
             last_event: None,
+            last_recorded: None,
         }
     }
 }
@@ -143,6 +152,8 @@ pub struct Progress {
     out: Out,
     unit: &'static str,
     last_event: Option<Instant>,
+    /// The last `progress` event reported, so that `finish` does not repeat it.
+    last_recorded: Option<(u64, u64)>,
 }
 
 impl Progress {
@@ -160,14 +171,18 @@ impl Progress {
         }
     }
 
-    /// Done: the bar goes, and `--json` reports where it ended.
-    pub fn finish(self) {
+    /// Done: the bar goes, and `--json` reports where it ended (unless the
+    /// last event already said so).
+    pub fn finish(mut self) {
         self.bar.finish_and_clear();
         let (have, total) = (self.bar.position(), self.bar.length().unwrap_or(0));
-        self.record(have, total);
+        if self.last_recorded != Some((have, total)) {
+            self.record(have, total);
+        }
     }
 
-    fn record(&self, have: u64, total: u64) {
+    fn record(&mut self, have: u64, total: u64) {
+        self.last_recorded = Some((have, total));
         self.out.record(
             "progress",
             serde_json::json!({ self.unit: have, "target": total }),
@@ -215,6 +230,13 @@ mod tests {
         );
         let parsed: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(parsed["event"], "peer");
+    }
+
+    #[test]
+    fn counts_agree_with_their_noun() {
+        assert_eq!(count(1u32, "peer", "peers"), "1 peer");
+        assert_eq!(count(0u32, "peer", "peers"), "0 peers");
+        assert_eq!(count(2u64, "address", "addresses"), "2 addresses");
     }
 
     #[test]

@@ -29,11 +29,11 @@ pub fn peers(args: PeersArgs) -> Result<(), String> {
     }
     let config = book.config();
     println!(
-        "{}: protocol {}, network {}, {} addresses",
+        "{}: protocol {}, network {}, {}",
         args.db.display(),
         config.protocol,
         config.network,
-        records.len()
+        output::count(records.len() as u64, "address", "addresses")
     );
     print!("{}", table(&records, now_ms()));
     Ok(())
