@@ -4,7 +4,7 @@
 //! relay on a private network asks for its genesis hash.
 #![cfg(feature = "cli")]
 
-use std::io::{BufRead, BufReader, Lines};
+use std::io::{BufRead, BufReader, Lines, Read};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
@@ -184,4 +184,79 @@ fn a_legacy_relay_on_a_private_network_needs_its_genesis() {
     assert!(run(&["--no-follow"]).status.success());
     let genesis = format!("0x{}", "ab".repeat(32));
     assert!(run(&["--genesis", &genesis]).status.success());
+}
+
+/// Without `--json` every line of the relay is on standard output (the
+/// logs alone go to standard error). Catching up with the chain of a node
+/// that has every block, it prints no block line for a block sent to no
+/// peer until the tip, and counts none as relayed: the summary says 0
+/// blocks relayed, and how many were followed.
+#[test]
+fn a_relay_catching_up_prints_and_counts_only_what_it_sent() {
+    const BLOCKS: u32 = 40;
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_neo-peer"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--synthetic"])
+        .arg(BLOCKS.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(serve.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _serve = Relay(serve);
+    // listening on ADDR, genesis 0x<hash>, height N
+    let rest = line.strip_prefix("listening on ").expect(&line);
+    let (served, _) = rest.split_once(", ").expect(&line);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_neo-peer"))
+        .args(["relay", "--listen", "127.0.0.1:0", "--connect", served])
+        .args(["--verbose", "--summary", "0.1", "--duration", "120"])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut relay = Relay(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let mut next = || lines.next().expect("the relay's output").unwrap();
+    assert!(next().starts_with("relay listening on 127.0.0.1:"));
+    // Until the tip's line and a summary after the last block followed,
+    // in whichever order they come.
+    let (mut blocks, mut summary) = (Vec::new(), None);
+    let tip = format!("block {BLOCKS} 0x");
+    while summary.is_none() || !blocks.iter().any(|b: &String| b.starts_with(&tip)) {
+        let line = next();
+        if line.starts_with("relay: ") && line.ends_with(&format!(" blocks followed {BLOCKS}")) {
+            summary = Some(line);
+        } else if line.starts_with("block ") {
+            blocks.push(line);
+        }
+    }
+    let summary = summary.unwrap();
+    assert!(
+        summary.contains(" relayed 0 tx 0 blocks 0 payloads,"),
+        "{summary}"
+    );
+    assert!(summary.contains(&format!(" height {BLOCKS},")), "{summary}");
+    // The one block line: the tip, which no peer lacked.
+    assert_eq!(blocks.len(), 1, "{blocks:?}");
+    assert!(blocks[0].ends_with(&format!(" from {served} to 0 peers")));
+    let _ = relay.0.kill();
+    let _ = relay.0.wait();
+    let mut said = String::new();
+    BufReader::new(stderr).read_to_string(&mut said).unwrap();
+    for text in [
+        "relay listening",
+        "relay: ",
+        "following the chain",
+        "block ",
+    ] {
+        assert!(
+            !said.contains(text),
+            "nothing but logs on standard error: {said}"
+        );
+    }
 }

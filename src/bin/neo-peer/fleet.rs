@@ -306,19 +306,56 @@ fn record_event(out: Out, event: &ManagerEvent) {
     out.record(name, fields);
 }
 
-/// Runs `work`; meanwhile, with `--json`, reports the manager's events.
+/// Addresses of lost peers remembered to say when one is back; past it,
+/// a peer coming back is not mentioned.
+const MAX_LOST: usize = 1024;
+
+/// A manager's event as a person sees it: a line when a peer is lost, and
+/// one when a lost peer (an address of `lost`, at most [`MAX_LOST`]) is
+/// connected again. Nothing else: the tables say the rest.
+fn say_event(out: Out, event: &ManagerEvent, lost: &mut Vec<SocketAddr>) {
+    match event {
+        ManagerEvent::Disconnected {
+            addr: Some(addr),
+            reason,
+            ..
+        } => {
+            if !lost.contains(addr) && lost.len() < MAX_LOST {
+                lost.push(*addr);
+            }
+            out.outcome("disconnected", Value::Null, || {
+                format!("peer {addr} lost: {reason}")
+            });
+        }
+        ManagerEvent::Connected {
+            addr: Some(addr), ..
+        } => {
+            if let Some(i) = lost.iter().position(|a| a == addr) {
+                lost.swap_remove(i);
+                out.outcome("connected", Value::Null, || {
+                    format!("peer {addr} connected again")
+                });
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Runs `work`; meanwhile reports the manager's events: each one with
+/// `--json`, lost peers (and their return) for a person.
 async fn reporting_events<P: Proto, T>(
     manager: &PeerManager<P>,
     out: Out,
     work: impl std::future::Future<Output = T>,
 ) -> T {
-    if out == Out::Human {
-        return work.await;
-    }
     let events = manager.events();
     let report = async {
+        let mut lost = Vec::new();
         while let Ok(event) = events.recv().await {
-            record_event(out, &event);
+            match out {
+                Out::Json => record_event(out, &event),
+                Out::Human => say_event(out, &event, &mut lost),
+            }
         }
         std::future::pending().await
     };
@@ -452,6 +489,11 @@ fn run_sync<P: Cli>(
                 if let Some(interrupt) = &interrupt {
                     report_peers(&manager, out);
                     following.store(true, Ordering::Release);
+                    // A `--connect` peer lost is dialed again until it is
+                    // back (dropped, the task stops).
+                    let _redial = (!args.connect.is_empty()).then(|| {
+                        crate::relay::keep_connected(manager.clone(), args.connect.clone())
+                    });
                     return follow_tip(&manager, &blocks, signers, genesis, out, interrupt).await;
                 }
             }

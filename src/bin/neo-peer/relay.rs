@@ -146,6 +146,29 @@ pub fn relay(args: RelayArgs) -> Result<(), String> {
     }
 }
 
+/// Keeps `manager` connected to every address of `targets`: each one not
+/// among its peers is dialed again every [`REDIAL`], one after the other,
+/// until the task is dropped (or the manager shuts down and the process
+/// ends). A banned address is not dialed (the manager refuses it).
+pub(crate) fn keep_connected<P: neo_peer::protocol::Protocol>(
+    manager: PeerManager<P>,
+    targets: Vec<SocketAddr>,
+) -> smol::Task<()> {
+    smol::spawn(async move {
+        loop {
+            let live: Vec<SocketAddr> = manager.peers().iter().filter_map(|s| s.addr).collect();
+            for addr in &targets {
+                if !live.contains(addr) {
+                    if let Err(e) = manager.connect(*addr).await {
+                        tracing::debug!(%addr, error = %e, "cannot connect");
+                    }
+                }
+            }
+            async_io::Timer::after(REDIAL).await;
+        }
+    })
+}
+
 /// The genesis hash an N3 relay follows: `--genesis`, else MainNet's on
 /// MainNet, else `UInt256::ZERO` (whichever block 0 a peer gives first).
 fn n3_genesis(given: Option<UInt256>, magic: u32) -> UInt256 {
@@ -225,6 +248,8 @@ trait Node: Inventory + BlockSource {
     /// A payload's sender (as bytes), first valid height and first height
     /// at which it is no longer valid.
     fn payload(msg: &Self::Message) -> Option<(Vec<u8>, u32, u32)>;
+    /// An N3 extensible payload's category (`dBFT`, `StateService`, ...).
+    fn category(msg: &Self::Message) -> Option<String>;
 }
 
 impl Node for N3 {
@@ -251,6 +276,13 @@ impl Node for N3 {
             n3::Message::Extensible(e) => {
                 Some((e.sender.0.to_vec(), e.valid_block_start, e.valid_block_end))
             }
+            _ => None,
+        }
+    }
+
+    fn category(msg: &n3::Message) -> Option<String> {
+        match msg {
+            n3::Message::Extensible(e) => Some(e.category.to_string()),
             _ => None,
         }
     }
@@ -284,6 +316,31 @@ impl Node for Legacy {
             )),
             _ => None,
         }
+    }
+
+    fn category(_: &legacy::Message) -> Option<String> {
+        None
+    }
+}
+
+/// How a `--verbose` line names an item: `tx 0x<hash>`, `block INDEX
+/// 0x<hash>`, `extensible 0x<hash> (CATEGORY, valid from block N)`,
+/// `consensus 0x<hash> (block N)`.
+fn item_words(
+    kind: ItemKind,
+    hash: UInt256,
+    height: Option<u32>,
+    category: Option<&str>,
+) -> String {
+    match (kind, height) {
+        (ItemKind::Block, Some(h)) => format!("{kind} {h} {hash}"),
+        (ItemKind::Extensible, Some(h)) => {
+            // A peer's words: control characters escaped.
+            let category = category.unwrap_or("?").escape_debug();
+            format!("{kind} {hash} ({category}, valid from block {h})")
+        }
+        (ItemKind::Consensus, Some(h)) => format!("{kind} {hash} (block {h})"),
+        _ => format!("{kind} {hash}"),
     }
 }
 
@@ -346,7 +403,7 @@ fn follow<P: Node>(
         };
         let hash = chain.genesis_hash();
         let _ = held.0.set(chain.clone());
-        out.event("genesis", json!({"hash": hash.to_string()}), || {
+        out.outcome("genesis", json!({"hash": hash.to_string()}), || {
             format!("following the chain from genesis {hash}")
         });
         let follower = Arc::new(Follower::new(manager.clone(), chain));
@@ -372,7 +429,10 @@ fn follow<P: Node>(
 }
 
 /// Announces the block the follower appended at `index` (from peer
-/// `from`) to the peers below it.
+/// `from`) to the peers below it. The block counts as relayed, and with
+/// `verbose` gets a line, when it went to at least one peer; one sent to
+/// none gets a line only at the tip (no peer is higher), so that catching
+/// up prints nothing per block.
 fn relay_block<P: Node>(
     follower: &Follower<P>,
     index: u32,
@@ -391,8 +451,14 @@ fn relay_block<P: Node>(
     counters.top.fetch_max(index, Ordering::Relaxed);
     let hash = item.hash;
     let peers = manager.relay(item);
-    counters.relayed[kind_index(ItemKind::Block)].fetch_add(1, Ordering::Relaxed);
-    if verbose {
+    if peers > 0 {
+        counters.relayed[kind_index(ItemKind::Block)].fetch_add(1, Ordering::Relaxed);
+    }
+    // After the count of relayed blocks: a summary that counts this block
+    // as followed counts it as relayed too, if it was.
+    counters.followed.fetch_add(1, Ordering::Relaxed);
+    let catching_up = || manager.peers().iter().any(|s| s.peer.height() > index);
+    if verbose && (peers > 0 || !catching_up()) {
         let peer = manager
             .peer(from)
             .and_then(|p| p.addr().or(p.remote_addr()))
@@ -407,7 +473,7 @@ fn relay_block<P: Node>(
                 "from": peer,
                 "to": peers,
             }),
-            || format!("{kind} {hash} at {index} from {peer} to {peers} peers"),
+            || format!("{kind} {index} {hash} from {peer} to {peers} peers"),
         );
     }
 }
@@ -462,7 +528,10 @@ impl Pool {
 /// The relay's own counters, besides the manager's.
 #[derive(Default)]
 struct Counters {
+    /// Items announced or sent to at least one peer, by kind.
     relayed: [AtomicU64; 4],
+    /// Blocks the follower appended (relayed to a peer or not).
+    followed: AtomicU64,
     rejected: AtomicU64,
     /// The highest block relayed.
     top: AtomicU32,
@@ -528,7 +597,7 @@ fn summary_line(m: &Summary<'_>) -> String {
     format!(
         "relay: {} peers, relayed {} tx {} blocks {} payloads, received {}, \
 requested {} tx {} blocks {} payloads, duplicates avoided {}, \
-announced {}, served {}, sent twice {}, rejected {}, height {}",
+announced {}, served {}, sent twice {}, rejected {}, height {}, blocks followed {}",
         m.peers,
         relayed[0],
         relayed[1],
@@ -543,6 +612,7 @@ announced {}, served {}, sent twice {}, rejected {}, height {}",
         s.resent,
         counters.rejected.load(Ordering::Relaxed),
         height.map_or_else(|| "-".to_string(), |h| h.to_string()),
+        counters.followed.load(Ordering::Relaxed),
     )
 }
 
@@ -577,6 +647,7 @@ fn summary_json(m: &Summary<'_>) -> serde_json::Value {
         "dropped": s.dropped,
         "rejected": counters.rejected.load(Ordering::Relaxed),
         "height": height,
+        "followed": counters.followed.load(Ordering::Relaxed),
     })
 }
 
@@ -651,7 +722,7 @@ where
         if let Err(why) = check(&item, height, from.id(), &pool, cap) {
             counters.rejected.fetch_add(1, Ordering::Relaxed);
             if verbose {
-                out.event(
+                out.outcome(
                     "rejected",
                     json!({"kind": item.kind.name(), "hash": item.hash.to_string(), "from": peer, "why": why}),
                     || format!("rejected {} {} from {peer}: {why}", item.kind, item.hash),
@@ -663,23 +734,26 @@ where
         if let (Some(_), Some(h)) = (P::block_of(&item.message), height) {
             counters.top.fetch_max(h, Ordering::Relaxed);
         }
+        let category = P::category(&item.message);
         let peers = relay.relay(item);
-        counters.relayed[kind_index(kind)].fetch_add(1, Ordering::Relaxed);
+        if peers > 0 {
+            counters.relayed[kind_index(kind)].fetch_add(1, Ordering::Relaxed);
+        }
         if verbose {
-            out.outcome(
-                "relayed",
-                json!({
-                    "kind": kind.name(),
-                    "hash": hash.to_string(),
-                    "height": height,
-                    "from": peer,
-                    "to": peers,
-                }),
-                || match height {
-                    Some(h) => format!("{kind} {hash} at {h} from {peer} to {peers} peers"),
-                    None => format!("{kind} {hash} from {peer} to {peers} peers"),
-                },
-            );
+            let mut fields = json!({
+                "kind": kind.name(),
+                "hash": hash.to_string(),
+                "height": height,
+                "from": peer,
+                "to": peers,
+            });
+            if let Some(c) = &category {
+                fields["category"] = json!(c);
+            }
+            out.outcome("relayed", fields, || {
+                let what = item_words(kind, hash, height, category.as_deref());
+                format!("{what} from {peer} to {peers} peers")
+            });
         }
     };
     let relay_config = RelayConfig {
@@ -694,7 +768,7 @@ where
     smol::block_on(async {
         if let Some(addr) = args.listen {
             let bound = manager.listen(addr).await.map_err(|e| e.to_string())?;
-            out.event("listening", json!({"addr": bound.to_string()}), || {
+            out.outcome("listening", json!({"addr": bound.to_string()}), || {
                 format!("relay listening on {bound}")
             });
         }
@@ -706,23 +780,7 @@ where
         }
         manager.start_maintenance();
         if !args.connect.is_empty() {
-            let keeper = manager.clone();
-            let targets = args.connect.clone();
-            smol::spawn(async move {
-                loop {
-                    let live: Vec<SocketAddr> =
-                        keeper.peers().iter().filter_map(|s| s.addr).collect();
-                    for addr in &targets {
-                        if !live.contains(addr) {
-                            if let Err(e) = keeper.connect(*addr).await {
-                                tracing::debug!(%addr, error = %e, "cannot connect");
-                            }
-                        }
-                    }
-                    async_io::Timer::after(REDIAL).await;
-                }
-            })
-            .detach();
+            keep_connected(manager.clone(), args.connect.clone()).detach();
         }
         if following {
             follow(
@@ -765,7 +823,7 @@ where
                         counters: &counters,
                         height: held.height(),
                     };
-                    out.event("summary", summary_json(&summary), || summary_line(&summary));
+                    out.outcome("summary", summary_json(&summary), || summary_line(&summary));
                     next_summary = Some(now + e);
                 }
             }
@@ -890,6 +948,33 @@ mod tests {
         assert!(
             check(&payload(1, 0, 10), None, 1, &pool, 20).is_ok(),
             "no height: no expiry"
+        );
+    }
+
+    #[test]
+    fn a_verbose_line_says_what_the_height_of_an_item_is() {
+        let hash = UInt256([0xab; 32]);
+        let h = hash.to_string();
+        assert_eq!(
+            item_words(ItemKind::Extensible, hash, Some(7), Some("dBFT")),
+            format!("extensible {h} (dBFT, valid from block 7)")
+        );
+        assert_eq!(
+            item_words(ItemKind::Extensible, hash, Some(7), Some("a\nb")),
+            format!("extensible {h} (a\\nb, valid from block 7)"),
+            "a peer's category cannot break the line"
+        );
+        assert_eq!(
+            item_words(ItemKind::Block, hash, Some(12), None),
+            format!("block 12 {h}")
+        );
+        assert_eq!(
+            item_words(ItemKind::Consensus, hash, Some(3), None),
+            format!("consensus {h} (block 3)")
+        );
+        assert_eq!(
+            item_words(ItemKind::Transaction, hash, None, None),
+            format!("tx {h}")
         );
     }
 
