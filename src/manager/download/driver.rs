@@ -236,10 +236,12 @@ pub async fn download<P: BlockSource>(
 ///   block. A C# node at its tip may leave `getheaders` unanswered: it is
 ///   never dropped for it, and after the request deadline another peer may
 ///   be asked. A peer whose `getheaders` went unanswered or brought no new
-///   header (nor the blocks it announced) is not asked again while a live
-///   peer not asked in vain remains, so that one peer announcing blocks it
-///   never gives, or claiming a height it lacks, costs one deadline rather
-///   than holding the headers up. Announced blocks the headers do not
+///   header (nor the blocks it announced) is asked again only when no live
+///   peer not asked in vain has announced a new block or is higher, so
+///   that one peer announcing blocks it never gives, or claiming a height
+///   it lacks, costs one deadline rather than holding the headers up (and
+///   a peer asked in vain that is the only one with something new is still
+///   asked). Announced blocks the headers do not
 ///   reach (NEO•ONE leaves its tip out of them) are asked of their
 ///   announcer by hash and, when they follow the last header, taken as they
 ///   are ([`Schedule::offer`]): each block is still fetched once.
@@ -428,11 +430,11 @@ pub(crate) async fn run<P: BlockSource>(
     let mut headers_running: Option<(PeerId, Instant, Vec<UInt256>)> = None;
     let mut announced: HashMap<PeerId, Vec<UInt256>> = HashMap::new();
     // Legacy following: peers whose last `getheaders` (and the blocks it
-    // then offered) brought no new header, or went unanswered. They are not
-    // asked again while another live peer is not in the set (the set is
-    // emptied once every live peer is): a peer that announces blocks it
-    // never gives, or lies about its height, costs one request deadline,
-    // not every one. At most the live peers.
+    // then offered) brought no new header, or went unanswered. They are
+    // asked only when no other live peer has something to ask for (the set
+    // is emptied once every live peer is in it): a peer that announces
+    // blocks it never gives, or lies about its height, costs one request
+    // deadline, not every one. At most the live peers.
     let mut fruitless: HashSet<PeerId> = HashSet::new();
     // Legacy following: the peer asked for the blocks it announced that its
     // headers did not reach (NEO•ONE leaves its tip out of `headers`).
@@ -537,17 +539,25 @@ pub(crate) async fn run<P: BlockSource>(
             let room = u64::from(tip_index) < schedule.next_index() + u64::from(config.window);
             if headers_running.is_none() && room {
                 // A peer that announced a block not seen yet, else the
-                // highest peer above the last header; none asked in vain.
-                let worth = live.iter().filter(|(id, _)| !fruitless.contains(id));
-                let fresh = worth
-                    .clone()
-                    .map(|&(id, _)| id)
-                    .find(|id| announced.contains_key(id));
-                let higher = worth
-                    .filter(|&&(_, h)| h > tip_index)
-                    .max_by_key(|&&(_, h)| h)
-                    .map(|&(id, _)| id);
-                if let Some(peer) = fresh.or(higher).and_then(|id| manager.peer(id)) {
+                // highest peer above the last header: first among those not
+                // asked in vain, then among all (a peer asked in vain may be
+                // the only one with something new).
+                let pick = |in_vain: bool| {
+                    let worth = live
+                        .iter()
+                        .filter(|(id, _)| in_vain || !fruitless.contains(id));
+                    let fresh = worth
+                        .clone()
+                        .map(|&(id, _)| id)
+                        .find(|id| announced.contains_key(id));
+                    let higher = worth
+                        .filter(|&&(_, h)| h > tip_index)
+                        .max_by_key(|&&(_, h)| h)
+                        .map(|&(id, _)| id);
+                    fresh.or(higher)
+                };
+                let chosen = pick(false).or_else(|| pick(true));
+                if let Some(peer) = chosen.and_then(|id| manager.peer(id)) {
                     let id = peer.id();
                     let hashes = announced.remove(&id).unwrap_or_default();
                     headers_running = Some((id, now, hashes));
