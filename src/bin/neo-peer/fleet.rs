@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 use crate::Protocol;
 use crate::net::{TimeoutArgs, config, network};
-use crate::output::{Out, table};
+use crate::output::{Out, count, table};
 use crate::telemetry::TelemetryArgs;
 
 /// How long to wait for the dialer to fill the slots from the address book
@@ -52,7 +52,9 @@ pub struct SyncArgs {
     /// Most peers to sync from at once.
     #[arg(long, default_value_t = 8, value_name = "N")]
     max_peers: usize,
-    /// Stop after this many headers (genesis included).
+    /// Stop after this many headers (genesis included); by default, at
+    /// the best height the peers claim when the sync starts. With
+    /// --follow it bounds only what is fetched before following.
     #[arg(long, value_name = "N")]
     count: Option<u64>,
     /// Legacy: the genesis hash to start from (built in for mainnet and testnet).
@@ -62,9 +64,9 @@ pub struct SyncArgs {
     /// once, each checked against its header (keeps 32 bytes a header).
     #[arg(long)]
     blocks: bool,
-    /// After the blocks, keep following the tip until SIGINT or SIGTERM: one
-    /// line per new block, `block INDEX 0x<hash> txs N from PEER`, then the
-    /// final `synced` line.
+    /// With --blocks (which it needs): after the blocks, keep following
+    /// the tip until SIGINT or SIGTERM: one line per new block, `block INDEX
+    /// 0x<hash> txs N from PEER`, then the final `synced` line.
     #[arg(long, requires = "blocks")]
     follow: bool,
     /// With --blocks: check every block's validators' signatures too,
@@ -234,13 +236,22 @@ async fn bootstrap(
             out.event(
                 "book",
                 json!({"addresses": n, "from": "seeds", "seeds": file.display().to_string()}),
-                || format!("address book empty: {n} addresses from {}", file.display()),
+                || {
+                    format!(
+                        "address book empty: {} from {}",
+                        count(n as u64, "address", "addresses"),
+                        file.display()
+                    )
+                },
             );
         }
         _ if !book.is_empty() => {
             let n = book.len();
             out.event("book", json!({"addresses": n, "from": "book"}), || {
-                format!("address book: {n} addresses, seeds not read")
+                format!(
+                    "address book: {}, seeds not read",
+                    count(n as u64, "address", "addresses")
+                )
             });
         }
         _ => {}
@@ -930,10 +941,11 @@ fn run_demo<P: Cli>(args: &DemoArgs, dir: &Path, synthetic: &Synthetic) -> Resul
         std::fs::write(&seeds, format!("# neo-peer demo nodes\n{list}"))
             .map_err(|e| format!("cannot write {}: {e}", seeds.display()))?;
         eprintln!(
-            "{} {} nodes on 127.0.0.1 serving {} headers (made in {:.1?})",
+            "{} {} {} on 127.0.0.1 serving {} (made in {:.1?})",
             args.nodes,
             P::NAME,
-            height + 1,
+            if args.nodes == 1 { "node" } else { "nodes" },
+            count(height + 1, "header", "headers"),
             started.elapsed()
         );
         let mut local = LocalConfig::new(magic);
@@ -948,7 +960,10 @@ fn run_demo<P: Cli>(args: &DemoArgs, dir: &Path, synthetic: &Synthetic) -> Resul
         let result = async {
             bootstrap(manager.book(), Some(&seeds), 0, Out::Human).await?;
             gather(&manager, &[], args.nodes).await?;
-            eprintln!("connected to {} peers", manager.len());
+            eprintln!(
+                "connected to {}",
+                count(manager.len() as u64, "peer", "peers")
+            );
             let mut progress = Out::Human.progress("headers");
             let out = P::sync(&manager, genesis, None, None, |have, want| {
                 progress.show(have, want)
@@ -968,12 +983,17 @@ fn run_demo<P: Cli>(args: &DemoArgs, dir: &Path, synthetic: &Synthetic) -> Resul
             node.shutdown().await;
         }
         let flushed = report.flushed.map_err(|e| format!("address book: {e}"))?;
-        eprintln!(
-            "address book {}: {} addresses ({} written at shutdown)",
-            db.display(),
-            manager.book().len(),
+        // A temporary directory is gone by now: only a kept book is named.
+        let book_line = format!(
+            "{} ({} written at shutdown)",
+            count(manager.book().len() as u64, "address", "addresses"),
             flushed
         );
+        if args.dir.is_some() {
+            eprintln!("address book {}: {book_line}", db.display());
+        } else {
+            eprintln!("address book (temporary, removed): {book_line}");
+        }
         result
     })
 }

@@ -23,7 +23,7 @@ use serde_json::json;
 
 use crate::Protocol;
 use crate::net::{TimeoutArgs, config, network};
-use crate::output::Out;
+use crate::output::{Out, count};
 use crate::telemetry::TelemetryArgs;
 
 /// Extensible (N3) or consensus (Legacy) payloads held per sender at most,
@@ -107,7 +107,8 @@ pub struct RelayArgs {
     /// transaction is announced at once.
     #[arg(long, value_name = "MS")]
     batch: Option<u64>,
-    /// Print one line per relayed item.
+    /// Print one line per item relayed to at least one peer (blocks
+    /// followed while catching up, sent to no one, get none).
     #[arg(long)]
     verbose: bool,
     /// Seconds between summaries (peers, items relayed, duplicates
@@ -473,7 +474,12 @@ fn relay_block<P: Node>(
                 "from": peer,
                 "to": peers,
             }),
-            || format!("{kind} {index} {hash} from {peer} to {peers} peers"),
+            || {
+                format!(
+                    "{kind} {index} {hash} from {peer} to {}",
+                    count(peers as u64, "peer", "peers")
+                )
+            },
         );
     }
 }
@@ -752,7 +758,10 @@ where
             }
             out.outcome("relayed", fields, || {
                 let what = item_words(kind, hash, height, category.as_deref());
-                format!("{what} from {peer} to {peers} peers")
+                format!(
+                    "{what} from {peer} to {}",
+                    count(peers as u64, "peer", "peers")
+                )
             });
         }
     };
