@@ -468,6 +468,24 @@ pub(crate) async fn run<P: BlockSource>(
             p.disconnect();
         }
     };
+    // Hands out what is ready (see `hand_out`), and returns the outcome
+    // from here once `on_block` says stop.
+    macro_rules! hand_out_or_return {
+        () => {
+            let flow = hand_out(
+                &mut schedule,
+                &mut outcome,
+                &mut seen,
+                &mut dropped,
+                &mut on_block,
+                &fault,
+            );
+            if flow.is_break() {
+                outcome.elapsed = started.elapsed();
+                return Ok(outcome);
+            }
+        };
+    }
     loop {
         if manager.inner.is_shutting_down() {
             return Err(DownloadError::Shutdown);
@@ -599,18 +617,7 @@ pub(crate) async fn run<P: BlockSource>(
                 let _ = tx.send(Note::Answer(id, from, answer)).await;
             });
         }
-        let flow = hand_out(
-            &mut schedule,
-            &mut outcome,
-            &mut seen,
-            &mut dropped,
-            &mut on_block,
-            &fault,
-        );
-        if flow.is_break() {
-            outcome.elapsed = started.elapsed();
-            return Ok(outcome);
-        }
+        hand_out_or_return!();
         if by_headers {
             // Hashes below the next block are no longer needed.
             let next = u32::try_from(schedule.next_index()).unwrap_or(u32::MAX);
@@ -721,18 +728,7 @@ pub(crate) async fn run<P: BlockSource>(
                         }
                         // What is ready goes out at once: past twice the
                         // byte bound only the next block is taken.
-                        let flow = hand_out(
-                            &mut schedule,
-                            &mut outcome,
-                            &mut seen,
-                            &mut dropped,
-                            &mut on_block,
-                            &fault,
-                        );
-                        if flow.is_break() {
-                            outcome.elapsed = started.elapsed();
-                            return Ok(outcome);
-                        }
+                        hand_out_or_return!();
                     }
                     continue;
                 }
