@@ -821,13 +821,55 @@ fn an_item_sent_to_a_peer_twice_is_counted() {
     });
 }
 
+/// One N3 message as the bytes a peer sends for it.
+fn frame(codec: &n3::Codec, m: &n3::Message) -> Vec<u8> {
+    let mut out = bytes::BytesMut::new();
+    N3::encode(codec, m, &mut out).unwrap();
+    out.to_vec()
+}
+
+/// A raw N3 peer connected to `addr`, past the handshake: its version
+/// sent, the other side's version and verack read, its verack sent. Its
+/// connection (nothing more is read from it) and its codec.
+async fn raw_peer(addr: SocketAddr) -> (async_io::Async<std::net::TcpStream>, n3::Codec) {
+    use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+    use neo_peer::protocol::Role;
+    let mut conn = async_io::Async::<std::net::TcpStream>::connect(addr)
+        .await
+        .unwrap();
+    let mut codec = N3::codec(NET);
+    let mut local = LocalConfig::<N3>::new(NET);
+    local.identity.nonce = 0x0BAD;
+    conn.write_all(&frame(&codec, &N3::version(&local.identity)))
+        .await
+        .unwrap();
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0;
+    while seen < 2 {
+        match N3::decode(&mut codec, &mut buf).unwrap() {
+            Some(d) => {
+                if matches!(N3::role(&d.message), Role::Version(_) | Role::Verack) {
+                    seen += 1;
+                }
+            }
+            None => {
+                let mut chunk = [0u8; 4096];
+                let n = conn.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "closed during the handshake");
+                buf.extend_from_slice(&chunk[..n]);
+            }
+        }
+    }
+    conn.write_all(&frame(&codec, &N3::verack())).await.unwrap();
+    (conn, codec)
+}
+
 /// A peer that asks for the same item again and again and reads nothing
 /// gets no second copy of it queued while the first waits: its queue holds
 /// the item once, not once per request.
 #[test]
 fn an_item_asked_again_while_it_waits_for_the_asker_is_not_queued_twice() {
-    use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
-    use neo_peer::protocol::Role;
+    use futures_lite::io::AsyncWriteExt;
     smol::block_on(async {
         let (hub, _) = relaying::<N3, _>(IgnoreAll);
         let addr = listening(&hub).await;
@@ -840,38 +882,7 @@ fn an_item_asked_again_while_it_waits_for_the_asker_is_not_queued_twice() {
         let item = N3::item(&n3::Message::Transaction(tx)).unwrap();
         hub.relay(item.clone());
         // A raw peer: the handshake, then requests only, never a read.
-        let mut conn = async_io::Async::<std::net::TcpStream>::connect(addr)
-            .await
-            .unwrap();
-        let mut codec = N3::codec(NET);
-        let frame = |codec: &_, m: &n3::Message| {
-            let mut out = bytes::BytesMut::new();
-            N3::encode(codec, m, &mut out).unwrap();
-            out.to_vec()
-        };
-        let mut local = LocalConfig::<N3>::new(NET);
-        local.identity.nonce = 0x0BAD;
-        conn.write_all(&frame(&codec, &N3::version(&local.identity)))
-            .await
-            .unwrap();
-        let mut buf = bytes::BytesMut::new();
-        let mut seen = 0;
-        while seen < 2 {
-            match N3::decode(&mut codec, &mut buf).unwrap() {
-                Some(d) => {
-                    if matches!(N3::role(&d.message), Role::Version(_) | Role::Verack) {
-                        seen += 1;
-                    }
-                }
-                None => {
-                    let mut chunk = [0u8; 4096];
-                    let n = conn.read(&mut chunk).await.unwrap();
-                    assert!(n > 0, "closed during the handshake");
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-            }
-        }
-        conn.write_all(&frame(&codec, &N3::verack())).await.unwrap();
+        let (mut conn, codec) = raw_peer(addr).await;
         let ask = frame(
             &codec,
             &N3::get_data(ItemKind::Transaction, &[item.hash]).unwrap(),
@@ -900,8 +911,7 @@ fn an_item_asked_again_while_it_waits_for_the_asker_is_not_queued_twice() {
 /// hold at most its outbox's bytes for it: past them, answers are dropped.
 #[test]
 fn a_peer_that_does_not_read_is_queued_no_more_than_its_outbox_bytes() {
-    use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
-    use neo_peer::protocol::Role;
+    use futures_lite::io::AsyncWriteExt;
     smol::block_on(async {
         let relay_config = RelayConfig {
             outbox_bytes: 1 << 20,
@@ -924,38 +934,7 @@ fn a_peer_that_does_not_read_is_queued_no_more_than_its_outbox_bytes() {
             hashes.push(item.hash);
             hub.relay(item);
         }
-        let mut conn = async_io::Async::<std::net::TcpStream>::connect(addr)
-            .await
-            .unwrap();
-        let mut codec = N3::codec(NET);
-        let frame = |codec: &_, m: &n3::Message| {
-            let mut out = bytes::BytesMut::new();
-            N3::encode(codec, m, &mut out).unwrap();
-            out.to_vec()
-        };
-        let mut local = LocalConfig::<N3>::new(NET);
-        local.identity.nonce = 0x0BAD;
-        conn.write_all(&frame(&codec, &N3::version(&local.identity)))
-            .await
-            .unwrap();
-        let mut buf = bytes::BytesMut::new();
-        let mut seen = 0;
-        while seen < 2 {
-            match N3::decode(&mut codec, &mut buf).unwrap() {
-                Some(d) => {
-                    if matches!(N3::role(&d.message), Role::Version(_) | Role::Verack) {
-                        seen += 1;
-                    }
-                }
-                None => {
-                    let mut chunk = [0u8; 4096];
-                    let n = conn.read(&mut chunk).await.unwrap();
-                    assert!(n > 0, "closed during the handshake");
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-            }
-        }
-        conn.write_all(&frame(&codec, &N3::verack())).await.unwrap();
+        let (mut conn, codec) = raw_peer(addr).await;
         for hash in &hashes {
             let ask = N3::get_data(ItemKind::Transaction, &[*hash]).unwrap();
             conn.write_all(&frame(&codec, &ask)).await.unwrap();
