@@ -6,25 +6,14 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::{Kill, listening};
+use common::{Kill, serve_synthetic};
 use neo_peer::chain::{LegacyChain, N3Chain, Synthetic};
 
 const BLOCKS: u32 = 4321;
 
 /// Starts a server; returns it with its address and genesis hash.
 fn serve(protocol: &str) -> (Kill, String, String) {
-    let blocks = BLOCKS.to_string();
-    let (server, first) = listening(&[
-        "serve",
-        "--protocol",
-        protocol,
-        "--network",
-        "privnet",
-        "--listen",
-        "127.0.0.1:0",
-        "--synthetic",
-        &blocks,
-    ]);
+    let (server, first) = serve_synthetic(protocol, BLOCKS);
     assert_eq!(first.height, BLOCKS);
     (server, first.addr, first.genesis)
 }

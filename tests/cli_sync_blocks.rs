@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use common::{Kill, listening};
+use common::{Kill, serve_synthetic};
 use neo_peer::book::{AddressBook, BookConfig};
 use neo_peer::chain::{Chain, ChainServer, LegacyChain, N3Chain, Synthetic};
 use neo_peer::executor::SmolGlobal;
@@ -22,18 +22,7 @@ const BLOCKS: u32 = 1500;
 /// Starts a server of `BLOCKS` synthetic blocks; returns it with its
 /// address and genesis hash.
 fn serve(protocol: &str) -> (Kill, String, String) {
-    let blocks = BLOCKS.to_string();
-    let (server, first) = listening(&[
-        "serve",
-        "--protocol",
-        protocol,
-        "--network",
-        "privnet",
-        "--listen",
-        "127.0.0.1:0",
-        "--synthetic",
-        &blocks,
-    ]);
+    let (server, first) = serve_synthetic(protocol, BLOCKS);
     (server, first.addr, first.genesis)
 }
 

@@ -244,6 +244,23 @@ pub fn listening(args: &[&str]) -> (Kill, Listening) {
     (child, first)
 }
 
+/// `neo-peer serve` of `blocks` synthetic blocks of `protocol` (privnet)
+/// on a port the system picks, once it listens.
+pub fn serve_synthetic(protocol: &str, blocks: u32) -> (Kill, Listening) {
+    let blocks = blocks.to_string();
+    listening(&[
+        "serve",
+        "--protocol",
+        protocol,
+        "--network",
+        "privnet",
+        "--listen",
+        "127.0.0.1:0",
+        "--synthetic",
+        &blocks,
+    ])
+}
+
 fn first_line(args: &[&str]) -> (Kill, String) {
     let mut child = neo_peer()
         .args(args)
