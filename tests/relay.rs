@@ -821,6 +821,25 @@ fn an_item_sent_to_a_peer_twice_is_counted() {
     });
 }
 
+/// `count` transactions of some 60 KB each, `N3::tx(seed)` with nonces
+/// `0..count` and a large script, relayed by `hub`; their hashes.
+fn relay_large_txs(hub: &PeerManager<N3>, seed: u64, count: u32) -> Vec<neo_peer::wire::UInt256> {
+    let tx = match N3::tx(seed).message {
+        n3::Message::Transaction(tx) => tx,
+        other => panic!("{other:?}"),
+    };
+    let mut hashes = Vec::new();
+    for i in 0..count {
+        let mut tx = tx.clone();
+        tx.nonce = i;
+        tx.script = vec![0x40; 60_000].into();
+        let item = N3::item(&n3::Message::Transaction(tx)).unwrap();
+        hashes.push(item.hash);
+        hub.relay(item);
+    }
+    hashes
+}
+
 /// One N3 message as the bytes a peer sends for it.
 fn frame(codec: &n3::Codec, m: &n3::Message) -> Vec<u8> {
     let mut out = bytes::BytesMut::new();
@@ -921,19 +940,7 @@ fn a_peer_that_does_not_read_is_queued_no_more_than_its_outbox_bytes() {
         let addr = listening(&hub).await;
         // 600 transactions of some 60 KB: 36 MB, far more than the
         // socket's buffers and the outbox's bytes hold.
-        let tx = match N3::tx(5).message {
-            n3::Message::Transaction(tx) => tx,
-            other => panic!("{other:?}"),
-        };
-        let mut hashes = Vec::new();
-        for i in 0..600u32 {
-            let mut tx = tx.clone();
-            tx.nonce = i;
-            tx.script = vec![0x40; 60_000].into();
-            let item = N3::item(&n3::Message::Transaction(tx)).unwrap();
-            hashes.push(item.hash);
-            hub.relay(item);
-        }
+        let hashes = relay_large_txs(&hub, 5, 600);
         let (mut conn, codec) = raw_peer(addr).await;
         for hash in &hashes {
             let ask = N3::get_data(ItemKind::Transaction, &[*hash]).unwrap();
@@ -1031,20 +1038,8 @@ fn the_relay_cache_is_bounded_in_bytes() {
         };
         let (hub, _) = relaying_with::<N3, _>(IgnoreAll, relay_config);
         let addr = listening(&hub).await;
-        let tx = match N3::tx(6).message {
-            n3::Message::Transaction(tx) => tx,
-            other => panic!("{other:?}"),
-        };
         // 40 transactions of some 60 KB: 2.4 MB, over the cache's 1 MiB.
-        let mut hashes = Vec::new();
-        for i in 0..40u32 {
-            let mut tx = tx.clone();
-            tx.nonce = i;
-            tx.script = vec![0x40; 60_000].into();
-            let item = N3::item(&n3::Message::Transaction(tx)).unwrap();
-            hashes.push(item.hash);
-            hub.relay(item);
-        }
+        let hashes = relay_large_txs(&hub, 6, 40);
         let asker = PeerManager::<N3>::new(config(), book::<N3>(), IgnoreAll, SmolGlobal).unwrap();
         let link = asker.connect(addr).await.unwrap();
         for (i, expect_found) in [(0, false), (39, true)] {
