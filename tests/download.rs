@@ -295,6 +295,33 @@ impl Announce for Legacy {
     }
 }
 
+/// A node serving the first `blocks` blocks of `chain`, its `version`
+/// saying the height of what it holds, listening on a port the system
+/// picks: the node, its chain (to grow) and its address.
+async fn growing_node<P: Announce, R: Rt>(
+    rt: R,
+    chain: &Chain<P>,
+    blocks: usize,
+) -> (PeerManager<P>, Arc<Chain<P>>, SocketAddr)
+where
+    Chain<P>: Send + Sync,
+{
+    let start: Vec<_> = chain.blocks().take(blocks).cloned().collect();
+    let served = Arc::new(Chain::<P>::from_blocks(start).unwrap());
+    let mut config = manager_config::<P>(0);
+    let height = served.clone();
+    config.local.identity.current_height = Arc::new(move || height.height());
+    let server = PeerManager::new(
+        config,
+        book::<P>(),
+        ChainServer::new(served.clone()),
+        rt.ex(),
+    )
+    .unwrap();
+    let addr = server.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    (server, served, addr)
+}
+
 /// A node whose chain grows one block at a time and announces each new
 /// block with an `inv`; the follower pings nobody after the start (its
 /// check comes once an hour) and its only peer's `version` says genesis
@@ -306,19 +333,7 @@ where
 {
     rt.block_on(async {
         let tip = chain.height();
-        let start: Vec<_> = chain.blocks().take(1).cloned().collect();
-        let served = Arc::new(Chain::<P>::from_blocks(start).unwrap());
-        let mut config = manager_config::<P>(0);
-        let height = served.clone();
-        config.local.identity.current_height = Arc::new(move || height.height());
-        let server = PeerManager::new(
-            config,
-            book::<P>(),
-            ChainServer::new(served.clone()),
-            rt.ex(),
-        )
-        .unwrap();
-        let addr = server.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let (server, served, addr) = growing_node(rt, &chain, 1).await;
         let client =
             PeerManager::<P>::new(manager_config(0), book::<P>(), IgnoreAll, rt.ex()).unwrap();
         client.connect(addr).await.unwrap();
@@ -421,19 +436,7 @@ where
     rt.block_on(async {
         let tip = chain.height();
         // The node starts with ten blocks, the follower with the genesis block.
-        let start: Vec<_> = chain.blocks().take(11).cloned().collect();
-        let served = Arc::new(Chain::<P>::from_blocks(start).unwrap());
-        let mut config = manager_config::<P>(0);
-        let height = served.clone();
-        config.local.identity.current_height = Arc::new(move || height.height());
-        let server = PeerManager::new(
-            config,
-            book::<P>(),
-            ChainServer::new(served.clone()),
-            rt.ex(),
-        )
-        .unwrap();
-        let addr = server.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let (server, served, addr) = growing_node(rt, &chain, 11).await;
         let client =
             PeerManager::<P>::new(manager_config(0), book::<P>(), IgnoreAll, rt.ex()).unwrap();
         client.connect(addr).await.unwrap();
@@ -525,19 +528,7 @@ fn legacy_following_is_not_held_by_a_peer_announcing_blocks_it_never_gives() {
     let chain = legacy_chain(10, 0);
     SmolRt.block_on(async {
         let tip = chain.height();
-        let start: Vec<_> = chain.blocks().take(1).cloned().collect();
-        let served = Arc::new(Chain::<Legacy>::from_blocks(start).unwrap());
-        let mut config = manager_config::<Legacy>(0);
-        let height = served.clone();
-        config.local.identity.current_height = Arc::new(move || height.height());
-        let server = PeerManager::new(
-            config,
-            book::<Legacy>(),
-            ChainServer::new(served.clone()),
-            SmolRt.ex(),
-        )
-        .unwrap();
-        let addr = server.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let (server, served, addr) = growing_node(SmolRt, &chain, 1).await;
         let liar =
             PeerManager::<Legacy>::new(manager_config(0), book::<Legacy>(), IgnoreAll, SmolRt.ex())
                 .unwrap();
