@@ -207,19 +207,7 @@ fn a_node_on_another_chain_is_dropped_and_the_download_completes() {
 fn following_a_growing_chain<R: Rt>(rt: R) {
     rt.block_on(async {
         let full = n3_chain(120, 0);
-        let start: Vec<_> = full.blocks().take(51).cloned().collect();
-        let served = Arc::new(Chain::<N3>::from_blocks(start).unwrap());
-        let mut config = manager_config::<N3>(0);
-        let height = served.clone();
-        config.local.identity.current_height = Arc::new(move || height.height());
-        let server = PeerManager::new(
-            config,
-            book::<N3>(),
-            ChainServer::new(served.clone()),
-            rt.ex(),
-        )
-        .unwrap();
-        let addr = server.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let (server, served, addr) = growing_node(rt, &full, 51).await;
         let client =
             PeerManager::<N3>::new(manager_config(0), book::<N3>(), IgnoreAll, rt.ex()).unwrap();
         client.connect(addr).await.unwrap();
