@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use neo_peer::book::{AddressBook, BookConfig};
 use neo_peer::chain::{Chain, ChainServer, Serve, Synthetic};
-use neo_peer::manager::download::{Fetched, ScheduleConfig, download, follow};
+use neo_peer::manager::download::{
+    BlockSource, DownloadError, DownloadOutcome, Fetched, ScheduleConfig, download, follow,
+};
 use neo_peer::manager::{ManagerConfig, PeerManager};
 use neo_peer::peer::{IgnoreAll, LocalConfig};
 use neo_peer::protocol::{Legacy, N3, Protocol};
@@ -212,17 +214,12 @@ fn following_a_growing_chain<R: Rt>(rt: R) {
             PeerManager::<N3>::new(manager_config(0), book::<N3>(), IgnoreAll, rt.ex()).unwrap();
         client.connect(addr).await.unwrap();
         let mut got = Vec::new();
-        let outcome = follow(
+        let outcome = follow_chain(
             &client,
-            ScheduleConfig::default(),
-            1,
-            Some(full.genesis_hash()),
-            |_| None,
+            &full,
             Duration::from_millis(10),
-            |block, _| {
-                let index = block.index();
-                assert_eq!(Some(block.hash()), full.hash(index));
-                got.push(index);
+            &mut got,
+            |index| {
                 if index == 120 {
                     return ControlFlow::Break(());
                 }
@@ -281,6 +278,33 @@ impl Announce for Legacy {
             hashes: vec![hash],
         })
     }
+}
+
+/// [`follow`] of `chain` from block 1, checking for new blocks every
+/// `check`: each block, which must be `chain`'s at its index, has its index
+/// pushed on `got` and given to `then`, which says whether to go on.
+async fn follow_chain<P: BlockSource>(
+    client: &PeerManager<P>,
+    chain: &Chain<P>,
+    check: Duration,
+    got: &mut Vec<u32>,
+    mut then: impl FnMut(u32) -> ControlFlow<()>,
+) -> Result<DownloadOutcome, DownloadError> {
+    follow(
+        client,
+        ScheduleConfig::default(),
+        1,
+        Some(chain.genesis_hash()),
+        |_| None,
+        check,
+        |block, _| {
+            let index = block.index();
+            assert_eq!(Some(block.hash()), chain.hash(index));
+            got.push(index);
+            then(index)
+        },
+    )
+    .await
 }
 
 /// A node serving the first `blocks` blocks of `chain`, its `version`
@@ -354,25 +378,14 @@ where
         } else {
             Duration::from_millis(10)
         };
-        let follower = follow(
-            &client,
-            ScheduleConfig::default(),
-            1,
-            Some(chain.genesis_hash()),
-            |_| None,
-            check,
-            |block, _| {
-                let index = block.index();
-                assert_eq!(Some(block.hash()), chain.hash(index));
-                got.push(index);
-                let _ = grow.try_send(index);
-                if index == tip {
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
-                }
-            },
-        );
+        let follower = follow_chain(&client, &chain, check, &mut got, |index| {
+            let _ = grow.try_send(index);
+            if index == tip {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
         let outcome = futures_lite::future::or(follower, async {
             node.await;
             unreachable!()
@@ -554,17 +567,12 @@ fn legacy_following_is_not_held_by_a_peer_announcing_blocks_it_never_gives() {
             }
         };
         let mut got = Vec::new();
-        let follower = follow(
+        let follower = follow_chain(
             &client,
-            ScheduleConfig::default(),
-            1,
-            Some(chain.genesis_hash()),
-            |_| None,
+            &chain,
             Duration::from_secs(3600),
-            |block, _| {
-                let index = block.index();
-                assert_eq!(Some(block.hash()), chain.hash(index));
-                got.push(index);
+            &mut got,
+            |index| {
                 let _ = grow.try_send(index);
                 if index == tip {
                     ControlFlow::Break(())
