@@ -7,10 +7,10 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Kill, free_port};
+use common::{Kill, free_port, listening, neo_peer};
 use neo_peer::executor::SmolGlobal;
 use neo_peer::peer::{Direction, IgnoreAll, LocalConfig, Peer};
 use neo_peer::protocol::N3;
@@ -18,32 +18,12 @@ use neo_peer::wire::n3::PRIVNET_MAGIC;
 
 const BLOCKS: u32 = 3000;
 
-fn neo_peer() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_neo-peer"))
-}
-
 /// `neo-peer serve --synthetic BLOCKS` with `extra` arguments; its address.
 fn serve(extra: &[&str]) -> (Kill, SocketAddr) {
-    let mut child = neo_peer()
-        .args(["serve", "--listen", "127.0.0.1:0", "--synthetic"])
-        .arg(BLOCKS.to_string())
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .strip_prefix("listening on ")
-        .and_then(|rest| rest.split_once(','))
-        .unwrap_or_else(|| panic!("{line}"))
-        .0
-        .parse()
-        .unwrap();
-    (Kill(child), addr)
+    let blocks = BLOCKS.to_string();
+    let args = ["serve", "--listen", "127.0.0.1:0", "--synthetic", &blocks];
+    let (child, first) = listening(&[&args[..], extra].concat());
+    (child, first.addr.parse().unwrap())
 }
 
 /// `neo-peer sync --connect addr ARGS`, which must succeed, with `RUST_LOG`

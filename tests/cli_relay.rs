@@ -4,11 +4,14 @@
 //! relay on a private network asks for its genesis hash.
 #![cfg(feature = "cli")]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Lines, Read};
 use std::net::SocketAddr;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{ChildStdout, Command, Stdio};
 use std::time::Duration;
 
+use common::{Kill, listening};
 use futures_lite::future;
 use neo_peer::book::{AddressBook, BookConfig};
 use neo_peer::chain::{N3Chain, Synthetic};
@@ -22,18 +25,9 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-struct Relay(Child);
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts `neo-peer relay --json` with `args`; returns it, its address and
 /// its standard output, line by line.
-fn relay(args: &[&str]) -> (Relay, SocketAddr, Lines<BufReader<ChildStdout>>) {
+fn relay(args: &[&str]) -> (Kill, SocketAddr, Lines<BufReader<ChildStdout>>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_neo-peer"))
         .args([
             "relay",
@@ -52,7 +46,7 @@ fn relay(args: &[&str]) -> (Relay, SocketAddr, Lines<BufReader<ChildStdout>>) {
     let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert_eq!(first["event"], "listening", "{first}");
     let addr = first["addr"].as_str().unwrap().parse().unwrap();
-    (Relay(child), addr, lines)
+    (Kill(child), addr, lines)
 }
 
 fn node() -> PeerManager<N3> {
@@ -194,21 +188,9 @@ fn a_legacy_relay_on_a_private_network_needs_its_genesis() {
 #[test]
 fn a_relay_catching_up_prints_and_counts_only_what_it_sent() {
     const BLOCKS: u32 = 40;
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_neo-peer"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--synthetic"])
-        .arg(BLOCKS.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(serve.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _serve = Relay(serve);
-    // listening on ADDR, genesis 0x<hash>, height N
-    let rest = line.strip_prefix("listening on ").expect(&line);
-    let (served, _) = rest.split_once(", ").expect(&line);
+    let blocks = BLOCKS.to_string();
+    let (_serve, first) = listening(&["serve", "--listen", "127.0.0.1:0", "--synthetic", &blocks]);
+    let served = first.addr.as_str();
     let mut child = Command::new(env!("CARGO_BIN_EXE_neo-peer"))
         .args(["relay", "--listen", "127.0.0.1:0", "--connect", served])
         .args(["--verbose", "--summary", "0.1", "--duration", "120"])
@@ -219,7 +201,7 @@ fn a_relay_catching_up_prints_and_counts_only_what_it_sent() {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let stderr = child.stderr.take().unwrap();
-    let mut relay = Relay(child);
+    let mut relay = Kill(child);
     let mut lines = BufReader::new(stdout).lines();
     let mut next = || lines.next().expect("the relay's output").unwrap();
     assert!(next().starts_with("relay listening on 127.0.0.1:"));

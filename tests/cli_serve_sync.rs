@@ -1,46 +1,21 @@
 //! `neo-peer serve` and `neo-peer sync`, run as a user would, against each other.
 #![cfg(feature = "cli")]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
 
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::{Kill, serve_synthetic};
 use neo_peer::chain::{LegacyChain, N3Chain, Synthetic};
 
 const BLOCKS: u32 = 4321;
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts a server; returns it with its address and genesis hash.
-fn serve(protocol: &str) -> (Server, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_neo-peer"))
-        .args(["serve", "--protocol", protocol, "--network", "privnet"])
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--synthetic",
-            &BLOCKS.to_string(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    // listening on ADDR, genesis 0x<hash>, height N
-    let rest = line.strip_prefix("listening on ").expect(&line);
-    let (addr, rest) = rest.split_once(", genesis ").expect(&line);
-    let (genesis, height) = rest.split_once(", height ").expect(&line);
-    assert_eq!(height.trim(), BLOCKS.to_string());
-    (Server(child), addr.to_string(), genesis.to_string())
+fn serve(protocol: &str) -> (Kill, String, String) {
+    let (server, first) = serve_synthetic(protocol, BLOCKS);
+    assert_eq!(first.height, BLOCKS);
+    (server, first.addr, first.genesis)
 }
 
 fn sync(args: &[&str]) -> String {
@@ -175,7 +150,7 @@ fn json_events_one_object_per_line() {
             let _ = tx.send(line.unwrap());
         }
     });
-    let _server = Server(child);
+    let _server = Kill(child);
     let next = || {
         let line = served
             .recv_timeout(std::time::Duration::from_secs(20))

@@ -2,10 +2,13 @@
 //! the headers, then every block, each checked against its header.
 #![cfg(feature = "cli")]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 
+use common::{Kill, serve_synthetic};
 use neo_peer::book::{AddressBook, BookConfig};
 use neo_peer::chain::{Chain, ChainServer, LegacyChain, N3Chain, Synthetic};
 use neo_peer::executor::SmolGlobal;
@@ -16,39 +19,11 @@ use neo_peer::wire::n3;
 
 const BLOCKS: u32 = 1500;
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts a server of `BLOCKS` synthetic blocks; returns it with its
 /// address and genesis hash.
-fn serve(protocol: &str) -> (Server, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_neo-peer"))
-        .args(["serve", "--protocol", protocol, "--network", "privnet"])
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--synthetic",
-            &BLOCKS.to_string(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    // listening on ADDR, genesis 0x<hash>, height N
-    let rest = line.strip_prefix("listening on ").expect(&line);
-    let (addr, rest) = rest.split_once(", genesis ").expect(&line);
-    let (genesis, _) = rest.split_once(", height ").expect(&line);
-    (Server(child), addr.to_string(), genesis.to_string())
+fn serve(protocol: &str) -> (Kill, String, String) {
+    let (server, first) = serve_synthetic(protocol, BLOCKS);
+    (server, first.addr, first.genesis)
 }
 
 /// `neo-peer sync ARGS`, which must succeed; its standard output.
@@ -180,7 +155,7 @@ fn n3_sync_follow_prints_each_new_block_once() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut child = Server(child);
+    let mut child = Kill(child);
     let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
     let mut next = |what: &str| {
         lines

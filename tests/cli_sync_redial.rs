@@ -8,11 +8,11 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
-use common::{Kill, free_port};
+use common::{Kill, free_port, neo_peer, try_listening};
 use neo_peer::chain::{N3Chain, Synthetic};
 use serde_json::Value;
 
@@ -23,26 +23,12 @@ const AFTER: u32 = 120;
 /// How long any one expected line may take (the machine is loaded).
 const WAIT: Duration = Duration::from_secs(90);
 
-fn neo_peer() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_neo-peer"))
-}
-
 /// `neo-peer serve --synthetic BLOCKS` on `port`, once it listens; `None`
 /// when it could not listen there.
 fn serve(port: u16, blocks: u32) -> Option<Kill> {
-    let mut child = neo_peer()
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--synthetic", &blocks.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let child = Kill(child);
-    line.starts_with("listening on ").then_some(child)
+    let listen = format!("127.0.0.1:{port}");
+    let blocks = blocks.to_string();
+    try_listening(&["serve", "--listen", &listen, "--synthetic", &blocks]).map(|(node, _)| node)
 }
 
 /// The same, retried while the port is still held by the node before.

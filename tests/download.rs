@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use neo_peer::book::{AddressBook, BookConfig};
 use neo_peer::chain::{Chain, ChainServer, Serve, Synthetic};
-use neo_peer::manager::download::{Fetched, ScheduleConfig, download, follow};
+use neo_peer::manager::download::{
+    BlockSource, DownloadError, DownloadOutcome, Fetched, ScheduleConfig, download, follow,
+};
 use neo_peer::manager::{ManagerConfig, PeerManager};
 use neo_peer::peer::{IgnoreAll, LocalConfig};
 use neo_peer::protocol::{Legacy, N3, Protocol};
@@ -207,34 +209,17 @@ fn a_node_on_another_chain_is_dropped_and_the_download_completes() {
 fn following_a_growing_chain<R: Rt>(rt: R) {
     rt.block_on(async {
         let full = n3_chain(120, 0);
-        let start: Vec<_> = full.blocks().take(51).cloned().collect();
-        let served = Arc::new(Chain::<N3>::from_blocks(start).unwrap());
-        let mut config = manager_config::<N3>(0);
-        let height = served.clone();
-        config.local.identity.current_height = Arc::new(move || height.height());
-        let server = PeerManager::new(
-            config,
-            book::<N3>(),
-            ChainServer::new(served.clone()),
-            rt.ex(),
-        )
-        .unwrap();
-        let addr = server.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let (server, served, addr) = growing_node(rt, &full, 51).await;
         let client =
             PeerManager::<N3>::new(manager_config(0), book::<N3>(), IgnoreAll, rt.ex()).unwrap();
         client.connect(addr).await.unwrap();
         let mut got = Vec::new();
-        let outcome = follow(
+        let outcome = follow_chain(
             &client,
-            ScheduleConfig::default(),
-            1,
-            Some(full.genesis_hash()),
-            |_| None,
+            &full,
             Duration::from_millis(10),
-            |block, _| {
-                let index = block.index();
-                assert_eq!(Some(block.hash()), full.hash(index));
-                got.push(index);
+            &mut got,
+            |index| {
                 if index == 120 {
                     return ControlFlow::Break(());
                 }
@@ -295,6 +280,60 @@ impl Announce for Legacy {
     }
 }
 
+/// [`follow`] of `chain` from block 1, checking for new blocks every
+/// `check`: each block, which must be `chain`'s at its index, has its index
+/// pushed on `got` and given to `then`, which says whether to go on.
+async fn follow_chain<P: BlockSource>(
+    client: &PeerManager<P>,
+    chain: &Chain<P>,
+    check: Duration,
+    got: &mut Vec<u32>,
+    mut then: impl FnMut(u32) -> ControlFlow<()>,
+) -> Result<DownloadOutcome, DownloadError> {
+    follow(
+        client,
+        ScheduleConfig::default(),
+        1,
+        Some(chain.genesis_hash()),
+        |_| None,
+        check,
+        |block, _| {
+            let index = block.index();
+            assert_eq!(Some(block.hash()), chain.hash(index));
+            got.push(index);
+            then(index)
+        },
+    )
+    .await
+}
+
+/// A node serving the first `blocks` blocks of `chain`, its `version`
+/// saying the height of what it holds, listening on a port the system
+/// picks: the node, its chain (to grow) and its address.
+async fn growing_node<P: Announce, R: Rt>(
+    rt: R,
+    chain: &Chain<P>,
+    blocks: usize,
+) -> (PeerManager<P>, Arc<Chain<P>>, SocketAddr)
+where
+    Chain<P>: Send + Sync,
+{
+    let start: Vec<_> = chain.blocks().take(blocks).cloned().collect();
+    let served = Arc::new(Chain::<P>::from_blocks(start).unwrap());
+    let mut config = manager_config::<P>(0);
+    let height = served.clone();
+    config.local.identity.current_height = Arc::new(move || height.height());
+    let server = PeerManager::new(
+        config,
+        book::<P>(),
+        ChainServer::new(served.clone()),
+        rt.ex(),
+    )
+    .unwrap();
+    let addr = server.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    (server, served, addr)
+}
+
 /// A node whose chain grows one block at a time and announces each new
 /// block with an `inv`; the follower pings nobody after the start (its
 /// check comes once an hour) and its only peer's `version` says genesis
@@ -306,19 +345,7 @@ where
 {
     rt.block_on(async {
         let tip = chain.height();
-        let start: Vec<_> = chain.blocks().take(1).cloned().collect();
-        let served = Arc::new(Chain::<P>::from_blocks(start).unwrap());
-        let mut config = manager_config::<P>(0);
-        let height = served.clone();
-        config.local.identity.current_height = Arc::new(move || height.height());
-        let server = PeerManager::new(
-            config,
-            book::<P>(),
-            ChainServer::new(served.clone()),
-            rt.ex(),
-        )
-        .unwrap();
-        let addr = server.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let (server, served, addr) = growing_node(rt, &chain, 1).await;
         let client =
             PeerManager::<P>::new(manager_config(0), book::<P>(), IgnoreAll, rt.ex()).unwrap();
         client.connect(addr).await.unwrap();
@@ -351,25 +378,14 @@ where
         } else {
             Duration::from_millis(10)
         };
-        let follower = follow(
-            &client,
-            ScheduleConfig::default(),
-            1,
-            Some(chain.genesis_hash()),
-            |_| None,
-            check,
-            |block, _| {
-                let index = block.index();
-                assert_eq!(Some(block.hash()), chain.hash(index));
-                got.push(index);
-                let _ = grow.try_send(index);
-                if index == tip {
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
-                }
-            },
-        );
+        let follower = follow_chain(&client, &chain, check, &mut got, |index| {
+            let _ = grow.try_send(index);
+            if index == tip {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
         let outcome = futures_lite::future::or(follower, async {
             node.await;
             unreachable!()
@@ -421,19 +437,7 @@ where
     rt.block_on(async {
         let tip = chain.height();
         // The node starts with ten blocks, the follower with the genesis block.
-        let start: Vec<_> = chain.blocks().take(11).cloned().collect();
-        let served = Arc::new(Chain::<P>::from_blocks(start).unwrap());
-        let mut config = manager_config::<P>(0);
-        let height = served.clone();
-        config.local.identity.current_height = Arc::new(move || height.height());
-        let server = PeerManager::new(
-            config,
-            book::<P>(),
-            ChainServer::new(served.clone()),
-            rt.ex(),
-        )
-        .unwrap();
-        let addr = server.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let (server, served, addr) = growing_node(rt, &chain, 11).await;
         let client =
             PeerManager::<P>::new(manager_config(0), book::<P>(), IgnoreAll, rt.ex()).unwrap();
         client.connect(addr).await.unwrap();
@@ -525,19 +529,7 @@ fn legacy_following_is_not_held_by_a_peer_announcing_blocks_it_never_gives() {
     let chain = legacy_chain(10, 0);
     SmolRt.block_on(async {
         let tip = chain.height();
-        let start: Vec<_> = chain.blocks().take(1).cloned().collect();
-        let served = Arc::new(Chain::<Legacy>::from_blocks(start).unwrap());
-        let mut config = manager_config::<Legacy>(0);
-        let height = served.clone();
-        config.local.identity.current_height = Arc::new(move || height.height());
-        let server = PeerManager::new(
-            config,
-            book::<Legacy>(),
-            ChainServer::new(served.clone()),
-            SmolRt.ex(),
-        )
-        .unwrap();
-        let addr = server.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let (server, served, addr) = growing_node(SmolRt, &chain, 1).await;
         let liar =
             PeerManager::<Legacy>::new(manager_config(0), book::<Legacy>(), IgnoreAll, SmolRt.ex())
                 .unwrap();
@@ -575,17 +567,12 @@ fn legacy_following_is_not_held_by_a_peer_announcing_blocks_it_never_gives() {
             }
         };
         let mut got = Vec::new();
-        let follower = follow(
+        let follower = follow_chain(
             &client,
-            ScheduleConfig::default(),
-            1,
-            Some(chain.genesis_hash()),
-            |_| None,
+            &chain,
             Duration::from_secs(3600),
-            |block, _| {
-                let index = block.index();
-                assert_eq!(Some(block.hash()), chain.hash(index));
-                got.push(index);
+            &mut got,
+            |index| {
                 let _ = grow.try_send(index);
                 if index == tip {
                     ControlFlow::Break(())

@@ -821,13 +821,74 @@ fn an_item_sent_to_a_peer_twice_is_counted() {
     });
 }
 
+/// `count` transactions of some 60 KB each, `N3::tx(seed)` with nonces
+/// `0..count` and a large script, relayed by `hub`; their hashes.
+fn relay_large_txs(hub: &PeerManager<N3>, seed: u64, count: u32) -> Vec<neo_peer::wire::UInt256> {
+    let tx = match N3::tx(seed).message {
+        n3::Message::Transaction(tx) => tx,
+        other => panic!("{other:?}"),
+    };
+    let mut hashes = Vec::new();
+    for i in 0..count {
+        let mut tx = tx.clone();
+        tx.nonce = i;
+        tx.script = vec![0x40; 60_000].into();
+        let item = N3::item(&n3::Message::Transaction(tx)).unwrap();
+        hashes.push(item.hash);
+        hub.relay(item);
+    }
+    hashes
+}
+
+/// One N3 message as the bytes a peer sends for it.
+fn frame(codec: &n3::Codec, m: &n3::Message) -> Vec<u8> {
+    let mut out = bytes::BytesMut::new();
+    N3::encode(codec, m, &mut out).unwrap();
+    out.to_vec()
+}
+
+/// A raw N3 peer connected to `addr`, past the handshake: its version
+/// sent, the other side's version and verack read, its verack sent. Its
+/// connection (nothing more is read from it) and its codec.
+async fn raw_peer(addr: SocketAddr) -> (async_io::Async<std::net::TcpStream>, n3::Codec) {
+    use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+    use neo_peer::protocol::Role;
+    let mut conn = async_io::Async::<std::net::TcpStream>::connect(addr)
+        .await
+        .unwrap();
+    let mut codec = N3::codec(NET);
+    let mut local = LocalConfig::<N3>::new(NET);
+    local.identity.nonce = 0x0BAD;
+    conn.write_all(&frame(&codec, &N3::version(&local.identity)))
+        .await
+        .unwrap();
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0;
+    while seen < 2 {
+        match N3::decode(&mut codec, &mut buf).unwrap() {
+            Some(d) => {
+                if matches!(N3::role(&d.message), Role::Version(_) | Role::Verack) {
+                    seen += 1;
+                }
+            }
+            None => {
+                let mut chunk = [0u8; 4096];
+                let n = conn.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "closed during the handshake");
+                buf.extend_from_slice(&chunk[..n]);
+            }
+        }
+    }
+    conn.write_all(&frame(&codec, &N3::verack())).await.unwrap();
+    (conn, codec)
+}
+
 /// A peer that asks for the same item again and again and reads nothing
 /// gets no second copy of it queued while the first waits: its queue holds
 /// the item once, not once per request.
 #[test]
 fn an_item_asked_again_while_it_waits_for_the_asker_is_not_queued_twice() {
-    use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
-    use neo_peer::protocol::Role;
+    use futures_lite::io::AsyncWriteExt;
     smol::block_on(async {
         let (hub, _) = relaying::<N3, _>(IgnoreAll);
         let addr = listening(&hub).await;
@@ -840,38 +901,7 @@ fn an_item_asked_again_while_it_waits_for_the_asker_is_not_queued_twice() {
         let item = N3::item(&n3::Message::Transaction(tx)).unwrap();
         hub.relay(item.clone());
         // A raw peer: the handshake, then requests only, never a read.
-        let mut conn = async_io::Async::<std::net::TcpStream>::connect(addr)
-            .await
-            .unwrap();
-        let mut codec = N3::codec(NET);
-        let frame = |codec: &_, m: &n3::Message| {
-            let mut out = bytes::BytesMut::new();
-            N3::encode(codec, m, &mut out).unwrap();
-            out.to_vec()
-        };
-        let mut local = LocalConfig::<N3>::new(NET);
-        local.identity.nonce = 0x0BAD;
-        conn.write_all(&frame(&codec, &N3::version(&local.identity)))
-            .await
-            .unwrap();
-        let mut buf = bytes::BytesMut::new();
-        let mut seen = 0;
-        while seen < 2 {
-            match N3::decode(&mut codec, &mut buf).unwrap() {
-                Some(d) => {
-                    if matches!(N3::role(&d.message), Role::Version(_) | Role::Verack) {
-                        seen += 1;
-                    }
-                }
-                None => {
-                    let mut chunk = [0u8; 4096];
-                    let n = conn.read(&mut chunk).await.unwrap();
-                    assert!(n > 0, "closed during the handshake");
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-            }
-        }
-        conn.write_all(&frame(&codec, &N3::verack())).await.unwrap();
+        let (mut conn, codec) = raw_peer(addr).await;
         let ask = frame(
             &codec,
             &N3::get_data(ItemKind::Transaction, &[item.hash]).unwrap(),
@@ -900,8 +930,7 @@ fn an_item_asked_again_while_it_waits_for_the_asker_is_not_queued_twice() {
 /// hold at most its outbox's bytes for it: past them, answers are dropped.
 #[test]
 fn a_peer_that_does_not_read_is_queued_no_more_than_its_outbox_bytes() {
-    use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
-    use neo_peer::protocol::Role;
+    use futures_lite::io::AsyncWriteExt;
     smol::block_on(async {
         let relay_config = RelayConfig {
             outbox_bytes: 1 << 20,
@@ -911,51 +940,8 @@ fn a_peer_that_does_not_read_is_queued_no_more_than_its_outbox_bytes() {
         let addr = listening(&hub).await;
         // 600 transactions of some 60 KB: 36 MB, far more than the
         // socket's buffers and the outbox's bytes hold.
-        let tx = match N3::tx(5).message {
-            n3::Message::Transaction(tx) => tx,
-            other => panic!("{other:?}"),
-        };
-        let mut hashes = Vec::new();
-        for i in 0..600u32 {
-            let mut tx = tx.clone();
-            tx.nonce = i;
-            tx.script = vec![0x40; 60_000].into();
-            let item = N3::item(&n3::Message::Transaction(tx)).unwrap();
-            hashes.push(item.hash);
-            hub.relay(item);
-        }
-        let mut conn = async_io::Async::<std::net::TcpStream>::connect(addr)
-            .await
-            .unwrap();
-        let mut codec = N3::codec(NET);
-        let frame = |codec: &_, m: &n3::Message| {
-            let mut out = bytes::BytesMut::new();
-            N3::encode(codec, m, &mut out).unwrap();
-            out.to_vec()
-        };
-        let mut local = LocalConfig::<N3>::new(NET);
-        local.identity.nonce = 0x0BAD;
-        conn.write_all(&frame(&codec, &N3::version(&local.identity)))
-            .await
-            .unwrap();
-        let mut buf = bytes::BytesMut::new();
-        let mut seen = 0;
-        while seen < 2 {
-            match N3::decode(&mut codec, &mut buf).unwrap() {
-                Some(d) => {
-                    if matches!(N3::role(&d.message), Role::Version(_) | Role::Verack) {
-                        seen += 1;
-                    }
-                }
-                None => {
-                    let mut chunk = [0u8; 4096];
-                    let n = conn.read(&mut chunk).await.unwrap();
-                    assert!(n > 0, "closed during the handshake");
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-            }
-        }
-        conn.write_all(&frame(&codec, &N3::verack())).await.unwrap();
+        let hashes = relay_large_txs(&hub, 5, 600);
+        let (mut conn, codec) = raw_peer(addr).await;
         for hash in &hashes {
             let ask = N3::get_data(ItemKind::Transaction, &[*hash]).unwrap();
             conn.write_all(&frame(&codec, &ask)).await.unwrap();
@@ -1052,20 +1038,8 @@ fn the_relay_cache_is_bounded_in_bytes() {
         };
         let (hub, _) = relaying_with::<N3, _>(IgnoreAll, relay_config);
         let addr = listening(&hub).await;
-        let tx = match N3::tx(6).message {
-            n3::Message::Transaction(tx) => tx,
-            other => panic!("{other:?}"),
-        };
         // 40 transactions of some 60 KB: 2.4 MB, over the cache's 1 MiB.
-        let mut hashes = Vec::new();
-        for i in 0..40u32 {
-            let mut tx = tx.clone();
-            tx.nonce = i;
-            tx.script = vec![0x40; 60_000].into();
-            let item = N3::item(&n3::Message::Transaction(tx)).unwrap();
-            hashes.push(item.hash);
-            hub.relay(item);
-        }
+        let hashes = relay_large_txs(&hub, 6, 40);
         let asker = PeerManager::<N3>::new(config(), book::<N3>(), IgnoreAll, SmolGlobal).unwrap();
         let link = asker.connect(addr).await.unwrap();
         for (i, expect_found) in [(0, false), (39, true)] {

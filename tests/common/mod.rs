@@ -194,3 +194,83 @@ impl Drop for Kill {
         let _ = self.0.wait();
     }
 }
+
+/// The first line `neo-peer serve` prints once it listens:
+/// `listening on ADDR, genesis 0x<hash>, height N`.
+pub struct Listening {
+    /// The address it listens on, as printed.
+    pub addr: String,
+    /// The hash of its genesis block, `0x` and hex.
+    pub genesis: String,
+    /// The height of the chain it serves.
+    pub height: u32,
+}
+
+impl Listening {
+    /// Reads `line`; `None` if it is not a listening line.
+    pub fn parse(line: &str) -> Option<Listening> {
+        let rest = line.strip_prefix("listening on ")?;
+        let (addr, rest) = rest.split_once(", genesis ")?;
+        let (genesis, height) = rest.split_once(", height ")?;
+        Some(Listening {
+            addr: addr.to_string(),
+            genesis: genesis.to_string(),
+            height: height.trim().parse().ok()?,
+        })
+    }
+}
+
+/// The `neo-peer` binary, in the test crates built with it (the `cli`
+/// feature).
+pub fn neo_peer() -> Command {
+    match option_env!("CARGO_BIN_EXE_neo-peer") {
+        Some(path) => Command::new(path),
+        None => panic!("the neo-peer binary is built only with the `cli` feature"),
+    }
+}
+
+/// `neo-peer ARGS` (standard error dropped), once it printed its first
+/// line: the process and that line read as [`Listening`]; `None`, the
+/// process ended, when the line is not one (e.g. it could not listen).
+pub fn try_listening(args: &[&str]) -> Option<(Kill, Listening)> {
+    let (child, line) = first_line(args);
+    Listening::parse(&line).map(|first| (child, first))
+}
+
+/// [`try_listening`] which must succeed.
+pub fn listening(args: &[&str]) -> (Kill, Listening) {
+    let (child, line) = first_line(args);
+    let first = Listening::parse(&line).unwrap_or_else(|| panic!("not listening: {line:?}"));
+    (child, first)
+}
+
+/// `neo-peer serve` of `blocks` synthetic blocks of `protocol` (privnet)
+/// on a port the system picks, once it listens.
+pub fn serve_synthetic(protocol: &str, blocks: u32) -> (Kill, Listening) {
+    let blocks = blocks.to_string();
+    listening(&[
+        "serve",
+        "--protocol",
+        protocol,
+        "--network",
+        "privnet",
+        "--listen",
+        "127.0.0.1:0",
+        "--synthetic",
+        &blocks,
+    ])
+}
+
+fn first_line(args: &[&str]) -> (Kill, String) {
+    let mut child = neo_peer()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let child = Kill(child);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+    (child, line)
+}
