@@ -219,7 +219,11 @@ pub struct ScheduleConfig {
     /// pass off a block of its own making that links to the chain. A block
     /// that fails is a fault of its peer, as a block that does not link.
     /// It costs about 2 ms a MainNet block (five signatures) in a release
-    /// build, on the thread that hands blocks out.
+    /// build, on the thread that hands blocks out. Blocks only: the headers
+    /// a Legacy follower learns at the tip (`getheaders`, then blocks asked
+    /// by their hashes) are not checked yet, so a forged header is caught
+    /// when its block is, and may first cost the honest peer whose block
+    /// does not match it a fault.
     pub witnesses: Option<Signers>,
 }
 
