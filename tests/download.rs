@@ -11,7 +11,7 @@ use std::time::Duration;
 use neo_peer::book::{AddressBook, BookConfig};
 use neo_peer::chain::{Chain, ChainServer, Serve, Synthetic};
 use neo_peer::manager::download::{
-    BlockSource, DownloadError, DownloadOutcome, Fetched, ScheduleConfig, download, follow,
+    BlockSource, DownloadError, DownloadOutcome, Fetched, ScheduleConfig, Signers, download, follow,
 };
 use neo_peer::manager::{ManagerConfig, PeerManager};
 use neo_peer::peer::{IgnoreAll, LocalConfig};
@@ -596,6 +596,127 @@ fn legacy_following_is_not_held_by_a_peer_announcing_blocks_it_never_gives() {
         assert_eq!(outcome.tip_hash, Some(chain.tip_hash()));
         client.shutdown().await;
         liar.shutdown().await;
+        server.shutdown().await;
+    });
+}
+
+/// With witnesses checked, a Legacy follower checks the headers it learns
+/// at the tip too: a node whose chain the validators did not sign (a
+/// synthetic one: signature contracts of the right shape, no real keys) is
+/// reported for its first header and dropped, and no block is handed out.
+#[test]
+fn legacy_following_with_witnesses_refuses_unsigned_headers() {
+    SmolRt.block_on(async {
+        let chain = legacy_chain(20, 0);
+        let (server, _served, addr) = growing_node(SmolRt, &chain, 21).await;
+        let client =
+            PeerManager::<Legacy>::new(manager_config(0), book::<Legacy>(), IgnoreAll, SmolRt.ex())
+                .unwrap();
+        let events = client.events();
+        client.connect(addr).await.unwrap();
+        let genesis = chain.block(0).unwrap();
+        let config = ScheduleConfig {
+            witnesses: Some(Signers {
+                network: 0,
+                first: genesis.base.next_consensus,
+            }),
+            ..ScheduleConfig::default()
+        };
+        let mut got = Vec::new();
+        let following = follow(
+            &client,
+            config,
+            1,
+            Some(chain.genesis_hash()),
+            |_| None,
+            Duration::from_secs(3600),
+            |block, _| {
+                got.push(block.index());
+                ControlFlow::Continue(())
+            },
+        );
+        let reported = async {
+            loop {
+                match events.recv().await.unwrap() {
+                    neo_peer::manager::ManagerEvent::WrongBlock { index, reason, .. } => {
+                        break (index, reason);
+                    }
+                    _ => continue,
+                }
+            }
+        };
+        let deadline = async {
+            async_io::Timer::after(Duration::from_secs(60)).await;
+            panic!("the unsigned header was not reported");
+        };
+        let (index, reason) =
+            futures_lite::future::or(futures_lite::future::or(reported, deadline), async {
+                let _ = following.await;
+                panic!("following ended")
+            })
+            .await;
+        assert_eq!(index, Some(1), "{reason}");
+        assert!(reason.starts_with("header 1: "), "{reason}");
+        assert!(got.is_empty(), "{got:?}");
+        client.shutdown().await;
+        server.shutdown().await;
+    });
+}
+
+/// A [`Follower`](neo_peer::manager::Follower) with witnesses checked takes
+/// the signer of its next block from its own chain (the genesis block here,
+/// not the placeholder in the config): a node whose blocks the validators
+/// did not sign is reported for block 1's signatures, not for naming
+/// another signer, and the follower's chain stays at genesis.
+#[test]
+fn a_follower_with_witnesses_takes_its_signers_from_its_chain() {
+    use neo_peer::manager::{FollowConfig, Follower, ManagerEvent};
+    use neo_peer::wire::UInt160;
+    SmolRt.block_on(async {
+        let chain = n3_chain(20, 0);
+        let (server, _served, addr) = growing_node(SmolRt, &chain, 21).await;
+        let client =
+            PeerManager::<N3>::new(manager_config(0), book::<N3>(), IgnoreAll, SmolRt.ex())
+                .unwrap();
+        let events = client.events();
+        client.connect(addr).await.unwrap();
+        let ours = Arc::new(Chain::<N3>::from_blocks([chain.block(0).unwrap().clone()]).unwrap());
+        let network = client.config().local.identity.network;
+        let config = FollowConfig {
+            schedule: ScheduleConfig {
+                witnesses: Some(Signers {
+                    network,
+                    first: UInt160::ZERO,
+                }),
+                ..ScheduleConfig::default()
+            },
+            ..FollowConfig::default()
+        };
+        let follower = Follower::with_config(client.clone(), ours.clone(), config);
+        let reported = async {
+            loop {
+                if let ManagerEvent::WrongBlock { index, reason, .. } = events.recv().await.unwrap()
+                {
+                    break (index, reason);
+                }
+            }
+        };
+        let deadline = async {
+            async_io::Timer::after(Duration::from_secs(60)).await;
+            panic!("the unsigned block was not reported");
+        };
+        let (index, reason) =
+            futures_lite::future::or(futures_lite::future::or(reported, deadline), async {
+                let _ = follower.run().await;
+                panic!("following ended")
+            })
+            .await;
+        assert_eq!(index, Some(1), "{reason}");
+        assert!(reason.starts_with("block 1: "), "{reason}");
+        assert!(!reason.contains("the block before names"), "{reason}");
+        assert_eq!(ours.block_height(), Some(0));
+        follower.stop();
+        client.shutdown().await;
         server.shutdown().await;
     });
 }

@@ -48,7 +48,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use thiserror::Error;
 
 use crate::wire::{
-    DecodeError, Encode, MAX_PAYLOAD, UInt256, Witness, check_tx_hashes, legacy, merkle_root, n3,
+    DecodeError, Encode, MAX_PAYLOAD, UInt160, UInt256, Witness, check_tx_hashes, legacy,
+    merkle_root, n3,
 };
 use index::HashIndex;
 
@@ -85,6 +86,16 @@ pub trait Generation: sealed::Sealed + Sized + 'static {
     fn header_prev_hash(header: &Self::Header) -> UInt256;
     /// The Merkle root a header names.
     fn header_merkle_root(header: &Self::Header) -> UInt256;
+    /// The script hash of the contract that must sign the next block.
+    fn header_next_consensus(header: &Self::Header) -> UInt160;
+    /// Whether a header is signed by the contract whose script hash is
+    /// `signer` (see [`wire::witness`](crate::wire::witness)); N3 signs for
+    /// the network `network`.
+    fn check_header_witness(
+        header: &Self::Header,
+        network: u32,
+        signer: &UInt160,
+    ) -> Result<(), String>;
     /// The limits a receiver enforces on a header (what the encoder needs to
     /// send it in a `headers` message).
     fn check_header(header: &Self::Header) -> Result<(), DecodeError>;
@@ -143,6 +154,16 @@ impl Generation for N3 {
     fn header_merkle_root(header: &n3::Header) -> UInt256 {
         header.merkle_root
     }
+    fn header_next_consensus(header: &n3::Header) -> UInt160 {
+        header.next_consensus
+    }
+    fn check_header_witness(
+        header: &n3::Header,
+        network: u32,
+        signer: &UInt160,
+    ) -> Result<(), String> {
+        crate::wire::witness::check_n3(header, network, signer).map_err(|e| e.to_string())
+    }
     fn check_header(header: &n3::Header) -> Result<(), DecodeError> {
         header.validate()
     }
@@ -195,6 +216,16 @@ impl Generation for Legacy {
     }
     fn header_merkle_root(header: &legacy::Header) -> UInt256 {
         header.base.merkle_root
+    }
+    fn header_next_consensus(header: &legacy::Header) -> UInt160 {
+        header.base.next_consensus
+    }
+    fn check_header_witness(
+        header: &legacy::Header,
+        _network: u32,
+        signer: &UInt160,
+    ) -> Result<(), String> {
+        crate::wire::witness::check_legacy(&header.base, signer).map_err(|e| e.to_string())
     }
     fn check_header(header: &legacy::Header) -> Result<(), DecodeError> {
         legacy_witness_limits(&header.base.witness)

@@ -248,7 +248,20 @@ impl<P: BlockSource> Follower<P> {
     pub async fn run(&self) -> Result<(), FollowError> {
         let from = self.chain.block_height().map_or(0, |h| h + 1);
         let after = from.checked_sub(1).and_then(|i| self.chain.hash(i));
-        let headers_from = Some(self.chain.tip());
+        let mut schedule = self.config.schedule;
+        // With witnesses checked, the chain says who signs what comes next:
+        // the block before `from` names the signer of the block at `from`,
+        // the last header the signer of the header after it.
+        let mut header_signer = None;
+        if let Some(w) = schedule.witnesses.as_mut() {
+            let named = |i: u32| self.chain.header(i).map(|h| P::header_next_consensus(h));
+            if let Some(signer) = from.checked_sub(1).and_then(named) {
+                w.first = signer;
+            }
+            header_signer = named(self.chain.tip().0);
+        }
+        let (tip_index, tip_hash) = self.chain.tip();
+        let headers_from = Some((tip_index, tip_hash, header_signer));
         let hashes = self.chain.clone();
         let refused: Mutex<Option<ChainError>> = Mutex::new(None);
         let on_header = |header: &<P as Generation>::Header| {
@@ -286,7 +299,7 @@ impl<P: BlockSource> Follower<P> {
         let following = async {
             driver::run(
                 &self.manager,
-                self.config.schedule,
+                schedule,
                 from,
                 None,
                 after,

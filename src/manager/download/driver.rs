@@ -10,12 +10,14 @@ use async_io::Timer;
 use futures_lite::future;
 use thiserror::Error;
 
-use super::{Abandoned, Arrival, Fetched, Ready, Request, RequestId, Schedule, ScheduleConfig};
+use super::{
+    Abandoned, Arrival, Fetched, Ready, Request, RequestId, Schedule, ScheduleConfig, Signers,
+};
 use crate::chain::Generation;
 use crate::manager::{Announcement, ManagerError, ManagerEvent, PeerId, PeerManager};
 use crate::protocol::{Legacy, N3, Protocol};
 use crate::relay::KnownSet;
-use crate::wire::{UInt256, legacy, n3};
+use crate::wire::{UInt160, UInt256, legacy, n3};
 
 /// How often the driver looks at the manager's peers (who joined, who left,
 /// who grew) when nothing else happens.
@@ -327,21 +329,57 @@ struct Tail {
     tip: Option<(u32, UInt256)>,
     /// The hashes of the heights whose blocks are not handed out yet.
     ahead: BTreeMap<u32, UInt256>,
+    /// With witnesses checked: the network, and the contract that signs
+    /// the header after the last one.
+    witnesses: Option<Signers>,
 }
 
 impl Tail {
     /// Appends the header of height `index`, hash `hash`, when it follows
-    /// the last one (`prev` is its hash); false, and nothing changed, if not.
-    fn extend(&mut self, index: u32, hash: UInt256, prev: UInt256) -> bool {
+    /// the last one (`prev` is its hash) and, with witnesses checked, is
+    /// signed by the contract the last one names (`signed` checks that and
+    /// returns the contract it names in turn); `Ok(false)`, and nothing
+    /// changed, if it does not follow; why, if it is not signed.
+    fn extend(
+        &mut self,
+        index: u32,
+        hash: UInt256,
+        prev: UInt256,
+        signed: impl FnOnce(&Signers) -> Result<UInt160, String>,
+    ) -> Result<bool, String> {
         let follows = self
             .tip
             .is_some_and(|(i, h)| i.checked_add(1) == Some(index) && h == prev);
-        if follows {
-            self.tip = Some((index, hash));
-            self.ahead.insert(index, hash);
+        if !follows {
+            return Ok(false);
         }
-        follows
+        if let Some(w) = self.witnesses.as_mut() {
+            w.first = signed(w)?;
+        }
+        self.tip = Some((index, hash));
+        self.ahead.insert(index, hash);
+        Ok(true)
     }
+}
+
+/// Whether `block` is signed by the contract `signers` names; the contract
+/// it names in turn.
+fn block_signed<B: Fetched>(block: &B, signers: &Signers) -> Result<UInt160, String> {
+    let index = block.index();
+    block
+        .check_witness(signers.network, &signers.first)
+        .map_err(|e| format!("block {index}: {e}"))?;
+    block
+        .next_consensus()
+        .ok_or_else(|| format!("block {index} names no signer"))
+}
+
+/// Whether `header` is signed by the contract `signers` names; the contract
+/// it names in turn.
+fn header_signed<P: Generation>(header: &P::Header, signers: &Signers) -> Result<UInt160, String> {
+    P::check_header_witness(header, signers.network, &signers.first)
+        .map_err(|e| format!("header {}: {e}", P::header_index(header)))?;
+    Ok(P::header_next_consensus(header))
 }
 
 /// One of `peer`'s requests has ended: its slot is free.
@@ -361,7 +399,9 @@ fn lock(tail: &Mutex<Tail>) -> std::sync::MutexGuard<'_, Tail> {
 /// [`download`] up to `target`, or [`follow`] (`target` `None`) with the
 /// peers pinged every `check`. Following Legacy learns the headers after
 /// `headers_from` (by default the block before `from`), each handed to
-/// `on_header` once, in order.
+/// `on_header` once, in order; with witnesses checked, `headers_from` also
+/// gives the contract that signs the header after it (`None`: the one that
+/// signs the block at `from`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn run<P: BlockSource>(
     manager: &PeerManager<P>,
@@ -371,7 +411,7 @@ pub(crate) async fn run<P: BlockSource>(
     after: Option<UInt256>,
     expected: impl Fn(u32) -> Option<UInt256> + Send + Sync + 'static,
     check: Option<Duration>,
-    headers_from: Option<(u32, UInt256)>,
+    headers_from: Option<(u32, UInt256, Option<UInt160>)>,
     mut on_header: impl FnMut(&P::Header),
     mut on_block: impl FnMut(P::FetchedBlock, PeerId) -> ControlFlow<()>,
 ) -> Result<DownloadOutcome, DownloadError> {
@@ -379,7 +419,10 @@ pub(crate) async fn run<P: BlockSource>(
     let following = target.is_none();
     // Legacy following learns hashes from headers after the last known one.
     let by_headers = following && P::BY_HASH;
-    let header_tip = headers_from.or(from.checked_sub(1).zip(after));
+    let header_tip = headers_from
+        .map(|(i, h, _)| (i, h))
+        .or(from.checked_sub(1).zip(after));
+    let header_signer = headers_from.and_then(|(_, _, s)| s);
     if by_headers && header_tip.is_none() {
         return Err(DownloadError::UnknownHash {
             index: from.saturating_sub(1),
@@ -393,6 +436,13 @@ pub(crate) async fn run<P: BlockSource>(
     let tail = Arc::new(Mutex::new(Tail {
         tip: header_tip,
         ahead: BTreeMap::new(),
+        // The contract that signs the header after `header_tip`: the
+        // block before `from` names it, unless the headers known go
+        // further (then the caller says).
+        witnesses: config.witnesses.map(|w| Signers {
+            first: header_signer.unwrap_or(w.first),
+            ..w
+        }),
     }));
     let known = tail.clone();
     let expected = move |i: u32| expected(i).or_else(|| lock(&known).ahead.get(&i).copied());
@@ -755,12 +805,21 @@ pub(crate) async fn run<P: BlockSource>(
                     }
                     if by_headers {
                         let mut t = lock(&tail);
-                        if t.extend(index, hash, block.prev_hash()) {
-                            drop(t);
-                            seen.insert(hash);
-                            on_header(&P::block_header(&P::chain_block(block.clone())));
-                        } else if t.ahead.get(&index) != Some(&hash) {
-                            continue;
+                        let signed = |s: &Signers| block_signed(&block, s);
+                        match t.extend(index, hash, block.prev_hash(), signed) {
+                            Ok(true) => {
+                                drop(t);
+                                seen.insert(hash);
+                                on_header(&P::block_header(&P::chain_block(block.clone())));
+                            }
+                            Ok(false) if t.ahead.get(&index) == Some(&hash) => {}
+                            Ok(false) => continue,
+                            Err(why) => {
+                                drop(t);
+                                fault(peer, Some(index), &why, &mut dropped, &mut outcome.faults);
+                                schedule.remove_peer(peer);
+                                continue;
+                            }
                         }
                     }
                     // Asked of that peer already (its height rose with this
@@ -791,8 +850,15 @@ pub(crate) async fn run<P: BlockSource>(
                             break;
                         }
                         let (index, hash) = (block.index(), block.hash());
-                        if !lock(&tail).extend(index, hash, block.prev_hash()) {
-                            continue;
+                        let signed = |s: &Signers| block_signed(&block, s);
+                        match lock(&tail).extend(index, hash, block.prev_hash(), signed) {
+                            Ok(true) => {}
+                            Ok(false) => continue,
+                            Err(why) => {
+                                fault(peer, Some(index), &why, &mut dropped, &mut outcome.faults);
+                                schedule.remove_peer(peer);
+                                break;
+                            }
                         }
                         fruitless.remove(&peer);
                         seen.insert(hash);
@@ -834,15 +900,20 @@ pub(crate) async fn run<P: BlockSource>(
                                 )),
                                 _ => None,
                             }
-                        } else if !t.extend(index, hash, prev) {
-                            Some(format!(
-                                "header {index} does not follow the last header known ({tip_index})"
-                            ))
                         } else {
-                            advanced = true;
-                            seen.insert(hash);
-                            on_header(&header);
-                            None
+                            let signed = |s: &Signers| header_signed::<P>(&header, s);
+                            match t.extend(index, hash, prev, signed) {
+                                Ok(true) => {
+                                    advanced = true;
+                                    seen.insert(hash);
+                                    on_header(&header);
+                                    None
+                                }
+                                Ok(false) => Some(format!(
+                                    "header {index} does not follow the last header known ({tip_index})"
+                                )),
+                                Err(why) => Some(why),
+                            }
                         };
                         if let Some(why) = why {
                             drop(t);
