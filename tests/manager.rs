@@ -107,6 +107,15 @@ fn client<P: Protocol, R: Rt, H: Handler<P>>(rt: R, handler: H) -> PeerManager<P
     PeerManager::new(manager_config(0), book::<P>(), handler, rt.ex()).unwrap()
 }
 
+/// The config of a client that syncs whole chains: on a loaded machine a
+/// node may take longer than the usual test stall timeout to answer 2000
+/// headers, and the sync is not what the stall rule is tested by.
+fn syncing_config<P: Protocol>() -> ManagerConfig<P> {
+    let mut c = manager_config(0);
+    c.local.timeouts.stall = Duration::from_secs(20);
+    c
+}
+
 /// Polls `cond` every 2 ms until it holds or `timeout` passes; whether it held.
 async fn eventually(timeout: Duration, cond: impl Fn() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
@@ -779,8 +788,14 @@ fn parallel_sync<R: Rt>(rt: R) {
             n3_nodes.push(node(rt, n3c.clone()).await);
             legacy_nodes.push(node(rt, legc.clone()).await);
         }
-        let c = client::<N3, _, _>(rt, IgnoreAll);
-        let l = client::<Legacy, _, _>(rt, IgnoreAll);
+        let c = PeerManager::new(syncing_config::<N3>(), book::<N3>(), IgnoreAll, rt.ex()).unwrap();
+        let l = PeerManager::new(
+            syncing_config::<Legacy>(),
+            book::<Legacy>(),
+            IgnoreAll,
+            rt.ex(),
+        )
+        .unwrap();
         for n in &n3_nodes {
             c.connect(n.addr).await.unwrap();
         }
@@ -872,10 +887,10 @@ fn sync_outlasts_the_route_timeout<R: Rt>(rt: R) {
         let legc = legacy_chain(3_000);
         let n3_node = node(rt, n3c.clone()).await;
         let legacy_node = node(rt, legc.clone()).await;
-        let mut nc = manager_config::<N3>(0);
+        let mut nc = syncing_config::<N3>();
         nc.route_timeout = Duration::ZERO;
         let c = PeerManager::new(nc, book::<N3>(), IgnoreAll, rt.ex()).unwrap();
-        let mut lc = manager_config::<Legacy>(0);
+        let mut lc = syncing_config::<Legacy>();
         lc.route_timeout = Duration::ZERO;
         let l = PeerManager::new(lc, book::<Legacy>(), IgnoreAll, rt.ex()).unwrap();
         c.connect(n3_node.addr).await.unwrap();
