@@ -234,28 +234,26 @@ fn contract(m: usize, n: usize, keys: Vec<&[u8]>) -> Result<Contract<'_>, Witnes
 
 /// The signatures an N3 invocation script pushes (64 bytes each).
 fn n3_signatures(script: &[u8]) -> Result<Vec<&[u8]>, WitnessError> {
-    let mut r = Script(script);
-    let mut out = Vec::new();
-    while r.peek().is_some() {
-        if out.len() == MAX_KEYS {
-            return Err(WitnessError::NotStandard("too many signatures"));
-        }
-        r.byte(N3_PUSHDATA1, "PUSHDATA1 of a signature")?;
-        r.byte(64, "64-byte signature")?;
-        out.push(r.take(64)?);
-    }
-    Ok(out)
+    signatures(script, &[N3_PUSHDATA1, 64])
 }
 
 /// The signatures a Legacy invocation script pushes (64 bytes each).
 fn legacy_signatures(script: &[u8]) -> Result<Vec<&[u8]>, WitnessError> {
+    signatures(script, &[LEGACY_PUSHBYTES64])
+}
+
+/// The 64-byte signatures an invocation script pushes, each after `push`
+/// (the generation's opcode, and its length byte where it has one).
+fn signatures<'a>(script: &'a [u8], push: &[u8]) -> Result<Vec<&'a [u8]>, WitnessError> {
     let mut r = Script(script);
     let mut out = Vec::new();
     while r.peek().is_some() {
         if out.len() == MAX_KEYS {
             return Err(WitnessError::NotStandard("too many signatures"));
         }
-        r.byte(LEGACY_PUSHBYTES64, "PUSHBYTES64 of a signature")?;
+        if r.take(push.len())? != push {
+            return Err(WitnessError::NotStandard("not a 64-byte signature push"));
+        }
         out.push(r.take(64)?);
     }
     Ok(out)
