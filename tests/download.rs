@@ -307,6 +307,13 @@ async fn follow_chain<P: BlockSource>(
     .await
 }
 
+/// Fails the test with `what` after a minute: a guard against a hang, far
+/// longer than any run takes.
+async fn guard<T>(what: &str) -> T {
+    async_io::Timer::after(Duration::from_secs(60)).await;
+    panic!("{what}");
+}
+
 /// A node serving the first `blocks` blocks of `chain`, its `version`
 /// saying the height of what it holds, listening on a port the system
 /// picks: the node, its chain (to grow) and its address.
@@ -581,10 +588,7 @@ fn legacy_following_is_not_held_by_a_peer_announcing_blocks_it_never_gives() {
                 }
             },
         );
-        let deadline = async {
-            async_io::Timer::after(Duration::from_secs(60)).await;
-            panic!("following stalled");
-        };
+        let deadline = guard("following stalled");
         let others = futures_lite::future::or(futures_lite::future::or(node, lies), deadline);
         let outcome = futures_lite::future::or(follower, async {
             others.await;
@@ -645,10 +649,7 @@ fn legacy_following_with_witnesses_refuses_unsigned_headers() {
                 }
             }
         };
-        let deadline = async {
-            async_io::Timer::after(Duration::from_secs(60)).await;
-            panic!("the unsigned header was not reported");
-        };
+        let deadline = guard("the unsigned header was not reported");
         let (index, reason) =
             futures_lite::future::or(futures_lite::future::or(reported, deadline), async {
                 let _ = following.await;
@@ -701,10 +702,7 @@ fn a_follower_with_witnesses_takes_its_signers_from_its_chain() {
                 }
             }
         };
-        let deadline = async {
-            async_io::Timer::after(Duration::from_secs(60)).await;
-            panic!("the unsigned block was not reported");
-        };
+        let deadline = guard("the unsigned block was not reported");
         let (index, reason) =
             futures_lite::future::or(futures_lite::future::or(reported, deadline), async {
                 let _ = follower.run().await;
